@@ -1,0 +1,1 @@
+"""CX lakehouse jobs: ingestion, silver/gold builders, features and models."""
