@@ -1,0 +1,79 @@
+"""
+### cx_nightly — one night of the CX lakehouse
+
+For the run's logical date **D**: land the three raw logs that arrived on D in bronze (in
+parallel), gate bronze with Great Expectations, merge silver `orders` and `shipments`, recompute
+the gold `cx_kpi_daily` days that D's late arrivals can still change, and train + evaluate the
+ETA model in MLflow.
+
+Thin by design: every task calls `jobs.nightly`; no logic lives here. Each task is its own
+process in production and so pays Spark's start-up (measured in the README); tasks are cut at
+the points a data engineer wants to retry or inspect on their own, not finer.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import dag, task
+
+SOURCES = ("orders", "tracking_scans", "interactions")
+
+
+@dag(
+    dag_id="cx_nightly",
+    schedule="@daily",
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,  # Delta writers of one table must not race across nights
+    tags=["cx", "lakehouse", "nightly"],
+    doc_md=__doc__,
+    default_args={
+        "owner": "data-engineering",
+        "retries": 2,
+        "retry_delay": timedelta(minutes=2),
+        "retry_exponential_backoff": True,
+        "max_retry_delay": timedelta(minutes=20),
+        "execution_timeout": timedelta(minutes=45),
+    },
+)
+def cx_nightly():
+    @task
+    def ingest(source: str, run_date: str) -> dict:
+        from jobs import nightly
+
+        return nightly.ingest(source, run_date)
+
+    @task
+    def validate_bronze(run_date: str) -> dict:
+        from jobs import nightly
+
+        return nightly.validate_bronze(run_date)
+
+    @task
+    def build_silver(run_date: str) -> None:
+        from jobs import nightly
+
+        nightly.build_silver(run_date)
+
+    @task
+    def build_gold(run_date: str) -> None:
+        from jobs import nightly
+
+        nightly.build_gold(run_date)
+
+    @task
+    def train_eta(run_date: str) -> dict:
+        from jobs import nightly
+
+        return nightly.train_eta(run_date)
+
+    run_date = "{{ ds }}"
+    landed = [ingest.override(task_id=f"ingest_{source}")(source, run_date) for source in SOURCES]
+    gate = validate_bronze(run_date)
+    landed >> gate
+    gate >> build_silver(run_date) >> build_gold(run_date) >> train_eta(run_date)
+
+
+cx_nightly()

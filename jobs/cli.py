@@ -1,0 +1,137 @@
+"""``cxlake``: the project's command line.
+
+    cxlake simulate --days N --customers M --seed S --out DIR [--start YYYY-MM-DD]
+    cxlake run --date YYYY-MM-DD          one night, in this process (no Airflow)
+    cxlake dags-test --date YYYY-MM-DD    one night through Airflow (`airflow dags test cx_nightly`)
+    cxlake demo [--days N ...]            simulate, run the DAG for each day, print a summary
+    cxlake summary                        what the lake holds now
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+from jobs.config import load_config
+
+
+def _date(text: str) -> dt.date:
+    return dt.date.fromisoformat(text)
+
+
+def _simulate(days: int, customers: int, seed: int, out: Path, start: dt.date | None) -> None:
+    from jobs.simulator import SimulationConfig, simulate
+
+    kwargs = {"days": days, "customers": customers, "seed": seed}
+    if start is not None:
+        kwargs["start_date"] = start
+    summary = simulate(SimulationConfig(**kwargs), out)
+    print(f"simulated {days} days x {customers} customers (seed {seed}) into {out}")
+    for source, lines in summary.lines.items():
+        dirt = ", ".join(f"{kind} {count}" for kind, count in summary.dirt.get(source, {}).items() if count)
+        print(f"  {source:15s} {lines:>9d} lines  (injected dirt: {dirt or 'none'})")
+
+
+def _simulated_dates(landing: Path) -> list[str]:
+    return sorted(p.name for p in (landing / "orders").iterdir() if p.is_dir()) if (landing / "orders").is_dir() else []
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    _simulate(args.days, args.customers, args.seed, Path(args.out), args.start)
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from jobs import nightly
+
+    report = nightly.run_all(args.date.isoformat())
+    print(json.dumps(report, indent=2, default=str))
+    return 0
+
+
+def cmd_dags_test(args: argparse.Namespace) -> int:
+    from jobs.airflow_env import dags_test, ensure_airflow_db
+
+    config = load_config()
+    ensure_airflow_db(config)
+    return dags_test(config, "cx_nightly", args.date.isoformat()).returncode
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from jobs.airflow_env import dags_test, ensure_airflow_db
+    from jobs.summary import print_summary
+
+    config = load_config()
+    landing = Path(config.landing_root)
+    started = time.monotonic()
+    _simulate(args.days, args.customers, args.seed, landing, args.start)
+    ensure_airflow_db(config)
+    dates = _simulated_dates(landing)
+    for day in dates:
+        t0 = time.monotonic()
+        done = dags_test(config, "cx_nightly", day, capture=True)
+        if done.returncode != 0:
+            sys.stdout.write(done.stdout[-20000:])
+            sys.stderr.write(done.stderr[-20000:])
+            print(f"cx_nightly failed for {day} (exit {done.returncode}); Airflow logs under {config.home}/airflow/logs")
+            return done.returncode
+        print(f"cx_nightly {day}: success in {time.monotonic() - t0:.0f} s")
+    print_summary(config)
+    print(f"\ndemo finished in {time.monotonic() - started:.0f} s")
+    return 0
+
+
+def cmd_summary(args: argparse.Namespace) -> int:
+    from jobs.summary import print_summary
+
+    print_summary(load_config())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cxlake", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sim = sub.add_parser("simulate", help="write simulated raw logs")
+    sim.add_argument("--days", type=int, default=14)
+    sim.add_argument("--customers", type=int, default=2000)
+    sim.add_argument("--seed", type=int, default=7)
+    sim.add_argument("--out", required=True)
+    sim.add_argument("--start", type=_date, default=None, help="first simulated day (default 2026-01-05)")
+    sim.set_defaults(func=cmd_simulate)
+
+    run = sub.add_parser("run", help="run one night in this process")
+    run.add_argument("--date", type=_date, required=True)
+    run.set_defaults(func=cmd_run)
+
+    test = sub.add_parser("dags-test", help="run one night through `airflow dags test cx_nightly`")
+    test.add_argument("--date", type=_date, required=True)
+    test.set_defaults(func=cmd_dags_test)
+
+    demo = sub.add_parser("demo", help="simulate, run the DAG for every day, summarise")
+    demo.add_argument("--days", type=int, default=7)
+    demo.add_argument("--customers", type=int, default=1500)
+    demo.add_argument("--seed", type=int, default=7)
+    demo.add_argument("--start", type=_date, default=None)
+    demo.set_defaults(func=cmd_demo)
+
+    summary = sub.add_parser("summary", help="print the lake's tables, KPIs and latest model run")
+    summary.set_defaults(func=cmd_summary)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("great_expectations", "py4j", "mlflow.store"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

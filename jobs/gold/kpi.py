@@ -1,0 +1,83 @@
+"""Gold ``cx_kpi_daily``: on-time delivery rate, delivery days and volumes per day."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pyspark.sql.functions as F
+from pyspark.sql import DataFrame, SparkSession
+
+from jobs.config import LakeConfig
+from jobs.contracts import load_contract
+from jobs.tables import merge_rows
+
+LATEST_AS_OF_WINS = "s.as_of_date >= t.as_of_date"
+
+
+def _window_days(as_of_date: str, lateness_days: int) -> tuple[dt.date, dt.date]:
+    end = dt.date.fromisoformat(as_of_date)
+    return end - dt.timedelta(days=lateness_days), end
+
+
+def build_cx_kpi_daily(
+    spark: SparkSession,
+    orders_df: DataFrame,
+    shipments_df: DataFrame,
+    as_of_date: str,
+    lateness_days: int,
+) -> DataFrame:
+    """KPIs for each day in ``[as_of_date - lateness_days, as_of_date]`` from data arrived by ``as_of_date``.
+
+    ``spark`` only builds the calendar of days (so days with no activity still get a row).
+    """
+    contract = load_contract("gold.cx_kpi_daily")
+    start, end = _window_days(as_of_date, lateness_days)
+    as_of = F.lit(end)
+    calendar = spark.range(lateness_days + 1).select(F.date_add(F.lit(start), F.col("id").cast("int")).alias("kpi_date"))
+
+    known_orders = orders_df.filter(F.col("first_ingest_date") <= as_of)
+    placed = (
+        known_orders.filter(F.col("order_date").between(F.lit(start), as_of))
+        .groupBy(F.col("order_date").alias("kpi_date"))
+        .agg(F.count("*").alias("orders_placed"))
+    )
+    delivered = (
+        shipments_df.filter(F.col("delivered_ingest_date") <= as_of)
+        .withColumn("kpi_date", F.to_date("delivered_at"))
+        .filter(F.col("kpi_date").between(F.lit(start), as_of))
+        .join(known_orders.select("order_id", "placed_at", "promised_delivery_date"), "order_id")
+        .withColumn("days_late", F.datediff("kpi_date", "promised_delivery_date"))
+        .withColumn("delivery_days", (F.unix_timestamp("delivered_at") - F.unix_timestamp("placed_at")) / 86400.0)
+        .groupBy("kpi_date")
+        .agg(
+            F.count("*").alias("orders_delivered"),
+            F.count(F.when(F.col("days_late") <= 0, 1)).alias("on_time_deliveries"),
+            F.count(F.when(F.col("days_late") > 0, 1)).alias("late_deliveries"),
+            F.avg("delivery_days").alias("avg_delivery_days"),
+            F.avg(F.when(F.col("days_late") > 0, F.col("days_late"))).alias("avg_days_late"),
+        )
+    )
+    kpis = (
+        calendar.join(placed, "kpi_date", "left")
+        .join(delivered, "kpi_date", "left")
+        .fillna(0, ["orders_placed", "orders_delivered", "on_time_deliveries", "late_deliveries"])
+        .withColumn(
+            "on_time_delivery_rate",
+            F.when(F.col("orders_delivered") > 0, F.col("on_time_deliveries") / F.col("orders_delivered")),
+        )
+        # Rounded so that values are stable across Spark's summation order.
+        .withColumn("on_time_delivery_rate", F.round("on_time_delivery_rate", 6))
+        .withColumn("avg_delivery_days", F.round("avg_delivery_days", 6))
+        .withColumn("avg_days_late", F.round("avg_days_late", 6))
+        .withColumn("as_of_date", as_of)
+        .withColumn("is_final", F.date_add("kpi_date", lateness_days) <= as_of)
+    )
+    return kpis.select(*[F.col(c.name).cast(c.type) for c in contract.columns])
+
+
+def run(spark: SparkSession, config: LakeConfig, run_date: str) -> None:
+    """Recompute the KPI days that data arriving on ``run_date`` can still change."""
+    orders = spark.read.format("delta").load(config.table_path("silver.orders"))
+    shipments = spark.read.format("delta").load(config.table_path("silver.shipments"))
+    kpis = build_cx_kpi_daily(spark, orders, shipments, run_date, config.lateness_days)
+    merge_rows(spark, kpis, config, "gold.cx_kpi_daily", ("kpi_date",), update_condition=LATEST_AS_OF_WINS)

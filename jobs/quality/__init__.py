@@ -1,0 +1,1 @@
+"""Great Expectations gates, with suites derived from the contracts in ``schemas/``."""

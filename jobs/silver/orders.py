@@ -1,0 +1,60 @@
+"""Silver ``orders``: one row per order from bronze, PII hashed."""
+
+from __future__ import annotations
+
+import pyspark.sql.functions as F
+from pyspark.sql import DataFrame, SparkSession, Window
+
+from jobs.config import LakeConfig
+from jobs.contracts import load_contract
+from jobs.pii import hashed_pii, pii_key
+from jobs.tables import merge_rows
+
+# Exact resends of an order can arrive on several dates; the earliest copy is the record. The
+# same order on the target decides a MERGE, so the end state does not depend on run order.
+EARLIER_ARRIVAL = (
+    "s.first_ingest_date < t.first_ingest_date OR (s.first_ingest_date = t.first_ingest_date AND "
+    "(s.source_file < t.source_file OR (s.source_file = t.source_file AND s.line_number < t.line_number)))"
+)
+
+
+def filter_first_arrival(df: DataFrame, key: str) -> DataFrame:
+    """Keep, per ``key``, the row that arrived first (by ingest date, file, line)."""
+    first = Window.partitionBy(key).orderBy("_ingest_date", "_source_file", "_line_number")
+    return df.withColumn("_arrival_rank", F.row_number().over(first)).filter("_arrival_rank = 1").drop("_arrival_rank")
+
+
+def build_silver_orders(bronze_orders_df: DataFrame, hashing_key: str) -> DataFrame:
+    """Bronze order rows -> silver orders (contract ``silver.orders``)."""
+    contract = load_contract("silver.orders")
+    first = filter_first_arrival(bronze_orders_df, "order_id")
+    shaped = first.select(
+        "order_id",
+        "customer_id",
+        "placed_at",
+        F.to_date("placed_at").alias("order_date"),
+        "items",
+        "amount",
+        "origin_warehouse",
+        "destination_region",
+        F.concat_ws(">", "origin_warehouse", "destination_region").alias("lane"),
+        "carrier",
+        "promised_delivery_date",
+        F.datediff("promised_delivery_date", F.to_date("placed_at")).alias("promised_days"),
+        "payment_method",
+        "channel",
+        hashed_pii(F.col("email"), hashing_key).alias("email_hash"),
+        hashed_pii(F.col("phone"), hashing_key).alias("phone_hash"),
+        F.col("_ingest_date").alias("first_ingest_date"),
+        F.col("_source_file").alias("source_file"),
+        F.col("_line_number").alias("line_number"),
+    )
+    return shaped.select(*[F.col(c.name).cast(c.type) for c in contract.columns])
+
+
+def run(spark: SparkSession, config: LakeConfig, run_date: str) -> None:
+    """Merge the orders that arrived on ``run_date`` into ``silver.orders``."""
+    bronze = spark.read.format("delta").load(config.table_path("bronze.orders"))
+    arrived = bronze.filter(F.col("_ingest_date") == F.lit(run_date).cast("date"))
+    silver = build_silver_orders(arrived, pii_key(config))
+    merge_rows(spark, silver, config, "silver.orders", ("order_id",), update_condition=EARLIER_ARRIVAL)

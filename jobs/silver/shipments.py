@@ -1,0 +1,75 @@
+"""Silver ``shipments``: one row per order with delivery milestones from tracking scans."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pyspark.sql.functions as F
+from pyspark.sql import DataFrame, SparkSession
+
+from jobs.config import LakeConfig
+from jobs.contracts import load_contract
+from jobs.silver.orders import filter_first_arrival
+from jobs.tables import merge_rows
+
+# How far back the scans of a parcel still being touched can reach. Parcels travel days, not
+# months; bounding it keeps the nightly cost proportional to the day, not to the history.
+SHIPMENT_WINDOW_DAYS = 45
+
+# Milestones in journey order: a tie on scan time is broken by this rank, not by file order.
+MILESTONE_RANK = {
+    "created": 0,
+    "picked": 1,
+    "left_warehouse": 2,
+    "arrived_hub": 3,
+    "out_for_delivery": 4,
+    "delivery_failed": 5,
+    "delivered": 6,
+    "returned": 7,
+}
+
+
+def _first_at(event: str) -> F.Column:
+    return F.min(F.when(F.col("event") == event, F.col("scan_at")))
+
+
+def build_shipments(scans_df: DataFrame) -> DataFrame:
+    """Bronze tracking scans (all scans of the orders concerned) -> one milestone row per order."""
+    contract = load_contract("silver.shipments")
+    scans = filter_first_arrival(scans_df, "scan_id")
+    rank = F.create_map(*[x for k, v in MILESTONE_RANK.items() for x in (F.lit(k), F.lit(v))])
+    ordered = scans.withColumn("_rank", rank[F.col("event")])
+    delivered_first = F.min(F.when(F.col("event") == "delivered", F.struct("scan_at", "_ingest_date")))
+    shipments = ordered.groupBy("order_id").agg(
+        F.min_by("carrier", F.struct("scan_at", "_rank")).alias("carrier"),
+        _first_at("created").alias("created_at"),
+        _first_at("picked").alias("picked_at"),
+        _first_at("left_warehouse").alias("left_warehouse_at"),
+        _first_at("arrived_hub").alias("first_hub_at"),
+        F.count(F.when(F.col("event") == "arrived_hub", 1)).alias("hubs_passed"),
+        _first_at("out_for_delivery").alias("out_for_delivery_at"),
+        F.count(F.when(F.col("event") == "delivery_failed", 1)).alias("failed_attempts"),
+        delivered_first.getField("scan_at").alias("delivered_at"),
+        _first_at("returned").alias("returned_at"),
+        F.max_by("event", F.struct("scan_at", "_rank")).alias("last_event"),
+        F.max("scan_at").alias("last_event_at"),
+        F.count("*").alias("scans"),
+        F.min("_ingest_date").alias("first_ingest_date"),
+        delivered_first.getField("_ingest_date").alias("delivered_ingest_date"),
+    )
+    return shipments.select(*[F.col(c.name).cast(c.type) for c in contract.columns])
+
+
+def run(spark: SparkSession, config: LakeConfig, run_date: str) -> None:
+    """Rebuild the shipments of every order that received a scan on ``run_date``.
+
+    Each touched order is recomputed from all its scans present in bronze, so the row is a
+    function of the scans, whatever order the dates were run in.
+    """
+    bronze = spark.read.format("delta").load(config.table_path("bronze.tracking_scans"))
+    day = F.lit(run_date).cast("date")
+    touched = bronze.filter(F.col("_ingest_date") == day).select("order_id").distinct()
+    window_start = dt.date.fromisoformat(run_date) - dt.timedelta(days=SHIPMENT_WINDOW_DAYS)
+    recent = bronze.filter(F.col("_ingest_date") >= F.lit(window_start))
+    scans = recent.join(touched, "order_id", "left_semi")
+    merge_rows(spark, build_shipments(scans), config, "silver.shipments", ("order_id",))

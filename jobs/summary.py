@@ -1,0 +1,53 @@
+"""What the lake holds now: tables with row counts, headline KPIs, the latest model run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from jobs.config import LakeConfig
+
+
+def delta_tables(config: LakeConfig) -> list[str]:
+    """Names (``layer.table``) of the Delta tables under the lake root (local lakes only)."""
+    root = Path(config.lake_root)
+    if not root.is_dir():
+        return []
+    return sorted(
+        f"{log_dir.parent.parent.name}.{log_dir.parent.name}" for log_dir in root.glob("*/*/_delta_log") if log_dir.is_dir()
+    )
+
+
+def print_summary(config: LakeConfig) -> None:
+    import mlflow
+    import pyspark.sql.functions as F
+
+    from jobs.spark import get_spark
+    from jobs.tables import read_table, table_version
+
+    spark = get_spark(config)
+    print(f"\nDelta tables under {config.lake_root}:")
+    print(f"  {'table':32s} {'rows':>10s} {'version':>8s}")
+    for table in delta_tables(config):
+        rows = read_table(spark, config, table).count()
+        print(f"  {table:32s} {rows:>10d} {table_version(spark, config, table):>8d}")
+
+    if "gold.cx_kpi_daily" in delta_tables(config):
+        print("\nHeadline KPIs (gold.cx_kpi_daily, latest 7 days):")
+        kpis = read_table(spark, config, "gold.cx_kpi_daily").orderBy(F.col("kpi_date").desc()).limit(7)
+        kpis.orderBy("kpi_date").select(
+            "kpi_date", "orders_placed", "orders_delivered", "on_time_delivery_rate", "avg_delivery_days", "is_final"
+        ).show(truncate=False)
+
+    mlflow.set_tracking_uri(config.mlflow_tracking_uri)
+    runs = mlflow.search_runs(experiment_names=["cx_eta"], order_by=["start_time DESC"], max_results=1)
+    if len(runs):
+        run = runs.iloc[0]
+        print(f"Latest ETA model run: {run['run_id']} ({run.get('tags.status')}, as of {run.get('tags.as_of_date')})")
+        for metric in ("metrics.mae_p50_days", "metrics.mae_promise_days", "metrics.p10_p90_coverage"):
+            if metric in run and run[metric] == run[metric]:
+                print(f"  {metric.removeprefix('metrics.'):22s} {run[metric]:.3f}")
+    print("\nWhere to look:")
+    print(f"  Delta tables     {config.lake_root}/<layer>/<table>/")
+    print(f"  raw landing      {config.landing_root}/<source>/<YYYY-MM-DD>/")
+    print(f"  MLflow UI        mlflow ui --backend-store-uri {config.mlflow_tracking_uri}")
+    print(f"  Airflow logs     {config.home}/airflow/logs/")
