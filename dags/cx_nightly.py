@@ -76,4 +76,4 @@ def cx_nightly():
     gate >> build_silver(run_date) >> build_gold(run_date) >> train_eta(run_date)
 
 
-cx_nightly()
+nightly_dag = cx_nightly()

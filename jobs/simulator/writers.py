@@ -1,0 +1,76 @@
+"""Rendering of raw lines (CSV / JSON Lines) and atomic writing of files and manifests."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from pathlib import Path
+from collections.abc import Sequence
+from typing import Any
+
+
+class _Null:
+    """Marker for an explicit JSON ``null`` (plain ``None`` means: key absent)."""
+
+    _instance: _Null | None = None
+
+    def __new__(cls) -> _Null:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "NULL"
+
+
+NULL = _Null()
+
+# Same output as ``json.dumps(obj, ensure_ascii=False, separators=(",", ":"))``; one reused
+# encoder instead of a new one per line (json.dumps builds one whenever options are passed).
+_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
+class CsvRenderer:
+    """Renders one CSV row to a line (minimal quoting, ``\\n`` terminated)."""
+
+    def __init__(self) -> None:
+        self._buf = io.StringIO()
+        self._writer = csv.writer(self._buf, lineterminator="\n", quoting=csv.QUOTE_MINIMAL)
+
+    def __call__(self, values: Sequence[Any]) -> str:
+        self._buf.seek(0)
+        self._buf.truncate()
+        self._writer.writerow(["" if v is None or v is NULL else v for v in values])
+        return self._buf.getvalue()[:-1]
+
+
+def render_json(names: Sequence[str], values: Sequence[Any]) -> str:
+    """One JSON object in contract key order; ``None`` keys are omitted, ``NULL`` is ``null``."""
+    obj = {n: (None if v is NULL else v) for n, v in zip(names, values, strict=True) if v is not None}
+    return _JSON.encode(obj)
+
+
+def write_text(path: Path, text: str) -> None:
+    """Write UTF-8 text atomically (temp file + rename), replacing any previous file.
+
+    A reader (or an Airflow sensor) never sees a half-written file, and a rerun overwrites.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8", newline="") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
+
+
+def write_lines(path: Path, lines: Sequence[str], header: str | None = None) -> None:
+    """Write lines (each ending in ``\\n``), optionally after a CSV header."""
+    parts = [header] if header is not None else []
+    parts.extend(lines)
+    write_text(path, "".join(p + "\n" for p in parts))
+
+
+def write_json(path: Path, obj: Any) -> None:
+    """Write a pretty-printed JSON document (stable key order as given)."""
+    write_text(path, json.dumps(obj, ensure_ascii=False, indent=2) + "\n")
