@@ -24,21 +24,20 @@ def _date(text: str) -> dt.date:
     return dt.date.fromisoformat(text)
 
 
-def _simulate(days: int, customers: int, seed: int, out: Path, start: dt.date | None) -> None:
+def _simulate(days: int, customers: int, seed: int, out: Path, start: dt.date | None) -> list[str]:
+    """Write the simulated landing files and return the simulated dates."""
     from jobs.simulator import SimulationConfig, simulate
 
     kwargs = {"days": days, "customers": customers, "seed": seed}
     if start is not None:
         kwargs["start_date"] = start
-    summary = simulate(SimulationConfig(**kwargs), out)
+    config = SimulationConfig(**kwargs)
+    summary = simulate(config, out)
     print(f"simulated {days} days x {customers} customers (seed {seed}) into {out}")
     for source, lines in summary.lines.items():
         dirt = ", ".join(f"{kind} {count}" for kind, count in summary.dirt.get(source, {}).items() if count)
         print(f"  {source:15s} {lines:>9d} lines  (injected dirt: {dirt or 'none'})")
-
-
-def _simulated_dates(landing: Path) -> list[str]:
-    return sorted(p.name for p in (landing / "orders").iterdir() if p.is_dir()) if (landing / "orders").is_dir() else []
+    return [(config.start_date + dt.timedelta(days=i)).isoformat() for i in range(days)]
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
@@ -63,24 +62,23 @@ def cmd_dags_test(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from jobs.airflow_env import dags_test, ensure_airflow_db
+    from jobs.airflow_env import ensure_airflow_db, run_dates_logged
     from jobs.summary import print_summary
 
     config = load_config()
     landing = Path(config.landing_root)
     started = time.monotonic()
-    _simulate(args.days, args.customers, args.seed, landing, args.start)
+    dates = _simulate(args.days, args.customers, args.seed, landing, args.start)
     ensure_airflow_db(config)
-    dates = _simulated_dates(landing)
-    for day in dates:
-        t0 = time.monotonic()
-        done = dags_test(config, "cx_nightly", day, capture=True)
-        if done.returncode != 0:
-            sys.stdout.write(done.stdout[-20000:])
-            sys.stderr.write(done.stderr[-20000:])
-            print(f"cx_nightly failed for {day} (exit {done.returncode}); Airflow logs under {config.home}/airflow/logs")
-            return done.returncode
-        print(f"cx_nightly {day}: success in {time.monotonic() - t0:.0f} s")
+    log_file = Path(config.home) / "logs" / "demo_dag_runs.log"
+    print(f"running cx_nightly (dag.test, as `airflow dags test`) for {dates[0]} .. {dates[-1]}; log: {log_file}", flush=True)
+    results = run_dates_logged(config, dates, log_file)
+    for result in results:
+        print(f"  cx_nightly {result['date']}: {result['state']} in {result['seconds']:.0f} s")
+    if len(results) != len(dates) or any(r["state"] != "success" for r in results):
+        print(f"cx_nightly did not succeed for every date; see {log_file} (last lines below)\n")
+        print("\n".join(log_file.read_text().splitlines()[-60:]))
+        return 1
     print_summary(config)
     print(f"\ndemo finished in {time.monotonic() - started:.0f} s")
     return 0

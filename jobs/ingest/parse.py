@@ -129,7 +129,8 @@ def with_duplicate_check(typed_df: DataFrame, keys: tuple[str, ...]) -> DataFram
     Only otherwise valid rows compete, so a broken copy never shadows a good one. Copies arriving
     on different dates are all kept in bronze (it is the raw history); silver keeps the first.
     """
-    order = Window.partitionBy(*[F.col(k) for k in keys]).orderBy("source_file", "line_number")
+    # Valid and refused rows rank separately, so refused copies never take the first place.
+    order = Window.partitionBy(F.col(REASON).isNull(), *[F.col(k) for k in keys]).orderBy("source_file", "line_number")
     rank = F.when(F.col(REASON).isNull(), F.row_number().over(order))
     return typed_df.withColumn(REASON, F.coalesce(F.col(REASON), F.when(rank > 1, F.lit("duplicate"))))
 
