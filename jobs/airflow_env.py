@@ -22,11 +22,19 @@ def airflow_env(config: LakeConfig) -> dict[str, str]:
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
-        "CXLAKE_HOME": str(config.home),
     }
     env = dict(os.environ)
     for key, value in defaults.items():
         env.setdefault(key, value)
+    # The lake the caller configured is the one the DAG's tasks must use.
+    env.update(
+        {
+            "CXLAKE_HOME": str(config.home),
+            "CXLAKE_LAKE_ROOT": config.lake_root,
+            "CXLAKE_LANDING_ROOT": config.landing_root,
+            "MLFLOW_TRACKING_URI": config.mlflow_tracking_uri,
+        }
+    )
     return env
 
 
