@@ -27,7 +27,7 @@ test: $(VENV)/.installed
 
 ## bench: timings and memory of the main job (figures printed with the command that made them)
 bench: $(VENV)/.installed
-	$(BIN)/python -m benchmarks.run_bench
+	$(BIN)/cxlake bench --days $(DAYS) --customers $(CUSTOMERS)
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check jobs dags tests

@@ -5,6 +5,7 @@
     cxlake dags-test --date YYYY-MM-DD    one night through Airflow (`airflow dags test cx_nightly`)
     cxlake demo [--days N ...]            simulate, run the DAG for each day, print a summary
     cxlake summary                        what the lake holds now
+    cxlake bench                          start-up, wall time and peak memory figures
 """
 
 from __future__ import annotations
@@ -91,6 +92,12 @@ def cmd_summary(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from jobs import bench
+
+    return bench.main(days=args.days, customers=args.customers)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cxlake", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -117,6 +124,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=7)
     demo.add_argument("--start", type=_date, default=None)
     demo.set_defaults(func=cmd_demo)
+
+    bench = sub.add_parser("bench", help="measure Spark start-up and the demo's wall time and peak memory")
+    bench.add_argument("--days", type=int, default=7)
+    bench.add_argument("--customers", type=int, default=1500)
+    bench.set_defaults(func=cmd_bench)
 
     summary = sub.add_parser("summary", help="print the lake's tables, KPIs and latest model run")
     summary.set_defaults(func=cmd_summary)

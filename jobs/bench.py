@@ -1,0 +1,74 @@
+"""Benchmarks of the main job (``make bench`` / ``cxlake bench``): figures printed with their command.
+
+Measured, not asserted: timings belong here, never in tests.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from jobs.config import PROJECT_ROOT
+
+_COLD_START = (
+    "import time; t = time.monotonic(); from jobs.spark import get_spark; s = get_spark(); "
+    "t1 = time.monotonic(); s.range(1).write.format('delta').mode('overwrite').save(__import__('sys').argv[1]); "
+    "print(f'{t1 - t:.2f} {time.monotonic() - t1:.2f}')"
+)
+
+
+def _timed(cmd: list[str], env: dict[str, str]) -> tuple[float, float, subprocess.CompletedProcess]:
+    """Wall seconds and peak RSS (MiB, largest single descendant, e.g. the JVM) of a command."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    started = time.monotonic()
+    done = subprocess.run(cmd, env=env, cwd=PROJECT_ROOT, capture_output=True, text=True, check=False)
+    wall = time.monotonic() - started
+    peak = max(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, before) / 1024
+    return wall, peak, done
+
+
+def spark_cold_start(runs: int = 3) -> list[tuple[float, float]]:
+    """Fresh-process SparkSession start and first Delta write: what each Airflow task pays."""
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {**os.environ, "CXLAKE_HOME": tmp}
+        for i in range(runs):
+            done = subprocess.run(
+                [sys.executable, "-c", _COLD_START, f"{tmp}/t{i}"], env=env, cwd=PROJECT_ROOT, capture_output=True, text=True, check=True
+            )
+            start, first_write = map(float, done.stdout.split()[-2:])
+            results.append((start, first_write))
+    return results
+
+
+def main(days: int = 7, customers: int = 1500) -> int:
+    print("# cxlake benchmarks (2-core machine figures are what the README quotes)\n")
+    cold = spark_cold_start()
+    print("## Spark start-up per task process")
+    print(f"command: python -c '<get_spark(); first Delta write>' x{len(cold)} (jobs/bench.py)")
+    print(f"  SparkSession start: median {statistics.median(c[0] for c in cold):.1f} s  (runs: {', '.join(f'{c[0]:.1f}' for c in cold)})")
+    print(f"  first Delta write:  median {statistics.median(c[1] for c in cold):.1f} s  (runs: {', '.join(f'{c[1]:.1f}' for c in cold)})\n")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {**os.environ, "CXLAKE_HOME": tmp}
+        demo = [str(Path(sys.executable).parent / "cxlake"), "demo", "--days", str(days), "--customers", str(customers)]
+        for attempt in ("first run (empty lake)", "second run (same dates, existing lake)"):
+            wall, peak, done = _timed(demo, env)
+            status = "ok" if done.returncode == 0 else f"FAILED exit {done.returncode}"
+            print(f"## demo, {attempt}")
+            print(f"command: CXLAKE_HOME=<tmp> cxlake {' '.join(demo[1:])}")
+            print(f"  wall {wall:.0f} s, peak RSS {peak:.0f} MiB (largest process, the Spark JVM), {status}\n")
+            if done.returncode != 0:
+                print(done.stdout[-3000:], done.stderr[-3000:])
+                return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
