@@ -4,7 +4,7 @@
 For the run's logical date **D**: land the three raw logs that arrived on D in bronze (in
 parallel), gate bronze with Great Expectations, merge silver `orders` and `shipments`, recompute
 the gold `cx_kpi_daily` days that D's late arrivals can still change, and train + evaluate the
-ETA model in MLflow.
+ETA model in MLflow. On Sundays, compact (OPTIMIZE) and VACUUM every Delta table afterwards.
 
 Thin by design: every task calls `jobs.nightly`; no logic lives here. Each task is its own
 process in production and so pays Spark's start-up (measured in the README); tasks are cut at
@@ -69,11 +69,25 @@ def cx_nightly():
 
         return nightly.train_eta(run_date)
 
+    @task.short_circuit
+    def is_maintenance_day(run_date: str) -> bool:
+        from jobs import nightly
+
+        return nightly.is_maintenance_day(run_date)
+
+    @task
+    def maintain_delta(run_date: str) -> list:
+        from jobs import nightly
+
+        return nightly.maintain_delta(run_date)
+
     run_date = "{{ ds }}"
     landed = [ingest.override(task_id=f"ingest_{source}")(source, run_date) for source in SOURCES]
     gate = validate_bronze(run_date)
     landed >> gate
-    gate >> build_silver(run_date) >> build_gold(run_date) >> train_eta(run_date)
+    trained = gate >> build_silver(run_date) >> build_gold(run_date) >> train_eta(run_date)
+    # Weekly compaction and VACUUM after the night's writes, never concurrently with them.
+    trained >> is_maintenance_day(run_date) >> maintain_delta(run_date)
 
 
 nightly_dag = cx_nightly()

@@ -97,3 +97,19 @@ def run_all(run_date: str, config: LakeConfig | None = None) -> dict[str, Any]:
     build_gold(run_date, config)
     report["eta"] = train_eta(run_date, config)
     return report
+
+
+def is_maintenance_day(run_date: str) -> bool:
+    from jobs.maintenance import is_maintenance_day as weekly
+
+    return weekly(run_date)
+
+
+def maintain_delta(run_date: str, config: LakeConfig | None = None) -> list[dict[str, Any]]:
+    """Weekly OPTIMIZE + VACUUM of every lake table (``run_date`` only names the night)."""
+    from dataclasses import asdict
+
+    from jobs import maintenance
+
+    config = config or load_config()
+    return [asdict(r) for r in maintenance.run(_session(config), config)]

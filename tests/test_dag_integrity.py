@@ -21,13 +21,25 @@ def dag():
 def test_tasks_and_dependencies(dag) -> None:
     assert dag.dag_id == "cx_nightly"
     assert sorted(dag.task_ids) == sorted(
-        ["ingest_orders", "ingest_tracking_scans", "ingest_interactions", "validate_bronze", "build_silver", "build_gold", "train_eta"]
+        [
+            "ingest_orders",
+            "ingest_tracking_scans",
+            "ingest_interactions",
+            "validate_bronze",
+            "build_silver",
+            "build_gold",
+            "train_eta",
+            "is_maintenance_day",
+            "maintain_delta",
+        ]
     )
     for source in ("orders", "tracking_scans", "interactions"):
         assert dag.get_task(f"ingest_{source}").downstream_task_ids == {"validate_bronze"}
     assert dag.get_task("validate_bronze").downstream_task_ids == {"build_silver"}
     assert dag.get_task("build_silver").downstream_task_ids == {"build_gold"}
     assert dag.get_task("build_gold").downstream_task_ids == {"train_eta"}
+    assert dag.get_task("train_eta").downstream_task_ids == {"is_maintenance_day"}
+    assert dag.get_task("is_maintenance_day").downstream_task_ids == {"maintain_delta"}
 
 
 def test_schedule_and_defaults(dag) -> None:
