@@ -17,6 +17,24 @@ def delta_tables(config: LakeConfig) -> list[str]:
     )
 
 
+# Wall-clock columns of ops tables: they say when a run happened, not what the lake holds.
+WALL_CLOCK_COLUMNS = {"recorded_at"}
+
+
+def content_fingerprint(df) -> str:
+    """Order-independent fingerprint of a table's content (row count + sum of row hashes).
+
+    Computed in Spark, so it scales with the table; two tables with the same rows, in any file
+    layout or version, have the same fingerprint.
+    """
+    import pyspark.sql.functions as F
+
+    columns = [c for c in df.columns if c not in WALL_CLOCK_COLUMNS]
+    row_hash = F.xxhash64(*[F.col(c).cast("string") for c in columns]).cast("decimal(38,0)")
+    row = df.agg(F.count("*").alias("n"), F.coalesce(F.sum(row_hash), F.lit(0)).alias("h")).first()
+    return f"{row['n']}:{int(row['h']) % (1 << 64):016x}"
+
+
 def print_summary(config: LakeConfig) -> None:
     import mlflow
     import pyspark.sql.functions as F
@@ -26,10 +44,12 @@ def print_summary(config: LakeConfig) -> None:
 
     spark = get_spark(config)
     print(f"\nDelta tables under {config.lake_root}:")
-    print(f"  {'table':32s} {'rows':>10s} {'version':>8s}")
+    print(f"  {'table':32s} {'rows':>10s} {'version':>8s}  content fingerprint")
     for table in delta_tables(config):
-        rows = read_table(spark, config, table).count()
-        print(f"  {table:32s} {rows:>10d} {table_version(spark, config, table):>8d}")
+        df = read_table(spark, config, table)
+        fingerprint = content_fingerprint(df)
+        rows = int(fingerprint.split(":")[0])
+        print(f"  {table:32s} {rows:>10d} {table_version(spark, config, table):>8d}  {fingerprint.split(':')[1]}")
 
     if "gold.cx_kpi_daily" in delta_tables(config):
         print("\nHeadline KPIs (gold.cx_kpi_daily, latest 7 days):")
