@@ -48,6 +48,13 @@ def _sql_literal(value: object) -> str:
     return f"'{text}'"
 
 
+def _overwrite_where(df: DataFrame, config: LakeConfig, table: str, predicate: str, partition_by: tuple[str, ...]) -> None:
+    writer = df.write.format("delta").mode("overwrite").option("replaceWhere", predicate)
+    if partition_by:
+        writer = writer.partitionBy(*partition_by)
+    writer.save(config.table_path(table))
+
+
 def replace_slice(
     df: DataFrame,
     config: LakeConfig,
@@ -61,10 +68,7 @@ def replace_slice(
     only ever replace the slice it owns; running it twice leaves the same table.
     """
     predicate = " AND ".join(f"`{col}` = {_sql_literal(val)}" for col, val in where.items())
-    writer = df.write.format("delta").mode("overwrite").option("replaceWhere", predicate)
-    if partition_by:
-        writer = writer.partitionBy(*partition_by)
-    writer.save(config.table_path(table))
+    _overwrite_where(df, config, table, predicate, partition_by)
 
 
 def replace_range(
@@ -78,10 +82,7 @@ def replace_range(
 ) -> None:
     """Overwrite the rows with ``low <= column <= high`` with ``df`` (an idempotent window write)."""
     predicate = f"`{column}` >= {_sql_literal(low)} AND `{column}` <= {_sql_literal(high)}"
-    writer = df.write.format("delta").mode("overwrite").option("replaceWhere", predicate)
-    if partition_by:
-        writer = writer.partitionBy(*partition_by)
-    writer.save(config.table_path(table))
+    _overwrite_where(df, config, table, predicate, partition_by)
 
 
 def merge_rows(
