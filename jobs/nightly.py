@@ -60,13 +60,20 @@ def validate_bronze(run_date: str, config: LakeConfig | None = None) -> dict[str
 
 
 def build_silver(run_date: str, config: LakeConfig | None = None) -> None:
-    """Merge the day's arrivals into silver orders and shipments."""
-    from jobs.silver import orders, shipments
+    """Merge the day's arrivals into every silver table.
+
+    Order matters only for customers, which reads the orders and resolved interactions of the
+    same night; ``interactions.run`` maintains ``silver.device_links`` (identity) itself.
+    """
+    from jobs.silver import customers, interactions, orders, shipments, tracking_events
 
     config = config or load_config()
     spark = _session(config)
     orders.run(spark, config, run_date)
     shipments.run(spark, config, run_date)
+    tracking_events.run(spark, config, run_date)
+    interactions.run(spark, config, run_date)
+    customers.run(spark, config, run_date)
 
 
 def build_gold(run_date: str, config: LakeConfig | None = None) -> None:

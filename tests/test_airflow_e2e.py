@@ -28,6 +28,10 @@ TABLES = [
     "quarantine.interactions",
     "silver.orders",
     "silver.shipments",
+    "silver.tracking_events",
+    "silver.interactions",
+    "silver.device_links",
+    "silver.customers",
     "gold.cx_kpi_daily",
 ]
 

@@ -1,0 +1,130 @@
+"""Silver ``customers``: one row per resolved customer, from silver orders, interactions and links.
+
+A customer exists once its ``customer_id`` was seen on an order or an identified interaction;
+``customer_key`` is :func:`jobs.silver.identity.customer_key` of it. The nightly run for date D
+recomputes, from all their rows, the customers D can have changed:
+
+* customers of orders and interactions whose first copy arrived on D (``first_ingest_date = D``);
+* every customer seen on a device whose link D brought or made earlier (``link_ingest_date = D``):
+  the new owner gains the device and its anonymous history, the previous owner (who has an
+  identified event on the device, the one that had linked it) loses them.
+
+Each row is a function of the customer's silver rows, so a MERGE with an unconditional update
+converges whatever order the nights ran in, provided it runs after ``orders`` and
+``interactions`` of the same date.
+"""
+
+from __future__ import annotations
+
+import pyspark.sql.functions as F
+from pyspark.sql import Column, DataFrame, SparkSession
+
+from jobs.config import LakeConfig
+from jobs.contracts import load_contract
+from jobs.silver.identity import customer_key
+from jobs.tables import merge_rows, read_table_or_empty
+
+# On equal times the order's contact details beat an interaction's (a checkout form is the
+# stronger evidence), then the greater record id: a total order, so the pick is deterministic.
+_ORDER_SOURCE, _INTERACTION_SOURCE = 1, 0
+
+
+def _latest_non_null(value: str) -> Column:
+    candidate = F.struct("_at", "_source_rank", "_record_id", F.col(value).alias("_value"))
+    return F.max(F.when(F.col(value).isNotNull(), candidate)).getField("_value")
+
+
+def _evidence(orders_df: DataFrame, interactions_df: DataFrame) -> DataFrame:
+    """Orders and attributed interactions as one frame of dated facts about a customer."""
+    orders = orders_df.select(
+        customer_key(F.col("customer_id")).alias("customer_key"),
+        "customer_id",
+        F.col("placed_at").alias("_at"),
+        F.lit(_ORDER_SOURCE).alias("_source_rank"),
+        F.col("order_id").alias("_record_id"),
+        F.lit(True).alias("_is_order"),
+        "email_hash",
+        "phone_hash",
+        F.col("first_ingest_date").alias("_identified_ingest_date"),
+    )
+    # A linked (anonymous) event dates the customer but lends them no contact details: the
+    # device may be shared, and only an identified event says who typed them.
+    identified = F.col("is_identified")
+    interactions = interactions_df.filter(F.col("customer_key").isNotNull()).select(
+        "customer_key",
+        "customer_id",
+        F.col("event_at").alias("_at"),
+        F.lit(_INTERACTION_SOURCE).alias("_source_rank"),
+        F.col("event_id").alias("_record_id"),
+        F.lit(False).alias("_is_order"),
+        F.when(identified, F.col("email_hash")).alias("email_hash"),
+        F.when(identified, F.col("phone_hash")).alias("phone_hash"),
+        F.when(identified, F.col("first_ingest_date")).alias("_identified_ingest_date"),
+    )
+    return orders.unionByName(interactions)
+
+
+def build_customers(orders_df: DataFrame, interactions_df: DataFrame, device_links_df: DataFrame) -> DataFrame:
+    """Silver orders + interactions + device links (all rows of the customers concerned) -> customers.
+
+    Returns:
+        Rows of contract ``silver.customers``, one per ``customer_key`` of an order or an
+        identified interaction.
+    """
+    contract = load_contract("silver.customers")
+    evidence = _evidence(orders_df, interactions_df)
+    is_order = F.col("_is_order")
+    stats = evidence.groupBy("customer_key").agg(
+        F.max("customer_id").alias("customer_id"),
+        F.min("_at").alias("first_seen_at"),
+        F.min(F.when(is_order, F.col("_at"))).alias("first_order_at"),
+        F.max(F.when(is_order, F.col("_at"))).alias("last_order_at"),
+        F.count(F.when(is_order, 1)).alias("orders"),
+        _latest_non_null("email_hash").alias("email_hash"),
+        _latest_non_null("phone_hash").alias("phone_hash"),
+        F.min("_identified_ingest_date").alias("first_ingest_date"),
+    )
+    # Most orders wins; on a tie the alphabetically first region: min of (-count, region).
+    region_counts = (
+        orders_df.groupBy(customer_key(F.col("customer_id")).alias("customer_key"), "destination_region")
+        .agg(F.count("*").alias("_n"))
+    )
+    home = region_counts.groupBy("customer_key").agg(
+        F.min(F.struct((-F.col("_n")).alias("_neg_n"), F.col("destination_region"))).getField("destination_region")
+        .alias("home_region")
+    )
+    devices = device_links_df.groupBy("customer_key").agg(F.count("*").alias("devices"))
+    customers = (
+        stats.filter(F.col("first_ingest_date").isNotNull())  # someone named this customer
+        .join(home, "customer_key", "left")
+        .join(devices, "customer_key", "left")
+        .withColumn("devices", F.coalesce(F.col("devices"), F.lit(0)))
+    )
+    return customers.select(*[F.col(c.name).cast(c.type) for c in contract.columns])
+
+
+def run(spark: SparkSession, config: LakeConfig, run_date: str) -> None:
+    """Recompute the customers that ``run_date``'s silver changes touched (after orders and interactions)."""
+    contract = load_contract("silver.customers")
+    day = F.lit(run_date).cast("date")
+    orders, interactions, links = (
+        read_table_or_empty(spark, config, name, load_contract(name).spark_schema())
+        for name in ("silver.orders", "silver.interactions", "silver.device_links")
+    )
+
+    keyed_orders = orders.withColumn("customer_key", customer_key(F.col("customer_id")))
+    relinked_devices = links.filter(F.col("link_ingest_date") == day).select("device_id")
+    touched = (
+        keyed_orders.filter(F.col("first_ingest_date") == day)
+        .select("customer_key")
+        .unionByName(interactions.filter(F.col("first_ingest_date") == day).select("customer_key"))
+        .unionByName(interactions.join(relinked_devices, "device_id", "left_semi").select("customer_key"))
+        .filter(F.col("customer_key").isNotNull())
+        .distinct()
+    )
+    customers = build_customers(
+        keyed_orders.join(touched, "customer_key", "left_semi"),
+        interactions.join(touched, "customer_key", "left_semi"),
+        links.join(touched, "customer_key", "left_semi"),
+    )
+    merge_rows(spark, customers, config, contract.name, contract.keys)

@@ -1,0 +1,113 @@
+"""Identity resolution: link devices to customers (table ``silver.device_links``).
+
+The rule (also the description of ``schemas/silver/device_links.yaml``):
+
+* A *linking event* is any deduplicated interaction carrying both a ``device_id`` and a
+  ``customer_id`` (in practice ``login``, ``checkout`` and every event of a logged-in session).
+* A device belongs to the customer of its **earliest linking event**, ordered by ``event_at``,
+  then ``event_id`` (and, for two copies of one event, the earliest arrival).
+* ``customer_key`` = ``substring(sha2(concat('cxlake-customer:', customer_id), 256), 1, 20)``:
+  deterministic across runs and machines, no secret (``customer_id`` is an internal id, not PII).
+* An interaction's ``customer_key`` is the key of its own ``customer_id``; an anonymous event
+  (device only) takes the key of its device's link, also for activity *before* the login; it is
+  null when the device was never linked. A later login of another customer on the same device
+  does not move the device (their own events keep their own key).
+
+Because a device's link is a minimum over its linking events, the nightly job merges each night's
+candidates with an "earlier link wins" condition: the table does not depend on the order in which
+nights ran, nor on reruns. When a night brings a new or earlier link, its ``link_ingest_date`` is
+that night, which is how ``jobs.silver.interactions`` and ``jobs.silver.customers`` find the
+devices whose history must be re-resolved.
+"""
+
+from __future__ import annotations
+
+import pyspark.sql.functions as F
+from pyspark.sql import Column, DataFrame, SparkSession
+
+from jobs.config import LakeConfig
+from jobs.contracts import load_contract
+from jobs.silver.orders import filter_first_arrival
+from jobs.tables import merge_rows, read_table
+
+CUSTOMER_KEY_PREFIX = "cxlake-customer:"
+CUSTOMER_KEY_LENGTH = 20
+
+# A total order on candidate links of one device: the smaller (linked_at, link_event_id,
+# link_ingest_date) wins, so merging nights in any order ends with the same row.
+EARLIER_LINK = (
+    "s.linked_at < t.linked_at OR (s.linked_at = t.linked_at AND (s.link_event_id < t.link_event_id OR "
+    "(s.link_event_id = t.link_event_id AND s.link_ingest_date < t.link_ingest_date)))"
+)
+
+
+def customer_key(customer_id: Column) -> Column:
+    """The customer's join key: first 20 hex chars of ``sha2('cxlake-customer:' || id, 256)``; null stays null."""
+    return F.substring(F.sha2(F.concat(F.lit(CUSTOMER_KEY_PREFIX), customer_id), 256), 1, CUSTOMER_KEY_LENGTH)
+
+
+def blank_as_null(value: Column) -> Column:
+    """An id that is empty or only spaces is no id: it must not identify or link anyone."""
+    return F.when(F.trim(value) != "", value)
+
+
+def build_device_links(interactions_df: DataFrame) -> DataFrame:
+    """Bronze-shaped interactions -> one link per device (contract ``silver.device_links``).
+
+    Args:
+        interactions_df: rows with ``event_id, event_at, event, device_id, customer_id`` and the
+            bronze arrival columns ``_ingest_date, _source_file, _line_number`` (copies allowed).
+
+    Returns:
+        Per device with at least one linking event, the customer of its earliest one.
+    """
+    contract = load_contract("silver.device_links")
+    events = filter_first_arrival(interactions_df, "event_id")
+    linking = events.select(
+        blank_as_null(F.col("device_id")).alias("device_id"),
+        blank_as_null(F.col("customer_id")).alias("customer_id"),
+        "event_at",
+        "event_id",
+        "event",
+        "_ingest_date",
+    ).filter(F.col("device_id").isNotNull() & F.col("customer_id").isNotNull())
+    earliest = linking.groupBy("device_id").agg(
+        F.min(F.struct("event_at", "event_id", "_ingest_date", "customer_id", "event")).alias("_link")
+    )
+    links = earliest.select(
+        "device_id",
+        F.col("_link.customer_id").alias("customer_id"),
+        customer_key(F.col("_link.customer_id")).alias("customer_key"),
+        F.col("_link.event_at").alias("linked_at"),
+        F.col("_link.event_id").alias("link_event_id"),
+        F.col("_link.event").alias("link_event"),
+        F.col("_link._ingest_date").alias("link_ingest_date"),
+    )
+    return links.select(*[F.col(c.name).cast(c.type) for c in contract.columns])
+
+
+def with_customer_key(interactions_df: DataFrame, device_links_df: DataFrame) -> DataFrame:
+    """Add ``customer_key``: own ``customer_id``'s key, else the device's link, else null.
+
+    Args:
+        interactions_df: rows with ``device_id`` and ``customer_id`` (blank ids already null).
+        device_links_df: ``silver.device_links`` rows (at least ``device_id, customer_key``).
+    """
+    links = device_links_df.select(
+        F.col("device_id").alias("_link_device_id"), F.col("customer_key").alias("_link_key")
+    )
+    joined = interactions_df.join(links, F.col("device_id") == F.col("_link_device_id"), "left")
+    resolved = F.coalesce(customer_key(F.col("customer_id")), F.col("_link_key"))
+    return joined.withColumn("customer_key", resolved).drop("_link_device_id", "_link_key")
+
+
+def run(spark: SparkSession, config: LakeConfig, run_date: str) -> None:
+    """Merge the links carried by ``run_date``'s interaction arrivals into ``silver.device_links``.
+
+    Called by :func:`jobs.silver.interactions.run` before it writes ``silver.interactions`` (do not
+    wire it separately: that would only repeat an idempotent merge).
+    """
+    contract = load_contract("silver.device_links")
+    bronze = read_table(spark, config, "bronze.interactions")
+    arrived = bronze.filter(F.col("_ingest_date") == F.lit(run_date).cast("date"))
+    merge_rows(spark, build_device_links(arrived), config, contract.name, contract.keys, update_condition=EARLIER_LINK)

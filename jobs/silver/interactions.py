@@ -1,0 +1,124 @@
+"""Silver ``interactions``: one row per event, PII hashed, attributed to a customer.
+
+Attribution follows the identity rule of :mod:`jobs.silver.identity`: an event's own
+``customer_id``, else its device's link, else null. The nightly run for date D
+
+1. merges D's linking events into ``silver.device_links`` (:func:`jobs.silver.identity.run`);
+2. merges D's arrivals into ``silver.interactions`` (first arrival of an ``event_id`` wins),
+   resolved against the links as they now stand;
+3. re-resolves, in every date of ``silver.interactions``, the anonymous events of the devices whose
+   link D brought or made earlier (their ``link_ingest_date`` is D).
+
+Invariant after every run: each row's ``customer_key`` is what the current links say. Links only
+move to an earlier event, and every move re-resolves the device's history, so D then D+1, D+1
+then D and reruns all end with the same table.
+"""
+
+from __future__ import annotations
+
+import pyspark.sql.functions as F
+from pyspark.sql import DataFrame, SparkSession
+
+from jobs.config import LakeConfig
+from jobs.contracts import load_contract
+from jobs.pii import hashed_pii, pii_key
+from jobs.silver import identity
+from jobs.silver.orders import filter_first_arrival
+from jobs.tables import merge_rows, read_table
+
+# Within one arrival date the batch's own deduplication (file, line) picks the copy, so across
+# dates the earlier date decides; the same event on the target decides the MERGE.
+EARLIER_ARRIVAL = "s.first_ingest_date < t.first_ingest_date"
+
+
+def build_silver_interactions(
+    bronze_interactions_df: DataFrame, device_links_df: DataFrame, hashing_key: str
+) -> DataFrame:
+    """Bronze interaction rows + device links -> silver interactions (contract ``silver.interactions``).
+
+    Args:
+        bronze_interactions_df: bronze rows (copies of an event on several dates allowed).
+        device_links_df: ``silver.device_links`` (the links known now).
+        hashing_key: key of :func:`jobs.pii.hashed_pii`; clear email and phone are dropped here.
+    """
+    contract = load_contract("silver.interactions")
+    first = filter_first_arrival(bronze_interactions_df, "event_id")
+    customer_id = identity.blank_as_null(F.col("customer_id"))
+    shaped = first.select(
+        "event_id",
+        "event_at",
+        F.to_date("event_at").alias("event_date"),
+        "event",
+        "channel",
+        identity.blank_as_null(F.col("device_id")).alias("device_id"),
+        customer_id.alias("customer_id"),
+        customer_id.isNotNull().alias("is_identified"),
+        "order_id",
+        "product_id",
+        "query",
+        "contact_reason",
+        "rating",
+        "review_text",
+        "campaign",
+        hashed_pii(F.col("email"), hashing_key).alias("email_hash"),
+        hashed_pii(F.col("phone"), hashing_key).alias("phone_hash"),
+        F.col("_ingest_date").alias("first_ingest_date"),
+    )
+    resolved = identity.with_customer_key(shaped, device_links_df)
+    return resolved.select(*[F.col(c.name).cast(c.type) for c in contract.columns])
+
+
+def _re_resolve_devices(spark: SparkSession, config: LakeConfig, device_links_df: DataFrame, run_date: str) -> None:
+    """Re-resolve, in place, the anonymous events of the devices whose link ``run_date`` set or moved.
+
+    The new keys come from :func:`jobs.silver.identity.with_customer_key` (one definition of the
+    rule); only events whose key actually changes are rewritten, and nothing is written when none
+    does (the usual night: a new link's same-day anonymous events were resolved on insert).
+    """
+    from delta.tables import DeltaTable
+
+    changed = device_links_df.filter(F.col("link_ingest_date") == F.lit(run_date).cast("date")).select("device_id")
+    anonymous = (
+        read_table(spark, config, "silver.interactions")
+        .filter(F.col("customer_id").isNull())
+        .join(changed, "device_id", "left_semi")
+        .select("event_id", "device_id", "customer_id", F.col("customer_key").alias("_stored_key"))
+    )
+    fixes = (
+        identity.with_customer_key(anonymous, device_links_df)
+        .filter(~F.col("customer_key").eqNullSafe(F.col("_stored_key")))
+        .select("event_id", "customer_key")
+    )
+    if fixes.isEmpty():
+        return
+    (
+        DeltaTable.forPath(spark, config.table_path("silver.interactions"))
+        .alias("t")
+        .merge(fixes.alias("s"), "t.event_id = s.event_id")
+        .whenMatchedUpdate(set={"customer_key": "s.customer_key"})
+        .execute()
+    )
+
+
+def run(spark: SparkSession, config: LakeConfig, run_date: str) -> None:
+    """Merge ``run_date``'s interaction arrivals into ``silver.interactions`` (and the device links).
+
+    Includes :func:`jobs.silver.identity.run`: one call builds both ``silver.device_links`` and
+    ``silver.interactions`` for the date.
+    """
+    contract = load_contract("silver.interactions")
+    day = F.lit(run_date).cast("date")
+    identity.run(spark, config, run_date)
+    links = read_table(spark, config, "silver.device_links")
+    arrived = read_table(spark, config, "bronze.interactions").filter(F.col("_ingest_date") == day)
+    silver = build_silver_interactions(arrived, links, pii_key(config))
+    merge_rows(
+        spark,
+        silver,
+        config,
+        contract.name,
+        contract.keys,
+        update_condition=EARLIER_ARRIVAL,
+        partition_by=contract.partition_by,
+    )
+    _re_resolve_devices(spark, config, links, run_date)

@@ -1,0 +1,80 @@
+"""Silver ``tracking_events``: one row per deduplicated carrier scan, in journey order.
+
+* Deduplication: the first arrival of a ``scan_id`` wins (``filter_first_arrival``).
+* ``seq``: 1-based position among the order's scans ordered by ``scan_at``, then milestone rank
+  (``jobs.silver.shipments.MILESTONE_RANK``: a tie on time is broken by journey order), then
+  ``scan_id``.
+* ``is_out_of_order_arrival``: the scan's ``first_ingest_date`` is later than the earliest
+  ``first_ingest_date`` of any scan of the same order with a strictly greater ``scan_at``. In
+  words: a scan timed after this one had already arrived on an earlier night. Arrival is known to
+  the day only, so scans arriving on the same night are never out of order; a scan with no
+  later-timed scan is not either (false, never null).
+
+A late scan changes the ``seq`` of every scan timed after it (and may flag itself), so the nightly
+run recomputes all scans of the orders touched by the night's arrivals, exactly like
+``silver.shipments``: each row is a function of all the order's scans present, and a MERGE with an
+unconditional update converges whatever order the nights ran in.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pyspark.sql.functions as F
+from pyspark.sql import DataFrame, SparkSession, Window
+
+from jobs.config import LakeConfig
+from jobs.contracts import load_contract
+from jobs.silver.orders import filter_first_arrival
+from jobs.silver.shipments import MILESTONE_RANK, SHIPMENT_WINDOW_DAYS
+from jobs.tables import merge_rows, read_table
+
+
+def build_tracking_events(scans_df: DataFrame) -> DataFrame:
+    """Bronze tracking scans (all scans of the orders concerned) -> one row per scan.
+
+    Args:
+        scans_df: bronze ``tracking_scans`` rows, copies of a scan on several dates allowed.
+            Every scan of an order must be present: ``seq`` and the out-of-order flag are
+            relative to the order's other scans.
+
+    Returns:
+        Rows of contract ``silver.tracking_events``.
+    """
+    contract = load_contract("silver.tracking_events")
+    scans = filter_first_arrival(scans_df, "scan_id")
+    rank = F.create_map(*[x for k, v in MILESTONE_RANK.items() for x in (F.lit(k), F.lit(v))])
+    journey = Window.partitionBy("order_id").orderBy("scan_at", "_rank", "scan_id")
+    # Frame = the order's scans strictly later in time (microsecond offsets on the scan time).
+    later = (
+        Window.partitionBy("order_id").orderBy(F.unix_micros("scan_at")).rangeBetween(1, Window.unboundedFollowing)
+    )
+    events = (
+        scans.withColumn("_rank", rank[F.col("event")])
+        .withColumn("seq", F.row_number().over(journey))
+        .withColumn("_later_first_arrival", F.min("_ingest_date").over(later))
+        .withColumn(
+            "is_out_of_order_arrival",
+            F.coalesce(F.col("_ingest_date") > F.col("_later_first_arrival"), F.lit(False)),
+        )
+        .withColumn("first_ingest_date", F.col("_ingest_date"))
+        .withColumn("event_date", F.to_date("scan_at"))
+    )
+    return events.select(*[F.col(c.name).cast(c.type) for c in contract.columns])
+
+
+def run(spark: SparkSession, config: LakeConfig, run_date: str) -> None:
+    """Recompute every scan of the orders that received a scan on ``run_date``.
+
+    Scans are looked up as far back as ``SHIPMENT_WINDOW_DAYS`` of arrivals (the same bound as
+    ``silver.shipments``; arrivals after ``run_date`` are included so that a rerun of an old date
+    never writes a stale view of an order).
+    """
+    contract = load_contract("silver.tracking_events")
+    bronze = read_table(spark, config, "bronze.tracking_scans")
+    day = F.lit(run_date).cast("date")
+    touched = bronze.filter(F.col("_ingest_date") == day).select("order_id").distinct()
+    window_start = dt.date.fromisoformat(run_date) - dt.timedelta(days=SHIPMENT_WINDOW_DAYS)
+    scans = bronze.filter(F.col("_ingest_date") >= F.lit(window_start)).join(touched, "order_id", "left_semi")
+    events = build_tracking_events(scans)
+    merge_rows(spark, events, config, contract.name, contract.keys, partition_by=contract.partition_by)
