@@ -112,3 +112,13 @@ def test_no_clear_text_pii_in_silver_or_gold(e2e) -> None:
             if path.is_file():
                 data = path.read_bytes()
                 assert not any(n in data for n in needles), path
+
+
+def test_anonymous_pre_login_activity_joins_the_customer(spark, e2e) -> None:
+    config, _, _ = e2e
+    keys = {r.event_id: r.customer_key for r in read_table(spark, config, "silver.interactions").collect()}
+    # E1 is an anonymous app_open on device D1 two minutes before D1 logs in as C3 (E2).
+    assert keys["E1"] is not None and keys["E1"] == keys["E2"] == keys["E4"]
+    customers = {r.customer_id: r for r in read_table(spark, config, "silver.customers").collect()}
+    assert customers["C3"].customer_key == keys["E1"]
+    assert customers["C1"].orders == 2  # O1 (its resent copy counts once) and O3
