@@ -10,24 +10,28 @@ import datetime as dt
 import logging
 import os
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-import pyspark.sql.functions as F
 from pyspark import StorageLevel
 
 from jobs.config import LakeConfig
 from jobs.contracts import Contract, load_contract
-from jobs.ingest.parse import REASON, build_bronze_rows, build_quarantine_rows, classify_lines
+from jobs.ingest.parse import build_bronze_rows, build_file_stats, build_quarantine_rows, classify_lines
 from jobs.ingest.raw_files import SchemaDriftError, list_source_files, read_raw_batch
 from jobs.tables import merge_rows, replace_slice
 
 if TYPE_CHECKING:
-    from pyspark.sql import SparkSession
+    from pyspark.sql import Row, SparkSession
 
 log = logging.getLogger(__name__)
 
 SOURCES = ("orders", "tracking_scans", "interactions")
 _SUFFIX = {"csv": ".csv", "jsonl": ".jsonl"}
+
+# A column whose every value in a file fails its type is a type change upstream, not dirt, once
+# there are this many values; below it, a few bad rows are simply quarantined.
+DRIFT_MIN_VALUES = 5
+_EXAMPLE_CHARS = 40
 
 
 class MissingSourceError(FileNotFoundError):
@@ -58,6 +62,42 @@ def check_csv_header(path: str, header: list[str], contract: Contract) -> None:
         raise SchemaDriftError(f"{path}: repeated column names in the header {header}")
 
 
+def _example(text: str) -> str:
+    return repr(text if len(text) <= _EXAMPLE_CHARS else text[:_EXAMPLE_CHARS] + "...")
+
+
+def check_value_drift(file_stats: list[Row], contract: Contract, check_required: bool) -> None:
+    """Fail clearly when a file's values show that a column changed type or disappeared.
+
+    Args:
+        file_stats: the rows of :func:`jobs.ingest.parse.build_file_stats` (one per file).
+        contract: the raw contract the stats were computed with.
+        check_required: also fail when a required column is absent or null in every parsed line
+            of a file (JSON lines; a CSV header lacking a column is :func:`check_csv_header`'s).
+
+    Raises:
+        SchemaDriftError: naming every drifted file and column, the expected type and examples
+            of what was found.
+    """
+    problems: list[str] = []
+    for stats in sorted((row.asDict(recursive=True) for row in file_stats), key=lambda row: row["source_file"]):
+        path = stats["source_file"]
+        for col in contract.columns:
+            found: dict[str, Any] | None = stats.get(col.name)
+            if found is None:  # a column that can neither be missing nor unparsable
+                continue
+            if check_required and not col.nullable and stats["parsed_rows"] > 0 and found["values"] == 0:
+                problems.append(f"{path}: required column {col.name} ({col.type}) is absent from every line")
+            elif found["values"] >= DRIFT_MIN_VALUES and found["unparsable"] == found["values"]:
+                examples = ", ".join(_example(v) for v in dict.fromkeys([found["example_low"], found["example_high"]]))
+                problems.append(
+                    f"{path}: column {col.name} expected {col.type}, found values like {examples} "
+                    f"({found['unparsable']} of {found['values']} unparsable)"
+                )
+    if problems:
+        raise SchemaDriftError("\n".join(problems))
+
+
 def _relative(path: str, root: str) -> str:
     return os.path.relpath(path, root) if not root.startswith(("s3a://", "s3://")) else path
 
@@ -67,7 +107,8 @@ def ingest_source(spark: SparkSession, config: LakeConfig, source: str, run_date
 
     Raises:
         MissingSourceError: no file arrived for the date.
-        SchemaDriftError: a file's header lacks a required column.
+        SchemaDriftError: a file's header lacks a required column, or a file's values show a
+            column that changed type or went missing (see :func:`check_value_drift`).
         ReconciliationError: rows were lost (never expected; guards the invariant).
     """
     raw = load_contract(f"raw.{source}")
@@ -97,19 +138,20 @@ def ingest_source(spark: SparkSession, config: LakeConfig, source: str, run_date
         StorageLevel.MEMORY_AND_DISK
     )
     try:
-        counts = {row[0]: row[1] for row in classified.groupBy(F.col(REASON).isNull().alias("accepted")).count().collect()}
-        accepted_rows = counts.get(True, 0)
-        quarantined_rows = counts.get(False, 0)
+        # One aggregation gives both the reconciliation counts and the drift evidence.
+        file_stats = build_file_stats(classified, raw).collect()
+        accepted_rows = sum(row["accepted_rows"] for row in file_stats)
+        quarantined_rows = sum(row["quarantined_rows"] for row in file_stats)
         raw_rows = lines.num_rows
         if raw_rows != accepted_rows + quarantined_rows:
             raise ReconciliationError(
                 f"{source} {run_date}: raw {raw_rows} != accepted {accepted_rows} + quarantined {quarantined_rows}"
             )
+        check_value_drift(file_stats, raw, check_required=raw.format != "csv")
         where = {"_ingest_date": run_date}
         replace_slice(build_bronze_rows(classified, bronze, run_date), config, bronze.name, where, bronze.partition_by)
-        replace_slice(
-            build_quarantine_rows(classified, quarantine, run_date), config, quarantine.name, where, quarantine.partition_by
-        )
+        quarantine_df = build_quarantine_rows(classified, quarantine, run_date)
+        replace_slice(quarantine_df, config, quarantine.name, where, quarantine.partition_by)
     finally:
         classified.unpersist()
 
@@ -129,7 +171,7 @@ def _record_audit(spark: SparkSession, config: LakeConfig, result: IngestResult)
         "accepted_rows": result.accepted_rows,
         "quarantined_rows": result.quarantined_rows,
         # Wall clock belongs in ops tables only: it says when, never what.
-        "recorded_at": dt.datetime.now(dt.timezone.utc).replace(tzinfo=None),
+        "recorded_at": dt.datetime.now(dt.UTC).replace(tzinfo=None),
     }
     df = spark.createDataFrame([row], audit.spark_schema())
     merge_rows(spark, df, config, audit.name, audit.keys)
