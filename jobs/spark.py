@@ -29,6 +29,9 @@ def spark_settings(config: LakeConfig) -> dict[str, str]:
         # Delta rebuilds table state with this many tasks (default 50): on small nightly tables
         # that is pure scheduling overhead (measured: a 5-row write fell from ~5 s to ~1.2 s).
         "spark.databricks.delta.snapshotPartitions": "1",
+        # VACUUM lists table directories with this many tasks (default 10000): on a small lake
+        # that is minutes of empty tasks per table (measured: 46 s -> 10-16 s per VACUUM).
+        "spark.sql.sources.parallelPartitionDiscovery.parallelism": str(config.shuffle_partitions),
         # Python workers must run the interpreter that has our packages (pandas, pyarrow, jobs);
         # on a cluster whose nodes install elsewhere, override it in CXLAKE_SPARK_CONF.
         "spark.pyspark.python": sys.executable,
