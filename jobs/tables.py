@@ -119,3 +119,27 @@ def merge_rows(
         .whenNotMatchedInsertAll()
         .execute()
     )
+
+
+def later_as_of_dates(
+    spark: SparkSession, config: LakeConfig, table: str, column: str, run_date: str, horizon_days: int | None
+) -> list[str]:
+    """As-of dates after ``run_date`` (within ``horizon_days``, or all) already written to ``table``.
+
+    A run for date D that comes after runs for later dates (backfill, out-of-order rerun) must
+    redo those later runs' results that D's arrivals can change; this lists them. In nightly
+    order it is empty and costs one metadata-sized query.
+    """
+    import datetime as dt
+
+    import pyspark.sql.functions as F
+
+    path = config.table_path(table)
+    if not table_exists(spark, path):
+        return []
+    start = dt.date.fromisoformat(run_date)
+    later = F.col(column) > F.lit(start)
+    if horizon_days is not None:
+        later &= F.col(column) <= F.lit(start + dt.timedelta(days=horizon_days))
+    rows = spark.read.format("delta").load(path).filter(later).select(column).distinct().collect()
+    return sorted(row[0].isoformat() for row in rows)

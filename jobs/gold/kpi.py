@@ -5,11 +5,11 @@ from __future__ import annotations
 import datetime as dt
 
 import pyspark.sql.functions as F
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, SparkSession, Window
 
 from jobs.config import LakeConfig
 from jobs.contracts import load_contract
-from jobs.tables import merge_rows
+from jobs.tables import later_as_of_dates, merge_rows
 
 LATEST_AS_OF_WINS = "s.as_of_date >= t.as_of_date"
 
@@ -17,6 +17,27 @@ LATEST_AS_OF_WINS = "s.as_of_date >= t.as_of_date"
 def _window_days(as_of_date: str, lateness_days: int) -> tuple[dt.date, dt.date]:
     end = dt.date.fromisoformat(as_of_date)
     return end - dt.timedelta(days=lateness_days), end
+
+
+def build_cx_kpi_daily_as_of(
+    spark: SparkSession,
+    orders_df: DataFrame,
+    shipments_df: DataFrame,
+    as_of_dates: list[str],
+    lateness_days: int,
+) -> DataFrame:
+    """The KPI rows of several runs at once, one row per day: the latest ``as_of_date`` wins.
+
+    Used when a date is run after later dates (a backfill or an out-of-order rerun): the later
+    runs' windows lacked this date's arrivals, so they are recomputed too, each from the data
+    arrived by its own as-of date, exactly as if the dates had run in order.
+    """
+    windows = [build_cx_kpi_daily(spark, orders_df, shipments_df, d, lateness_days) for d in sorted(set(as_of_dates))]
+    union = windows[0]
+    for window in windows[1:]:
+        union = union.unionByName(window)
+    latest = Window.partitionBy("kpi_date").orderBy(F.col("as_of_date").desc())
+    return union.withColumn("_rank", F.row_number().over(latest)).filter("_rank = 1").drop("_rank")
 
 
 def build_cx_kpi_daily(
@@ -76,8 +97,13 @@ def build_cx_kpi_daily(
 
 
 def run(spark: SparkSession, config: LakeConfig, run_date: str) -> None:
-    """Recompute the KPI days that data arriving on ``run_date`` can still change."""
+    """Recompute the KPI days that data arriving on ``run_date`` can still change.
+
+    Arrivals of ``run_date`` carry events dated at most ``run_date``, so they can change the
+    windows of runs up to ``lateness_days`` later; those runs are redone when they already exist.
+    """
     orders = spark.read.format("delta").load(config.table_path("silver.orders"))
     shipments = spark.read.format("delta").load(config.table_path("silver.shipments"))
-    kpis = build_cx_kpi_daily(spark, orders, shipments, run_date, config.lateness_days)
+    later = later_as_of_dates(spark, config, "gold.cx_kpi_daily", "as_of_date", run_date, config.lateness_days)
+    kpis = build_cx_kpi_daily_as_of(spark, orders, shipments, [run_date, *later], config.lateness_days)
     merge_rows(spark, kpis, config, "gold.cx_kpi_daily", ("kpi_date",), update_condition=LATEST_AS_OF_WINS)

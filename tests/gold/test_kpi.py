@@ -5,7 +5,7 @@ import datetime as dt
 from chispa import assert_df_equality
 
 from jobs.contracts import load_contract
-from jobs.gold.kpi import build_cx_kpi_daily
+from jobs.gold.kpi import build_cx_kpi_daily, build_cx_kpi_daily_as_of
 
 
 def d(day):
@@ -16,7 +16,7 @@ def ts(day, hour):
     return dt.datetime(2026, 3, day, hour)
 
 
-def test_kpis_use_only_data_arrived_by_the_as_of_date(spark) -> None:
+def _inputs(spark):
     orders = spark.createDataFrame(
         [
             ("O1", ts(1, 9), d(1), d(3), d(1)),  # delivered 3rd, on time
@@ -36,6 +36,11 @@ def test_kpis_use_only_data_arrived_by_the_as_of_date(spark) -> None:
         ],
         "order_id string, delivered_at timestamp, delivered_ingest_date date",
     )
+    return orders, shipments
+
+
+def test_kpis_use_only_data_arrived_by_the_as_of_date(spark) -> None:
+    orders, shipments = _inputs(spark)
     got = build_cx_kpi_daily(spark, orders, shipments, "2026-03-03", lateness_days=3)
     expected = spark.createDataFrame(
         [
@@ -45,6 +50,24 @@ def test_kpis_use_only_data_arrived_by_the_as_of_date(spark) -> None:
             (d(2), 1, 1, 1, 0, 1.0, 0.5, None, d(3), False),  # 10:00 -> 22:00 = 0.5 days
             # (2.25 + 2.0) / 2 days; O2 is one day past its promise.
             (d(3), 1, 2, 1, 1, 0.5, 2.125, 1.0, d(3), False),
+        ],
+        load_contract("gold.cx_kpi_daily").spark_schema(),
+    )
+    assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)
+
+
+def test_several_as_of_dates_give_one_row_per_day_from_the_latest_run(spark) -> None:
+    orders, shipments = _inputs(spark)
+    got = build_cx_kpi_daily_as_of(spark, orders, shipments, ["2026-03-04", "2026-03-03"], lateness_days=3)
+    expected = spark.createDataFrame(
+        [
+            # Only the run of the 3rd still covers Feb 28.
+            (dt.date(2026, 2, 28), 0, 0, 0, 0, None, None, None, d(3), True),
+            (d(1), 2, 0, 0, 0, None, None, None, d(4), True),
+            (d(2), 1, 1, 1, 0, 1.0, 0.5, None, d(4), False),
+            # By the 4th, O4's delivery (3rd, 08:00 -> 20:00) and O5's placement are known.
+            (d(3), 2, 3, 2, 1, 0.666667, 1.583333, 1.0, d(4), False),
+            (d(4), 0, 0, 0, 0, None, None, None, d(4), False),
         ],
         load_contract("gold.cx_kpi_daily").spark_schema(),
     )
