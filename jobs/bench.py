@@ -60,7 +60,12 @@ def spark_cold_start(runs: int = 3) -> list[tuple[float, float]]:
         env = {**os.environ, "CXLAKE_HOME": tmp}
         for i in range(runs):
             done = subprocess.run(
-                [sys.executable, "-c", _COLD_START, f"{tmp}/t{i}"], env=env, cwd=PROJECT_ROOT, capture_output=True, text=True, check=True
+                [sys.executable, "-c", _COLD_START, f"{tmp}/t{i}"],
+                env=env,
+                cwd=PROJECT_ROOT,
+                capture_output=True,
+                text=True,
+                check=True,
             )
             start, first_write = map(float, done.stdout.split()[-2:])
             results.append((start, first_write))
@@ -72,8 +77,12 @@ def main(days: int = 7, customers: int = 1500) -> int:
     cold = spark_cold_start()
     print("## Spark start-up per task process")
     print(f"command: python -c '<get_spark(); first Delta write>' x{len(cold)} (jobs/bench.py)")
-    print(f"  SparkSession start: median {statistics.median(c[0] for c in cold):.1f} s  (runs: {', '.join(f'{c[0]:.1f}' for c in cold)})")
-    print(f"  first Delta write:  median {statistics.median(c[1] for c in cold):.1f} s  (runs: {', '.join(f'{c[1]:.1f}' for c in cold)})\n")
+    print(
+        f"  SparkSession start: median {statistics.median(c[0] for c in cold):.1f} s  (runs: {', '.join(f'{c[0]:.1f}' for c in cold)})"
+    )
+    print(
+        f"  first Delta write:  median {statistics.median(c[1] for c in cold):.1f} s  (runs: {', '.join(f'{c[1]:.1f}' for c in cold)})\n"
+    )
 
     with tempfile.TemporaryDirectory() as tmp:
         env = {**os.environ, "CXLAKE_HOME": tmp}

@@ -1,11 +1,11 @@
 """``cxlake``: the project's command line.
 
-    cxlake simulate --days N --customers M --seed S --out DIR [--start YYYY-MM-DD]
-    cxlake run --date YYYY-MM-DD          one night, in this process (no Airflow)
-    cxlake dags-test --date YYYY-MM-DD    one night through Airflow (`airflow dags test cx_nightly`)
-    cxlake demo [--days N ...]            simulate, run the DAG for each day, print a summary
-    cxlake summary                        what the lake holds now
-    cxlake bench                          start-up, wall time and peak memory figures
+cxlake simulate --days N --customers M --seed S --out DIR [--start YYYY-MM-DD]
+cxlake run --date YYYY-MM-DD          one night, in this process (no Airflow)
+cxlake dags-test --date YYYY-MM-DD    one night through Airflow (`airflow dags test cx_nightly`)
+cxlake demo [--days N ...]            simulate, run the DAG for each day, print a summary
+cxlake summary                        what the lake holds now
+cxlake bench                          start-up, wall time and peak memory figures
 """
 
 from __future__ import annotations
@@ -72,7 +72,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     dates = _simulate(args.days, args.customers, args.seed, landing, args.start)
     ensure_airflow_db(config)
     log_file = Path(config.home) / "logs" / "demo_dag_runs.log"
-    print(f"running cx_nightly (dag.test, as `airflow dags test`) for {dates[0]} .. {dates[-1]}; log: {log_file}", flush=True)
+    print(
+        f"running cx_nightly (dag.test, as `airflow dags test`) for {dates[0]} .. {dates[-1]}; log: {log_file}",
+        flush=True,
+    )
     results = run_dates_logged(config, dates, log_file)
     for result in results:
         print(f"  cx_nightly {result['date']}: {result['state']} in {result['seconds']:.0f} s")
@@ -98,8 +101,23 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return bench.main(days=args.days, customers=args.customers)
 
 
+def cmd_contracts(args: argparse.Namespace) -> int:
+    from jobs import contracts
+
+    if args.lock:
+        print(f"wrote {contracts.write_lock()}")
+        return 0
+    problems = contracts.check_lock()
+    for problem in problems:
+        print(problem)
+    print(f"{len(contracts.all_contract_names())} contracts, {len(problems)} problem(s)")
+    return 1 if problems else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="cxlake", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="cxlake", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     sim = sub.add_parser("simulate", help="write simulated raw logs")
@@ -129,6 +147,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--days", type=int, default=7)
     bench.add_argument("--customers", type=int, default=1500)
     bench.set_defaults(func=cmd_bench)
+
+    contracts = sub.add_parser("contracts", help="check that every changed contract bumped its version")
+    contracts.add_argument("--lock", action="store_true", help="record the current versions and fingerprints")
+    contracts.set_defaults(func=cmd_contracts)
 
     summary = sub.add_parser("summary", help="print the lake's tables, KPIs and latest model run")
     summary.set_defaults(func=cmd_summary)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -120,7 +120,7 @@ def _column(raw: dict[str, Any], contract_name: str) -> Column:
         raise ContractError(f"{contract_name}: column entry {raw!r} lacks {missing}") from None
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_contract(name: str) -> Contract:
     """Load a contract by its dotted name, e.g. ``raw.orders`` or ``silver.orders``.
 
@@ -150,3 +150,67 @@ def load_contract(name: str) -> Contract:
         description=raw.get("description", base.description if base else ""),
         extra={k: v for k, v in raw.items() if k not in known},
     )
+
+
+# ---- versioning ------------------------------------------------------------------------------
+
+LOCK_FILE = SCHEMAS_DIR / "contracts.lock.json"
+
+
+def all_contract_names() -> list[str]:
+    """Every contract under ``schemas/`` (``layer.table``)."""
+    return sorted(f"{p.parent.name}.{p.stem}" for p in SCHEMAS_DIR.glob("*/*.yaml"))
+
+
+def contract_fingerprint(contract: Contract) -> str:
+    """SHA-256 of the resolved contract minus its version: changes when any column, type, key... does.
+
+    Computed on the resolved form, so a change to ``raw.orders`` also changes ``bronze.orders``
+    (which extends it): both tables' schemas changed and both need a version bump.
+    """
+    import hashlib
+    import json
+    from dataclasses import asdict
+
+    body = asdict(contract)
+    body.pop("version")
+    return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def current_lock() -> dict[str, dict[str, Any]]:
+    return {
+        name: {"version": (c := load_contract(name)).version, "sha256": contract_fingerprint(c)}
+        for name in all_contract_names()
+    }
+
+
+def check_lock(recorded: dict[str, dict[str, Any]] | None = None) -> list[str]:
+    """Problems between the contracts and the recorded lock: a change needs a version bump.
+
+    Returns an empty list when every contract matches its lock entry.
+    """
+    import json
+
+    if recorded is None:
+        recorded = json.loads(LOCK_FILE.read_text()) if LOCK_FILE.is_file() else {}
+    problems = []
+    for name, now in current_lock().items():
+        then = recorded.get(name)
+        if then is None:
+            problems.append(f"{name}: new contract, not in {LOCK_FILE.name} (run `cxlake contracts --lock`)")
+        elif now["sha256"] != then["sha256"] and now["version"] <= then["version"]:
+            problems.append(f"{name}: changed but still version {now['version']}: bump `version` in its YAML")
+        elif now != then:
+            problems.append(f"{name}: version {then['version']} -> {now['version']}: run `cxlake contracts --lock`")
+    problems += [
+        f"{name}: in {LOCK_FILE.name} but no longer in schemas/" for name in sorted(set(recorded) - set(current_lock()))
+    ]
+    return problems
+
+
+def write_lock() -> Path:
+    """Record every contract's version and fingerprint (after a deliberate, version-bumped change)."""
+    import json
+
+    LOCK_FILE.write_text(json.dumps(current_lock(), indent=1, sort_keys=True) + "\n")
+    return LOCK_FILE

@@ -13,7 +13,9 @@ def delta_tables(config: LakeConfig) -> list[str]:
     if not root.is_dir():
         return []
     return sorted(
-        f"{log_dir.parent.parent.name}.{log_dir.parent.name}" for log_dir in root.glob("*/*/_delta_log") if log_dir.is_dir()
+        f"{log_dir.parent.parent.name}.{log_dir.parent.name}"
+        for log_dir in root.glob("*/*/_delta_log")
+        if log_dir.is_dir()
     )
 
 

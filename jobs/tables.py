@@ -6,12 +6,17 @@ Every write here is idempotent by construction: ``replaceWhere`` on the slice a 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from jobs.config import LakeConfig
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
+
+
+_USER_METADATA_CONF = "spark.databricks.delta.commitInfo.userMetadata"
 
 
 def table_exists(spark: SparkSession, path: str) -> bool:
@@ -48,8 +53,36 @@ def _sql_literal(value: object) -> str:
     return f"'{text}'"
 
 
-def _overwrite_where(df: DataFrame, config: LakeConfig, table: str, predicate: str, partition_by: tuple[str, ...]) -> None:
-    writer = df.write.format("delta").mode("overwrite").option("replaceWhere", predicate)
+def commit_metadata(table: str) -> str:
+    """What each Delta commit records in ``userMetadata``: the contract version it was written with.
+
+    ``DESCRIBE HISTORY`` then tells, per version, which schema contract produced the data.
+    """
+    from jobs.contracts import load_contract
+
+    return f"contract {table} v{load_contract(table).version}"
+
+
+@contextmanager
+def commit_metadata_set(spark: SparkSession, table: str) -> Iterator[None]:
+    """Tag the Delta commits made inside (MERGE, UPDATE: they have no writer option) with
+    :func:`commit_metadata`; the session conf is read at commit time, then cleared."""
+    spark.conf.set(_USER_METADATA_CONF, commit_metadata(table))
+    try:
+        yield
+    finally:
+        spark.conf.unset(_USER_METADATA_CONF)
+
+
+def _overwrite_where(
+    df: DataFrame, config: LakeConfig, table: str, predicate: str, partition_by: tuple[str, ...]
+) -> None:
+    writer = (
+        df.write.format("delta")
+        .mode("overwrite")
+        .option("replaceWhere", predicate)
+        .option("userMetadata", commit_metadata(table))
+    )
     if partition_by:
         writer = writer.partitionBy(*partition_by)
     writer.save(config.table_path(table))
@@ -105,20 +138,21 @@ def merge_rows(
 
     path = config.table_path(table)
     if not DeltaTable.isDeltaTable(spark, path):
-        writer = df.write.format("delta").mode("overwrite")
+        writer = df.write.format("delta").mode("overwrite").option("userMetadata", commit_metadata(table))
         if partition_by:
             writer = writer.partitionBy(*partition_by)
         writer.save(path)
         return
     on = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in keys)
-    (
+    merge = (
         DeltaTable.forPath(spark, path)
         .alias("t")
         .merge(df.alias("s"), on)
         .whenMatchedUpdateAll(condition=update_condition)
         .whenNotMatchedInsertAll()
-        .execute()
     )
+    with commit_metadata_set(spark, table):
+        merge.execute()
 
 
 def later_as_of_dates(

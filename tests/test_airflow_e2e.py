@@ -80,7 +80,10 @@ def test_gold_kpis_have_exact_values(spark, e2e) -> None:
 
 def test_raw_rows_are_accepted_or_quarantined(spark, e2e) -> None:
     config, _, _ = e2e
-    audit = {r.source: (r.raw_rows, r.accepted_rows, r.quarantined_rows) for r in read_table(spark, config, "ops.ingest_audit").collect()}
+    audit = {
+        r.source: (r.raw_rows, r.accepted_rows, r.quarantined_rows)
+        for r in read_table(spark, config, "ops.ingest_audit").collect()
+    }
     assert audit == {"orders": (6, 4, 2), "tracking_scans": (12, 10, 2), "interactions": (7, 6, 1)}
     reasons = sorted(r.reason for r in read_table(spark, config, "quarantine.tracking_scans").collect())
     assert reasons == ["duplicate", "unknown_enum:event"]

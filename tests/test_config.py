@@ -12,7 +12,9 @@ def test_cluster_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("CXLAKE_LAKE_ROOT", "s3a://bucket/lake")
     monkeypatch.setenv("CXLAKE_DRIVER_MEMORY", "8g")
     monkeypatch.setenv("CXLAKE_SHUFFLE_PARTITIONS", "64")
-    monkeypatch.setenv("CXLAKE_SPARK_CONF", "spark.hadoop.fs.s3a.endpoint=http://127.0.0.1:5000; spark.executor.cores=2")
+    monkeypatch.setenv(
+        "CXLAKE_SPARK_CONF", "spark.hadoop.fs.s3a.endpoint=http://127.0.0.1:5000; spark.executor.cores=2"
+    )
     config = load_config()
     assert config.spark_master == "spark://localhost:7077"
     assert config.table_path("silver.orders") == "s3a://bucket/lake/silver/orders"
@@ -26,7 +28,13 @@ def test_cluster_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPa
 
 def test_defaults_live_under_cxlake_home(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
     monkeypatch.setenv("CXLAKE_HOME", str(tmp_path))
-    for name in ("CXLAKE_LAKE_ROOT", "CXLAKE_LANDING_ROOT", "CXLAKE_SPARK_MASTER", "CXLAKE_SPARK_CONF", "MLFLOW_TRACKING_URI"):
+    for name in (
+        "CXLAKE_LAKE_ROOT",
+        "CXLAKE_LANDING_ROOT",
+        "CXLAKE_SPARK_MASTER",
+        "CXLAKE_SPARK_CONF",
+        "MLFLOW_TRACKING_URI",
+    ):
         monkeypatch.delenv(name, raising=False)
     config = load_config()
     assert config.lake_root == str(tmp_path / "lake")

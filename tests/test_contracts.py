@@ -2,11 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from jobs.contracts import SCHEMAS_DIR, ContractError, load_contract, spark_type
-
-
-def all_contract_names() -> list[str]:
-    return sorted(f"{p.parent.name}.{p.stem}" for p in SCHEMAS_DIR.glob("*/*.yaml"))
+from jobs.contracts import ContractError, all_contract_names, check_lock, current_lock, load_contract, spark_type
 
 
 @pytest.mark.parametrize("name", all_contract_names())
@@ -42,3 +38,17 @@ def test_unknown_contract_is_a_clear_error() -> None:
 def test_pii_columns_are_declared() -> None:
     assert load_contract("raw.orders").pii_columns == ["email", "phone"]
     assert load_contract("silver.orders").pii_columns == []
+
+
+def test_every_contract_matches_its_locked_version() -> None:
+    assert check_lock() == []
+
+
+def test_a_changed_contract_without_a_version_bump_is_reported() -> None:
+    recorded = current_lock()
+    recorded["silver.orders"] = {**recorded["silver.orders"], "sha256": "0" * 64}
+    assert check_lock(recorded) == ["silver.orders: changed but still version 1: bump `version` in its YAML"]
+    recorded["silver.orders"]["version"] = 0
+    assert check_lock(recorded) == ["silver.orders: version 0 -> 1: run `cxlake contracts --lock`"]
+    del recorded["gold.cx_kpi_daily"]
+    assert check_lock(recorded)[0].startswith("gold.cx_kpi_daily: new contract")

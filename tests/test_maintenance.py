@@ -8,7 +8,9 @@ from jobs.tables import merge_rows, read_table
 
 def test_lake_tables_cover_every_layer() -> None:
     tables = maintenance.lake_tables()
-    assert {"bronze.orders", "silver.orders", "gold.cx_kpi_daily", "quarantine.orders", "ops.ingest_audit"} <= set(tables)
+    assert {"bronze.orders", "silver.orders", "gold.cx_kpi_daily", "quarantine.orders", "ops.ingest_audit"} <= set(
+        tables
+    )
     assert not any(t.startswith("raw.") for t in tables)
     assert "quarantine.rows" not in tables
 

@@ -7,9 +7,15 @@ from jobs.summary import content_fingerprint
 
 def test_fingerprint_ignores_row_order_and_wall_clock_but_not_content(spark) -> None:
     schema = "k string, v int, m map<string,string>, recorded_at timestamp"
-    a = spark.createDataFrame([("x", 1, {"a": "1"}, dt.datetime(2026, 1, 1)), ("y", None, None, dt.datetime(2026, 1, 1))], schema)
-    b = spark.createDataFrame([("y", None, None, dt.datetime(2027, 5, 5)), ("x", 1, {"a": "1"}, dt.datetime(2027, 5, 5))], schema)
-    c = spark.createDataFrame([("x", 2, {"a": "1"}, dt.datetime(2026, 1, 1)), ("y", None, None, dt.datetime(2026, 1, 1))], schema)
+    a = spark.createDataFrame(
+        [("x", 1, {"a": "1"}, dt.datetime(2026, 1, 1)), ("y", None, None, dt.datetime(2026, 1, 1))], schema
+    )
+    b = spark.createDataFrame(
+        [("y", None, None, dt.datetime(2027, 5, 5)), ("x", 1, {"a": "1"}, dt.datetime(2027, 5, 5))], schema
+    )
+    c = spark.createDataFrame(
+        [("x", 2, {"a": "1"}, dt.datetime(2026, 1, 1)), ("y", None, None, dt.datetime(2026, 1, 1))], schema
+    )
     assert content_fingerprint(a) == content_fingerprint(b)
     assert content_fingerprint(a) != content_fingerprint(c)
     assert content_fingerprint(a).startswith("2:")

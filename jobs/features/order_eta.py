@@ -13,9 +13,11 @@ ETA_LABEL = "delivery_days"
 
 def with_placement_features(orders_df: DataFrame) -> DataFrame:
     """Add calendar features of the placement time (weekday 1=Mon..7=Sun, UTC hour)."""
-    return orders_df.withColumn("placed_weekday", F.dayofweek("placed_at")).withColumn(
-        "placed_weekday", ((F.col("placed_weekday") + 5) % 7) + 1
-    ).withColumn("placed_hour", F.hour("placed_at"))
+    return (
+        orders_df.withColumn("placed_weekday", F.dayofweek("placed_at"))
+        .withColumn("placed_weekday", ((F.col("placed_weekday") + 5) % 7) + 1)
+        .withColumn("placed_hour", F.hour("placed_at"))
+    )
 
 
 def build_eta_training_rows(orders_df: DataFrame, shipments_df: DataFrame, as_of_date: str) -> DataFrame:

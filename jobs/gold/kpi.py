@@ -54,7 +54,9 @@ def build_cx_kpi_daily(
     contract = load_contract("gold.cx_kpi_daily")
     start, end = _window_days(as_of_date, lateness_days)
     as_of = F.lit(end)
-    calendar = spark.range(lateness_days + 1).select(F.date_add(F.lit(start), F.col("id").cast("int")).alias("kpi_date"))
+    calendar = spark.range(lateness_days + 1).select(
+        F.date_add(F.lit(start), F.col("id").cast("int")).alias("kpi_date")
+    )
 
     known_orders = orders_df.filter(F.col("first_ingest_date") <= as_of)
     placed = (

@@ -109,11 +109,15 @@ def train(spark: SparkSession, config: LakeConfig, run_date: str) -> EtaRun:
     with mlflow.start_run(experiment_id=experiment_id, run_name=f"eta_{run_date}") as run:
         mlflow.set_tags({"as_of_date": run_date, "git_commit": git_commit(), "model": "lightgbm_quantile"})
         mlflow.log_params({f"delta_version.{t}": v for t, v in versions.items()})
-        mlflow.log_params({"training_rows_available": len(rows), "holdout_share": HOLDOUT_SHARE, "features": ",".join(ETA_FEATURES)})
+        mlflow.log_params(
+            {"training_rows_available": len(rows), "holdout_share": HOLDOUT_SHARE, "features": ",".join(ETA_FEATURES)}
+        )
         if len(rows) < MIN_TRAINING_ROWS:
             mlflow.set_tag("status", "skipped_insufficient_data")
             mlflow.log_metric("training_rows", float(len(rows)))
-            log.warning("ETA model not trained for %s: %d delivered orders < %d", run_date, len(rows), MIN_TRAINING_ROWS)
+            log.warning(
+                "ETA model not trained for %s: %d delivered orders < %d", run_date, len(rows), MIN_TRAINING_ROWS
+            )
             return EtaRun(run.info.run_id, False, {"training_rows": float(len(rows))})
         train_rows, holdout = time_split(rows, HOLDOUT_SHARE)
         models = fit_quantile_models(train_rows)

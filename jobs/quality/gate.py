@@ -85,5 +85,7 @@ def validate_dataframe(
             f"- {f['expectation']} {f['kwargs']}: observed={f['observed']} unexpected={f['unexpected_count']} sample={f['sample']}"
             for f in result.critical_failures
         ]
-        raise DataQualityError(f"suite {suite.name!r} failed {len(lines)} critical expectation(s):\n" + "\n".join(lines))
+        raise DataQualityError(
+            f"suite {suite.name!r} failed {len(lines)} critical expectation(s):\n" + "\n".join(lines)
+        )
     return result

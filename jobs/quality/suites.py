@@ -25,7 +25,9 @@ def contract_expectations(contract: Contract, expected_rows: int | None = None) 
         if not col.nullable:
             expectations.append(gxe.ExpectColumnValuesToNotBeNull(column=col.name, meta=critical))
         if col.allowed is not None:
-            expectations.append(gxe.ExpectColumnValuesToBeInSet(column=col.name, value_set=list(col.allowed), meta=critical))
+            expectations.append(
+                gxe.ExpectColumnValuesToBeInSet(column=col.name, value_set=list(col.allowed), meta=critical)
+            )
         if col.min is not None or col.max is not None:
             expectations.append(
                 gxe.ExpectColumnValuesToBeBetween(column=col.name, min_value=col.min, max_value=col.max, meta=critical)

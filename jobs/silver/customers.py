@@ -85,12 +85,12 @@ def build_customers(orders_df: DataFrame, interactions_df: DataFrame, device_lin
         F.min("_identified_ingest_date").alias("first_ingest_date"),
     )
     # Most orders wins; on a tie the alphabetically first region: min of (-count, region).
-    region_counts = (
-        orders_df.groupBy(customer_key(F.col("customer_id")).alias("customer_key"), "destination_region")
-        .agg(F.count("*").alias("_n"))
-    )
+    region_counts = orders_df.groupBy(
+        customer_key(F.col("customer_id")).alias("customer_key"), "destination_region"
+    ).agg(F.count("*").alias("_n"))
     home = region_counts.groupBy("customer_key").agg(
-        F.min(F.struct((-F.col("_n")).alias("_neg_n"), F.col("destination_region"))).getField("destination_region")
+        F.min(F.struct((-F.col("_n")).alias("_neg_n"), F.col("destination_region")))
+        .getField("destination_region")
         .alias("home_region")
     )
     devices = device_links_df.groupBy("customer_key").agg(F.count("*").alias("devices"))

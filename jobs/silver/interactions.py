@@ -24,7 +24,7 @@ from jobs.contracts import load_contract
 from jobs.pii import hashed_pii, pii_key
 from jobs.silver import identity
 from jobs.silver.orders import filter_first_arrival
-from jobs.tables import merge_rows, read_table
+from jobs.tables import commit_metadata_set, merge_rows, read_table
 
 # Within one arrival date the batch's own deduplication (file, line) picks the copy, so across
 # dates the earlier date decides; the same event on the target decides the MERGE.
@@ -91,13 +91,14 @@ def _re_resolve_devices(spark: SparkSession, config: LakeConfig, device_links_df
     )
     if fixes.isEmpty():
         return
-    (
+    merge = (
         DeltaTable.forPath(spark, config.table_path("silver.interactions"))
         .alias("t")
         .merge(fixes.alias("s"), "t.event_id = s.event_id")
         .whenMatchedUpdate(set={"customer_key": "s.customer_key"})
-        .execute()
     )
+    with commit_metadata_set(spark, "silver.interactions"):
+        merge.execute()
 
 
 def run(spark: SparkSession, config: LakeConfig, run_date: str) -> None:

@@ -46,9 +46,7 @@ def build_tracking_events(scans_df: DataFrame) -> DataFrame:
     rank = F.create_map(*[x for k, v in MILESTONE_RANK.items() for x in (F.lit(k), F.lit(v))])
     journey = Window.partitionBy("order_id").orderBy("scan_at", "_rank", "scan_id")
     # Frame = the order's scans strictly later in time (microsecond offsets on the scan time).
-    later = (
-        Window.partitionBy("order_id").orderBy(F.unix_micros("scan_at")).rangeBetween(1, Window.unboundedFollowing)
-    )
+    later = Window.partitionBy("order_id").orderBy(F.unix_micros("scan_at")).rangeBetween(1, Window.unboundedFollowing)
     events = (
         scans.withColumn("_rank", rank[F.col("event")])
         .withColumn("seq", F.row_number().over(journey))

@@ -34,14 +34,48 @@ LOGGED_IN_AT_START = 0.55  # existing customers' devices that still remember the
 PAYMENT_WEIGHTS = {"card": 0.50, "sbp": 0.25, "wallet": 0.15, "cash_on_delivery": 0.10}
 
 FIRST_NAMES = (
-    "ivan", "anna", "sergey", "olga", "dmitry", "elena", "alexey", "maria", "andrey", "natalia",
-    "pavel", "tatiana", "mikhail", "irina", "nikolay", "svetlana", "artem", "yulia", "roman",
+    "ivan",
+    "anna",
+    "sergey",
+    "olga",
+    "dmitry",
+    "elena",
+    "alexey",
+    "maria",
+    "andrey",
+    "natalia",
+    "pavel",
+    "tatiana",
+    "mikhail",
+    "irina",
+    "nikolay",
+    "svetlana",
+    "artem",
+    "yulia",
+    "roman",
     "ekaterina",
 )
 LAST_NAMES = (
-    "ivanov", "smirnov", "kuznetsov", "popov", "vasiliev", "petrov", "sokolov", "mikhailov",
-    "novikov", "fedorov", "morozov", "volkov", "alekseev", "lebedev", "semenov", "egorov",
-    "pavlov", "kozlov", "stepanov", "nikolaev",
+    "ivanov",
+    "smirnov",
+    "kuznetsov",
+    "popov",
+    "vasiliev",
+    "petrov",
+    "sokolov",
+    "mikhailov",
+    "novikov",
+    "fedorov",
+    "morozov",
+    "volkov",
+    "alekseev",
+    "lebedev",
+    "semenov",
+    "egorov",
+    "pavlov",
+    "kozlov",
+    "stepanov",
+    "nikolaev",
 )
 
 
@@ -158,8 +192,18 @@ def build_customers(n: int, season: Season, rng: np.random.Generator) -> list[Cu
             state = ALWAYS if existing and logged[i, k] else NEVER
             devices.append(Device(f"D{device_no:07d}", channels[k], state))
         first_name, last_name = FIRST_NAMES[first[i]], LAST_NAMES[last[i]]
-        female = first_name in ("anna", "olga", "elena", "maria", "natalia", "tatiana", "irina",
-                                "svetlana", "yulia", "ekaterina")
+        female = first_name in (
+            "anna",
+            "olga",
+            "elena",
+            "maria",
+            "natalia",
+            "tatiana",
+            "irina",
+            "svetlana",
+            "yulia",
+            "ekaterina",
+        )
         customer = Customer(
             idx=i,
             customer_id=f"C{i + 1:06d}",

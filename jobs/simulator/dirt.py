@@ -9,8 +9,8 @@ output is byte-deterministic.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -124,9 +124,7 @@ class _Corrupter:
                 continue
             bad = UNKNOWN_ENUM.get((contract.name, c.name))
             if not bad or any(v in c.allowed for v in bad):
-                raise RuntimeError(
-                    f"no unknown-enum values outside the contract for {contract.name}.{c.name}"
-                )
+                raise RuntimeError(f"no unknown-enum values outside the contract for {contract.name}.{c.name}")
             self.enums.append((i, bad))
         self.typed = [
             (i, BAD_VALUES[_type_family(c.type)])

@@ -27,9 +27,7 @@ def sources() -> tuple[Source, ...]:
     """The three raw sources in write order (contracts loaded on first use, not at import)."""
     return (
         Source("orders", load_contract("raw.orders")),
-        Source(
-            "tracking_scans", load_contract("raw.tracking_scans"), shuffle=True, resend_next_day=True
-        ),
+        Source("tracking_scans", load_contract("raw.tracking_scans"), shuffle=True, resend_next_day=True),
         Source("interactions", load_contract("raw.interactions")),
     )
 
@@ -87,17 +85,20 @@ def _scan_records(orders: list[Order], end: int) -> list[Record]:
     """Scans that happened before the run ended, ids in (time, order) order."""
     names = sources()[1].contract.column_names
     flat = [
-        (t, i, k, ev, loc)
-        for i, o in enumerate(orders)
-        for k, (t, ev, loc) in enumerate(o.shipment.scans)
-        if t < end
+        (t, i, k, ev, loc) for i, o in enumerate(orders) for k, (t, ev, loc) in enumerate(o.shipment.scans) if t < end
     ]
     flat.sort(key=lambda s: (s[0], s[1], s[2]))
     out = []
     for n, (t, i, _, ev, loc) in enumerate(flat, start=1):
         o = orders[i]
-        row = {"scan_id": f"S{n:010d}", "order_id": o.order_id, "scan_at": ts_text(t), "event": ev,
-               "location": loc, "carrier": o.carrier}
+        row = {
+            "scan_id": f"S{n:010d}",
+            "order_id": o.order_id,
+            "scan_at": ts_text(t),
+            "event": ev,
+            "location": loc,
+            "carrier": o.carrier,
+        }
         out.append(Record(t // DAY, t, [row.get(c) for c in names]))
     return out
 

@@ -34,9 +34,22 @@ PUSH_OPEN_WINBACK = 0.06
 PUSH_OPEN_INACTIVE = 0.03
 
 QUERIES = (
-    "кроссовки", "платье", "iphone 15 чехол", "наушники", "детские игрушки", "кофемашина",
-    "зимняя куртка", "постельное бельё", "robot vacuum", "протеин", "рюкзак", "lego",
-    "шампунь", "air fryer", "книги", "термос",
+    "кроссовки",
+    "платье",
+    "iphone 15 чехол",
+    "наушники",
+    "детские игрушки",
+    "кофемашина",
+    "зимняя куртка",
+    "постельное бельё",
+    "robot vacuum",
+    "протеин",
+    "рюкзак",
+    "lego",
+    "шампунь",
+    "air fryer",
+    "книги",
+    "термос",
 )
 
 
@@ -110,9 +123,7 @@ class _CustomerStream:
     def plan(self, start: int, priority: int, payload: tuple) -> None:
         self.acts.append((start, priority, len(self.acts), payload))
 
-    def emit(
-        self, t: int, event: str, channel: str, device: Device | None = None, **kw: object
-    ) -> None:
+    def emit(self, t: int, event: str, channel: str, device: Device | None = None, **kw: object) -> None:
         if t >= self.end:
             return  # has not happened yet when the run stops
         self.events.append(
@@ -314,12 +325,19 @@ def build_events(
         # Support desk and reviews: no device; the desk / the account knows the customer.
         for order in c.orders:
             for contact in order.contacts:
-                stream.emit(contact.at, "support_contact", contact.channel, None, order=order,
-                            contact_reason=contact.reason, email=contact.email, phone=contact.phone)
+                stream.emit(
+                    contact.at,
+                    "support_contact",
+                    contact.channel,
+                    None,
+                    order=order,
+                    contact_reason=contact.reason,
+                    email=contact.email,
+                    phone=contact.phone,
+                )
             if order.review is not None:
                 r = order.review
-                stream.emit(r.at, "review", r.channel, None, order=order, rating=r.rating,
-                            review_text=r.text)
+                stream.emit(r.at, "review", r.channel, None, order=order, rating=r.rating, review_text=r.text)
         stream.identify()
         events.extend(stream.events)
     return events

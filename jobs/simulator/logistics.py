@@ -27,7 +27,13 @@ CONGESTION_TAIL_DAYS = 60  # congestion is tabulated this far past the run for p
 # Warehouse shifts in UTC by weekday: (start hour, end hour, speed). Saturday runs a half-staffed
 # short shift and Sunday is closed, so Friday-evening and weekend orders are picked later.
 _SHIFTS: tuple[tuple[int, int, float], ...] = (
-    (5, 21, 1.0), (5, 21, 1.0), (5, 21, 1.0), (5, 21, 1.0), (5, 21, 1.0), (6, 14, 0.5), (0, 0, 0.0),
+    (5, 21, 1.0),
+    (5, 21, 1.0),
+    (5, 21, 1.0),
+    (5, 21, 1.0),
+    (5, 21, 1.0),
+    (6, 14, 0.5),
+    (0, 0, 0.0),
 )
 _PLACES = {p.code: p for p in (*WAREHOUSES, *REGIONS, *HUBS)}
 _HUB_INDEX = {h.code: i for i, h in enumerate(HUBS)}

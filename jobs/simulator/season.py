@@ -14,8 +14,32 @@ from .clock import DAY, HOUR, weekday
 
 # UTC hours: Russian shoppers (UTC+3..+7) are busiest in the (local) evening.
 _HOUR_PROFILE = np.array(
-    [0.25, 0.20, 0.20, 0.30, 0.50, 0.70, 0.90, 1.00, 1.10, 1.20, 1.20, 1.20,
-     1.30, 1.40, 1.50, 1.60, 1.70, 1.80, 1.70, 1.50, 1.20, 0.90, 0.60, 0.40]
+    [
+        0.25,
+        0.20,
+        0.20,
+        0.30,
+        0.50,
+        0.70,
+        0.90,
+        1.00,
+        1.10,
+        1.20,
+        1.20,
+        1.20,
+        1.30,
+        1.40,
+        1.50,
+        1.60,
+        1.70,
+        1.80,
+        1.70,
+        1.50,
+        1.20,
+        0.90,
+        0.60,
+        0.40,
+    ]
 )
 _HOUR_PROFILE = _HOUR_PROFILE / _HOUR_PROFILE.mean()
 # Monday .. Sunday: weekend-evening shopping, a quieter Friday.

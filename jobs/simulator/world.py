@@ -149,9 +149,7 @@ def lanes() -> dict[tuple[str, str], Lane]:
 @lru_cache(maxsize=1)
 def nearest_warehouse() -> dict[str, str]:
     """The warehouse closest to each region (the one that normally serves it)."""
-    return {
-        r.code: min(WAREHOUSES, key=lambda w: (haversine_km(w, r), w.code)).code for r in REGIONS
-    }
+    return {r.code: min(WAREHOUSES, key=lambda w: (haversine_km(w, r), w.code)).code for r in REGIONS}
 
 
 @dataclass(frozen=True)
@@ -192,20 +190,39 @@ def vocabulary() -> Vocabulary:
         raise RuntimeError("raw.orders and raw.tracking_scans disagree on carriers")
     vocab.check(
         vocab.scan_events,
-        "created", "picked", "left_warehouse", "arrived_hub",
-        "out_for_delivery", "delivery_failed", "delivered", "returned",
+        "created",
+        "picked",
+        "left_warehouse",
+        "arrived_hub",
+        "out_for_delivery",
+        "delivery_failed",
+        "delivered",
+        "returned",
     )
     vocab.check(
         vocab.interaction_events,
-        "app_open", "login", "search", "product_view", "add_to_cart", "checkout",
-        "tracking_page_view", "support_contact", "review", "push_open",
+        "app_open",
+        "login",
+        "search",
+        "product_view",
+        "add_to_cart",
+        "checkout",
+        "tracking_page_view",
+        "support_contact",
+        "review",
+        "push_open",
     )
     vocab.check(vocab.interaction_channels, "app", "web", "chat", "phone", "email")
     vocab.check(vocab.order_channels, "app", "web")
     vocab.check(
         vocab.contact_reasons,
-        "where_is_my_order", "late_delivery", "failed_delivery", "damaged_item",
-        "return_request", "payment_issue", "other",
+        "where_is_my_order",
+        "late_delivery",
+        "failed_delivery",
+        "damaged_item",
+        "return_request",
+        "payment_issue",
+        "other",
     )
     return vocab
 
@@ -219,7 +236,5 @@ def carriers() -> dict[str, CarrierProfile]:
     """
     names = vocabulary().carriers
     if set(names) != set(_CARRIER_TABLE):
-        raise RuntimeError(
-            f"carrier profiles {sorted(_CARRIER_TABLE)} do not match contract {sorted(names)}"
-        )
+        raise RuntimeError(f"carrier profiles {sorted(_CARRIER_TABLE)} do not match contract {sorted(names)}")
     return {n: CarrierProfile(n, *_CARRIER_TABLE[n]) for n in names}

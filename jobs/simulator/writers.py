@@ -6,8 +6,8 @@ import csv
 import io
 import json
 import os
-from pathlib import Path
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 

@@ -7,7 +7,7 @@ from jobs.features.order_eta import build_eta_training_rows, with_placement_feat
 
 
 def test_placement_features_use_iso_weekdays(spark) -> None:
-    df = spark.createDataFrame([(dt.datetime(2026, 3, 2, 7), ), (dt.datetime(2026, 3, 8, 23),)], "placed_at timestamp")
+    df = spark.createDataFrame([(dt.datetime(2026, 3, 2, 7),), (dt.datetime(2026, 3, 8, 23),)], "placed_at timestamp")
     got = [(r.placed_weekday, r.placed_hour) for r in with_placement_features(df).collect()]
     assert got == [(1, 7), (7, 23)]  # 2 March 2026 is a Monday, 8 March a Sunday
 
@@ -15,14 +15,43 @@ def test_placement_features_use_iso_weekdays(spark) -> None:
 def test_training_rows_only_use_deliveries_known_by_the_as_of_date(spark) -> None:
     orders = spark.createDataFrame(
         [
-            ("O1", dt.datetime(2026, 3, 2, 6), dt.date(2026, 3, 5), "WH-A", "R1", "WH-A>R1", "cdek", "app", 1, Decimal("9.90"), 3, dt.date(2026, 3, 2)),
-            ("O2", dt.datetime(2026, 3, 2, 6), dt.date(2026, 3, 5), "WH-A", "R1", "WH-A>R1", "cdek", "web", 2, Decimal("5.00"), 3, dt.date(2026, 3, 2)),
+            (
+                "O1",
+                dt.datetime(2026, 3, 2, 6),
+                dt.date(2026, 3, 5),
+                "WH-A",
+                "R1",
+                "WH-A>R1",
+                "cdek",
+                "app",
+                1,
+                Decimal("9.90"),
+                3,
+                dt.date(2026, 3, 2),
+            ),
+            (
+                "O2",
+                dt.datetime(2026, 3, 2, 6),
+                dt.date(2026, 3, 5),
+                "WH-A",
+                "R1",
+                "WH-A>R1",
+                "cdek",
+                "web",
+                2,
+                Decimal("5.00"),
+                3,
+                dt.date(2026, 3, 2),
+            ),
         ],
         "order_id string, placed_at timestamp, promised_delivery_date date, origin_warehouse string, destination_region string, "
         "lane string, carrier string, channel string, items int, amount decimal(12,2), promised_days int, first_ingest_date date",
     )
     shipments = spark.createDataFrame(
-        [("O1", dt.datetime(2026, 3, 4, 18), dt.date(2026, 3, 4)), ("O2", dt.datetime(2026, 3, 4, 18), dt.date(2026, 3, 6))],
+        [
+            ("O1", dt.datetime(2026, 3, 4, 18), dt.date(2026, 3, 4)),
+            ("O2", dt.datetime(2026, 3, 4, 18), dt.date(2026, 3, 6)),
+        ],
         "order_id string, delivered_at timestamp, delivered_ingest_date date",
     )
     rows = build_eta_training_rows(orders, shipments, "2026-03-05").collect()

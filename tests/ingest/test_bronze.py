@@ -24,19 +24,22 @@ def _sorted_rows(df) -> list[tuple]:
     return sorted(tuple(row) for row in df.collect())
 
 
-ORDERS = "\n".join(
-    [
-        HEADER + ",gift_wrap",  # an added optional column: accepted, kept in _extra
-        "O1,C1,2026-02-10T08:00:00Z,2,10.50,WH-MOSCOW,RU-SPE,cdek,2026-02-14,card,app,a@x.ru,+7 900 000-00-01,yes",
-        "O2,C1,2026-02-10T09:00:00Z,two,10.50,WH-MOSCOW,RU-SPE,cdek,2026-02-14,card,app,,,",
-        "O3,,2026-02-10T09:00:00Z,1,5,WH-MOSCOW,RU-SPE,cdek,2026-02-14,card,app,,,",
-        "O4,C2,2026-02-10T09:00:00Z,1,5,WH-MOSCOW,RU-SPE,dhl,2026-02-14,card,app,,,",
-        "O1,C1,2026-02-10T08:00:00Z,2,10.50,WH-MOSCOW,RU-SPE,cdek,2026-02-14,card,app,a@x.ru,+7 900 000-00-01,yes",
-        'O5,"C3,2026',
-        "O6,C2,2026-02-01T09:00:00Z,1,5,WH-MOSCOW,RU-SPE,cdek,2026-02-14,card,app,,,",
-        "O7,C2,2026-02-08T09:00:00Z,0,5,WH-MOSCOW,RU-SPE,cdek,2026-02-14,card,web,,,",
-    ]
-) + "\n"
+ORDERS = (
+    "\n".join(
+        [
+            HEADER + ",gift_wrap",  # an added optional column: accepted, kept in _extra
+            "O1,C1,2026-02-10T08:00:00Z,2,10.50,WH-MOSCOW,RU-SPE,cdek,2026-02-14,card,app,a@x.ru,+7 900 000-00-01,yes",
+            "O2,C1,2026-02-10T09:00:00Z,two,10.50,WH-MOSCOW,RU-SPE,cdek,2026-02-14,card,app,,,",
+            "O3,,2026-02-10T09:00:00Z,1,5,WH-MOSCOW,RU-SPE,cdek,2026-02-14,card,app,,,",
+            "O4,C2,2026-02-10T09:00:00Z,1,5,WH-MOSCOW,RU-SPE,dhl,2026-02-14,card,app,,,",
+            "O1,C1,2026-02-10T08:00:00Z,2,10.50,WH-MOSCOW,RU-SPE,cdek,2026-02-14,card,app,a@x.ru,+7 900 000-00-01,yes",
+            'O5,"C3,2026',
+            "O6,C2,2026-02-01T09:00:00Z,1,5,WH-MOSCOW,RU-SPE,cdek,2026-02-14,card,app,,,",
+            "O7,C2,2026-02-08T09:00:00Z,0,5,WH-MOSCOW,RU-SPE,cdek,2026-02-14,card,web,,,",
+        ]
+    )
+    + "\n"
+)
 
 
 def test_orders_land_in_bronze_or_quarantine_with_exact_reasons(spark, lake_config) -> None:
@@ -46,7 +49,12 @@ def test_orders_land_in_bronze_or_quarantine_with_exact_reasons(spark, lake_conf
     assert (result.raw_rows, result.accepted_rows, result.quarantined_rows) == (8, 1, 7)
     bronze = read_table(spark, lake_config, "bronze.orders")
     (accepted,) = bronze.collect()
-    assert (accepted.order_id, accepted.items, accepted._extra, accepted._line_number) == ("O1", 2, {"gift_wrap": "yes"}, 2)
+    assert (accepted.order_id, accepted.items, accepted._extra, accepted._line_number) == (
+        "O1",
+        2,
+        {"gift_wrap": "yes"},
+        2,
+    )
     assert accepted._source_file == f"orders/{DAY}/orders_{DAY}.csv"
     quarantine = read_table(spark, lake_config, "quarantine.orders").select("line_number", "reason")
     assert _sorted_rows(quarantine) == [
@@ -58,7 +66,9 @@ def test_orders_land_in_bronze_or_quarantine_with_exact_reasons(spark, lake_conf
         (8, "too_late"),  # 9 days before arrival, bound is 3
         (9, "out_of_range:items"),
     ]
-    audit = read_table(spark, lake_config, "ops.ingest_audit").select("source", "raw_rows", "accepted_rows", "quarantined_rows")
+    audit = read_table(spark, lake_config, "ops.ingest_audit").select(
+        "source", "raw_rows", "accepted_rows", "quarantined_rows"
+    )
     assert _sorted_rows(audit) == [("orders", 8, 1, 7)]
 
 
@@ -97,7 +107,10 @@ def test_json_source_reasons(spark, lake_config) -> None:
 def test_missing_required_csv_column_fails_naming_file_and_column(spark, lake_config) -> None:
     header_without_carrier = HEADER.replace(",carrier", "")
     _write(Path(lake_config.landing_root), "orders", f"orders_{DAY}.csv", header_without_carrier + "\n")
-    with pytest.raises(SchemaDriftError, match=r"orders_2026-02-10\.csv: required column\(s\) missing from the header: carrier \(string\)"):
+    with pytest.raises(
+        SchemaDriftError,
+        match=r"orders_2026-02-10\.csv: required column\(s\) missing from the header: carrier \(string\)",
+    ):
         ingest_source(spark, lake_config, "orders", DAY)
 
 

@@ -48,7 +48,12 @@ def test_with_json_fields_maps_keys_and_flags_broken_lines(spark) -> None:
     )
     got = with_json_fields(lines).select("line_number", "_fields", "_reason")
     expected = spark.createDataFrame(
-        [(1, {"id": "x", "n": "3"}, None), (2, None, "malformed_json"), (3, None, "malformed_json"), (4, None, "malformed_json")],
+        [
+            (1, {"id": "x", "n": "3"}, None),
+            (2, None, "malformed_json"),
+            (3, None, "malformed_json"),
+            (4, None, "malformed_json"),
+        ],
         "line_number bigint, _fields map<string,string>, _reason string",
     )
     assert_df_equality(got.orderBy("line_number"), expected.orderBy("line_number"), ignore_nullable=True)
@@ -115,7 +120,9 @@ def test_with_lateness_check_refuses_events_older_than_the_bound(spark) -> None:
         "line_number bigint, at timestamp, _reason string",
     )
     got = with_lateness_check(rows, "at", "2026-01-10", 3).select("line_number", "_reason")
-    expected = spark.createDataFrame([(1, None), (2, "too_late"), (3, "bad_type:at")], "line_number bigint, _reason string")
+    expected = spark.createDataFrame(
+        [(1, None), (2, "too_late"), (3, "bad_type:at")], "line_number bigint, _reason string"
+    )
     assert_df_equality(got.orderBy("line_number"), expected.orderBy("line_number"), ignore_nullable=True)
 
 
@@ -139,7 +146,12 @@ def test_with_duplicate_check_keeps_the_first_valid_copy(spark) -> None:
 @pytest.mark.parametrize("csv", [False, True])
 def test_classify_then_split_loses_no_line(spark, csv: bool) -> None:
     if csv:
-        raws = ["k1,2026-01-05T10:00:00Z,a,1", "k1,2026-01-05T10:00:00Z,a,1", "k2,2026-01-05", "k3,2026-01-05T10:00:00Z,b,"]
+        raws = [
+            "k1,2026-01-05T10:00:00Z,a,1",
+            "k1,2026-01-05T10:00:00Z,a,1",
+            "k2,2026-01-05",
+            "k3,2026-01-05T10:00:00Z,b,",
+        ]
     else:
         raws = [
             '{"id":"k1","at":"2026-01-05T10:00:00Z","kind":"a","n":1}',
@@ -149,8 +161,28 @@ def test_classify_then_split_loses_no_line(spark, csv: bool) -> None:
         ]
     lines = spark.createDataFrame([("f", i + 2, raw) for i, raw in enumerate(raws)], LINES_SCHEMA)
     classified = classify_lines(lines, TINY, "2026-01-05", 3, ["id", "at", "kind", "n"] if csv else None)
-    bronze_like = Contract("bronze.tiny", 1, TINY.columns + (Column("_extra", "map<string,string>"), Column("_source_file", "string"), Column("_line_number", "bigint"), Column("_ingest_date", "date")))
-    quarantine_like = Contract("quarantine.tiny", 1, (Column("source_file", "string"), Column("line_number", "bigint"), Column("raw", "string"), Column("reason", "string"), Column("_ingest_date", "date")))
+    bronze_like = Contract(
+        "bronze.tiny",
+        1,
+        TINY.columns
+        + (
+            Column("_extra", "map<string,string>"),
+            Column("_source_file", "string"),
+            Column("_line_number", "bigint"),
+            Column("_ingest_date", "date"),
+        ),
+    )
+    quarantine_like = Contract(
+        "quarantine.tiny",
+        1,
+        (
+            Column("source_file", "string"),
+            Column("line_number", "bigint"),
+            Column("raw", "string"),
+            Column("reason", "string"),
+            Column("_ingest_date", "date"),
+        ),
+    )
     accepted = build_bronze_rows(classified, bronze_like, "2026-01-05")
     refused = build_quarantine_rows(classified, quarantine_like, "2026-01-05")
     assert sorted(r.id for r in accepted.collect()) == ["k1", "k3"]

@@ -19,7 +19,12 @@ CARRIER_DAYS = {"wb_express": 1.5, "cdek": 3.0, "russian_post": 5.0}
 
 
 def test_time_split_holds_out_the_latest_orders() -> None:
-    rows = pd.DataFrame({"placed_at": pd.to_datetime(["2026-01-03", "2026-01-01", "2026-01-02", "2026-01-04"]), "order_id": list("abcd")})
+    rows = pd.DataFrame(
+        {
+            "placed_at": pd.to_datetime(["2026-01-03", "2026-01-01", "2026-01-02", "2026-01-04"]),
+            "order_id": list("abcd"),
+        }
+    )
     train, holdout = eta.time_split(rows, 0.25)
     assert list(train.order_id) == ["b", "c", "a"] and list(holdout.order_id) == ["d"]
 
@@ -47,11 +52,33 @@ def _world(spark, n: int = 240):
         delivered = placed + dt.timedelta(days=days)
         promised = placed.date() + dt.timedelta(days=4)  # carrier-blind static promise
         orders.append(
-            (f"O{i:04d}", "C1", placed, placed.date(), 1, Decimal("10.00"), "WH-A", "R1", "WH-A>R1", carrier, promised, 4, "card", "app", None, None, placed.date(), "f", i + 2)
+            (
+                f"O{i:04d}",
+                "C1",
+                placed,
+                placed.date(),
+                1,
+                Decimal("10.00"),
+                "WH-A",
+                "R1",
+                "WH-A>R1",
+                carrier,
+                promised,
+                4,
+                "card",
+                "app",
+                None,
+                None,
+                placed.date(),
+                "f",
+                i + 2,
+            )
         )
         shipments.append((f"O{i:04d}", delivered, delivered.date()))
     orders_df = spark.createDataFrame(orders, load_contract("silver.orders").spark_schema())
-    shipments_df = spark.createDataFrame(shipments, "order_id string, delivered_at timestamp, delivered_ingest_date date")
+    shipments_df = spark.createDataFrame(
+        shipments, "order_id string, delivered_at timestamp, delivered_ingest_date date"
+    )
     return orders_df, shipments_df
 
 

@@ -57,9 +57,12 @@ def test_build_customers_from_orders_interactions_and_links(spark) -> None:
     expected = spark.createDataFrame(
         [
             (
-                ckey("C1"), "C1",
+                ckey("C1"),
+                "C1",
                 at(A, 8),  # first seen through the linked anonymous event E0
-                at(A, 10), at(B, 10), 2,
+                at(A, 10),
+                at(B, 10),
+                2,
                 2,  # D1 and D7
                 "e-e2",  # latest non-null email: E2 (B 11:00); O2 (B 10:00) has none
                 "p-o1",  # latest phone: O1 and E1 tie on A 10:00 -> the order wins; E0 is anonymous

@@ -148,17 +148,38 @@ NIGHT_B_EVENTS = [
     # A resend of A3: the first arrival (day A) stays the record.
     event("A3", at(DAY_A, "09:20"), "checkout", device="D1", customer="C1", order_id="O1", ingest=DAY_B, line=3),
     event(
-        "B3", at(DAY_B, "10:00"), "support_contact", customer="C1", ingest=DAY_B, line=4,
-        contact_reason="where_is_my_order", order_id="O1", phone="+7 900 000-00-01",
+        "B3",
+        at(DAY_B, "10:00"),
+        "support_contact",
+        customer="C1",
+        ingest=DAY_B,
+        line=4,
+        contact_reason="where_is_my_order",
+        order_id="O1",
+        phone="+7 900 000-00-01",
     ),
 ]
 
 
 def order(order_id, customer_id, placed, region, ingest, email=None):
     return (
-        order_id, customer_id, placed, 1, Decimal("9.90"), "WH-MOSCOW", region, "cdek",
-        placed.date() + dt.timedelta(days=3), "card", "app", email, None,
-        None, f"orders/{ingest}/f.csv", 2, dt.date.fromisoformat(ingest),
+        order_id,
+        customer_id,
+        placed,
+        1,
+        Decimal("9.90"),
+        "WH-MOSCOW",
+        region,
+        "cdek",
+        placed.date() + dt.timedelta(days=3),
+        "card",
+        "app",
+        email,
+        None,
+        None,
+        f"orders/{ingest}/f.csv",
+        2,
+        dt.date.fromisoformat(ingest),
     )
 
 

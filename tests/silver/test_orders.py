@@ -12,8 +12,23 @@ BRONZE = load_contract("bronze.orders")
 
 def _bronze_row(order_id, ingest_day, line, email="Ann@Example.com ", phone=None):
     return (
-        order_id, "C1", dt.datetime(2026, 2, 10, 8, 30), 2, Decimal("10.50"), "WH-MOSCOW", "RU-SPE", "cdek",
-        dt.date(2026, 2, 14), "card", "app", email, phone, None, f"orders/{ingest_day}/f.csv", line, dt.date.fromisoformat(ingest_day),
+        order_id,
+        "C1",
+        dt.datetime(2026, 2, 10, 8, 30),
+        2,
+        Decimal("10.50"),
+        "WH-MOSCOW",
+        "RU-SPE",
+        "cdek",
+        dt.date(2026, 2, 14),
+        "card",
+        "app",
+        email,
+        phone,
+        None,
+        f"orders/{ingest_day}/f.csv",
+        line,
+        dt.date.fromisoformat(ingest_day),
     )
 
 
@@ -32,7 +47,11 @@ def test_build_silver_orders_keeps_first_arrival_and_hashes_pii(spark) -> None:
     assert (first.first_ingest_date, first.line_number) == (dt.date(2026, 2, 10), 7)
     assert (first.lane, first.order_date, first.promised_days) == ("WH-MOSCOW>RU-SPE", dt.date(2026, 2, 10), 4)
     # Normalised before hashing: case and spaces do not change the join key; the key does.
-    same = spark.createDataFrame([("ann@example.com",)], "v string").select(hashed_pii(__import__("pyspark.sql.functions", fromlist=["col"]).col("v"), "k")).first()[0]
+    same = (
+        spark.createDataFrame([("ann@example.com",)], "v string")
+        .select(hashed_pii(__import__("pyspark.sql.functions", fromlist=["col"]).col("v"), "k"))
+        .first()[0]
+    )
     assert first.email_hash == same and len(same) == 64
     assert rows["O2"].email_hash is None
     assert rows["O2"].phone_hash is not None and "900" not in rows["O2"].phone_hash

@@ -9,7 +9,18 @@ BRONZE = load_contract("bronze.tracking_scans")
 
 
 def _scan(scan_id, order_id, at, event, ingest="2026-02-12", line=1, location=None):
-    return (scan_id, order_id, at, event, location, "cdek", None, f"tracking_scans/{ingest}/f.jsonl", line, dt.date.fromisoformat(ingest))
+    return (
+        scan_id,
+        order_id,
+        at,
+        event,
+        location,
+        "cdek",
+        None,
+        f"tracking_scans/{ingest}/f.jsonl",
+        line,
+        dt.date.fromisoformat(ingest),
+    )
 
 
 def t(day, hour):

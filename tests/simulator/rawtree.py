@@ -107,14 +107,10 @@ def classify(contract: Contract, fmt: str, event_col: str, text: str, file_day: 
     if any(row.get(c.name) is None for c in contract.columns if not c.nullable):
         kinds.append("missing_required")
     if any(
-        c.allowed is not None and row.get(c.name) is not None and row[c.name] not in c.allowed
-        for c in contract.columns
+        c.allowed is not None and row.get(c.name) is not None and row[c.name] not in c.allowed for c in contract.columns
     ):
         kinds.append("unknown_enum")
-    if any(
-        row.get(c.name) is not None and not _valid(c.type, row[c.name], fmt == "csv")
-        for c in contract.columns
-    ):
+    if any(row.get(c.name) is not None and not _valid(c.type, row[c.name], fmt == "csv") for c in contract.columns):
         kinds.append("bad_type")
     event_at = parse_ts(row.get(event_col))
     if event_at is not None and event_at.date() < file_day:
