@@ -31,6 +31,7 @@ class Column:
     min: float | None = None
     max: float | None = None
     pii: bool = False
+    feature: bool = False
     description: str = ""
 
 
@@ -114,6 +115,7 @@ def _column(raw: dict[str, Any], contract_name: str) -> Column:
             min=raw.get("min"),
             max=raw.get("max"),
             pii=bool(raw.get("pii", False)),
+            feature=bool(raw.get("feature", False)),
             description=raw.get("description", ""),
         )
     except KeyError as missing:
@@ -174,6 +176,10 @@ def contract_fingerprint(contract: Contract) -> str:
 
     body = asdict(contract)
     body.pop("version")
+    # Only non-default column attributes: a new optional attribute in the format (say `feature`)
+    # leaves every existing contract's fingerprint unchanged.
+    defaults = asdict(Column(name="", type=""))
+    body["columns"] = [{k: v for k, v in col.items() if v != defaults[k] or k in ("name", "type")} for col in body["columns"]]
     return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
 
 

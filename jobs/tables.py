@@ -118,6 +118,21 @@ def replace_range(
     _overwrite_where(df, config, table, predicate, partition_by)
 
 
+def replace_dates(
+    df: DataFrame,
+    config: LakeConfig,
+    table: str,
+    column: str,
+    dates: list,
+    partition_by: tuple[str, ...] = (),
+) -> None:
+    """Overwrite the rows whose ``column`` is one of ``dates`` with ``df`` (idempotent, any set of days)."""
+    if not dates:
+        raise ValueError(f"replace_dates on {table}: empty list of dates")
+    listed = ", ".join(f"DATE{_sql_literal(d.isoformat() if hasattr(d, 'isoformat') else d)}" for d in dates)
+    _overwrite_where(df, config, table, f"`{column}` IN ({listed})", partition_by)
+
+
 def merge_rows(
     spark: SparkSession,
     df: DataFrame,

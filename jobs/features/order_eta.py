@@ -5,6 +5,15 @@ from __future__ import annotations
 import pyspark.sql.functions as F
 from pyspark.sql import DataFrame
 
+from jobs.contracts import load_contract
+from jobs.features.lane_stats import (
+    deliveries_known,
+    lane_all_carriers_transit_stats,
+    lane_transit_stats,
+    carrier_transit_stats,
+)
+from jobs.silver.identity import customer_key
+
 CATEGORICAL_FEATURES = ["origin_warehouse", "destination_region", "lane", "carrier", "channel"]
 NUMERIC_FEATURES = ["placed_weekday", "placed_hour", "items", "amount", "promised_days"]
 ETA_FEATURES = CATEGORICAL_FEATURES + NUMERIC_FEATURES
@@ -36,3 +45,64 @@ def build_eta_training_rows(orders_df: DataFrame, shipments_df: DataFrame, as_of
         .withColumn("amount", F.col("amount").cast("double"))
         .select("order_id", "placed_at", "promised_delivery_date", "delivered_at", *ETA_FEATURES, ETA_LABEL)
     )
+
+
+# Statistics of features.order_eta -> (prefix, source statistic) per grouping.
+_LANE_CARRIER_FEATURES = {
+    "lane_carrier_deliveries_90d": "deliveries",
+    "lane_carrier_transit_days_mean": "transit_days_mean",
+    "lane_carrier_transit_days_p50": "transit_days_p50",
+    "lane_carrier_transit_days_p90": "transit_days_p90",
+    "lane_carrier_on_time_rate": "on_time_rate",
+    "lane_carrier_days_late_mean": "days_late_mean",
+}
+_CARRIER_FEATURES = {"carrier_deliveries_90d": "deliveries", "carrier_transit_days_mean": "transit_days_mean"}
+_LANE_FEATURES = {"lane_deliveries_90d": "deliveries", "lane_transit_days_mean": "transit_days_mean"}
+# No delivery in the window is a count of 0, not an unknown; the means stay null.
+_COUNT_FEATURES = ["lane_carrier_deliveries_90d", "carrier_deliveries_90d", "lane_deliveries_90d"]
+
+
+def _renamed(stats_df: DataFrame, keys: list[str], features: dict[str, str]) -> DataFrame:
+    return stats_df.select(*keys, *[F.col(source).alias(name) for name, source in features.items()])
+
+
+def build_order_eta_features(
+    target_orders_df: DataFrame, orders_df: DataFrame, tracking_events_df: DataFrame
+) -> DataFrame:
+    """Orders -> rows of ``features.order_eta``: the order at placement plus its lane's recent history.
+
+    The lane statistics are those known at the end of the day before placement (``stats_date =
+    to_date(placed_at) - 1``), not at ``as_of_date``: an order that reaches the lake late gets the
+    row it would have had on time, and scoring at checkout (when only the previous night's tables
+    exist) sees the same numbers as training. A row is therefore a function of the order and of
+    history known by its stats date only: building it again later, from a bigger lake, gives the
+    same row (the contract's "never changes once written").
+
+    Args:
+        target_orders_df: the ``silver.orders`` rows to build (e.g. those whose
+            ``first_ingest_date`` is the run date); unique ``order_id``.
+        orders_df: all ``silver.orders`` rows (history; may include the targets and later orders,
+            which are ignored by the known-by rule).
+        tracking_events_df: all ``silver.tracking_events`` rows (history; later arrivals ignored).
+
+    Returns:
+        The ``features.order_eta`` columns in contract order. ``as_of_date`` is the order's
+        ``first_ingest_date``; ``customer_key`` comes from ``customer_id``
+        (:func:`jobs.silver.identity.customer_key`). Counts are 0 without history, means null.
+    """
+    contract = load_contract("features.order_eta")
+    targets = target_orders_df.withColumn("stats_date", F.date_sub(F.to_date("placed_at"), 1))
+    deliveries = deliveries_known(orders_df, tracking_events_df, targets.select("stats_date"))
+    lane_carrier = _renamed(lane_transit_stats(deliveries), ["stats_date", "lane", "carrier"], _LANE_CARRIER_FEATURES)
+    carrier = _renamed(carrier_transit_stats(deliveries), ["stats_date", "carrier"], _CARRIER_FEATURES)
+    lane = _renamed(lane_all_carriers_transit_stats(deliveries), ["stats_date", "lane"], _LANE_FEATURES)
+    features = (
+        targets.join(lane_carrier, ["stats_date", "lane", "carrier"], "left")
+        .join(carrier, ["stats_date", "carrier"], "left")
+        .join(lane, ["stats_date", "lane"], "left")
+        .fillna(0, subset=_COUNT_FEATURES)
+        .transform(with_placement_features)
+        .withColumn("as_of_date", F.col("first_ingest_date"))
+        .withColumn("customer_key", customer_key(F.col("customer_id")))
+    )
+    return features.select(*[F.col(c.name).cast(c.type) for c in contract.columns])

@@ -16,6 +16,9 @@ from their first purchase (time 0, which is not counted):
 with times in days. Every function takes these as array-likes that broadcast against each other.
 """
 
+# T (the customer's age) keeps the paper's capital letter in signatures, as the other libraries do.
+# ruff: noqa: N803
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -1,0 +1,360 @@
+"""Gold ``customer_journey``: every touchpoint of a resolved customer, ordered, with stages and pain points.
+
+Touchpoints come from three silver tables:
+
+* ``silver.interactions`` with a ``customer_key`` (own id, or device-linked anonymous activity);
+* ``silver.orders`` (one ``order_placed`` per order, keyed by the order's customer);
+* ``silver.tracking_events`` (one ``shipment_<event>`` per scan, attributed through its order).
+
+Rules (each is a function of the customer's touchpoints at or before the row, looking back at
+most ``JOURNEY_LOOKBACK_DAYS``, plus the order's promise and delivery time):
+
+* *order*: ``(touchpoint_at, touchpoint_id)`` per customer.
+* *session*: customer-initiated touchpoints (not carrier scans) start a new session after
+  ``SESSION_GAP_MINUTES`` without one; ``session_id`` = 16 hex of sha2 of ``customer_key:`` and the
+  session's first ``touchpoint_id``: deterministic and stable when later rows arrive.
+* *stage*: by type (``STAGE_OF_TYPE``); a tracking page view is ``post-delivery`` once its order was
+  delivered (``silver.shipments.delivered_at`` at or before the view), else ``wait-for-delivery``.
+* *pain points*: late vs promise (a touchpoint of an order not yet delivered, or its delivery scan,
+  on a day after the promised date), failed delivery attempt, support contact, low review
+  (rating <= 2), repeated tracking view (an undelivered order's view after >= 2 earlier views of it).
+
+Because every rule looks back a bounded time, a night only recomputes, for each customer its
+arrivals touch, the rows from their earliest new touchpoint on (reading ``JOURNEY_LOOKBACK_DAYS``
+before it for context), and merges the rows whose content changed: the partitions written are the
+days that really changed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+import pyspark.sql.functions as F
+from pyspark.sql import Column, DataFrame, SparkSession, Window
+
+from jobs.config import LakeConfig
+from jobs.contracts import load_contract
+from jobs.silver.identity import customer_key
+from jobs.tables import commit_metadata_set, read_table, replace_dates, table_exists
+
+log = logging.getLogger(__name__)
+
+JOURNEY_LOOKBACK_DAYS = 45
+SESSION_GAP_MINUTES = 30
+REPEATED_TRACKING_VIEWS = 3  # the third view of an undelivered order is a pain point
+LOW_REVIEW_MAX_RATING = 2
+
+STAGE_OF_TYPE = {
+    "app_open": "discover",
+    "push_open": "discover",
+    "login": "discover",
+    "search": "discover",
+    "product_view": "consider",
+    "add_to_cart": "consider",
+    "checkout": "purchase",
+    "order_placed": "purchase",
+    "tracking_page_view": "wait-for-delivery",  # or post-delivery, see module docstring
+    "support_contact": "support",
+    "review": "post-delivery",
+    "shipment_created": "wait-for-delivery",
+    "shipment_picked": "wait-for-delivery",
+    "shipment_left_warehouse": "wait-for-delivery",
+    "shipment_arrived_hub": "wait-for-delivery",
+    "shipment_out_for_delivery": "wait-for-delivery",
+    "shipment_delivery_failed": "wait-for-delivery",
+    "shipment_delivered": "delivered",
+    "shipment_returned": "post-delivery",
+}
+
+TOUCHPOINT_COLUMNS = [
+    "customer_key",
+    "touchpoint_id",
+    "touchpoint_at",
+    "touchpoint_type",
+    "channel",
+    "order_id",
+    "rating",
+    "contact_reason",
+    "is_customer_initiated",
+]
+
+
+def interaction_touchpoints(interactions_df: DataFrame) -> DataFrame:
+    """``silver.interactions`` rows attributed to a customer -> touchpoints."""
+    return interactions_df.filter(F.col("customer_key").isNotNull()).select(
+        "customer_key",
+        F.concat(F.lit("interaction:"), "event_id").alias("touchpoint_id"),
+        F.col("event_at").alias("touchpoint_at"),
+        F.col("event").alias("touchpoint_type"),
+        "channel",
+        "order_id",
+        "rating",
+        "contact_reason",
+        F.lit(True).alias("is_customer_initiated"),
+    )
+
+
+def order_touchpoints(orders_df: DataFrame) -> DataFrame:
+    """``silver.orders`` -> one ``order_placed`` touchpoint per order."""
+    return orders_df.select(
+        customer_key(F.col("customer_id")).alias("customer_key"),
+        F.concat(F.lit("order:"), "order_id").alias("touchpoint_id"),
+        F.col("placed_at").alias("touchpoint_at"),
+        F.lit("order_placed").alias("touchpoint_type"),
+        "channel",
+        "order_id",
+        F.lit(None).cast("int").alias("rating"),
+        F.lit(None).cast("string").alias("contact_reason"),
+        F.lit(True).alias("is_customer_initiated"),
+    )
+
+
+def scan_touchpoints(tracking_events_df: DataFrame, orders_df: DataFrame) -> DataFrame:
+    """``silver.tracking_events`` -> ``shipment_<event>`` touchpoints of the order's customer.
+
+    A scan whose order has not arrived yet has no customer: it joins the journey the night the
+    order arrives (that night touches the customer from the order date on).
+    """
+    owners = orders_df.select("order_id", customer_key(F.col("customer_id")).alias("customer_key"))
+    return tracking_events_df.join(owners, "order_id").select(
+        "customer_key",
+        F.concat(F.lit("scan:"), "scan_id").alias("touchpoint_id"),
+        F.col("scan_at").alias("touchpoint_at"),
+        F.concat(F.lit("shipment_"), "event").alias("touchpoint_type"),
+        F.lit("carrier").alias("channel"),
+        "order_id",
+        F.lit(None).cast("int").alias("rating"),
+        F.lit(None).cast("string").alias("contact_reason"),
+        F.lit(False).alias("is_customer_initiated"),
+    )
+
+
+def all_touchpoints(orders_df: DataFrame, interactions_df: DataFrame, tracking_events_df: DataFrame) -> DataFrame:
+    """The union of the three kinds of touchpoints (columns ``TOUCHPOINT_COLUMNS``)."""
+    return (
+        interaction_touchpoints(interactions_df)
+        .unionByName(order_touchpoints(orders_df))
+        .unionByName(scan_touchpoints(tracking_events_df, orders_df))
+    )
+
+
+def _stage(delivered_before: Column) -> Column:
+    mapping = F.create_map(*[x for k, v in STAGE_OF_TYPE.items() for x in (F.lit(k), F.lit(v))])
+    return F.when(
+        (F.col("touchpoint_type") == "tracking_page_view") & delivered_before, F.lit("post-delivery")
+    ).otherwise(mapping[F.col("touchpoint_type")])
+
+
+def build_customer_journey(
+    touchpoints_df: DataFrame,
+    orders_df: DataFrame,
+    shipments_df: DataFrame,
+    session_gap_minutes: int = SESSION_GAP_MINUTES,
+    lookback_days: int = JOURNEY_LOOKBACK_DAYS,
+) -> DataFrame:
+    """Touchpoints (``TOUCHPOINT_COLUMNS``) -> ``gold.customer_journey`` rows.
+
+    Args:
+        touchpoints_df: every touchpoint of the customers concerned from ``lookback_days`` before
+            the first row wanted (rows closer to that start lack context; callers drop them).
+        orders_df: ``silver.orders`` (``order_id``, ``promised_delivery_date``).
+        shipments_df: ``silver.shipments`` (``order_id``, ``delivered_at``).
+    """
+    contract = load_contract("gold.customer_journey")
+    lookback_seconds = lookback_days * 86400
+    by_customer = Window.partitionBy("customer_key").orderBy("touchpoint_at", "touchpoint_id")
+    by_order_time = (
+        Window.partitionBy("customer_key", "order_id")
+        .orderBy(F.unix_micros("touchpoint_at"))
+        .rangeBetween(-lookback_seconds * 1_000_000, -1)
+    )
+
+    # Sessions over customer-initiated touchpoints only (a carrier scan is not the customer's visit).
+    initiated = touchpoints_df.filter("is_customer_initiated")
+    previous_initiated_at = F.lag("touchpoint_at").over(by_customer)
+    starts_session = previous_initiated_at.isNull() | (
+        F.unix_seconds("touchpoint_at") - F.unix_seconds(previous_initiated_at) > session_gap_minutes * 60
+    )
+    sessions = (
+        initiated.withColumn("_session_first", F.when(starts_session, F.col("touchpoint_id")))
+        .withColumn(
+            "_session_first",
+            F.last("_session_first", ignorenulls=True).over(by_customer.rowsBetween(Window.unboundedPreceding, 0)),
+        )
+        .select(
+            "touchpoint_id",
+            F.substring(F.sha2(F.concat_ws(":", "customer_key", "_session_first"), 256), 1, 16).alias("session_id"),
+        )
+    )
+
+    promises = orders_df.select("order_id", "promised_delivery_date")
+    deliveries = shipments_df.select("order_id", F.col("delivered_at").alias("_delivered_at"))
+    previous_at = F.lag("touchpoint_at").over(by_customer)
+    gap = F.unix_seconds("touchpoint_at") - F.unix_seconds(previous_at)
+    is_view = F.col("touchpoint_type") == "tracking_page_view"
+    delivered_before = F.coalesce(F.col("_delivered_at") < F.col("touchpoint_at"), F.lit(False))
+    delivered_by = F.coalesce(F.col("_delivered_at") <= F.col("touchpoint_at"), F.lit(False))
+    earlier_views = F.count(F.when(is_view, 1)).over(by_order_time)
+
+    journey = (
+        touchpoints_df.join(sessions, "touchpoint_id", "left")
+        .join(promises, "order_id", "left")
+        .join(deliveries, "order_id", "left")
+        .withColumn("touchpoint_date", F.to_date("touchpoint_at"))
+        .withColumn("seconds_since_previous", F.when(gap <= lookback_seconds, gap))
+        .withColumn("journey_stage", _stage(delivered_by))
+        .withColumn(
+            "is_late_vs_promise",
+            F.coalesce(
+                F.col("order_id").isNotNull()
+                & ~delivered_before
+                & (F.col("touchpoint_date") > F.col("promised_delivery_date")),
+                F.lit(False),
+            ),
+        )
+        .withColumn("is_failed_delivery_attempt", F.col("touchpoint_type") == "shipment_delivery_failed")
+        .withColumn("is_support_contact", F.col("touchpoint_type") == "support_contact")
+        .withColumn(
+            "is_low_review",
+            (F.col("touchpoint_type") == "review") & F.coalesce(F.col("rating") <= LOW_REVIEW_MAX_RATING, F.lit(False)),
+        )
+        .withColumn(
+            "is_repeated_tracking_view",
+            is_view
+            & F.col("order_id").isNotNull()
+            & ~delivered_by
+            & (F.coalesce(earlier_views, F.lit(0)) >= REPEATED_TRACKING_VIEWS - 1),
+        )
+    )
+    flags = [
+        "is_late_vs_promise",
+        "is_failed_delivery_attempt",
+        "is_support_contact",
+        "is_low_review",
+        "is_repeated_tracking_view",
+    ]
+    journey = journey.withColumn("pain_points", sum(F.col(f).cast("int") for f in flags))
+    return journey.select(*[F.col(c.name).cast(c.type) for c in contract.columns])
+
+
+def touched_customers(
+    orders_df: DataFrame,
+    interactions_df: DataFrame,
+    tracking_events_df: DataFrame,
+    device_links_df: DataFrame,
+    run_date: str,
+) -> DataFrame:
+    """Customers whose journey ``run_date``'s arrivals can change, with the first day they can change.
+
+    Arrivals: interactions, orders and scans first arrived on ``run_date``, and the anonymous
+    events of devices whose link changed that night (re-attributed to a customer).
+    """
+    day = F.lit(run_date).cast("date")
+    owners = orders_df.select("order_id", customer_key(F.col("customer_id")).alias("customer_key"))
+    relinked = device_links_df.filter(F.col("link_ingest_date") == day).select("device_id")
+    starts = (
+        interactions_df.filter(F.col("first_ingest_date") == day)
+        .select("customer_key", F.col("event_date").alias("start_date"))
+        .unionByName(
+            interactions_df.filter(F.col("customer_id").isNull())
+            .join(relinked, "device_id", "left_semi")
+            .select("customer_key", F.col("event_date").alias("start_date"))
+        )
+        .unionByName(
+            orders_df.filter(F.col("first_ingest_date") == day).select(
+                customer_key(F.col("customer_id")).alias("customer_key"), F.col("order_date").alias("start_date")
+            )
+        )
+        .unionByName(
+            tracking_events_df.filter(F.col("first_ingest_date") == day)
+            .join(owners, "order_id")
+            .select("customer_key", F.col("event_date").alias("start_date"))
+        )
+    )
+    return (
+        starts.filter(F.col("customer_key").isNotNull())
+        .groupBy("customer_key")
+        .agg(F.min("start_date").alias("start_date"))
+    )
+
+
+def changed_rows(recomputed_df: DataFrame, stored_df: DataFrame) -> DataFrame:
+    """Rows of ``recomputed_df`` that are new or differ from the stored row (nulls compare equal)."""
+    stored = stored_df.join(recomputed_df.select("touchpoint_id"), "touchpoint_id", "left_semi")
+    return recomputed_df.exceptAll(stored.select(*recomputed_df.columns))
+
+
+def _date_literals(dates: list[dt.date]) -> str:
+    return ", ".join(f"DATE'{d.isoformat()}'" for d in dates)
+
+
+def run(spark: SparkSession, config: LakeConfig, run_date: str) -> list[dt.date]:
+    """Merge the journey rows that ``run_date``'s arrivals changed; return the days written.
+
+    Rows never disappear: touchpoints only arrive (an anonymous event re-attributed to another
+    customer moves with its ``touchpoint_id``).
+    """
+    from delta.tables import DeltaTable
+
+    contract = load_contract("gold.customer_journey")
+    orders = read_table(spark, config, "silver.orders")
+    interactions = read_table(spark, config, "silver.interactions")
+    events = read_table(spark, config, "silver.tracking_events")
+    shipments = read_table(spark, config, "silver.shipments")
+    links = read_table(spark, config, "silver.device_links")
+
+    touched = touched_customers(orders, interactions, events, links, run_date).cache()
+    try:
+        first = touched.agg(F.min("start_date")).first()[0]
+        if first is None:
+            log.info("journey %s: no customer touched", run_date)
+            return []
+        context_start = first - dt.timedelta(days=JOURNEY_LOOKBACK_DAYS)
+        # Partition pruning on each silver table, then the exact per-customer context window.
+        touchpoints = (
+            all_touchpoints(
+                orders.filter(F.col("order_date") >= F.lit(context_start)),
+                interactions.filter(F.col("event_date") >= F.lit(context_start)),
+                events.filter(F.col("event_date") >= F.lit(context_start)),
+            )
+            .join(touched, "customer_key")
+            .filter(F.to_date("touchpoint_at") >= F.date_sub("start_date", JOURNEY_LOOKBACK_DAYS))
+        )
+        journey = (
+            build_customer_journey(touchpoints.drop("start_date"), orders, shipments)
+            .join(touched, "customer_key")
+            .filter(F.col("touchpoint_date") >= F.col("start_date"))
+            .drop("start_date")
+        )
+        path = config.table_path(contract.name)
+        if not table_exists(spark, path):
+            changed = journey
+        else:
+            stored = read_table(spark, config, contract.name).filter(F.col("touchpoint_date") >= F.lit(first))
+            changed = changed_rows(journey, stored)
+        changed = changed.localCheckpoint()
+        dates = sorted(r[0] for r in changed.select("touchpoint_date").distinct().collect())
+        if not dates:
+            return []
+        if not table_exists(spark, path):
+            replace_dates(changed, config, contract.name, "touchpoint_date", dates, contract.partition_by)
+        else:
+            merge = (
+                DeltaTable.forPath(spark, path)
+                .alias("t")
+                .merge(
+                    changed.alias("s"),
+                    # The date never changes for an id; the literal list lets Delta prune files.
+                    f"t.touchpoint_date IN ({_date_literals(dates)}) AND t.touchpoint_date = s.touchpoint_date "
+                    "AND t.touchpoint_id = s.touchpoint_id",
+                )
+                .whenMatchedUpdateAll()
+                .whenNotMatchedInsertAll()
+            )
+            with commit_metadata_set(spark, contract.name):
+                merge.execute()
+        log.info("journey %s: %d day(s) changed, from %s", run_date, len(dates), dates[0])
+        return dates
+    finally:
+        touched.unpersist()

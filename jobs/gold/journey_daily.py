@@ -1,0 +1,105 @@
+"""Gold ``journey_daily`` (per customer-day) and ``funnel_daily`` (per day and channel).
+
+Both are aggregates of ``gold.customer_journey`` over whole days, so a night replaces exactly the
+days whose journey rows it changed (for the funnel also the day before: a session counts on the
+day it started, and one that crossed midnight may have changed).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pyspark.sql.functions as F
+from pyspark.sql import DataFrame, SparkSession, Window
+
+from jobs.config import LakeConfig
+from jobs.contracts import load_contract
+from jobs.tables import read_table, replace_dates
+
+FUNNEL_STEPS = {
+    "product_view_sessions": ["product_view"],
+    "add_to_cart_sessions": ["add_to_cart"],
+    "checkout_sessions": ["checkout"],
+    "order_sessions": ["order_placed"],
+}
+
+
+def _count(condition: F.Column | str) -> F.Column:
+    """Rows where ``condition`` (a boolean Column or column name) holds."""
+    return F.count(F.when(F.col(condition) if isinstance(condition, str) else condition, 1))
+
+
+def build_journey_daily(journey_df: DataFrame) -> DataFrame:
+    """Journey rows -> one row per (customer_key, journey_date) (contract ``gold.journey_daily``)."""
+    contract = load_contract("gold.journey_daily")
+    kind = F.col("touchpoint_type")
+    last_stage = F.max_by("journey_stage", F.struct("touchpoint_at", "touchpoint_id"))
+    daily = journey_df.groupBy("customer_key", F.col("touchpoint_date").alias("journey_date")).agg(
+        F.count("*").alias("touchpoints"),
+        F.count_distinct("session_id").alias("sessions"),
+        _count(kind == "product_view").alias("product_views"),
+        _count(kind == "add_to_cart").alias("add_to_carts"),
+        _count(kind == "order_placed").alias("orders_placed"),
+        _count(kind == "tracking_page_view").alias("tracking_views"),
+        _count(kind == "shipment_delivered").alias("deliveries"),
+        _count((kind == "shipment_delivered") & F.col("is_late_vs_promise")).alias("late_deliveries"),
+        _count("is_failed_delivery_attempt").alias("failed_delivery_attempts"),
+        _count("is_support_contact").alias("support_contacts"),
+        _count(kind == "review").alias("reviews"),
+        F.round(F.avg(F.when(kind == "review", F.col("rating"))), 6).alias("mean_rating"),
+        F.sum("pain_points").alias("pain_points"),
+        last_stage.alias("last_journey_stage"),
+    )
+    return daily.select(*[F.col(c.name).cast(c.type) for c in contract.columns])
+
+
+def build_funnel_daily(journey_df: DataFrame) -> DataFrame:
+    """Journey rows (whole sessions) -> sessions and funnel steps per (start day, start channel)."""
+    contract = load_contract("gold.funnel_daily")
+    first = Window.partitionBy("session_id").orderBy("touchpoint_at", "touchpoint_id")
+    in_sessions = journey_df.filter(F.col("session_id").isNotNull())
+    sessions = (
+        in_sessions.withColumn("_start", F.first(F.struct("touchpoint_date", "channel")).over(first))
+        .groupBy("session_id")
+        .agg(
+            F.first("_start").alias("_start"),
+            *[F.max(F.col("touchpoint_type").isin(types)).alias(step) for step, types in FUNNEL_STEPS.items()],
+        )
+    )
+    funnel = sessions.groupBy(
+        F.col("_start.touchpoint_date").alias("funnel_date"), F.col("_start.channel").alias("channel")
+    ).agg(F.count("*").alias("sessions"), *[_count(step).alias(step) for step in FUNNEL_STEPS])
+
+    def rate(numerator: str, denominator: str) -> F.Column:
+        return F.round(F.when(F.col(denominator) > 0, F.col(numerator) / F.col(denominator)), 6)
+
+    funnel = (
+        funnel.withColumn("view_rate", rate("product_view_sessions", "sessions"))
+        .withColumn("cart_rate", rate("add_to_cart_sessions", "product_view_sessions"))
+        .withColumn("checkout_rate", rate("checkout_sessions", "add_to_cart_sessions"))
+        .withColumn("order_rate", rate("order_sessions", "checkout_sessions"))
+        .withColumn("conversion_rate", rate("order_sessions", "sessions"))
+    )
+    return funnel.select(*[F.col(c.name).cast(c.type) for c in contract.columns])
+
+
+def run(spark: SparkSession, config: LakeConfig, changed_dates: list[dt.date]) -> None:
+    """Replace the journey_daily days in ``changed_dates`` and the funnel days they can affect."""
+    if not changed_dates:
+        return
+    journey = read_table(spark, config, "gold.customer_journey")
+    daily = load_contract("gold.journey_daily")
+    days = journey.filter(F.col("touchpoint_date").isin(changed_dates))
+    replace_dates(build_journey_daily(days), config, daily.name, "journey_date", changed_dates, daily.partition_by)
+
+    funnel = load_contract("gold.funnel_daily")
+    funnel_dates = sorted(set(changed_dates) | {d - dt.timedelta(days=1) for d in changed_dates})
+    # Sessions that started on those days, with their rows on the day after; the day before is
+    # read too so that a session from that day is not mistaken for one starting at midnight.
+    window = journey.filter(
+        F.col("touchpoint_date").between(
+            F.lit(funnel_dates[0] - dt.timedelta(days=1)), F.lit(funnel_dates[-1] + dt.timedelta(days=1))
+        )
+    )
+    rows = build_funnel_daily(window).filter(F.col("funnel_date").isin(funnel_dates))
+    replace_dates(rows, config, funnel.name, "funnel_date", funnel_dates, funnel.partition_by)

@@ -1,0 +1,295 @@
+"""The journey of one hand-written customer: browse -> order -> late delivery -> support -> 2-star review."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+
+import pytest
+from chispa import assert_df_equality
+from frames import contract_frame
+
+from jobs.contracts import load_contract
+from jobs.gold.journey import all_touchpoints, build_customer_journey, changed_rows
+from jobs.gold.journey_daily import build_funnel_daily, build_journey_daily
+
+KEY = hashlib.sha256(b"cxlake-customer:C1").hexdigest()[:20]
+
+
+def at(day: int, hour: int, minute: int = 0, second: int = 0) -> dt.datetime:
+    return dt.datetime(2026, 3, day, hour, minute, second)
+
+
+def session(first_touchpoint: str) -> str:
+    return hashlib.sha256(f"{KEY}:{first_touchpoint}".encode()).hexdigest()[:16]
+
+
+def _event(event_id, when, event, channel="app", order_id=None, customer_id="C1", **extra):
+    return {
+        "event_id": event_id,
+        "event_at": when,
+        "event_date": when.date(),
+        "event": event,
+        "channel": channel,
+        "device_id": None if channel == "chat" or event == "review" else "D1",
+        "customer_id": customer_id,
+        "customer_key": KEY if customer_id or extra.pop("linked", False) else None,
+        "is_identified": customer_id is not None,
+        "order_id": order_id,
+        "first_ingest_date": when.date(),
+        **extra,
+    }
+
+
+def _scan(scan_id, when, event, seq, order_id="O1"):
+    return {
+        "order_id": order_id,
+        "scan_id": scan_id,
+        "scan_at": when,
+        "event": event,
+        "carrier": "cdek",
+        "seq": seq,
+        "is_out_of_order_arrival": False,
+        "first_ingest_date": when.date(),
+        "event_date": when.date(),
+    }
+
+
+@pytest.fixture(scope="module")
+def story(spark):
+    interactions = contract_frame(
+        spark,
+        "silver.interactions",
+        [
+            # Anonymous browsing on device D1, attributed through the login that follows.
+            _event("E1", at(1, 10), "app_open", customer_id=None, linked=True),
+            _event("E2", at(1, 10, 5), "search", customer_id=None, linked=True),
+            _event("E3", at(1, 10, 10), "product_view", customer_id=None, linked=True),
+            _event("E4", at(1, 10, 12), "add_to_cart", customer_id=None, linked=True),
+            _event("E5", at(1, 10, 15), "login"),
+            _event("E6", at(1, 10, 16), "checkout", order_id="O1"),
+            _event("E7", at(3, 20), "tracking_page_view", order_id="O1"),
+            _event("E8", at(4, 21), "tracking_page_view", order_id="O1"),
+            _event("E9", at(5, 9), "tracking_page_view", order_id="O1"),
+            _event("E10", at(5, 13), "support_contact", channel="chat", order_id="O1", contact_reason="late_delivery"),
+            _event("E11", at(7, 10), "review", order_id="O1", rating=2),
+            # Never linked to anyone: not in any journey.
+            _event("E12", at(1, 11), "app_open", customer_id=None),
+        ],
+    )
+    orders = contract_frame(
+        spark,
+        "silver.orders",
+        [
+            {
+                "order_id": "O1",
+                "customer_id": "C1",
+                "placed_at": at(1, 10, 16, 30),
+                "order_date": dt.date(2026, 3, 1),
+                "channel": "app",
+                "promised_delivery_date": dt.date(2026, 3, 4),
+                "first_ingest_date": dt.date(2026, 3, 1),
+            }
+        ],
+    )
+    events = contract_frame(
+        spark,
+        "silver.tracking_events",
+        [
+            _scan("S1", at(1, 18), "created", 1),
+            _scan("S2", at(2, 8), "picked", 2),
+            _scan("S3", at(2, 14), "left_warehouse", 3),
+            _scan("S4", at(3, 9), "arrived_hub", 4),
+            _scan("S5", at(5, 8), "out_for_delivery", 5),
+            _scan("S6", at(5, 12), "delivery_failed", 6),
+            _scan("S7", at(6, 15), "delivered", 7),
+            _scan("S99", at(2, 9), "picked", 1, order_id="O-UNKNOWN"),  # its order has not arrived
+        ],
+    )
+    shipments = contract_frame(spark, "silver.shipments", [{"order_id": "O1", "delivered_at": at(6, 15)}])
+    journey = build_customer_journey(all_touchpoints(orders, interactions, events), orders, shipments)
+    return journey
+
+
+def test_the_story_has_the_exact_touchpoints_stages_sessions_and_flags(spark, story) -> None:
+    s1, s7, s8, s9, s10, s11 = (session(f"interaction:E{i}") for i in (1, 7, 8, 9, 10, 11))
+    # id, type, channel, session, order, stage, seconds since previous, late, failed, support, low review, repeated view
+    expected = [
+        ("interaction:E1", at(1, 10), "app_open", "app", s1, None, "discover", None, 0, 0, 0, 0, 0),
+        ("interaction:E2", at(1, 10, 5), "search", "app", s1, None, "discover", 300, 0, 0, 0, 0, 0),
+        ("interaction:E3", at(1, 10, 10), "product_view", "app", s1, None, "consider", 300, 0, 0, 0, 0, 0),
+        ("interaction:E4", at(1, 10, 12), "add_to_cart", "app", s1, None, "consider", 120, 0, 0, 0, 0, 0),
+        ("interaction:E5", at(1, 10, 15), "login", "app", s1, None, "discover", 180, 0, 0, 0, 0, 0),
+        ("interaction:E6", at(1, 10, 16), "checkout", "app", s1, "O1", "purchase", 60, 0, 0, 0, 0, 0),
+        ("order:O1", at(1, 10, 16, 30), "order_placed", "app", s1, "O1", "purchase", 30, 0, 0, 0, 0, 0),
+        ("scan:S1", at(1, 18), "shipment_created", "carrier", None, "O1", "wait-for-delivery", 27810, 0, 0, 0, 0, 0),
+        ("scan:S2", at(2, 8), "shipment_picked", "carrier", None, "O1", "wait-for-delivery", 50400, 0, 0, 0, 0, 0),
+        (
+            "scan:S3",
+            at(2, 14),
+            "shipment_left_warehouse",
+            "carrier",
+            None,
+            "O1",
+            "wait-for-delivery",
+            21600,
+            0,
+            0,
+            0,
+            0,
+            0,
+        ),
+        ("scan:S4", at(3, 9), "shipment_arrived_hub", "carrier", None, "O1", "wait-for-delivery", 68400, 0, 0, 0, 0, 0),
+        ("interaction:E7", at(3, 20), "tracking_page_view", "app", s7, "O1", "wait-for-delivery", 39600, 0, 0, 0, 0, 0),
+        # The promised day itself is not late.
+        ("interaction:E8", at(4, 21), "tracking_page_view", "app", s8, "O1", "wait-for-delivery", 90000, 0, 0, 0, 0, 0),
+        (
+            "scan:S5",
+            at(5, 8),
+            "shipment_out_for_delivery",
+            "carrier",
+            None,
+            "O1",
+            "wait-for-delivery",
+            39600,
+            1,
+            0,
+            0,
+            0,
+            0,
+        ),
+        # Third view while waiting, a day past the promise.
+        ("interaction:E9", at(5, 9), "tracking_page_view", "app", s9, "O1", "wait-for-delivery", 3600, 1, 0, 0, 0, 1),
+        (
+            "scan:S6",
+            at(5, 12),
+            "shipment_delivery_failed",
+            "carrier",
+            None,
+            "O1",
+            "wait-for-delivery",
+            10800,
+            1,
+            1,
+            0,
+            0,
+            0,
+        ),
+        ("interaction:E10", at(5, 13), "support_contact", "chat", s10, "O1", "support", 3600, 1, 0, 1, 0, 0),
+        ("scan:S7", at(6, 15), "shipment_delivered", "carrier", None, "O1", "delivered", 93600, 1, 0, 0, 0, 0),
+        ("interaction:E11", at(7, 10), "review", "app", s11, "O1", "post-delivery", 68400, 0, 0, 0, 1, 0),
+    ]
+    got = [
+        (
+            r.touchpoint_id,
+            r.touchpoint_at,
+            r.touchpoint_type,
+            r.channel,
+            r.session_id,
+            r.order_id,
+            r.journey_stage,
+            r.seconds_since_previous,
+            int(r.is_late_vs_promise),
+            int(r.is_failed_delivery_attempt),
+            int(r.is_support_contact),
+            int(r.is_low_review),
+            int(r.is_repeated_tracking_view),
+        )
+        for r in story.orderBy("touchpoint_at", "touchpoint_id").collect()
+    ]
+    assert got == expected
+    rows = {r.touchpoint_id: r for r in story.collect()}
+    assert {r.customer_key for r in rows.values()} == {KEY}
+    assert rows["interaction:E11"].rating == 2 and rows["interaction:E10"].contact_reason == "late_delivery"
+    assert [rows[i].pain_points for i in ("interaction:E9", "scan:S6", "interaction:E10", "scan:S7")] == [2, 2, 2, 1]
+    assert rows["scan:S5"].touchpoint_date == dt.date(2026, 3, 5)
+
+
+def test_journey_daily_of_the_story(spark, story) -> None:
+    daily = {r.journey_date.day: r for r in build_journey_daily(story).collect()}
+    assert sorted(daily) == [1, 2, 3, 4, 5, 6, 7]
+    fifth = daily[5]
+    assert (fifth.touchpoints, fifth.sessions, fifth.tracking_views, fifth.failed_delivery_attempts) == (4, 2, 1, 1)
+    assert (fifth.support_contacts, fifth.pain_points, fifth.last_journey_stage) == (1, 7, "support")
+    sixth = daily[6]
+    assert (sixth.deliveries, sixth.late_deliveries, sixth.sessions, sixth.last_journey_stage) == (1, 1, 0, "delivered")
+    first = daily[1]
+    assert (first.touchpoints, first.sessions, first.product_views, first.add_to_carts, first.orders_placed) == (
+        8,
+        1,
+        1,
+        1,
+        1,
+    )
+    assert (daily[7].reviews, daily[7].mean_rating) == (1, 2.0)
+
+
+def test_funnel_daily_of_the_story(spark, story) -> None:
+    expected = contract_frame(
+        spark,
+        "gold.funnel_daily",
+        [
+            {
+                "funnel_date": dt.date(2026, 3, 1),
+                "channel": "app",
+                "sessions": 1,
+                "product_view_sessions": 1,
+                "add_to_cart_sessions": 1,
+                "checkout_sessions": 1,
+                "order_sessions": 1,
+                "view_rate": 1.0,
+                "cart_rate": 1.0,
+                "checkout_rate": 1.0,
+                "order_rate": 1.0,
+                "conversion_rate": 1.0,
+            },
+            *[
+                {
+                    "funnel_date": dt.date(2026, 3, day),
+                    "channel": channel,
+                    "sessions": 1,
+                    "product_view_sessions": 0,
+                    "add_to_cart_sessions": 0,
+                    "checkout_sessions": 0,
+                    "order_sessions": 0,
+                    "view_rate": 0.0,
+                    "conversion_rate": 0.0,
+                }
+                for day, channel in [(3, "app"), (4, "app"), (5, "app"), (5, "chat"), (7, "app")]
+            ],
+        ],
+    )
+    got = build_funnel_daily(story)
+    assert_df_equality(
+        got.orderBy("funnel_date", "channel"), expected.orderBy("funnel_date", "channel"), ignore_nullable=True
+    )
+
+
+def test_changed_rows_are_new_or_different_rows_only(spark) -> None:
+    schema = load_contract("gold.customer_journey").spark_schema()
+    base = dict.fromkeys(schema.fieldNames())
+    row = {
+        **base,
+        "customer_key": "k",
+        "touchpoint_at": at(1, 1),
+        "touchpoint_date": dt.date(2026, 3, 1),
+        "touchpoint_type": "login",
+        "channel": "app",
+        "journey_stage": "discover",
+        "is_late_vs_promise": False,
+        "is_failed_delivery_attempt": False,
+        "is_support_contact": False,
+        "is_low_review": False,
+        "is_repeated_tracking_view": False,
+        "pain_points": 0,
+    }
+    stored = spark.createDataFrame([tuple({**row, "touchpoint_id": i}.values()) for i in ("a", "b")], schema)
+    recomputed = spark.createDataFrame(
+        [
+            tuple({**row, "touchpoint_id": "a"}.values()),  # unchanged (nulls included)
+            tuple({**row, "touchpoint_id": "b", "seconds_since_previous": 5}.values()),  # changed
+            tuple({**row, "touchpoint_id": "c"}.values()),  # new
+        ],
+        schema,
+    )
+    assert sorted(r.touchpoint_id for r in changed_rows(recomputed, stored).collect()) == ["b", "c"]
