@@ -2,9 +2,10 @@
 ### cx_nightly — one night of the CX lakehouse
 
 For the run's logical date **D**: land the three raw logs that arrived on D in bronze (in
-parallel), gate bronze with Great Expectations, merge silver `orders` and `shipments`, recompute
-the gold `cx_kpi_daily` days that D's late arrivals can still change, and train + evaluate the
-ETA model in MLflow. On Sundays, compact (OPTIMIZE) and VACUUM every Delta table afterwards.
+parallel), gate bronze with Great Expectations, merge the silver tables, then (independently)
+recompute the gold `cx_kpi_daily` days that D's late arrivals can still change, merge the
+customer-journey rows they changed (+ journey_daily, funnel_daily), and build the point-in-time
+feature tables; finally train + evaluate the ETA model in MLflow. On Sundays, compact (OPTIMIZE) and VACUUM every Delta table afterwards.
 
 Thin by design: every task calls `jobs.nightly`; no logic lives here. Each task is its own
 process in production and so pays Spark's start-up (measured in the README); tasks are cut at
@@ -64,6 +65,18 @@ def cx_nightly():
         nightly.build_gold(run_date)
 
     @task
+    def build_journey(run_date: str) -> dict:
+        from jobs import nightly
+
+        return nightly.build_journey(run_date)
+
+    @task
+    def build_features(run_date: str) -> dict:
+        from jobs import nightly
+
+        return nightly.build_features(run_date)
+
+    @task
     def train_eta(run_date: str) -> dict:
         from jobs import nightly
 
@@ -85,7 +98,12 @@ def cx_nightly():
     landed = [ingest.override(task_id=f"ingest_{source}")(source, run_date) for source in SOURCES]
     gate = validate_bronze(run_date)
     landed >> gate
-    trained = gate >> build_silver(run_date) >> build_gold(run_date) >> train_eta(run_date)
+    silver = gate >> build_silver(run_date)
+    # Three independent readers of silver; the model needs the feature tables.
+    gold = [build_gold(run_date), build_journey(run_date), build_features(run_date)]
+    trained = train_eta(run_date)
+    silver >> gold
+    gold >> trained
     # Weekly compaction and VACUUM after the night's writes, never concurrently with them.
     trained >> is_maintenance_day(run_date) >> maintain_delta(run_date)
 

@@ -114,6 +114,14 @@ def cmd_contracts(args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
+def cmd_features(args: argparse.Namespace) -> int:
+    from jobs.features.registry import registry
+
+    for feature in registry():
+        print(f"{feature.table:<26} {feature.name:<32} {feature.type:<8} {feature.description}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cxlake", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -151,6 +159,9 @@ def build_parser() -> argparse.ArgumentParser:
     contracts = sub.add_parser("contracts", help="check that every changed contract bumped its version")
     contracts.add_argument("--lock", action="store_true", help="record the current versions and fingerprints")
     contracts.set_defaults(func=cmd_contracts)
+
+    features = sub.add_parser("features", help="list the feature registry (schemas/features/)")
+    features.set_defaults(func=cmd_features)
 
     summary = sub.add_parser("summary", help="print the lake's tables, KPIs and latest model run")
     summary.set_defaults(func=cmd_summary)

@@ -179,7 +179,9 @@ def contract_fingerprint(contract: Contract) -> str:
     # Only non-default column attributes: a new optional attribute in the format (say `feature`)
     # leaves every existing contract's fingerprint unchanged.
     defaults = asdict(Column(name="", type=""))
-    body["columns"] = [{k: v for k, v in col.items() if v != defaults[k] or k in ("name", "type")} for col in body["columns"]]
+    body["columns"] = [
+        {k: v for k, v in col.items() if v != defaults[k] or k in ("name", "type")} for col in body["columns"]
+    ]
     return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
 
 

@@ -84,6 +84,30 @@ def build_gold(run_date: str, config: LakeConfig | None = None) -> None:
     kpi.run(_session(config), config, run_date)
 
 
+def build_journey(run_date: str, config: LakeConfig | None = None) -> dict[str, Any]:
+    """Merge the journey rows the night's arrivals changed; rebuild those days' daily and funnel rows."""
+    from jobs.gold import journey, journey_daily
+
+    config = config or load_config()
+    spark = _session(config)
+    changed = journey.run(spark, config, run_date)
+    journey_daily.run(spark, config, changed)
+    return {"changed_days": [d.isoformat() for d in changed]}
+
+
+def build_features(run_date: str, config: LakeConfig | None = None) -> dict[str, Any]:
+    """Point-in-time feature tables for ``run_date`` (customer_daily, order_eta, shipment_scan)."""
+    from jobs.features import customer_daily, order_eta, shipment_scan
+
+    config = config or load_config()
+    spark = _session(config)
+    return {
+        "customer_daily_partitions": customer_daily.run(spark, config, run_date),
+        "order_eta_rows": order_eta.run(spark, config, run_date),
+        "shipment_scan_rows": shipment_scan.run(spark, config, run_date),
+    }
+
+
 def train_eta(run_date: str, config: LakeConfig | None = None) -> dict[str, Any]:
     """Train, evaluate and log the ETA model for ``run_date``; returns the MLflow run id."""
     from jobs.models import eta
@@ -102,6 +126,8 @@ def run_all(run_date: str, config: LakeConfig | None = None) -> dict[str, Any]:
     report["validate_bronze"] = validate_bronze(run_date, config)
     build_silver(run_date, config)
     build_gold(run_date, config)
+    report["journey"] = build_journey(run_date, config)
+    report["features"] = build_features(run_date, config)
     report["eta"] = train_eta(run_date, config)
     return report
 

@@ -192,3 +192,38 @@ def later_as_of_dates(
         later &= F.col(column) <= F.lit(start + dt.timedelta(days=horizon_days))
     rows = spark.read.format("delta").load(path).filter(later).select(column).distinct().collect()
     return sorted(row[0].isoformat() for row in rows)
+
+
+def commit_partitions(spark: SparkSession, config: LakeConfig, table: str, version: int) -> dict[str, object]:
+    """What one Delta commit wrote: its operation, metrics and the partitions it added files to.
+
+    Read from the commit's JSON in ``_delta_log`` (through Spark, so it works on s3a:// too);
+    used to show that an incremental night rewrites only the partitions that changed.
+    """
+    from delta.tables import DeltaTable
+
+    path = config.table_path(table)
+    log_file = f"{path}/_delta_log/{version:020d}.json"
+    actions = spark.read.json(log_file)
+    written: set[tuple] = set()
+    if "add" in actions.columns:
+        for row in actions.filter("add IS NOT NULL").select("add.partitionValues").collect():
+            values = row[0].asDict() if row[0] is not None else {}
+            written.add(tuple(sorted(values.items())))
+    history = DeltaTable.forPath(spark, path).history().filter(f"version = {version}").first()
+    all_partitions = spark.read.format("delta").load(path)
+    contract_partitions = [c for c in all_partitions.columns if c in _partition_columns(table)]
+    total = all_partitions.select(*contract_partitions).distinct().count() if contract_partitions else 1
+    return {
+        "version": version,
+        "operation": history["operation"],
+        "metrics": dict(history["operationMetrics"] or {}),
+        "partitions_written": sorted(written),
+        "partitions_in_table": total,
+    }
+
+
+def _partition_columns(table: str) -> tuple[str, ...]:
+    from jobs.contracts import load_contract
+
+    return load_contract(table).partition_by

@@ -28,6 +28,8 @@ def test_tasks_and_dependencies(dag) -> None:
             "validate_bronze",
             "build_silver",
             "build_gold",
+            "build_journey",
+            "build_features",
             "train_eta",
             "is_maintenance_day",
             "maintain_delta",
@@ -36,8 +38,9 @@ def test_tasks_and_dependencies(dag) -> None:
     for source in ("orders", "tracking_scans", "interactions"):
         assert dag.get_task(f"ingest_{source}").downstream_task_ids == {"validate_bronze"}
     assert dag.get_task("validate_bronze").downstream_task_ids == {"build_silver"}
-    assert dag.get_task("build_silver").downstream_task_ids == {"build_gold"}
-    assert dag.get_task("build_gold").downstream_task_ids == {"train_eta"}
+    assert dag.get_task("build_silver").downstream_task_ids == {"build_gold", "build_journey", "build_features"}
+    for builder in ("build_gold", "build_journey", "build_features"):
+        assert dag.get_task(builder).downstream_task_ids == {"train_eta"}
     assert dag.get_task("train_eta").downstream_task_ids == {"is_maintenance_day"}
     assert dag.get_task("is_maintenance_day").downstream_task_ids == {"maintain_delta"}
 

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import pyspark.sql.functions as F
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, SparkSession
 
+from jobs.config import LakeConfig
 from jobs.contracts import load_contract
 from jobs.features.lane_stats import (
+    carrier_transit_stats,
     deliveries_known,
     lane_all_carriers_transit_stats,
     lane_transit_stats,
-    carrier_transit_stats,
 )
 from jobs.silver.identity import customer_key
+from jobs.tables import merge_rows, read_table
 
 CATEGORICAL_FEATURES = ["origin_warehouse", "destination_region", "lane", "carrier", "channel"]
 NUMERIC_FEATURES = ["placed_weekday", "placed_hour", "items", "amount", "promised_days"]
@@ -47,7 +49,7 @@ def build_eta_training_rows(orders_df: DataFrame, shipments_df: DataFrame, as_of
     )
 
 
-# Statistics of features.order_eta -> (prefix, source statistic) per grouping.
+# Feature column of features.order_eta -> the statistic it takes, per grouping (jobs.features.lane_stats).
 _LANE_CARRIER_FEATURES = {
     "lane_carrier_deliveries_90d": "deliveries",
     "lane_carrier_transit_days_mean": "transit_days_mean",
@@ -106,3 +108,22 @@ def build_order_eta_features(
         .withColumn("customer_key", customer_key(F.col("customer_id")))
     )
     return features.select(*[F.col(c.name).cast(c.type) for c in contract.columns])
+
+
+def run(spark: SparkSession, config: LakeConfig, run_date: str) -> int:
+    """Merge the ``features.order_eta`` rows that ``run_date``'s arrivals create or can change.
+
+    Those are the orders first arrived on ``run_date`` and, when dates run out of order, orders
+    placed after ``run_date`` (their lane statistics, as of the day before placement, include
+    ``run_date``'s arrivals). In nightly order the second set is empty. Returns the rows merged.
+    """
+    contract = load_contract("features.order_eta")
+    orders = read_table(spark, config, "silver.orders")
+    events = read_table(spark, config, "silver.tracking_events")
+    day = F.lit(run_date).cast("date")
+    targets = orders.filter((F.col("first_ingest_date") == day) | (F.col("order_date") > day)).localCheckpoint()
+    rows = targets.count()
+    if rows:
+        features = build_order_eta_features(targets, orders, events)
+        merge_rows(spark, features, config, contract.name, contract.keys, partition_by=contract.partition_by)
+    return rows

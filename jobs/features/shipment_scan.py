@@ -1,0 +1,181 @@
+"""Shipment-scan features: what is known about a parcel at each tracking scan (``features.shipment_scan``).
+
+A row describes scan ``s`` as the lake could have seen it on the night ``s`` arrived
+(``as_of_date = s.first_ingest_date``). The order's *known scans* at ``s`` are its scans ``k`` with
+
+* ``k.first_ingest_date <= s.first_ingest_date`` (arrived by that night), and
+* ``(k.scan_at, rank(k.event), k.scan_id) <= (s.scan_at, rank(s.event), s.scan_id)`` (timed at or
+  before ``s`` in journey order, ``jobs.silver.shipments.MILESTONE_RANK`` breaking time ties, as
+  in ``silver.tracking_events.seq``); ``s`` itself is one of them.
+
+So a scan arriving later, even if timed earlier, never changes a row already built; it gets a row
+of its own (with its own ``scan_seq``). Lane statistics are those known at the end of
+``as_of_date - 1`` (:mod:`jobs.features.lane_stats`), i.e. what the previous night's tables held.
+
+The order's static attributes (``placed_at``, ``promised_delivery_date``, ``lane``, ``carrier``)
+come from ``silver.orders`` whenever the order arrived: a scan whose order is not in silver yet
+cannot be built and is dropped (inner join); the caller builds it the night the order arrives,
+and since the row depends only on data known by ``as_of_date`` plus those attributes, it is the
+same row it would have been on time.
+"""
+
+from __future__ import annotations
+
+import pyspark.sql.functions as F
+from pyspark.sql import Column, DataFrame, SparkSession
+
+from jobs.config import LakeConfig
+from jobs.contracts import load_contract
+from jobs.features.lane_stats import DECIMALS, day_end, deliveries_known, hours_between, lane_transit_stats
+from jobs.features.order_eta import with_placement_features
+from jobs.silver.shipments import MILESTONE_RANK
+from jobs.tables import merge_rows, read_table
+
+# Leg delay feature -> (leg start, leg end, lane+carrier mean statistic). ``placed_at`` is the
+# order's; the other ends are the first known scan of each milestone at this scan.
+LEG_DELAYS = {
+    "pick_delay_hours": ("placed_at", "picked_at", "placed_to_picked_hours_mean"),
+    "warehouse_delay_hours": ("picked_at", "left_warehouse_at", "picked_to_left_warehouse_hours_mean"),
+    "linehaul_delay_hours": ("left_warehouse_at", "first_hub_at", "left_warehouse_to_first_hub_hours_mean"),
+    "hub_to_courier_delay_hours": ("first_hub_at", "out_for_delivery_at", "first_hub_to_out_for_delivery_hours_mean"),
+}
+
+# Highest milestone reached -> statistic of mean hours from that milestone to delivery. A
+# delivered or returned parcel has no remaining journey to estimate: null for ranks 6 and 7.
+REMAINING_BY_RANK = {
+    MILESTONE_RANK["created"]: "transit_hours_mean",  # nothing but the label yet: placed -> delivered
+    MILESTONE_RANK["picked"]: "picked_to_delivered_hours_mean",
+    MILESTONE_RANK["left_warehouse"]: "left_warehouse_to_delivered_hours_mean",
+    MILESTONE_RANK["arrived_hub"]: "first_hub_to_delivered_hours_mean",
+    MILESTONE_RANK["out_for_delivery"]: "out_for_delivery_to_delivered_hours_mean",
+    MILESTONE_RANK["delivery_failed"]: "failed_attempt_to_delivered_hours_mean",
+}
+
+# First known scan of each milestone -> column, as in silver.shipments.
+_FIRST_AT = {
+    "picked": "picked_at",
+    "left_warehouse": "left_warehouse_at",
+    "arrived_hub": "first_hub_at",
+    "out_for_delivery": "out_for_delivery_at",
+}
+
+_SCAN_COLUMNS = ["scan_id", "order_id", "scan_at", "event", "first_ingest_date"]
+
+
+def _milestone_rank(event: Column) -> Column:
+    ranks = F.create_map(*[x for k, v in MILESTONE_RANK.items() for x in (F.lit(k), F.lit(v))])
+    return ranks[event]
+
+
+def _journey_position(scan_at: str, rank: str, scan_id: str) -> Column:
+    # Named fields: Spark compares structs only when their field names match too.
+    return F.struct(F.col(scan_at).alias("at"), F.col(rank).alias("rank"), F.col(scan_id).alias("id"))
+
+
+def _remaining_hours_mean(milestone_rank: Column) -> Column:
+    expr = None
+    for rank, statistic in REMAINING_BY_RANK.items():
+        branch = (milestone_rank == rank, F.col(statistic))
+        expr = F.when(*branch) if expr is None else expr.when(*branch)
+    return expr
+
+
+def _rounded_hours(start: Column, end: Column) -> Column:
+    return F.round(hours_between(start, end), DECIMALS)
+
+
+def build_shipment_scan_features(
+    target_scans_df: DataFrame, tracking_events_df: DataFrame, orders_df: DataFrame
+) -> DataFrame:
+    """Tracking scans -> rows of ``features.shipment_scan`` (one per target scan with a known order).
+
+    Args:
+        target_scans_df: the ``silver.tracking_events`` rows to build (e.g. those whose
+            ``first_ingest_date`` is the run date); unique ``scan_id``.
+        tracking_events_df: all ``silver.tracking_events`` rows (history: the targets' orders'
+            other scans and the lanes' deliveries). Scans arrived after a target's night are
+            ignored by the known-scan rule; the targets need not be repeated here.
+        orders_df: all ``silver.orders`` rows (the targets' orders, and the history of the lane
+            statistics).
+
+    Returns:
+        The ``features.shipment_scan`` columns in contract order, doubles rounded to 6 decimals.
+        Leg delays are null until both ends of the leg are known or without lane history;
+        ``lane_remaining_hours_mean`` is null without history and once delivered or returned.
+    """
+    contract = load_contract("features.shipment_scan")
+    targets = target_scans_df.select(*_SCAN_COLUMNS).withColumn("_rank", _milestone_rank(F.col("event")))
+    # A target is one of its own known scans, whether or not the caller repeated it in the history.
+    history = tracking_events_df.select(*_SCAN_COLUMNS).unionByName(target_scans_df.select(*_SCAN_COLUMNS)).distinct()
+    known = history.select(
+        F.col("order_id").alias("_k_order_id"),
+        F.col("scan_id").alias("_k_scan_id"),
+        F.col("scan_at").alias("_k_scan_at"),
+        F.col("event").alias("_k_event"),
+        F.col("first_ingest_date").alias("_k_ingest_date"),
+        _milestone_rank(F.col("event")).alias("_k_rank"),
+    )
+    is_known = (
+        (F.col("_k_order_id") == F.col("order_id"))
+        & (F.col("_k_ingest_date") <= F.col("first_ingest_date"))
+        & (_journey_position("_k_scan_at", "_k_rank", "_k_scan_id") <= _journey_position("scan_at", "_rank", "scan_id"))
+    )
+    so_far = (
+        targets.join(known, is_known)
+        .groupBy(*_SCAN_COLUMNS)
+        .agg(
+            F.count("*").alias("scan_seq"),
+            F.max("_k_rank").alias("milestone_rank"),
+            F.count(F.when(F.col("_k_event") == "arrived_hub", 1)).alias("hubs_passed"),
+            F.count(F.when(F.col("_k_event") == "delivery_failed", 1)).alias("failed_attempts"),
+            # The previous scan in journey order has the latest scan_at among the others.
+            F.max(F.when(F.col("_k_scan_id") != F.col("scan_id"), F.col("_k_scan_at"))).alias("_previous_scan_at"),
+            *[
+                F.min(F.when(F.col("_k_event") == event, F.col("_k_scan_at"))).alias(name)
+                for event, name in _FIRST_AT.items()
+            ],
+        )
+        .withColumn("as_of_date", F.col("first_ingest_date"))
+        .withColumn("stats_date", F.date_sub("as_of_date", 1))
+    )
+    orders = orders_df.select("order_id", "placed_at", "promised_delivery_date", "lane", "carrier")
+    stats = lane_transit_stats(deliveries_known(orders_df, history, so_far.select("stats_date")))
+    features = (
+        so_far.join(orders, "order_id")
+        .join(stats, ["stats_date", "lane", "carrier"], "left")
+        .transform(with_placement_features)
+        .withColumn("elapsed_hours", _rounded_hours(F.col("placed_at"), F.col("scan_at")))
+        .withColumn("hours_since_previous_scan", _rounded_hours(F.col("_previous_scan_at"), F.col("scan_at")))
+        .withColumn("promised_hours_left", _rounded_hours(F.col("scan_at"), day_end(F.col("promised_delivery_date"))))
+        .withColumn("scan_hour", F.hour("scan_at"))
+        .withColumn("lane_remaining_hours_mean", _remaining_hours_mean(F.col("milestone_rank")))
+    )
+    for name, (start, end, mean) in LEG_DELAYS.items():
+        features = features.withColumn(name, F.round(hours_between(F.col(start), F.col(end)) - F.col(mean), DECIMALS))
+    return features.select(*[F.col(c.name).cast(c.type) for c in contract.columns])
+
+
+def run(spark: SparkSession, config: LakeConfig, run_date: str) -> int:
+    """Merge the ``features.shipment_scan`` rows that ``run_date``'s arrivals create or can change.
+
+    Targets: scans first arrived on ``run_date`` or later (later ones exist only when dates run
+    out of order: their known scans and lane statistics include this night's arrivals) and the
+    earlier scans of orders that reached silver tonight (a scan cannot be built before its
+    order). Returns the rows merged.
+    """
+    contract = load_contract("features.shipment_scan")
+    orders = read_table(spark, config, "silver.orders")
+    events = read_table(spark, config, "silver.tracking_events")
+    day = F.lit(run_date).cast("date")
+    arrived_orders = orders.filter(F.col("first_ingest_date") == day).select("order_id")
+    targets = (
+        events.filter(F.col("first_ingest_date") >= day)
+        .unionByName(events.join(arrived_orders, "order_id", "left_semi"))
+        .dropDuplicates(["scan_id"])
+        .localCheckpoint()
+    )
+    rows = targets.count()
+    if rows:
+        features = build_shipment_scan_features(targets, events, orders)
+        merge_rows(spark, features, config, contract.name, contract.keys, partition_by=contract.partition_by)
+    return rows
