@@ -5,7 +5,8 @@ For the run's logical date **D**: land the three raw logs that arrived on D in b
 parallel), gate bronze with Great Expectations, merge the silver tables, then (independently)
 recompute the gold `cx_kpi_daily` days that D's late arrivals can still change, merge the
 customer-journey rows they changed (+ journey_daily, funnel_daily), and build the point-in-time
-feature tables; finally train + evaluate the ETA model in MLflow. On Sundays, compact (OPTIMIZE) and VACUUM every Delta table afterwards.
+feature tables; retrain the ETA and churn models when due (MLflow, champion/challenger), score
+tonight's rows with the champions, and report ETA accuracy and feature drift (PSI). On Sundays, compact (OPTIMIZE) and VACUUM every Delta table afterwards.
 
 Thin by design: every task calls `jobs.nightly`; no logic lives here. Each task is its own
 process in production and so pays Spark's start-up (measured in the README); tasks are cut at
@@ -82,6 +83,24 @@ def cx_nightly():
 
         return nightly.train_eta(run_date)
 
+    @task
+    def train_churn(run_date: str) -> dict:
+        from jobs import nightly
+
+        return nightly.train_churn(run_date)
+
+    @task
+    def score_models(run_date: str) -> dict:
+        from jobs import nightly
+
+        return nightly.score_models(run_date)
+
+    @task
+    def build_model_reports(run_date: str) -> dict:
+        from jobs import nightly
+
+        return nightly.build_model_reports(run_date)
+
     @task.short_circuit
     def is_maintenance_day(run_date: str) -> bool:
         from jobs import nightly
@@ -99,13 +118,17 @@ def cx_nightly():
     gate = validate_bronze(run_date)
     landed >> gate
     silver = gate >> build_silver(run_date)
-    # Three independent readers of silver; the model needs the feature tables.
-    gold = [build_gold(run_date), build_journey(run_date), build_features(run_date)]
-    trained = train_eta(run_date)
-    silver >> gold
-    gold >> trained
+    kpis, journey, features = build_gold(run_date), build_journey(run_date), build_features(run_date)
+    silver >> [kpis, journey, features]
+    # Retraining is on a cadence (or after drift); scoring uses whatever is champion afterwards.
+    trained = [train_eta(run_date), train_churn(run_date)]
+    features >> trained
+    scored = score_models(run_date)
+    trained >> scored
+    reports = build_model_reports(run_date)
+    [scored, kpis, journey] >> reports
     # Weekly compaction and VACUUM after the night's writes, never concurrently with them.
-    trained >> is_maintenance_day(run_date) >> maintain_delta(run_date)
+    reports >> is_maintenance_day(run_date) >> maintain_delta(run_date)
 
 
 nightly_dag = cx_nightly()

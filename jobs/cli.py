@@ -6,6 +6,7 @@ cxlake dags-test --date YYYY-MM-DD    one night through Airflow (`airflow dags t
 cxlake demo [--days N ...]            simulate, run the DAG for each day, print a summary
 cxlake summary                        what the lake holds now
 cxlake bench                          start-up, wall time and peak memory figures
+cxlake models compare --model eta     recent runs of cx_eta [--last N]: metrics, versions, aliases
 """
 
 from __future__ import annotations
@@ -122,6 +123,24 @@ def cmd_features(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_models_compare(args: argparse.Namespace) -> int:
+    from jobs.models.compare import compare_runs, experiment_name, format_table
+
+    config = load_config()
+    try:
+        table = compare_runs(args.model, last=args.last, tracking_uri=config.mlflow_tracking_uri)
+    except ValueError as error:
+        print(error)
+        return 1
+    name = experiment_name(args.model)
+    if table.empty:
+        print(f"{name}: no runs yet ({config.mlflow_tracking_uri})")
+        return 0
+    print(f"{name}: {len(table)} most recent run(s), newest first ({config.mlflow_tracking_uri})")
+    print(format_table(table))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cxlake", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -165,6 +184,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     summary = sub.add_parser("summary", help="print the lake's tables, KPIs and latest model run")
     summary.set_defaults(func=cmd_summary)
+
+    models = sub.add_parser("models", help="MLflow model runs and registry")
+    models_sub = models.add_subparsers(dest="models_command", required=True)
+    compare = models_sub.add_parser("compare", help="recent runs of a model's experiment, newest first")
+    compare.add_argument("--model", required=True, help="model name: eta, churn (experiment cx_<model>)")
+    compare.add_argument("--last", type=int, default=10, help="how many runs (default 10)")
+    compare.set_defaults(func=cmd_models_compare)
     return parser
 
 

@@ -14,6 +14,10 @@ come from here.
 | ``CXLAKE_SHUFFLE_PARTITIONS`` | ``4`` | ``spark.sql.shuffle.partitions`` (small data, 2 cores) |
 | ``CXLAKE_SPARK_CONF`` | empty | extra Spark settings, ``key=value`` pairs separated by ``;`` |
 | ``CXLAKE_LATENESS_DAYS`` | ``3`` | how late raw events may arrive and still be counted |
+| ``CXLAKE_RETRAIN_CADENCE_DAYS`` | ``7`` | retrain a model when its champion was trained this many days before the run |
+| ``CXLAKE_PROMOTION_MARGIN`` | ``0.02`` | relative improvement a challenger needs over the champion (same holdout) |
+| ``CXLAKE_CHURN_HORIZON_DAYS`` | ``60`` | churn label: no order within this many days |
+| ``CXLAKE_PSI_RETRAIN`` | ``1`` | a feature PSI above 0.2 makes the next night retrain (``0``: only report) |
 | ``MLFLOW_TRACKING_URI`` | ``sqlite:///$CXLAKE_HOME/mlflow.db`` | MLflow tracking + registry store |
 """
 
@@ -57,6 +61,10 @@ class LakeConfig:
     extra_spark_conf: dict[str, str] = field(default_factory=dict)
     lateness_days: int = 3
     mlflow_tracking_uri: str = ""
+    retrain_cadence_days: int = 7
+    promotion_margin: float = 0.02
+    churn_horizon_days: int = 60
+    psi_triggers_retraining: bool = True
 
     def table_path(self, table: str) -> str:
         """Path of a Delta table given as ``layer.table`` or ``layer/table``."""
@@ -80,4 +88,8 @@ def load_config() -> LakeConfig:
         extra_spark_conf=_parse_spark_conf(_env("SPARK_CONF", "")),
         lateness_days=int(_env("LATENESS_DAYS", "3")),
         mlflow_tracking_uri=os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{home / 'mlflow.db'}",
+        retrain_cadence_days=int(_env("RETRAIN_CADENCE_DAYS", "7")),
+        promotion_margin=float(_env("PROMOTION_MARGIN", "0.02")),
+        churn_horizon_days=int(_env("CHURN_HORIZON_DAYS", "60")),
+        psi_triggers_retraining=_env("PSI_RETRAIN", "1") not in ("0", "false", "no"),
     )

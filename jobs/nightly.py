@@ -108,13 +108,53 @@ def build_features(run_date: str, config: LakeConfig | None = None) -> dict[str,
     }
 
 
-def train_eta(run_date: str, config: LakeConfig | None = None) -> dict[str, Any]:
-    """Train, evaluate and log the ETA model for ``run_date``; returns the MLflow run id."""
+def train_eta(run_date: str, config: LakeConfig | None = None, force: bool = False) -> dict[str, Any]:
+    """Retrain the ETA model when due (cadence or drift); register it, champion only if better."""
     from jobs.models import eta
 
     config = config or load_config()
-    result = eta.train(_session(config), config, run_date)
-    return {"mlflow_run_id": result.run_id, "trained": result.trained, **result.metrics}
+    result = eta.train(_session(config), config, run_date, force=force or _drift_flagged("cx_eta", run_date, config))
+    return {"mlflow_run_id": result.run_id, "trained": result.trained, "decision": result.decision, **result.metrics}
+
+
+def train_churn(run_date: str, config: LakeConfig | None = None, force: bool = False) -> dict[str, Any]:
+    """Retrain the churn model (and its BG/NBD baseline) when due; champion only if better."""
+    from jobs.models import churn_job
+
+    config = config or load_config()
+    result = churn_job.train(
+        _session(config), config, run_date, force=force or _drift_flagged("cx_churn", run_date, config)
+    )
+    return {"mlflow_run_id": result.run_id, "trained": result.trained, "decision": result.decision, **result.metrics}
+
+
+def _drift_flagged(model: str, run_date: str, config: LakeConfig) -> bool:
+    """A PSI above the alert level on the previous night retrains now (``CXLAKE_PSI_RETRAIN``)."""
+    if not config.psi_triggers_retraining:
+        return False
+    from jobs.models import monitoring_job
+
+    return monitoring_job.drift_flagged(_session(config), config, model, run_date)
+
+
+def score_models(run_date: str, config: LakeConfig | None = None) -> dict[str, Any]:
+    """Score tonight's feature rows with each champion: gold.eta_predictions and gold.churn_scores."""
+    from jobs.models import churn_job, eta
+
+    config = config or load_config()
+    spark = _session(config)
+    return {"eta": eta.score(spark, config, run_date), "churn": churn_job.score(spark, config, run_date)}
+
+
+def build_model_reports(run_date: str, config: LakeConfig | None = None) -> dict[str, Any]:
+    """ETA accuracy of the days tonight can change, and PSI monitoring of both models."""
+    from jobs.gold import eta_accuracy
+    from jobs.models import monitoring_job
+
+    config = config or load_config()
+    spark = _session(config)
+    eta_accuracy.run(spark, config, run_date)
+    return {"monitoring": monitoring_job.run(spark, config, run_date)}
 
 
 def run_all(run_date: str, config: LakeConfig | None = None) -> dict[str, Any]:
@@ -128,7 +168,10 @@ def run_all(run_date: str, config: LakeConfig | None = None) -> dict[str, Any]:
     build_gold(run_date, config)
     report["journey"] = build_journey(run_date, config)
     report["features"] = build_features(run_date, config)
-    report["eta"] = train_eta(run_date, config)
+    report["train_eta"] = train_eta(run_date, config)
+    report["train_churn"] = train_churn(run_date, config)
+    report["score"] = score_models(run_date, config)
+    report["reports"] = build_model_reports(run_date, config)
     return report
 
 

@@ -31,6 +31,9 @@ def test_tasks_and_dependencies(dag) -> None:
             "build_journey",
             "build_features",
             "train_eta",
+            "train_churn",
+            "score_models",
+            "build_model_reports",
             "is_maintenance_day",
             "maintain_delta",
         ]
@@ -39,9 +42,12 @@ def test_tasks_and_dependencies(dag) -> None:
         assert dag.get_task(f"ingest_{source}").downstream_task_ids == {"validate_bronze"}
     assert dag.get_task("validate_bronze").downstream_task_ids == {"build_silver"}
     assert dag.get_task("build_silver").downstream_task_ids == {"build_gold", "build_journey", "build_features"}
-    for builder in ("build_gold", "build_journey", "build_features"):
-        assert dag.get_task(builder).downstream_task_ids == {"train_eta"}
-    assert dag.get_task("train_eta").downstream_task_ids == {"is_maintenance_day"}
+    assert dag.get_task("build_features").downstream_task_ids == {"train_eta", "train_churn"}
+    for trainer in ("train_eta", "train_churn"):
+        assert dag.get_task(trainer).downstream_task_ids == {"score_models"}
+    for upstream in ("score_models", "build_gold", "build_journey"):
+        assert dag.get_task(upstream).downstream_task_ids == {"build_model_reports"}
+    assert dag.get_task("build_model_reports").downstream_task_ids == {"is_maintenance_day"}
     assert dag.get_task("is_maintenance_day").downstream_task_ids == {"maintain_delta"}
 
 

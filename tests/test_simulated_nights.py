@@ -84,7 +84,7 @@ def _snapshot(spark, config) -> dict[str, list]:
 def lakes(spark, config, tmp_path_factory):
     root = tmp_path_factory.mktemp("simulated_nights")
     landing = root / "landing"
-    simulate(SimulationConfig(days=len(DATES), customers=600, seed=23), landing)
+    simulate(SimulationConfig(days=len(DATES), customers=600, seed=17), landing)
     in_order = replace(config, lake_root=str(root / "in_order"), landing_root=str(landing))
     shuffled = replace(config, lake_root=str(root / "shuffled"), landing_root=str(landing))
     _night(in_order, DATES[0])

@@ -1,9 +1,10 @@
 """Shipment-scan features: what is known about a parcel at each tracking scan (``features.shipment_scan``).
 
-A row describes scan ``s`` as the lake could have seen it on the night ``s`` arrived
-(``as_of_date = s.first_ingest_date``). The order's *known scans* at ``s`` are its scans ``k`` with
+A row describes scan ``s`` as the lake could have seen it on the first night both ``s`` and its
+order had arrived (``as_of_date = greatest(s.first_ingest_date, order.first_ingest_date)``). The
+order's *known scans* at ``s`` are its scans ``k`` with
 
-* ``k.first_ingest_date <= s.first_ingest_date`` (arrived by that night), and
+* ``k.first_ingest_date <= as_of_date`` (arrived by that night), and
 * ``(k.scan_at, rank(k.event), k.scan_id) <= (s.scan_at, rank(s.event), s.scan_id)`` (timed at or
   before ``s`` in journey order, ``jobs.silver.shipments.MILESTONE_RANK`` breaking time ties, as
   in ``silver.tracking_events.seq``); ``s`` itself is one of them.
@@ -13,10 +14,9 @@ of its own (with its own ``scan_seq``). Lane statistics are those known at the e
 ``as_of_date - 1`` (:mod:`jobs.features.lane_stats`), i.e. what the previous night's tables held.
 
 The order's static attributes (``placed_at``, ``promised_delivery_date``, ``lane``, ``carrier``)
-come from ``silver.orders`` whenever the order arrived: a scan whose order is not in silver yet
-cannot be built and is dropped (inner join); the caller builds it the night the order arrives,
-and since the row depends only on data known by ``as_of_date`` plus those attributes, it is the
-same row it would have been on time.
+come from ``silver.orders``: a scan whose order is not in silver yet cannot be built and is
+dropped (inner join); the caller builds it the night the order arrives, with that night as its
+``as_of_date``, so a row only ever uses data that had arrived by its ``as_of_date``.
 """
 
 from __future__ import annotations
@@ -104,7 +104,14 @@ def build_shipment_scan_features(
         ``lane_remaining_hours_mean`` is null without history and once delivered or returned.
     """
     contract = load_contract("features.shipment_scan")
-    targets = target_scans_df.select(*_SCAN_COLUMNS).withColumn("_rank", _milestone_rank(F.col("event")))
+    order_arrival = orders_df.select("order_id", F.col("first_ingest_date").alias("_order_ingest_date"))
+    targets = (
+        target_scans_df.select(*_SCAN_COLUMNS)
+        .join(order_arrival, "order_id")
+        .withColumn("_as_of", F.greatest("first_ingest_date", "_order_ingest_date"))
+        .drop("_order_ingest_date")
+        .withColumn("_rank", _milestone_rank(F.col("event")))
+    )
     # A target is one of its own known scans, whether or not the caller repeated it in the history.
     history = tracking_events_df.select(*_SCAN_COLUMNS).unionByName(target_scans_df.select(*_SCAN_COLUMNS)).distinct()
     known = history.select(
@@ -117,12 +124,12 @@ def build_shipment_scan_features(
     )
     is_known = (
         (F.col("_k_order_id") == F.col("order_id"))
-        & (F.col("_k_ingest_date") <= F.col("first_ingest_date"))
+        & (F.col("_k_ingest_date") <= F.col("_as_of"))
         & (_journey_position("_k_scan_at", "_k_rank", "_k_scan_id") <= _journey_position("scan_at", "_rank", "scan_id"))
     )
     so_far = (
         targets.join(known, is_known)
-        .groupBy(*_SCAN_COLUMNS)
+        .groupBy(*_SCAN_COLUMNS, "_as_of")
         .agg(
             F.count("*").alias("scan_seq"),
             F.max("_k_rank").alias("milestone_rank"),
@@ -135,7 +142,7 @@ def build_shipment_scan_features(
                 for event, name in _FIRST_AT.items()
             ],
         )
-        .withColumn("as_of_date", F.col("first_ingest_date"))
+        .withColumn("as_of_date", F.col("_as_of"))
         .withColumn("stats_date", F.date_sub("as_of_date", 1))
     )
     orders = orders_df.select("order_id", "placed_at", "promised_delivery_date", "lane", "carrier")
@@ -158,16 +165,16 @@ def build_shipment_scan_features(
 def run(spark: SparkSession, config: LakeConfig, run_date: str) -> int:
     """Merge the ``features.shipment_scan`` rows that ``run_date``'s arrivals create or can change.
 
-    Targets: scans first arrived on ``run_date`` or later (later ones exist only when dates run
-    out of order: their known scans and lane statistics include this night's arrivals) and the
-    earlier scans of orders that reached silver tonight (a scan cannot be built before its
-    order). Returns the rows merged.
+    Targets: the rows whose ``as_of_date`` (the night both the scan and its order had arrived) is
+    ``run_date`` or later: scans first arrived then, and the scans of orders that arrived then.
+    Later ones exist only when dates run out of order: their known scans and lane statistics
+    include this night's arrivals. Returns the rows merged.
     """
     contract = load_contract("features.shipment_scan")
     orders = read_table(spark, config, "silver.orders")
     events = read_table(spark, config, "silver.tracking_events")
     day = F.lit(run_date).cast("date")
-    arrived_orders = orders.filter(F.col("first_ingest_date") == day).select("order_id")
+    arrived_orders = orders.filter(F.col("first_ingest_date") >= day).select("order_id")
     targets = (
         events.filter(F.col("first_ingest_date") >= day)
         .unionByName(events.join(arrived_orders, "order_id", "left_semi"))

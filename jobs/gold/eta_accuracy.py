@@ -1,0 +1,140 @@
+"""Gold ``eta_accuracy_daily``: the model's P50 and the static promise against real deliveries."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pyspark.sql.functions as F
+from pyspark.sql import Column, DataFrame, SparkSession, Window
+
+from jobs.config import LakeConfig
+from jobs.contracts import load_contract
+from jobs.models.eta_model import PROMISE_HOUR
+from jobs.tables import later_as_of_dates, merge_rows, read_table
+
+LATEST_AS_OF_WINS = "s.as_of_date >= t.as_of_date"
+MILESTONES = ("picked", "left_warehouse", "arrived_hub", "out_for_delivery")
+
+
+def _days_between(a: Column, b: Column) -> Column:
+    return F.abs(F.unix_timestamp(a) - F.unix_timestamp(b)) / 86400.0
+
+
+def _metrics(rows: DataFrame, keys: list[Column]) -> DataFrame:
+    model_error = _days_between(F.col("predicted_p50"), F.col("delivered_at"))
+    promise_error = _days_between(F.col("promised_at"), F.col("delivered_at"))
+    covered = (F.col("delivered_at") >= F.col("predicted_p10")) & (F.col("delivered_at") <= F.col("predicted_p90"))
+    predicted = F.col("predicted_p50").isNotNull()
+
+    def share(condition: Column, over: Column | None = None) -> Column:
+        base = F.when(over, condition.cast("double")) if over is not None else condition.cast("double")
+        return F.round(F.avg(base), 6)
+
+    return rows.groupBy(*keys).agg(
+        F.count("*").alias("deliveries"),
+        F.count(F.when(predicted, 1)).alias("predicted_deliveries"),
+        F.round(F.avg(model_error), 6).alias("mae_p50_days"),
+        F.round(F.median(model_error), 6).alias("median_ae_p50_days"),
+        F.round(F.avg(promise_error), 6).alias("mae_promise_days"),
+        F.round(F.median(promise_error), 6).alias("median_ae_promise_days"),
+        share(model_error <= 1.0, predicted).alias("share_within_1_day"),
+        share(promise_error <= 1.0).alias("share_within_1_day_promise"),
+        share(F.to_date("delivered_at") > F.col("promised_delivery_date")).alias("share_after_promise"),
+        share(covered, predicted).alias("p10_p90_coverage"),
+    )
+
+
+def build_eta_accuracy(
+    orders_df: DataFrame, tracking_events_df: DataFrame, predictions_df: DataFrame, as_of_date: str, lateness_days: int
+) -> DataFrame:
+    """Accuracy rows for delivery days in ``[as_of_date - lateness_days, as_of_date]``, data known by then."""
+    contract = load_contract("gold.eta_accuracy_daily")
+    end = dt.date.fromisoformat(as_of_date)
+    start = end - dt.timedelta(days=lateness_days)
+    known = F.col("first_ingest_date") <= F.lit(end)
+    delivered = (
+        tracking_events_df.filter((F.col("event") == "delivered") & known)
+        .groupBy("order_id")
+        .agg(F.min("scan_at").alias("delivered_at"))
+        .withColumn("accuracy_date", F.to_date("delivered_at"))
+        .filter(F.col("accuracy_date").between(F.lit(start), F.lit(end)))
+        .join(
+            orders_df.filter(known).select(
+                "order_id",
+                "carrier",
+                "lane",
+                "promised_delivery_date",
+                (F.col("promised_delivery_date").cast("timestamp") + F.expr(f"INTERVAL {PROMISE_HOUR} HOURS")).alias(
+                    "promised_at"
+                ),
+            ),
+            "order_id",
+        )
+    )
+    estimates = predictions_df.filter(F.col("as_of_date") <= F.lit(end)).select(
+        "order_id", "scan_seq", "milestone", "predicted_p10", "predicted_p50", "predicted_p90"
+    )
+    at_placement = delivered.join(estimates.filter("scan_seq = 0").drop("scan_seq", "milestone"), "order_id", "left")
+    latest = Window.partitionBy("order_id", "milestone").orderBy(F.col("scan_seq").desc())
+    at_milestones = (
+        estimates.filter(F.col("milestone").isin(*MILESTONES))
+        .withColumn("_rank", F.row_number().over(latest))
+        .filter("_rank = 1")
+        .drop("_rank", "scan_seq")
+    )
+    by_milestone = delivered.join(at_milestones, "order_id")
+    rows = (
+        _metrics(
+            at_placement, [F.col("accuracy_date"), F.lit("overall").alias("dimension"), F.lit("all").alias("segment")]
+        )
+        .unionByName(
+            _metrics(
+                at_placement,
+                [F.col("accuracy_date"), F.lit("carrier").alias("dimension"), F.col("carrier").alias("segment")],
+            )
+        )
+        .unionByName(
+            _metrics(
+                at_placement, [F.col("accuracy_date"), F.lit("lane").alias("dimension"), F.col("lane").alias("segment")]
+            )
+        )
+        .unionByName(
+            _metrics(
+                at_placement,
+                [F.col("accuracy_date"), F.lit("milestone").alias("dimension"), F.lit("placement").alias("segment")],
+            )
+        )
+        .unionByName(
+            _metrics(
+                by_milestone,
+                [F.col("accuracy_date"), F.lit("milestone").alias("dimension"), F.col("milestone").alias("segment")],
+            )
+        )
+        .withColumn("as_of_date", F.lit(end))
+        .withColumn("is_final", F.date_add("accuracy_date", lateness_days) <= F.lit(end))
+    )
+    return rows.select(*[F.col(c.name).cast(c.type) for c in contract.columns])
+
+
+def run(spark: SparkSession, config: LakeConfig, run_date: str) -> None:
+    """Recompute the delivery days ``run_date`` can still change (and later runs' days, if any)."""
+    contract = load_contract("gold.eta_accuracy_daily")
+    orders = read_table(spark, config, "silver.orders")
+    events = read_table(spark, config, "silver.tracking_events")
+    predictions = read_table(spark, config, "gold.eta_predictions")
+    later = later_as_of_dates(spark, config, contract.name, "as_of_date", run_date, config.lateness_days)
+    windows = [build_eta_accuracy(orders, events, predictions, d, config.lateness_days) for d in [run_date, *later]]
+    rows = windows[0]
+    for window in windows[1:]:
+        rows = rows.unionByName(window)
+    latest = Window.partitionBy(*contract.keys).orderBy(F.col("as_of_date").desc())
+    rows = rows.withColumn("_rank", F.row_number().over(latest)).filter("_rank = 1").drop("_rank")
+    merge_rows(
+        spark,
+        rows,
+        config,
+        contract.name,
+        contract.keys,
+        update_condition=LATEST_AS_OF_WINS,
+        partition_by=contract.partition_by,
+    )

@@ -1,0 +1,207 @@
+"""Champion/challenger promotion on a real MLflow SQLite store under tmp_path."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import mlflow
+import pytest
+from mlflow import MlflowClient
+
+from jobs.config import LakeConfig
+from jobs.models.registry import (
+    PromotionError,
+    champion_model_uri,
+    champion_version,
+    promotion_threshold,
+    register_and_decide,
+    retrain_due,
+)
+from jobs.tracking import use_experiment
+
+
+class _Identity(mlflow.pyfunc.PythonModel):
+    """The tiniest real model: the registry only needs something logged with an MLmodel."""
+
+    def predict(self, context, model_input: list[float], params=None) -> list[float]:
+        return model_input
+
+
+@pytest.fixture(scope="session")
+def template_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An empty, migrated MLflow store that each test copies (creating one takes seconds).
+
+    The path is fixed under the session's base temp, so the other MLflow test modules reuse it.
+    """
+    path = tmp_path_factory.getbasetemp() / "mlflow_template" / "mlflow.db"
+    if not path.exists():
+        path.parent.mkdir(exist_ok=True)
+        uri = f"sqlite:///{path}"
+        client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+        client.search_experiments()
+        client.search_registered_models()
+    return path
+
+
+@pytest.fixture()
+def mlflow_config(template_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A private store per test: tracking and registry URI set explicitly, artifacts under tmp_path."""
+    db = tmp_path / "mlflow.db"
+    shutil.copy(template_db, db)
+    uri = f"sqlite:///{db}"
+    # mlflow.set_*_uri also export MLFLOW_*_URI; monkeypatch puts the environment back afterwards.
+    for variable in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
+        monkeypatch.delenv(variable, raising=False)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    yield LakeConfig(
+        home=tmp_path, lake_root=str(tmp_path / "lake"), landing_root=str(tmp_path / "landing"), mlflow_tracking_uri=uri
+    )
+    mlflow.set_tracking_uri(None)
+    mlflow.set_registry_uri(None)
+
+
+def _trained_run(config: LakeConfig, as_of_date: str | None = "2026-01-05") -> str:
+    """A finished run holding a tiny real model under ``model`` (and an ``as_of_date`` tag)."""
+    experiment_id = use_experiment(config, "cx_eta")  # artifacts under config.home, not the repo
+    with mlflow.start_run(experiment_id=experiment_id) as run:
+        if as_of_date is not None:
+            mlflow.set_tag("as_of_date", as_of_date)
+        # Explicit requirements: skips MLflow's slow requirement inference.
+        mlflow.pyfunc.log_model(name="model", python_model=_Identity(), pip_requirements=["mlflow"])
+    return run.info.run_id
+
+
+def _aliases(name: str) -> dict[str, str]:
+    return {alias: str(version) for alias, version in MlflowClient().get_registered_model(name).aliases.items()}
+
+
+def _version_tags(name: str, version: str) -> dict[str, str]:
+    return MlflowClient().get_model_version(name, version).tags
+
+
+def test_threshold_rules() -> None:
+    # Relative: 2% of the champion's magnitude; absolute: the margin in metric units.
+    assert promotion_threshold(1.0, True, 0.02, "relative") == pytest.approx(0.98)
+    assert promotion_threshold(0.8, False, 0.02, "relative") == pytest.approx(0.816)
+    assert promotion_threshold(0.8, False, 0.01, "absolute") == pytest.approx(0.81)
+    assert promotion_threshold(1.0, True, 0.05, "absolute") == pytest.approx(0.95)
+    # A negative champion value (e.g. a log-likelihood) still needs a real improvement.
+    assert promotion_threshold(-2.0, True, 0.1, "relative") == pytest.approx(-2.2)
+    with pytest.raises(PromotionError, match="margin_kind"):
+        promotion_threshold(1.0, True, 0.02, "percent")
+    with pytest.raises(PromotionError, match="margin must be"):
+        promotion_threshold(1.0, True, -0.01, "relative")
+
+
+def test_champion_moves_only_when_a_lower_is_better_challenger_is_clearly_better(mlflow_config) -> None:
+    name, metric = "cx_eta", "mae_p50_days"
+    assert champion_version(name) is None and champion_model_uri(name) is None
+
+    # 1. No champion yet: the first version becomes champion whatever its value.
+    first = register_and_decide(_trained_run(mlflow_config), "model", name, metric, 1.0, None, lower_is_better=True)
+    assert (first.version, first.promoted, first.champion_value) == ("1", True, None)
+    assert _aliases(name) == {"champion": "1", "challenger": "1"}
+    assert champion_model_uri(name) == "models:/cx_eta@champion"
+    tags = _version_tags(name, "1")
+    assert (tags["promotion_decision"], tags["compared_metric"]) == ("promoted", metric)
+    assert (tags["candidate_value"], tags["champion_value"]) == ("1.0", "none")
+
+    # 2. Worse than the champion on the same holdout: challenger only.
+    worse = register_and_decide(_trained_run(mlflow_config), "model", name, metric, 1.10, 1.0, lower_is_better=True)
+    assert not worse.promoted and worse.previous_champion_version == "1"
+    assert _aliases(name) == {"champion": "1", "challenger": "2"}
+    assert _version_tags(name, "2")["promotion_decision"] == "rejected"
+
+    # 3. Better, but by 1% < the 2% relative margin (needs <= 0.98): not promoted.
+    slightly = register_and_decide(_trained_run(mlflow_config), "model", name, metric, 0.99, 1.0, lower_is_better=True)
+    assert not slightly.promoted and "needed <= 0.9800" in slightly.reason
+    assert _aliases(name) == {"champion": "1", "challenger": "3"}
+
+    # 4. 10% better: the champion moves.
+    run_id = _trained_run(mlflow_config)
+    better = register_and_decide(run_id, "model", name, metric, 0.90, 1.0, lower_is_better=True)
+    assert better.promoted and better.champion_value == 1.0
+    assert _aliases(name) == {"champion": "4", "challenger": "4"}
+    assert champion_version(name).run_id == run_id
+    tags = _version_tags(name, "4")
+    assert {k: tags[k] for k in ("promotion_decision", "candidate_value", "champion_value", "promotion_margin")} == {
+        "promotion_decision": "promoted",
+        "candidate_value": "0.9",
+        "champion_value": "1.0",
+        "promotion_margin": "0.02 relative",
+    }
+    assert tags["previous_champion_version"] == "1"
+    # The run carries the same record, plus which version it became.
+    run_tags = MlflowClient().get_run(run_id).data.tags
+    assert (run_tags["promotion_decision"], run_tags["registered_model"], run_tags["registered_version"]) == (
+        "promoted",
+        name,
+        "4",
+    )
+
+
+def test_higher_is_better_metric_with_an_absolute_margin(mlflow_config) -> None:
+    name, metric = "cx_churn", "auc"
+
+    def decide(value: float, champion: float | None):
+        return register_and_decide(
+            _trained_run(mlflow_config),
+            "model",
+            name,
+            metric,
+            value,
+            champion,
+            lower_is_better=False,
+            margin=0.01,
+            margin_kind="absolute",
+        )
+
+    assert decide(0.70, None).promoted
+    lower = decide(0.65, 0.70)  # worse AUC
+    within = decide(0.705, 0.70)  # better by 0.005 < 0.01
+    clearly = decide(0.75, 0.70)  # better by 0.05
+    assert (lower.promoted, within.promoted, clearly.promoted) == (False, False, True)
+    assert _aliases(name) == {"champion": "4", "challenger": "4"}
+    assert [_version_tags(name, v)["promotion_decision"] for v in ("1", "2", "3", "4")] == [
+        "promoted",
+        "rejected",
+        "rejected",
+        "promoted",
+    ]
+    assert _version_tags(name, "3")["promotion_margin"] == "0.01 absolute"
+
+
+def test_a_champion_without_a_comparable_value_is_an_error_and_registers_nothing(mlflow_config) -> None:
+    name = "cx_eta"
+    register_and_decide(_trained_run(mlflow_config), "model", name, "mae", 1.0, None, lower_is_better=True)
+    run_id = _trained_run(mlflow_config)
+    with pytest.raises(PromotionError, match="has a champion"):
+        register_and_decide(run_id, "model", name, "mae", 0.5, None, lower_is_better=True)
+    with pytest.raises(PromotionError, match="not a finite number"):
+        register_and_decide(run_id, "model", name, "mae", float("nan"), 1.0, lower_is_better=True)
+    with pytest.raises(PromotionError, match="differs"):
+        other = MlflowClient(tracking_uri="http://127.0.0.1:9")  # another store (never contacted)
+        register_and_decide(run_id, "model", name, "mae", 0.5, 1.0, lower_is_better=True, client=other)
+    # Still only version 1, still champion.
+    assert [str(v.version) for v in MlflowClient().search_model_versions(f"name = '{name}'")] == ["1"]
+    assert _aliases(name) == {"champion": "1", "challenger": "1"}
+
+
+def test_retrain_due(mlflow_config) -> None:
+    name = "cx_eta"
+    assert retrain_due(name, "2026-01-06", 7)  # no registered model at all
+    register_and_decide(
+        _trained_run(mlflow_config, "2026-01-05"), "model", name, "mae", 1.0, None, lower_is_better=True
+    )
+    assert not retrain_due(name, "2026-01-11", 7)  # champion is 6 days old
+    assert retrain_due(name, "2026-01-12", 7)  # 7 days: due
+    assert retrain_due(name, "2026-01-12")  # default cadence is weekly
+    assert not retrain_due(name, "2026-01-12", 14)
+    assert not retrain_due(name, "2026-01-01", 7)  # a backfill before the champion's data
+
+    # A champion whose run says nothing of its data date: age unknown, retrain.
+    register_and_decide(_trained_run(mlflow_config, None), "model", name, "mae", 0.5, 1.0, lower_is_better=True)
+    assert str(champion_version(name).version) == "2"
+    assert retrain_due(name, "2026-01-06", 7)
