@@ -147,6 +147,9 @@ def train(spark: SparkSession, config: LakeConfig, run_date: str, force: bool = 
             **eta_model.evaluate_placement(model, holdout),
             **eta_model.evaluate_scans(model, scan_holdout),
         }
+        metrics["placement_interval_scale"] = model.placement.interval_scale
+        if model.scan is not None:
+            metrics["scan_interval_scale"] = model.scan.interval_scale
         if metrics.get("mae_after_out_for_delivery_days") is not None:
             metrics["mae_ratio_out_for_delivery_vs_placement"] = (
                 metrics["mae_after_out_for_delivery_days"] / metrics["mae_p50_days"]

@@ -46,12 +46,20 @@ def _stage_features(table: str) -> list[Feature]:
 
 @dataclass
 class StageModel:
-    """Three quantile boosters over one feature table's registered features."""
+    """Three quantile boosters over one feature table's registered features.
+
+    ``interval_scale`` widens (or narrows) the P10-P90 interval by that multiple of its own width
+    on each side: split-conformal calibration on the latest training slice (conformalized
+    quantile regression, scaled by the interval width so that a parcel five hours from the door
+    and one just ordered each get an interval of their own size). Boosted quantile models cover
+    too little on small data; this makes the 80% interval cover about 80% of future deliveries.
+    """
 
     table: str
     features: list[str]
     categories: dict[str, list[str]]
     boosters: dict[str, object] = field(default_factory=dict)
+    interval_scale: float = 0.0
 
     def frame(self, df: pd.DataFrame) -> pd.DataFrame:
         out = df[self.features].copy()
@@ -64,24 +72,47 @@ class StageModel:
 
     def predict(self, df: pd.DataFrame) -> pd.DataFrame:
         """Quantiles in days, columns ``p10, p50, p90``, non-crossing, never below zero."""
-        x = self.frame(df)
-        raw = np.column_stack([self.boosters[q].predict(x) for q in QUANTILES])
-        ordered = np.clip(np.sort(raw, axis=1), 0.0, None)
+        ordered = self._raw(df)
+        width = ordered[:, 2] - ordered[:, 0]
+        ordered[:, 0] -= self.interval_scale * width
+        ordered[:, 2] += self.interval_scale * width
+        ordered = np.clip(np.sort(ordered, axis=1), 0.0, None)
         return pd.DataFrame(ordered, columns=list(QUANTILES), index=df.index)
+
+    def _raw(self, df: pd.DataFrame) -> np.ndarray:
+        x = self.frame(df)
+        return np.sort(np.column_stack([self.boosters[q].predict(x) for q in QUANTILES]), axis=1)
+
+
+CALIBRATION_SHARE = 0.2  # latest share of the training orders kept for interval calibration
+NOMINAL_COVERAGE = QUANTILES["p90"] - QUANTILES["p10"]
 
 
 def fit_stage(train: pd.DataFrame, table: str, label: str, seed: int = 7) -> StageModel:
-    """Fit P10/P50/P90 boosters of ``label`` on ``table``'s registered features."""
+    """Fit P10/P50/P90 boosters of ``label`` on ``table``'s registered features, then calibrate the interval.
+
+    The boosters learn on the earlier orders; the interval scale is the conformal quantile of
+    ``max(p10 - y, y - p90) / (p90 - p10)`` over the latest ``CALIBRATION_SHARE`` of orders.
+    """
     import lightgbm as lgb
 
     features = _stage_features(table)
     categorical = {f.name: sorted(train[f.name].dropna().astype(str).unique()) for f in features if not f.is_numeric}
     stage = StageModel(table, [f.name for f in features], categorical)
-    x = stage.frame(train)
+    fit_rows, calibration = time_split(train, CALIBRATION_SHARE)
+    x = stage.frame(fit_rows)
     for name, alpha in QUANTILES.items():
         booster = lgb.LGBMRegressor(alpha=alpha, random_state=seed, **LGBM_PARAMS)
-        booster.fit(x, train[label].to_numpy())
+        booster.fit(x, fit_rows[label].to_numpy())
         stage.boosters[name] = booster
+    if len(calibration):
+        raw = stage._raw(calibration)
+        actual = calibration[label].to_numpy()
+        width = np.maximum(raw[:, 2] - raw[:, 0], 1e-6)
+        scores = np.maximum(raw[:, 0] - actual, actual - raw[:, 2]) / width
+        n = len(scores)
+        level = min(1.0, np.ceil((n + 1) * NOMINAL_COVERAGE) / n)
+        stage.interval_scale = float(np.quantile(scores, level, method="higher"))
     return stage
 
 

@@ -2,14 +2,15 @@
 
 Usage: ``python tests/cluster/run_nightly_steps.py YYYY-MM-DD``. Everything comes from the
 ``CXLAKE_*`` environment, as for an Airflow task: the Spark master, the lake root (local or
-``s3a://``), extra Spark settings. Prints one JSON line: the steps' results and which Spark master
-and application ran them.
+``s3a://``), extra Spark settings. Prints one JSON line: each step's result and seconds (the first
+includes the SparkSession start), and which Spark master and application ran them.
 """
 
 from __future__ import annotations
 
 import json
 import sys
+import time
 
 from jobs import nightly
 from jobs.config import load_config
@@ -19,12 +20,20 @@ from jobs.spark import get_spark
 
 def main(run_date: str) -> None:
     config = load_config()
-    report: dict = {"ingest": [nightly.ingest(source, run_date, config) for source in SOURCES]}
-    report["validate_bronze"] = nightly.validate_bronze(run_date, config)
-    nightly.build_silver(run_date, config)
-    nightly.build_gold(run_date, config)
-    report["journey"] = nightly.build_journey(run_date, config)
-    report["features"] = nightly.build_features(run_date, config)
+    report: dict = {"seconds": {}}
+
+    def step(name: str, call, *args):
+        started = time.monotonic()
+        report[name] = call(*args, run_date, config)
+        report["seconds"][name] = round(time.monotonic() - started, 1)
+
+    for source in SOURCES:
+        step(f"ingest_{source}", nightly.ingest, source)
+    step("validate_bronze", nightly.validate_bronze)
+    step("build_silver", nightly.build_silver)
+    step("build_gold", nightly.build_gold)
+    step("build_journey", nightly.build_journey)
+    step("build_features", nightly.build_features)
     context = get_spark(config).sparkContext
     # The driver counts as one entry; on a cluster every executor adds one.
     executors = [f"{e.host()}:{e.port()}" for e in context._jsc.sc().statusTracker().getExecutorInfos()]

@@ -1,0 +1,60 @@
+"""The nightly data steps on a real Spark standalone cluster (one master, one 1-core worker, localhost).
+
+The driver is a fresh process whose only difference from a laptop run is its configuration
+(``CXLAKE_SPARK_MASTER=spark://...``); its tables must equal, row for row, those of the same steps
+in local mode. The worker's folder shows that the executors did the work, with the driver's
+Python and the Delta jars the driver resolved from ``spark.jars.packages``.
+
+First run only: Delta's jars are resolved from Maven Central into ``~/.ivy2*`` (a few MB).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from night_runs import LANDING, NAMED_TABLES, SMALL_SPARK_CONF, mismatched_tables, run_nightly_steps, snapshot, spark_conf
+
+from jobs.cluster import standalone_cluster, worker_apps
+from jobs.config import PROJECT_ROOT
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    work_dir = tmp_path_factory.mktemp("spark_cluster")
+    with standalone_cluster(work_dir, cores=1, memory="1g") as master_url:
+        yield work_dir, master_url
+
+
+@pytest.fixture(scope="module")
+def cluster_night(cluster, tmp_path_factory):
+    work_dir, master_url = cluster
+    home = tmp_path_factory.mktemp("cluster_home")
+    report = run_nightly_steps(home, SPARK_MASTER=master_url, SPARK_CONF=spark_conf(SMALL_SPARK_CONF))
+    return home, report
+
+
+def test_the_night_ran_on_the_cluster_executors(cluster, cluster_night) -> None:
+    work_dir, master_url = cluster
+    _, report = cluster_night
+    assert report["spark"]["master"] == master_url
+    assert len(report["spark"]["executors"]) == 2  # the driver and the worker's one executor
+    app_id = report["spark"]["application_id"]
+    assert app_id in worker_apps(work_dir)
+    (executor_dir,) = (work_dir / "worker" / app_id).iterdir()
+    # Executors fetch the jars of spark.jars.packages (resolved by the driver) into their folder.
+    fetched = {p.name for p in executor_dir.glob("*.jar")}
+    assert "io.delta_delta-spark_4.2_2.13-4.4.0.jar" in fetched, sorted(fetched)
+    assert "io.delta_delta-storage-4.4.0.jar" in fetched
+    # The executor's working folder is the worker's, outside the repository.
+    assert not executor_dir.resolve().is_relative_to(PROJECT_ROOT)
+    assert report["features"]["order_eta_rows"] >= 0
+
+
+def test_cluster_tables_equal_local_mode(spark, config, cluster_night, local_reference) -> None:
+    home, _ = cluster_night
+    on_cluster = snapshot(spark, replace(config, home=home, lake_root=str(home / "lake"), landing_root=str(LANDING)))
+    for table in NAMED_TABLES:
+        assert on_cluster[table] == local_reference[table], table
+    assert mismatched_tables(on_cluster, local_reference) == []
