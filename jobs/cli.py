@@ -115,6 +115,19 @@ def cmd_contracts(args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
+def cmd_bench_models(args: argparse.Namespace) -> int:
+    from jobs import bench_models
+
+    return bench_models.main(args.days, args.customers, args.seed, args.churn_horizon)
+
+
+def cmd_import_history(args: argparse.Namespace) -> int:
+    from jobs.nightly import import_history
+
+    print(import_history(args.first.isoformat(), args.last.isoformat()))
+    return 0
+
+
 def cmd_features(args: argparse.Namespace) -> int:
     from jobs.features.registry import registry
 
@@ -178,6 +191,18 @@ def build_parser() -> argparse.ArgumentParser:
     contracts = sub.add_parser("contracts", help="check that every changed contract bumped its version")
     contracts.add_argument("--lock", action="store_true", help="record the current versions and fingerprints")
     contracts.set_defaults(func=cmd_contracts)
+
+    bench_models = sub.add_parser("bench-models", help="model quality on the simulated world (ETA, churn vs BG/NBD)")
+    bench_models.add_argument("--days", type=int, default=150)
+    bench_models.add_argument("--customers", type=int, default=1500)
+    bench_models.add_argument("--seed", type=int, default=7)
+    bench_models.add_argument("--churn-horizon", type=int, default=21, help="days (the product default is 60)")
+    bench_models.set_defaults(func=cmd_bench_models)
+
+    history = sub.add_parser("import-history", help="load many nights at once (same end state as night by night)")
+    history.add_argument("--from", dest="first", type=_date, required=True)
+    history.add_argument("--to", dest="last", type=_date, required=True)
+    history.set_defaults(func=cmd_import_history)
 
     features = sub.add_parser("features", help="list the feature registry (schemas/features/)")
     features.set_defaults(func=cmd_features)

@@ -13,10 +13,26 @@ from typing import TYPE_CHECKING
 from jobs.config import LakeConfig
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql import Column, DataFrame, SparkSession
 
 
 _USER_METADATA_CONF = "spark.databricks.delta.commitInfo.userMetadata"
+
+
+def arrived_between(column: Column, run_date: str, through: str | None = None) -> Column:
+    """``column`` (an arrival date) is the night ``run_date``, or within ``[run_date, through]``."""
+    import pyspark.sql.functions as F
+
+    first = F.lit(run_date).cast("date")
+    return column == first if through is None else column.between(first, F.lit(through).cast("date"))
+
+
+def nights(first: str, last: str) -> list[str]:
+    """Every date from ``first`` to ``last`` (``YYYY-MM-DD``), both included."""
+    import datetime as dt
+
+    start, end = dt.date.fromisoformat(first), dt.date.fromisoformat(last)
+    return [(start + dt.timedelta(days=i)).isoformat() for i in range((end - start).days + 1)]
 
 
 def table_exists(spark: SparkSession, path: str) -> bool:

@@ -33,6 +33,12 @@ TABLES = [
     "silver.device_links",
     "silver.customers",
     "gold.cx_kpi_daily",
+    "gold.customer_journey",
+    "gold.journey_daily",
+    "gold.funnel_daily",
+    "features.customer_daily",
+    "features.order_eta",
+    "features.shipment_scan",
 ]
 
 
@@ -94,17 +100,21 @@ def test_rerunning_the_date_changes_no_table(e2e) -> None:
     assert first == second
 
 
-def test_mlflow_run_records_table_versions(e2e) -> None:
+def test_model_runs_record_table_versions_and_why_they_did_not_train(e2e) -> None:
     config, _, _ = e2e
     mlflow.set_tracking_uri(config.mlflow_tracking_uri)
-    runs = mlflow.search_runs(experiment_names=["cx_eta"])
-    assert len(runs) == 2  # one per DAG run
-    run = runs.iloc[0]
-    assert run["tags.as_of_date"] == RUN_DATE
-    assert int(run["params.delta_version.silver.orders"]) >= 0
-    assert int(run["params.delta_version.silver.shipments"]) >= 0
-    assert run["metrics.training_rows"] == 3.0  # O1, O2, O3 delivered: too few to train on
-    assert run["tags.status"] == "skipped_insufficient_data"
+    for experiment, table, metric in (
+        ("cx_eta", "features.order_eta", "training_orders"),
+        ("cx_churn", "features.customer_daily", "panel_rows"),
+    ):
+        runs = mlflow.search_runs(experiment_names=[experiment])
+        assert len(runs) == 2, experiment  # one per DAG run: no champion yet, so retraining is due
+        run = runs.iloc[0]
+        assert run["tags.as_of_date"] == RUN_DATE
+        assert int(run[f"params.delta_version.{table}"]) >= 0
+        # A day of history: no order is 14 days old, no churn label window has passed.
+        assert run[f"metrics.{metric}"] == 0.0
+        assert run["tags.status"] == "skipped_insufficient_data"
 
 
 def test_no_clear_text_pii_in_silver_or_gold(e2e) -> None:

@@ -3,7 +3,8 @@
 Four default-dirt simulated days (late arrivals, resent duplicates, broken lines included) run
 through every nightly step (bronze, silver, gold KPIs, journey, features) on a private lake in
 calendar order. A copy of that lake taken after the 2nd night then runs the 4th night before the
-3rd: every table must end with the same sorted rows. The in-order lake also shows:
+3rd, and a third lake imports all four nights at once (``nightly.import_history``): every table
+must end with the same sorted rows. The in-order lake also shows:
 
 * leakage: the feature rows as of the 1st night, written that night, are identical after three
   more nights of data (late events dated on or before it included) and when rebuilt from the
@@ -58,6 +59,7 @@ class Lakes:
     manifests: list[dict]
     reference: dict[str, list]  # all nights in calendar order
     out_of_order: dict[str, list]  # the same lake's copy after night 2, then night 4, then night 3
+    history_import: dict[str, list]  # all four nights at once (nightly.import_history)
     in_order_config: object
     versions_after_first_night: dict[str, int]
     journey_versions: tuple[int, int]  # gold.customer_journey after nights 3 and 4
@@ -84,7 +86,7 @@ def _snapshot(spark, config) -> dict[str, list]:
 def lakes(spark, config, tmp_path_factory):
     root = tmp_path_factory.mktemp("simulated_nights")
     landing = root / "landing"
-    simulate(SimulationConfig(days=len(DATES), customers=600, seed=17), landing)
+    simulate(SimulationConfig(days=len(DATES), customers=600, seed=11), landing)
     in_order = replace(config, lake_root=str(root / "in_order"), landing_root=str(landing))
     shuffled = replace(config, lake_root=str(root / "shuffled"), landing_root=str(landing))
     _night(in_order, DATES[0])
@@ -97,11 +99,14 @@ def lakes(spark, config, tmp_path_factory):
     journey_after_fourth = table_version(spark, in_order, "gold.customer_journey")
     for day in (DATES[3], DATES[2]):
         _night(shuffled, day)
+    bulk = replace(config, lake_root=str(root / "history_import"), landing_root=str(landing))
+    nightly.import_history(DATES[0], DATES[-1], bulk)
     manifests = [json.loads((landing / "_manifest" / f"{day}.json").read_text()) for day in DATES]
     return Lakes(
         manifests,
         _snapshot(spark, in_order),
         _snapshot(spark, shuffled),
+        _snapshot(spark, bulk),
         in_order,
         first,
         (journey_after_third, journey_after_fourth),
@@ -118,6 +123,11 @@ def test_every_nightly_table_is_built(lakes) -> None:
 def test_out_of_order_nights_give_identical_tables(lakes, table: str) -> None:
     assert set(lakes.out_of_order) == set(lakes.reference)
     assert lakes.out_of_order[table] == lakes.reference[table]
+
+
+@pytest.mark.parametrize("table", sorted(EXPECTED_TABLES))
+def test_a_history_import_gives_the_tables_of_night_by_night_runs(lakes, table: str) -> None:
+    assert lakes.history_import[table] == lakes.reference[table]
 
 
 def test_the_simulated_days_contain_late_and_resent_data(lakes) -> None:

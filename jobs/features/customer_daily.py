@@ -19,11 +19,12 @@ from jobs.config import LakeConfig
 from jobs.contracts import load_contract
 from jobs.gold.journey import SESSION_GAP_MINUTES
 from jobs.silver.identity import customer_key
-from jobs.tables import later_as_of_dates, read_table, replace_dates
+from jobs.tables import later_as_of_dates, nights, read_table, replace_dates
 
 log = logging.getLogger(__name__)
 
-ACTIVE_DAYS = 365  # a customer with no order in a year is gone, not churning
+ACTIVE_DAYS = 365
+AS_OF_CHUNK = 10  # a customer with no order in a year is gone, not churning
 SESSION_CHANNELS = ("app", "web")
 
 
@@ -166,23 +167,27 @@ def build_customer_daily(
     return features.select(*[F.col(c.name).cast(c.type) for c in contract.columns])
 
 
-def run(spark: SparkSession, config: LakeConfig, run_date: str) -> list[str]:
+def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | None = None) -> list[str]:
     """Write the partition ``run_date`` and rebuild every later partition already written.
 
     In nightly order there is no later partition. When a date runs after later ones (backfill,
     out-of-order rerun), its arrivals were missing from those partitions, which are rebuilt.
     """
     contract = load_contract("features.customer_daily")
-    later = later_as_of_dates(spark, config, contract.name, "as_of_date", run_date, None)
-    dates = [run_date, *later]
+    last = through or run_date
+    later = later_as_of_dates(spark, config, contract.name, "as_of_date", last, None)
+    dates = [*nights(run_date, last), *later]
     if later:
         log.info("customer_daily %s: also rebuilding %d later partition(s)", run_date, len(later))
     orders = read_table(spark, config, "silver.orders")
     interactions = read_table(spark, config, "silver.interactions")
     events = read_table(spark, config, "silver.tracking_events")
-    frames = [build_customer_daily(orders, interactions, events, d) for d in dates]
-    rows = frames[0]
-    for frame in frames[1:]:
-        rows = rows.unionByName(frame)
-    replace_dates(rows, config, contract.name, "as_of_date", dates, contract.partition_by)
+    # Chunks keep each Spark plan small on a history import (one build per night).
+    for chunk in range(0, len(dates), AS_OF_CHUNK):
+        chunk_dates = dates[chunk : chunk + AS_OF_CHUNK]
+        frames = [build_customer_daily(orders, interactions, events, d) for d in chunk_dates]
+        rows = frames[0]
+        for frame in frames[1:]:
+            rows = rows.unionByName(frame)
+        replace_dates(rows, config, contract.name, "as_of_date", chunk_dates, contract.partition_by)
     return dates

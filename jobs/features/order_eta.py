@@ -14,7 +14,7 @@ from jobs.features.lane_stats import (
     lane_transit_stats,
 )
 from jobs.silver.identity import customer_key
-from jobs.tables import merge_rows, read_table
+from jobs.tables import arrived_between, merge_rows, read_table
 
 CATEGORICAL_FEATURES = ["origin_warehouse", "destination_region", "lane", "carrier", "channel"]
 NUMERIC_FEATURES = ["placed_weekday", "placed_hour", "items", "amount", "promised_days"]
@@ -110,7 +110,7 @@ def build_order_eta_features(
     return features.select(*[F.col(c.name).cast(c.type) for c in contract.columns])
 
 
-def run(spark: SparkSession, config: LakeConfig, run_date: str) -> int:
+def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | None = None) -> int:
     """Merge the ``features.order_eta`` rows that ``run_date``'s arrivals create or can change.
 
     Those are the orders first arrived on ``run_date`` and, when dates run out of order, orders
@@ -120,8 +120,9 @@ def run(spark: SparkSession, config: LakeConfig, run_date: str) -> int:
     contract = load_contract("features.order_eta")
     orders = read_table(spark, config, "silver.orders")
     events = read_table(spark, config, "silver.tracking_events")
-    day = F.lit(run_date).cast("date")
-    targets = orders.filter((F.col("first_ingest_date") == day) | (F.col("order_date") > day)).localCheckpoint()
+    last = F.lit(through or run_date).cast("date")
+    arrived = arrived_between(F.col("first_ingest_date"), run_date, through)
+    targets = orders.filter(arrived | (F.col("order_date") > last)).localCheckpoint()
     rows = targets.count()
     if rows:
         features = build_order_eta_features(targets, orders, events)

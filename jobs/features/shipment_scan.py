@@ -162,7 +162,7 @@ def build_shipment_scan_features(
     return features.select(*[F.col(c.name).cast(c.type) for c in contract.columns])
 
 
-def run(spark: SparkSession, config: LakeConfig, run_date: str) -> int:
+def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | None = None) -> int:  # noqa: ARG001
     """Merge the ``features.shipment_scan`` rows that ``run_date``'s arrivals create or can change.
 
     Targets: the rows whose ``as_of_date`` (the night both the scan and its order had arrived) is

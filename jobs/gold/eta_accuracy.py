@@ -10,7 +10,7 @@ from pyspark.sql import Column, DataFrame, SparkSession, Window
 from jobs.config import LakeConfig
 from jobs.contracts import load_contract
 from jobs.models.eta_model import PROMISE_HOUR
-from jobs.tables import later_as_of_dates, merge_rows, read_table
+from jobs.tables import later_as_of_dates, merge_rows, read_table, read_table_or_empty
 
 LATEST_AS_OF_WINS = "s.as_of_date >= t.as_of_date"
 MILESTONES = ("picked", "left_warehouse", "arrived_hub", "out_for_delivery")
@@ -121,7 +121,10 @@ def run(spark: SparkSession, config: LakeConfig, run_date: str) -> None:
     contract = load_contract("gold.eta_accuracy_daily")
     orders = read_table(spark, config, "silver.orders")
     events = read_table(spark, config, "silver.tracking_events")
-    predictions = read_table(spark, config, "gold.eta_predictions")
+    # Before the first champion there are no predictions: the promise is still judged.
+    predictions = read_table_or_empty(
+        spark, config, "gold.eta_predictions", load_contract("gold.eta_predictions").spark_schema()
+    )
     later = later_as_of_dates(spark, config, contract.name, "as_of_date", run_date, config.lateness_days)
     windows = [build_eta_accuracy(orders, events, predictions, d, config.lateness_days) for d in [run_date, *later]]
     rows = windows[0]

@@ -36,7 +36,7 @@ from pyspark.sql import Column, DataFrame, SparkSession, Window
 from jobs.config import LakeConfig
 from jobs.contracts import load_contract
 from jobs.silver.identity import customer_key
-from jobs.tables import commit_metadata_set, read_table, replace_dates, table_exists
+from jobs.tables import arrived_between, commit_metadata_set, read_table, replace_dates, table_exists
 
 log = logging.getLogger(__name__)
 
@@ -244,17 +244,21 @@ def touched_customers(
     tracking_events_df: DataFrame,
     device_links_df: DataFrame,
     run_date: str,
+    through: str | None = None,
 ) -> DataFrame:
     """Customers whose journey ``run_date``'s arrivals can change, with the first day they can change.
 
     Arrivals: interactions, orders and scans first arrived on ``run_date``, and the anonymous
     events of devices whose link changed that night (re-attributed to a customer).
     """
-    day = F.lit(run_date).cast("date")
+
+    def arrived(column: str) -> Column:
+        return arrived_between(F.col(column), run_date, through)
+
     owners = orders_df.select("order_id", customer_key(F.col("customer_id")).alias("customer_key"))
-    relinked = device_links_df.filter(F.col("link_ingest_date") == day).select("device_id")
+    relinked = device_links_df.filter(arrived("link_ingest_date")).select("device_id")
     starts = (
-        interactions_df.filter(F.col("first_ingest_date") == day)
+        interactions_df.filter(arrived("first_ingest_date"))
         .select("customer_key", F.col("event_date").alias("start_date"))
         .unionByName(
             interactions_df.filter(F.col("customer_id").isNull())
@@ -262,12 +266,12 @@ def touched_customers(
             .select("customer_key", F.col("event_date").alias("start_date"))
         )
         .unionByName(
-            orders_df.filter(F.col("first_ingest_date") == day).select(
+            orders_df.filter(arrived("first_ingest_date")).select(
                 customer_key(F.col("customer_id")).alias("customer_key"), F.col("order_date").alias("start_date")
             )
         )
         .unionByName(
-            tracking_events_df.filter(F.col("first_ingest_date") == day)
+            tracking_events_df.filter(arrived("first_ingest_date"))
             .join(owners, "order_id")
             .select("customer_key", F.col("event_date").alias("start_date"))
         )
@@ -289,7 +293,7 @@ def _date_literals(dates: list[dt.date]) -> str:
     return ", ".join(f"DATE'{d.isoformat()}'" for d in dates)
 
 
-def run(spark: SparkSession, config: LakeConfig, run_date: str) -> list[dt.date]:
+def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | None = None) -> list[dt.date]:
     """Merge the journey rows that ``run_date``'s arrivals changed; return the days written.
 
     Rows never disappear: touchpoints only arrive (an anonymous event re-attributed to another
@@ -304,7 +308,7 @@ def run(spark: SparkSession, config: LakeConfig, run_date: str) -> list[dt.date]
     shipments = read_table(spark, config, "silver.shipments")
     links = read_table(spark, config, "silver.device_links")
 
-    touched = touched_customers(orders, interactions, events, links, run_date).cache()
+    touched = touched_customers(orders, interactions, events, links, run_date, through).cache()
     try:
         first = touched.agg(F.min("start_date")).first()[0]
         if first is None:

@@ -9,9 +9,10 @@ from pyspark.sql import DataFrame, SparkSession, Window
 
 from jobs.config import LakeConfig
 from jobs.contracts import load_contract
-from jobs.tables import later_as_of_dates, merge_rows
+from jobs.tables import later_as_of_dates, merge_rows, nights
 
 LATEST_AS_OF_WINS = "s.as_of_date >= t.as_of_date"
+AS_OF_CHUNK = 15
 
 
 def _window_days(as_of_date: str, lateness_days: int) -> tuple[dt.date, dt.date]:
@@ -98,7 +99,7 @@ def build_cx_kpi_daily(
     return kpis.select(*[F.col(c.name).cast(c.type) for c in contract.columns])
 
 
-def run(spark: SparkSession, config: LakeConfig, run_date: str) -> None:
+def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | None = None) -> None:
     """Recompute the KPI days that data arriving on ``run_date`` can still change.
 
     Arrivals of ``run_date`` carry events dated at most ``run_date``, so they can change the
@@ -106,6 +107,11 @@ def run(spark: SparkSession, config: LakeConfig, run_date: str) -> None:
     """
     orders = spark.read.format("delta").load(config.table_path("silver.orders"))
     shipments = spark.read.format("delta").load(config.table_path("silver.shipments"))
-    later = later_as_of_dates(spark, config, "gold.cx_kpi_daily", "as_of_date", run_date, config.lateness_days)
-    kpis = build_cx_kpi_daily_as_of(spark, orders, shipments, [run_date, *later], config.lateness_days)
-    merge_rows(spark, kpis, config, "gold.cx_kpi_daily", ("kpi_date",), update_condition=LATEST_AS_OF_WINS)
+    last = through or run_date
+    later = later_as_of_dates(spark, config, "gold.cx_kpi_daily", "as_of_date", last, config.lateness_days)
+    as_of_dates = [*nights(run_date, last), *later]
+    # Chunks keep each Spark plan small on a history import (one window per night).
+    for chunk in range(0, len(as_of_dates), AS_OF_CHUNK):
+        dates = as_of_dates[chunk : chunk + AS_OF_CHUNK]
+        kpis = build_cx_kpi_daily_as_of(spark, orders, shipments, dates, config.lateness_days)
+        merge_rows(spark, kpis, config, "gold.cx_kpi_daily", ("kpi_date",), update_condition=LATEST_AS_OF_WINS)

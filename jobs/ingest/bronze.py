@@ -9,16 +9,19 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
+from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import pyarrow as pa
+import pyspark.sql.functions as F
 from pyspark import StorageLevel
 
 from jobs.config import LakeConfig
 from jobs.contracts import Contract, load_contract
-from jobs.ingest.parse import build_bronze_rows, build_file_stats, build_quarantine_rows, classify_lines
+from jobs.ingest.parse import ARRIVAL, build_bronze_rows, build_file_stats, build_quarantine_rows, classify_lines
 from jobs.ingest.raw_files import SchemaDriftError, list_source_files, read_raw_batch
-from jobs.tables import merge_rows, replace_slice
+from jobs.tables import merge_rows, replace_dates, replace_slice
 
 if TYPE_CHECKING:
     from pyspark.sql import Row, SparkSession
@@ -111,67 +114,101 @@ def ingest_source(spark: SparkSession, config: LakeConfig, source: str, run_date
             column that changed type or went missing (see :func:`check_value_drift`).
         ReconciliationError: rows were lost (never expected; guards the invariant).
     """
+    return ingest_nights(spark, config, source, [run_date])[0]
+
+
+def ingest_nights(spark: SparkSession, config: LakeConfig, source: str, nights: list[str]) -> list[IngestResult]:
+    """Ingest the files of ``source`` that arrived on each of ``nights`` in one pass (history import).
+
+    Exactly what ingesting the nights one by one gives (each line keeps its own arrival date for
+    the lateness and duplicate checks, and the audit has one row per night), at the cost of
+    about one night: a few Delta commits instead of a few per night. Same errors as
+    :func:`ingest_source`, naming the night.
+    """
     raw = load_contract(f"raw.{source}")
     bronze = load_contract(f"bronze.{source}")
     quarantine = load_contract(f"quarantine.{source}")
-    folder = config.landing_path(source, run_date)
-    files = list_source_files(folder, _SUFFIX[raw.format or "jsonl"])
-    if not files:
-        raise MissingSourceError(f"source {source!r}: no {raw.format} file arrived for {run_date} in {folder}")
+    night_of: dict[str, str] = {}
+    for night in nights:
+        folder = config.landing_path(source, night)
+        files = list_source_files(folder, _SUFFIX[raw.format or "jsonl"])
+        if not files:
+            raise MissingSourceError(f"source {source!r}: no {raw.format} file arrived for {night} in {folder}")
+        night_of.update(dict.fromkeys(files, night))
+    files = list(night_of)
 
     batch = read_raw_batch(files, has_header=raw.format == "csv")
     relative = {path: _relative(path, config.landing_root) for path in files}
-    lines = batch.lines.set_column(
-        0, "source_file", [[relative[p] for p in batch.lines.column("source_file").to_pylist()]]
-    )
+    paths = batch.lines.column("source_file").to_pylist()
+    lines = batch.lines.set_column(0, "source_file", [[relative[p] for p in paths]])
+    multi_night = len(nights) > 1
+    if multi_night:
+        arrivals = [dt.date.fromisoformat(night_of[p]) for p in paths]
+        lines = lines.append_column(ARRIVAL, pa.array(arrivals, pa.date32()))
     header = None
     if raw.format == "csv":
         distinct_headers = {tuple(h) for h in batch.csv_headers.values()}
         for path, file_header in batch.csv_headers.items():
             check_csv_header(path, file_header, raw)
         if len(distinct_headers) > 1:
-            raise SchemaDriftError(f"source {source!r} on {run_date}: files disagree on the header: {distinct_headers}")
+            raise SchemaDriftError(f"source {source!r} on {nights}: files disagree on the header: {distinct_headers}")
         header = list(next(iter(distinct_headers)))
 
     lines_df = spark.createDataFrame(lines)
-    classified = classify_lines(lines_df, raw, run_date, config.lateness_days, header).persist(
+    arrival = F.col(ARRIVAL) if multi_night else nights[0]
+    classified = classify_lines(lines_df, raw, arrival, config.lateness_days, header).persist(
         StorageLevel.MEMORY_AND_DISK
     )
     try:
         # One aggregation gives both the reconciliation counts and the drift evidence.
         file_stats = build_file_stats(classified, raw).collect()
-        accepted_rows = sum(row["accepted_rows"] for row in file_stats)
-        quarantined_rows = sum(row["quarantined_rows"] for row in file_stats)
-        raw_rows = lines.num_rows
-        if raw_rows != accepted_rows + quarantined_rows:
-            raise ReconciliationError(
-                f"{source} {run_date}: raw {raw_rows} != accepted {accepted_rows} + quarantined {quarantined_rows}"
-            )
+        raw_per_file = Counter(relative[p] for p in paths)
+        results = []
+        for night in nights:
+            night_files = {relative[p] for p in files if night_of[p] == night}
+            stats = [row for row in file_stats if row["source_file"] in night_files]
+            accepted = sum(row["accepted_rows"] for row in stats)
+            quarantined = sum(row["quarantined_rows"] for row in stats)
+            raw_rows = sum(raw_per_file[f] for f in night_files)
+            if raw_rows != accepted + quarantined:
+                raise ReconciliationError(
+                    f"{source} {night}: raw {raw_rows} != accepted {accepted} + quarantined {quarantined}"
+                )
+            results.append(IngestResult(source, night, len(night_files), raw_rows, accepted, quarantined))
         check_value_drift(file_stats, raw, check_required=raw.format != "csv")
-        where = {"_ingest_date": run_date}
-        replace_slice(build_bronze_rows(classified, bronze, run_date), config, bronze.name, where, bronze.partition_by)
-        quarantine_df = build_quarantine_rows(classified, quarantine, run_date)
-        replace_slice(quarantine_df, config, quarantine.name, where, quarantine.partition_by)
+        bronze_rows = build_bronze_rows(classified, bronze, arrival)
+        quarantine_rows = build_quarantine_rows(classified, quarantine, arrival)
+        if multi_night:
+            replace_dates(bronze_rows, config, bronze.name, "_ingest_date", nights, bronze.partition_by)
+            replace_dates(quarantine_rows, config, quarantine.name, "_ingest_date", nights, quarantine.partition_by)
+        else:
+            where = {"_ingest_date": nights[0]}
+            replace_slice(bronze_rows, config, bronze.name, where, bronze.partition_by)
+            replace_slice(quarantine_rows, config, quarantine.name, where, quarantine.partition_by)
     finally:
         classified.unpersist()
 
-    result = IngestResult(source, run_date, len(files), raw_rows, accepted_rows, quarantined_rows)
-    _record_audit(spark, config, result)
-    log.info("ingested %s", result)
-    return result
+    _record_audit(spark, config, results)
+    for result in results:
+        log.info("ingested %s", result)
+    return results
 
 
-def _record_audit(spark: SparkSession, config: LakeConfig, result: IngestResult) -> None:
+def _record_audit(spark: SparkSession, config: LakeConfig, results: list[IngestResult]) -> None:
     audit = load_contract("ops.ingest_audit")
-    row = {
-        "source": result.source,
-        "run_date": dt.date.fromisoformat(result.run_date),
-        "files": result.files,
-        "raw_rows": result.raw_rows,
-        "accepted_rows": result.accepted_rows,
-        "quarantined_rows": result.quarantined_rows,
-        # Wall clock belongs in ops tables only: it says when, never what.
-        "recorded_at": dt.datetime.now(dt.UTC).replace(tzinfo=None),
-    }
-    df = spark.createDataFrame([row], audit.spark_schema())
+    # Wall clock belongs in ops tables only: it says when, never what.
+    recorded_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    rows = [
+        {
+            "source": result.source,
+            "run_date": dt.date.fromisoformat(result.run_date),
+            "files": result.files,
+            "raw_rows": result.raw_rows,
+            "accepted_rows": result.accepted_rows,
+            "quarantined_rows": result.quarantined_rows,
+            "recorded_at": recorded_at,
+        }
+        for result in results
+    ]
+    df = spark.createDataFrame(rows, audit.spark_schema())
     merge_rows(spark, df, config, audit.name, audit.keys)

@@ -26,6 +26,8 @@ from jobs.contracts import Column, Contract, spark_type
 from jobs.ingest.raw_files import INVALID_UTF8
 
 FIELDS = "_fields"
+# Set on the lines of a multi-night batch (history import): each line's own arrival date.
+ARRIVAL = "_arrival_date"
 NESTED = "_nested_keys"
 REASON = "_reason"
 _TEXTS = "_texts"
@@ -197,13 +199,20 @@ def with_contract_columns(fields_df: DataFrame, contract: Contract) -> DataFrame
     return typed_df.withColumn(REASON, F.coalesce(F.col(REASON), *checks)).drop(_TEXTS)
 
 
-def with_lateness_check(typed_df: DataFrame, event_time_col: str, ingest_date: str, lateness_days: int) -> DataFrame:
+def _arrival(ingest_date: str | SparkColumn) -> SparkColumn:
+    """The arrival date of a line: one night's date, or a per-line column in a multi-night batch."""
+    return ingest_date if isinstance(ingest_date, SparkColumn) else F.to_date(F.lit(ingest_date))
+
+
+def with_lateness_check(
+    typed_df: DataFrame, event_time_col: str, ingest_date: str | SparkColumn, lateness_days: int
+) -> DataFrame:
     """Refuse rows whose event is more than ``lateness_days`` before their arrival (``too_late``).
 
     A fixed lateness bound is what lets downstream windows be final after ``lateness_days``: no
     run can later change a day that is already closed.
     """
-    too_late = F.to_date(F.col(event_time_col)) < F.date_sub(F.to_date(F.lit(ingest_date)), lateness_days)
+    too_late = F.to_date(F.col(event_time_col)) < F.date_sub(_arrival(ingest_date), lateness_days)
     return typed_df.withColumn(REASON, F.coalesce(F.col(REASON), F.when(too_late, F.lit("too_late"))))
 
 
@@ -214,7 +223,11 @@ def with_duplicate_check(typed_df: DataFrame, keys: tuple[str, ...]) -> DataFram
     on different dates are all kept in bronze (it is the raw history); silver keeps the first.
     """
     # Valid and refused rows rank separately, so refused copies never take the first place.
-    order = Window.partitionBy(F.col(REASON).isNull(), *[F.col(k) for k in keys]).orderBy("source_file", "line_number")
+    # "The same night's files": a multi-night batch compares copies within each arrival date.
+    nights = [F.col(ARRIVAL)] if ARRIVAL in typed_df.columns else []
+    order = Window.partitionBy(F.col(REASON).isNull(), *nights, *[F.col(k) for k in keys]).orderBy(
+        "source_file", "line_number"
+    )
     rank = F.when(F.col(REASON).isNull(), F.row_number().over(order))
     return typed_df.withColumn(REASON, F.coalesce(F.col(REASON), F.when(rank > 1, F.lit("duplicate"))))
 
@@ -222,7 +235,7 @@ def with_duplicate_check(typed_df: DataFrame, keys: tuple[str, ...]) -> DataFram
 def classify_lines(
     lines_df: DataFrame,
     contract: Contract,
-    ingest_date: str,
+    ingest_date: str | SparkColumn,
     lateness_days: int,
     csv_header: list[str] | None = None,
 ) -> DataFrame:
@@ -237,19 +250,19 @@ def classify_lines(
     return with_duplicate_check(typed_df, contract.keys)
 
 
-def build_bronze_rows(classified_df: DataFrame, bronze: Contract, ingest_date: str) -> DataFrame:
+def build_bronze_rows(classified_df: DataFrame, bronze: Contract, ingest_date: str | SparkColumn) -> DataFrame:
     """Accepted lines in the bronze contract's shape."""
     accepted = classified_df.filter(F.col(REASON).isNull())
     renamed = accepted.withColumnRenamed("source_file", "_source_file").withColumnRenamed("line_number", "_line_number")
-    return renamed.withColumn("_ingest_date", F.to_date(F.lit(ingest_date))).select(
+    return renamed.withColumn("_ingest_date", _arrival(ingest_date)).select(
         *[F.col(c.name).cast(c.type).alias(c.name) for c in bronze.columns]
     )
 
 
-def build_quarantine_rows(classified_df: DataFrame, quarantine: Contract, ingest_date: str) -> DataFrame:
+def build_quarantine_rows(classified_df: DataFrame, quarantine: Contract, ingest_date: str | SparkColumn) -> DataFrame:
     """Refused lines in the quarantine contract's shape (raw text kept verbatim)."""
     refused = classified_df.filter(F.col(REASON).isNotNull()).withColumnRenamed(REASON, "reason")
-    return refused.withColumn("_ingest_date", F.to_date(F.lit(ingest_date))).select(
+    return refused.withColumn("_ingest_date", _arrival(ingest_date)).select(
         *[F.col(c.name).cast(c.type).alias(c.name) for c in quarantine.columns]
     )
 

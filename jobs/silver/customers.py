@@ -22,7 +22,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from jobs.config import LakeConfig
 from jobs.contracts import load_contract
 from jobs.silver.identity import customer_key
-from jobs.tables import merge_rows, read_table_or_empty
+from jobs.tables import arrived_between, merge_rows, read_table_or_empty
 
 # On equal times the order's contact details beat an interaction's (a checkout form is the
 # stronger evidence), then the greater record id: a total order, so the pick is deterministic.
@@ -103,21 +103,22 @@ def build_customers(orders_df: DataFrame, interactions_df: DataFrame, device_lin
     return customers.select(*[F.col(c.name).cast(c.type) for c in contract.columns])
 
 
-def run(spark: SparkSession, config: LakeConfig, run_date: str) -> None:
+def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | None = None) -> None:
     """Recompute the customers that ``run_date``'s silver changes touched (after orders and interactions)."""
     contract = load_contract("silver.customers")
-    day = F.lit(run_date).cast("date")
     orders, interactions, links = (
         read_table_or_empty(spark, config, name, load_contract(name).spark_schema())
         for name in ("silver.orders", "silver.interactions", "silver.device_links")
     )
 
     keyed_orders = orders.withColumn("customer_key", customer_key(F.col("customer_id")))
-    relinked_devices = links.filter(F.col("link_ingest_date") == day).select("device_id")
+    relinked_devices = links.filter(arrived_between(F.col("link_ingest_date"), run_date, through)).select("device_id")
     touched = (
-        keyed_orders.filter(F.col("first_ingest_date") == day)
+        keyed_orders.filter(arrived_between(F.col("first_ingest_date"), run_date, through))
         .select("customer_key")
-        .unionByName(interactions.filter(F.col("first_ingest_date") == day).select("customer_key"))
+        .unionByName(
+            interactions.filter(arrived_between(F.col("first_ingest_date"), run_date, through)).select("customer_key")
+        )
         .unionByName(interactions.join(relinked_devices, "device_id", "left_semi").select("customer_key"))
         .filter(F.col("customer_key").isNotNull())
         .distinct()

@@ -28,7 +28,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from jobs.config import LakeConfig
 from jobs.contracts import load_contract
 from jobs.silver.orders import filter_first_arrival
-from jobs.tables import merge_rows, read_table
+from jobs.tables import arrived_between, merge_rows, read_table
 
 CUSTOMER_KEY_PREFIX = "cxlake-customer:"
 CUSTOMER_KEY_LENGTH = 20
@@ -101,7 +101,7 @@ def with_customer_key(interactions_df: DataFrame, device_links_df: DataFrame) ->
     return joined.withColumn("customer_key", resolved).drop("_link_device_id", "_link_key")
 
 
-def run(spark: SparkSession, config: LakeConfig, run_date: str) -> None:
+def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | None = None) -> None:
     """Merge the links carried by ``run_date``'s interaction arrivals into ``silver.device_links``.
 
     Called by :func:`jobs.silver.interactions.run` before it writes ``silver.interactions`` (do not
@@ -109,5 +109,5 @@ def run(spark: SparkSession, config: LakeConfig, run_date: str) -> None:
     """
     contract = load_contract("silver.device_links")
     bronze = read_table(spark, config, "bronze.interactions")
-    arrived = bronze.filter(F.col("_ingest_date") == F.lit(run_date).cast("date"))
+    arrived = bronze.filter(arrived_between(F.col("_ingest_date"), run_date, through))
     merge_rows(spark, build_device_links(arrived), config, contract.name, contract.keys, update_condition=EARLIER_LINK)

@@ -24,7 +24,7 @@ from jobs.contracts import load_contract
 from jobs.pii import hashed_pii, pii_key
 from jobs.silver import identity
 from jobs.silver.orders import filter_first_arrival
-from jobs.tables import commit_metadata_set, merge_rows, read_table
+from jobs.tables import arrived_between, commit_metadata_set, merge_rows, read_table
 
 # Within one arrival date the batch's own deduplication (file, line) picks the copy, so across
 # dates the earlier date decides; the same event on the target decides the MERGE.
@@ -68,7 +68,9 @@ def build_silver_interactions(
     return resolved.select(*[F.col(c.name).cast(c.type) for c in contract.columns])
 
 
-def _re_resolve_devices(spark: SparkSession, config: LakeConfig, device_links_df: DataFrame, run_date: str) -> None:
+def _re_resolve_devices(
+    spark: SparkSession, config: LakeConfig, device_links_df: DataFrame, run_date: str, through: str | None
+) -> None:
     """Re-resolve, in place, the anonymous events of the devices whose link ``run_date`` set or moved.
 
     The new keys come from :func:`jobs.silver.identity.with_customer_key` (one definition of the
@@ -77,7 +79,7 @@ def _re_resolve_devices(spark: SparkSession, config: LakeConfig, device_links_df
     """
     from delta.tables import DeltaTable
 
-    changed = device_links_df.filter(F.col("link_ingest_date") == F.lit(run_date).cast("date")).select("device_id")
+    changed = device_links_df.filter(arrived_between(F.col("link_ingest_date"), run_date, through)).select("device_id")
     anonymous = (
         read_table(spark, config, "silver.interactions")
         .filter(F.col("customer_id").isNull())
@@ -101,17 +103,18 @@ def _re_resolve_devices(spark: SparkSession, config: LakeConfig, device_links_df
         merge.execute()
 
 
-def run(spark: SparkSession, config: LakeConfig, run_date: str) -> None:
+def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | None = None) -> None:
     """Merge ``run_date``'s interaction arrivals into ``silver.interactions`` (and the device links).
 
     Includes :func:`jobs.silver.identity.run`: one call builds both ``silver.device_links`` and
     ``silver.interactions`` for the date.
     """
     contract = load_contract("silver.interactions")
-    day = F.lit(run_date).cast("date")
-    identity.run(spark, config, run_date)
+    identity.run(spark, config, run_date, through)
     links = read_table(spark, config, "silver.device_links")
-    arrived = read_table(spark, config, "bronze.interactions").filter(F.col("_ingest_date") == day)
+    arrived = read_table(spark, config, "bronze.interactions").filter(
+        arrived_between(F.col("_ingest_date"), run_date, through)
+    )
     silver = build_silver_interactions(arrived, links, pii_key(config))
     merge_rows(
         spark,
@@ -122,4 +125,4 @@ def run(spark: SparkSession, config: LakeConfig, run_date: str) -> None:
         update_condition=EARLIER_ARRIVAL,
         partition_by=contract.partition_by,
     )
-    _re_resolve_devices(spark, config, links, run_date)
+    _re_resolve_devices(spark, config, links, run_date, through)

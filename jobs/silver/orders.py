@@ -8,7 +8,7 @@ from pyspark.sql import DataFrame, SparkSession, Window
 from jobs.config import LakeConfig
 from jobs.contracts import load_contract
 from jobs.pii import hashed_pii, pii_key
-from jobs.tables import merge_rows
+from jobs.tables import arrived_between, merge_rows
 
 # Exact resends of an order can arrive on several dates; the earliest copy is the record. The
 # same order on the target decides a MERGE, so the end state does not depend on run order.
@@ -52,9 +52,13 @@ def build_silver_orders(bronze_orders_df: DataFrame, hashing_key: str) -> DataFr
     return shaped.select(*[F.col(c.name).cast(c.type) for c in contract.columns])
 
 
-def run(spark: SparkSession, config: LakeConfig, run_date: str) -> None:
-    """Merge the orders that arrived on ``run_date`` into ``silver.orders``."""
+def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | None = None) -> None:
+    """Merge the orders that arrived on ``run_date`` into ``silver.orders``.
+
+    ``through`` (history import): every night from ``run_date`` to ``through`` at once, with the
+    same end state as running them one by one.
+    """
     bronze = spark.read.format("delta").load(config.table_path("bronze.orders"))
-    arrived = bronze.filter(F.col("_ingest_date") == F.lit(run_date).cast("date"))
+    arrived = bronze.filter(arrived_between(F.col("_ingest_date"), run_date, through))
     silver = build_silver_orders(arrived, pii_key(config))
     merge_rows(spark, silver, config, "silver.orders", ("order_id",), update_condition=EARLIER_ARRIVAL)

@@ -10,7 +10,7 @@ from pyspark.sql import DataFrame, SparkSession
 from jobs.config import LakeConfig
 from jobs.contracts import load_contract
 from jobs.silver.orders import filter_first_arrival
-from jobs.tables import merge_rows
+from jobs.tables import arrived_between, merge_rows
 
 # How far back the scans of a parcel still being touched can reach. Parcels travel days, not
 # months; bounding it keeps the nightly cost proportional to the day, not to the history.
@@ -60,15 +60,14 @@ def build_shipments(scans_df: DataFrame) -> DataFrame:
     return shipments.select(*[F.col(c.name).cast(c.type) for c in contract.columns])
 
 
-def run(spark: SparkSession, config: LakeConfig, run_date: str) -> None:
+def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | None = None) -> None:
     """Rebuild the shipments of every order that received a scan on ``run_date``.
 
     Each touched order is recomputed from all its scans present in bronze, so the row is a
     function of the scans, whatever order the dates were run in.
     """
     bronze = spark.read.format("delta").load(config.table_path("bronze.tracking_scans"))
-    day = F.lit(run_date).cast("date")
-    touched = bronze.filter(F.col("_ingest_date") == day).select("order_id").distinct()
+    touched = bronze.filter(arrived_between(F.col("_ingest_date"), run_date, through)).select("order_id").distinct()
     window_start = dt.date.fromisoformat(run_date) - dt.timedelta(days=SHIPMENT_WINDOW_DAYS)
     recent = bronze.filter(F.col("_ingest_date") >= F.lit(window_start))
     scans = recent.join(touched, "order_id", "left_semi")

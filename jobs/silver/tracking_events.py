@@ -27,7 +27,7 @@ from jobs.config import LakeConfig
 from jobs.contracts import load_contract
 from jobs.silver.orders import filter_first_arrival
 from jobs.silver.shipments import MILESTONE_RANK, SHIPMENT_WINDOW_DAYS
-from jobs.tables import merge_rows, read_table
+from jobs.tables import arrived_between, merge_rows, read_table
 
 
 def build_tracking_events(scans_df: DataFrame) -> DataFrame:
@@ -61,7 +61,7 @@ def build_tracking_events(scans_df: DataFrame) -> DataFrame:
     return events.select(*[F.col(c.name).cast(c.type) for c in contract.columns])
 
 
-def run(spark: SparkSession, config: LakeConfig, run_date: str) -> None:
+def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | None = None) -> None:
     """Recompute every scan of the orders that received a scan on ``run_date``.
 
     Scans are looked up as far back as ``SHIPMENT_WINDOW_DAYS`` of arrivals (the same bound as
@@ -70,8 +70,7 @@ def run(spark: SparkSession, config: LakeConfig, run_date: str) -> None:
     """
     contract = load_contract("silver.tracking_events")
     bronze = read_table(spark, config, "bronze.tracking_scans")
-    day = F.lit(run_date).cast("date")
-    touched = bronze.filter(F.col("_ingest_date") == day).select("order_id").distinct()
+    touched = bronze.filter(arrived_between(F.col("_ingest_date"), run_date, through)).select("order_id").distinct()
     window_start = dt.date.fromisoformat(run_date) - dt.timedelta(days=SHIPMENT_WINDOW_DAYS)
     scans = bronze.filter(F.col("_ingest_date") >= F.lit(window_start)).join(touched, "order_id", "left_semi")
     events = build_tracking_events(scans)

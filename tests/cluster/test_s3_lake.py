@@ -12,6 +12,7 @@ from Maven Central into ``~/.ivy2*``.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 from pathlib import Path
 
@@ -54,6 +55,7 @@ def s3a_settings(endpoint: str) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def s3():
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # not one line per S3 request
     (port,) = free_ports(1)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
