@@ -5,6 +5,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 DAYS ?= 7
+# History imported at once before the DAG nights: the models need matured orders and churn labels.
+HISTORY_DAYS ?= 120
 CUSTOMERS ?= 1500
 SEED ?= 7
 export CXLAKE_HOME ?= $(CURDIR)/.cxlake
@@ -17,13 +19,17 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@
 
-## demo: simulate DAYS days, run the real cx_nightly DAG (airflow dags test) for each, print what it built
+## demo: simulate HISTORY_DAYS + DAYS days, import the history at once, run the real cx_nightly DAG
+## (airflow dags test) for the last DAYS nights, print what it built. The demo's churn horizon is
+## 21 days (product default 60) so that 120 days of history hold enough labelled weeks.
 demo: $(VENV)/.installed
-	$(BIN)/cxlake demo --days $(DAYS) --customers $(CUSTOMERS) --seed $(SEED)
+	CXLAKE_CHURN_HORIZON_DAYS=$${CXLAKE_CHURN_HORIZON_DAYS:-21} $(BIN)/cxlake demo --days $(DAYS) \
+		--history-days $(HISTORY_DAYS) --customers $(CUSTOMERS) --seed $(SEED)
 
-## test: the whole suite (real Spark, Delta, GX, MLflow, Airflow)
+## test: the whole suite (real Spark, Delta, GX, MLflow, Airflow); two workers, one test file each
+## at a time (module fixtures stay in one process): small Spark jobs wait on latency, not on CPU
 test: $(VENV)/.installed
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 ## bench: timings and memory of the main job (figures printed with the command that made them)
 bench: $(VENV)/.installed

@@ -63,6 +63,13 @@ def cmd_dags_test(args: argparse.Namespace) -> int:
     return dags_test(config, "cx_nightly", args.date.isoformat()).returncode
 
 
+def _import_history_in_child(first: str, last: str) -> None:
+    """A child process, so that its Spark driver's memory is returned before the DAG runs start."""
+    import subprocess
+
+    subprocess.run([sys.executable, "-m", "jobs.cli", "import-history", "--from", first, "--to", last], check=True)
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from jobs.airflow_env import ensure_airflow_db, run_dates_logged
     from jobs.summary import print_summary
@@ -70,7 +77,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
     config = load_config()
     landing = Path(config.landing_root)
     started = time.monotonic()
-    dates = _simulate(args.days, args.customers, args.seed, landing, args.start)
+    dates = _simulate(args.history_days + args.days, args.customers, args.seed, landing, args.start)
+    history, dates = dates[: args.history_days], dates[args.history_days :]
+    if history:
+        # Months of history in one pass, so that the models have matured orders and churn labels
+        # to learn from on the first DAG night (night by night it would take hours).
+        print(f"importing {len(history)} nights of history ({history[0]} .. {history[-1]}) at once", flush=True)
+        _import_history_in_child(history[0], history[-1])
+        print(f"  done after {time.monotonic() - started:.0f} s", flush=True)
     ensure_airflow_db(config)
     log_file = Path(config.home) / "logs" / "demo_dag_runs.log"
     print(
@@ -177,7 +191,8 @@ def build_parser() -> argparse.ArgumentParser:
     test.set_defaults(func=cmd_dags_test)
 
     demo = sub.add_parser("demo", help="simulate, run the DAG for every day, summarise")
-    demo.add_argument("--days", type=int, default=7)
+    demo.add_argument("--days", type=int, default=7, help="nights run through the DAG")
+    demo.add_argument("--history-days", type=int, default=0, help="earlier nights imported at once first")
     demo.add_argument("--customers", type=int, default=1500)
     demo.add_argument("--seed", type=int, default=7)
     demo.add_argument("--start", type=_date, default=None)
