@@ -26,4 +26,3 @@ def local_reference(spark, config, tmp_path_factory) -> dict[str, list]:
     reference = snapshot(spark, local)
     assert all(reference.get(table) for table in NAMED_TABLES), sorted(reference)
     return reference
-

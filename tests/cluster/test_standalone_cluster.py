@@ -11,12 +11,19 @@ First run only: Delta's jars are resolved from Maven Central into ``~/.ivy2*`` (
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
-from night_runs import LANDING, NAMED_TABLES, SMALL_SPARK_CONF, mismatched_tables, run_nightly_steps, snapshot, spark_conf
+from night_runs import (
+    LANDING,
+    NAMED_TABLES,
+    SMALL_SPARK_CONF,
+    mismatched_tables,
+    run_nightly_steps,
+    snapshot,
+    spark_conf,
+)
 
-from jobs.cluster import standalone_cluster, worker_apps
+from jobs.cluster import ClusterStartError, standalone_cluster, worker_apps
 from jobs.config import PROJECT_ROOT
 
 
@@ -58,3 +65,12 @@ def test_cluster_tables_equal_local_mode(spark, config, cluster_night, local_ref
     for table in NAMED_TABLES:
         assert on_cluster[table] == local_reference[table], table
     assert mismatched_tables(on_cluster, local_reference) == []
+
+
+def test_a_worker_that_cannot_start_is_reported_with_both_logs(tmp_path) -> None:
+    # "lots" is no memory size: the worker prints its usage and exits before registering.
+    with pytest.raises(
+        ClusterStartError, match=r"(?s)the Spark worker exited with code 1.*master\.log.*worker\.log.*Usage: Worker"
+    ):
+        with standalone_cluster(tmp_path, memory="lots"):
+            pass
