@@ -19,7 +19,15 @@ from pathlib import Path
 import boto3
 import pytest
 from moto.server import ThreadedMotoServer
-from night_runs import NAMED_TABLES, SMALL_SPARK_CONF, mismatched_tables, run_nightly_steps, snapshot, spark_conf
+from night_runs import (
+    NAMED_TABLES,
+    SMALL_SPARK_CONF,
+    NightRun,
+    mismatched_tables,
+    run_alongside_reference,
+    snapshot,
+    spark_conf,
+)
 
 from jobs.cluster import free_ports, spark_home
 
@@ -73,16 +81,16 @@ def s3():
 
 
 @pytest.fixture(scope="module")
-def s3_night(s3, tmp_path_factory):
-    endpoint, client = s3
+def s3_night(s3, tmp_path_factory, request):
+    endpoint, _ = s3
     home = tmp_path_factory.mktemp("s3_home")
-    report = run_nightly_steps(
+    night = NightRun(
         home,
         SPARK_MASTER="local[2]",
         LAKE_ROOT=f"s3a://{BUCKET}/lake",
         SPARK_CONF=spark_conf({**SMALL_SPARK_CONF, **s3a_settings(endpoint)}),
     )
-    return home, report
+    return home, run_alongside_reference(night, request)
 
 
 def _download(client, prefix: str, target: Path) -> list[str]:

@@ -17,8 +17,9 @@ from night_runs import (
     LANDING,
     NAMED_TABLES,
     SMALL_SPARK_CONF,
+    NightRun,
     mismatched_tables,
-    run_nightly_steps,
+    run_alongside_reference,
     snapshot,
     spark_conf,
 )
@@ -35,11 +36,11 @@ def cluster(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def cluster_night(cluster, tmp_path_factory):
-    work_dir, master_url = cluster
+def cluster_night(cluster, tmp_path_factory, request):
+    _, master_url = cluster
     home = tmp_path_factory.mktemp("cluster_home")
-    report = run_nightly_steps(home, SPARK_MASTER=master_url, SPARK_CONF=spark_conf(SMALL_SPARK_CONF))
-    return home, report
+    night = NightRun(home, SPARK_MASTER=master_url, SPARK_CONF=spark_conf(SMALL_SPARK_CONF))
+    return home, run_alongside_reference(night, request)
 
 
 def test_the_night_ran_on_the_cluster_executors(cluster, cluster_night) -> None:
@@ -56,7 +57,6 @@ def test_the_night_ran_on_the_cluster_executors(cluster, cluster_night) -> None:
     assert "io.delta_delta-storage-4.4.0.jar" in fetched
     # The executor's working folder is the worker's, outside the repository.
     assert not executor_dir.resolve().is_relative_to(PROJECT_ROOT)
-    assert report["features"]["order_eta_rows"] >= 0
 
 
 def test_cluster_tables_equal_local_mode(spark, config, cluster_night, local_reference) -> None:
