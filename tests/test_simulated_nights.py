@@ -257,7 +257,8 @@ def test_rebuilding_features_from_the_final_silver_tables_gives_the_stored_rows(
     }
     for table, df in rebuilt.items():
         stored = _as_of(read_table(spark, config, table), DATES[0])
-        assert_df_equality(df, stored, ignore_row_order=True, ignore_nullable=True)
+        # A scan of night 1 whose order arrived later is a row of that later night.
+        assert_df_equality(_as_of(df, DATES[0]), stored, ignore_row_order=True, ignore_nullable=True)
 
 
 def test_the_journey_merge_of_a_night_writes_only_the_days_that_changed(spark, lakes) -> None:
