@@ -243,3 +243,12 @@ def _partition_columns(table: str) -> tuple[str, ...]:
     from jobs.contracts import load_contract
 
     return load_contract(table).partition_by
+
+
+def latest_as_of(df: DataFrame, keys: tuple[str, ...] | list[str], column: str = "as_of_date") -> DataFrame:
+    """Per key, the row of the latest ``column``: several runs' windows reduced to one MERGE source."""
+    import pyspark.sql.functions as F
+    from pyspark.sql import Window
+
+    latest = Window.partitionBy(*keys).orderBy(F.col(column).desc())
+    return df.withColumn("_as_of_rank", F.row_number().over(latest)).filter("_as_of_rank = 1").drop("_as_of_rank")

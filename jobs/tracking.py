@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
 from jobs.config import PROJECT_ROOT, LakeConfig
@@ -33,3 +34,13 @@ def use_experiment(config: LakeConfig, name: str) -> str:
         return experiment.experiment_id
     artifacts = Path(config.home) / "mlartifacts" / name
     return mlflow.create_experiment(name, artifact_location=artifacts.resolve().as_uri())
+
+
+@dataclass(frozen=True)
+class TrainingRun:
+    """What a nightly training job did: its MLflow run (None when not due), metrics, promotion decision."""
+
+    run_id: str | None
+    trained: bool
+    metrics: dict[str, float]
+    decision: str = ""

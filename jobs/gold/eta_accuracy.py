@@ -10,7 +10,7 @@ from pyspark.sql import Column, DataFrame, SparkSession, Window
 from jobs.config import LakeConfig
 from jobs.contracts import load_contract
 from jobs.models.eta_model import PROMISE_HOUR
-from jobs.tables import later_as_of_dates, merge_rows, read_table, read_table_or_empty
+from jobs.tables import later_as_of_dates, latest_as_of, merge_rows, read_table, read_table_or_empty
 
 LATEST_AS_OF_WINS = "s.as_of_date >= t.as_of_date"
 MILESTONES = ("picked", "left_warehouse", "arrived_hub", "out_for_delivery")
@@ -130,8 +130,7 @@ def run(spark: SparkSession, config: LakeConfig, run_date: str) -> None:
     rows = windows[0]
     for window in windows[1:]:
         rows = rows.unionByName(window)
-    latest = Window.partitionBy(*contract.keys).orderBy(F.col("as_of_date").desc())
-    rows = rows.withColumn("_rank", F.row_number().over(latest)).filter("_rank = 1").drop("_rank")
+    rows = latest_as_of(rows, contract.keys)
     merge_rows(
         spark,
         rows,

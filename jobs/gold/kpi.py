@@ -5,11 +5,11 @@ from __future__ import annotations
 import datetime as dt
 
 import pyspark.sql.functions as F
-from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import DataFrame, SparkSession
 
 from jobs.config import LakeConfig
 from jobs.contracts import load_contract
-from jobs.tables import later_as_of_dates, merge_rows, nights
+from jobs.tables import later_as_of_dates, latest_as_of, merge_rows, nights
 
 LATEST_AS_OF_WINS = "s.as_of_date >= t.as_of_date"
 AS_OF_CHUNK = 15
@@ -37,8 +37,7 @@ def build_cx_kpi_daily_as_of(
     union = windows[0]
     for window in windows[1:]:
         union = union.unionByName(window)
-    latest = Window.partitionBy("kpi_date").orderBy(F.col("as_of_date").desc())
-    return union.withColumn("_rank", F.row_number().over(latest)).filter("_rank = 1").drop("_rank")
+    return latest_as_of(union, ["kpi_date"])
 
 
 def build_cx_kpi_daily(

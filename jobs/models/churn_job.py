@@ -15,7 +15,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +27,7 @@ from jobs.contracts import load_contract
 from jobs.models import churn
 from jobs.silver.identity import customer_key
 from jobs.tables import merge_rows, read_table, table_version
-from jobs.tracking import git_commit, use_experiment
+from jobs.tracking import TrainingRun, git_commit, use_experiment
 
 log = logging.getLogger(__name__)
 
@@ -39,14 +38,6 @@ HOLDOUT_SHARE = 0.25
 MIN_TRAINING_ROWS = 200
 MIN_AS_OF_DATES = 3
 PROMOTION_METRIC = "roc_auc"  # higher is better
-
-
-@dataclass(frozen=True)
-class ChurnRun:
-    run_id: str | None
-    trained: bool
-    metrics: dict[str, float]
-    decision: str = ""
 
 
 def observed_until(run_date: str, lateness_days: int) -> dt.date:
@@ -83,7 +74,7 @@ def _champion_auc(holdout: pd.DataFrame) -> float | None:
     return float(roc_auc_score(holdout[churn.LABEL], np.asarray(champion.predict(holdout))))
 
 
-def train(spark: SparkSession, config: LakeConfig, run_date: str, force: bool = False) -> ChurnRun:
+def train(spark: SparkSession, config: LakeConfig, run_date: str, force: bool = False) -> TrainingRun:
     """Train, calibrate, evaluate (vs BG/NBD) and register a churn model when due (or ``force``)."""
     import mlflow
 
@@ -91,7 +82,7 @@ def train(spark: SparkSession, config: LakeConfig, run_date: str, force: bool = 
 
     experiment_id = use_experiment(config, EXPERIMENT)
     if not force and not retrain_due(MODEL_NAME, run_date, config.retrain_cadence_days):
-        return ChurnRun(None, False, {}, "not due")
+        return TrainingRun(None, False, {}, "not due")
     horizon = config.churn_horizon_days
     versions = {table: table_version(spark, config, table) for table in INPUT_TABLES}
     panel = panel_rows(
@@ -109,7 +100,7 @@ def train(spark: SparkSession, config: LakeConfig, run_date: str, force: bool = 
             mlflow.set_tag("status", "skipped_insufficient_data")
             mlflow.log_metrics({"panel_rows": float(len(panel)), "panel_as_of_dates": float(dates)})
             log.warning("churn not trained for %s: %d rows on %d as-of dates", run_date, len(panel), dates)
-            return ChurnRun(run.info.run_id, False, {"panel_rows": float(len(panel))}, "insufficient data")
+            return TrainingRun(run.info.run_id, False, {"panel_rows": float(len(panel))}, "insufficient data")
         labelled = churn.label_churn(panel, orders, horizon, observed_until=run_date)
         train_rows, holdout = churn.time_split(labelled, HOLDOUT_SHARE, gap_days=horizon)
         model = churn.train_churn_model(train_rows, names, gap_days=horizon)
@@ -146,7 +137,7 @@ def train(spark: SparkSession, config: LakeConfig, run_date: str, force: bool = 
         mlflow.set_tag("status", "trained")
         log.info("churn run %s for %s: AUC %.3f vs BG/NBD %.3f; %s", run.info.run_id, run_date,
                  scalar["roc_auc"], scalar["bgnbd_roc_auc"], decision.reason)  # fmt: skip
-        return ChurnRun(run.info.run_id, True, scalar, decision.reason)
+        return TrainingRun(run.info.run_id, True, scalar, decision.reason)
 
 
 def _log_artifacts(model: churn.ChurnModel, train_rows: pd.DataFrame, reliability: list[dict]) -> None:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -27,7 +26,7 @@ from jobs.config import LakeConfig
 from jobs.contracts import load_contract
 from jobs.models import eta_model
 from jobs.tables import merge_rows, read_table, table_version
-from jobs.tracking import git_commit, use_experiment
+from jobs.tracking import TrainingRun, git_commit, use_experiment
 
 log = logging.getLogger(__name__)
 
@@ -39,14 +38,6 @@ TRAINING_WINDOW_DAYS = 180
 MIN_TRAINING_ORDERS = 50
 HOLDOUT_SHARE = 0.2
 PROMOTION_METRIC = "mae_p50_days"  # lower is better
-
-
-@dataclass(frozen=True)
-class EtaRun:
-    run_id: str | None
-    trained: bool
-    metrics: dict[str, float]
-    decision: str = ""
 
 
 def _delivered(tracking_events_df: DataFrame, as_of: dt.date) -> DataFrame:
@@ -96,7 +87,7 @@ def _champion_value(holdout: pd.DataFrame) -> float | None:
     return eta_model.evaluate_placement(champion, holdout)[PROMOTION_METRIC]
 
 
-def train(spark: SparkSession, config: LakeConfig, run_date: str, force: bool = False) -> EtaRun:
+def train(spark: SparkSession, config: LakeConfig, run_date: str, force: bool = False) -> TrainingRun:
     """Train, evaluate and register an ETA model when retraining is due (or ``force``)."""
     import mlflow
 
@@ -105,7 +96,7 @@ def train(spark: SparkSession, config: LakeConfig, run_date: str, force: bool = 
     experiment_id = use_experiment(config, EXPERIMENT)
     if not force and not retrain_due(MODEL_NAME, run_date, config.retrain_cadence_days):
         log.info("ETA: champion is recent enough on %s; scoring only", run_date)
-        return EtaRun(None, False, {}, "not due")
+        return TrainingRun(None, False, {}, "not due")
     versions = {table: table_version(spark, config, table) for table in INPUT_TABLES}
     placement_df, scan_df = training_rows(
         read_table(spark, config, "features.order_eta"),
@@ -134,7 +125,7 @@ def train(spark: SparkSession, config: LakeConfig, run_date: str, force: bool = 
             mlflow.set_tag("status", "skipped_insufficient_data")
             mlflow.log_metric("training_orders", float(len(placement)))
             log.warning("ETA not trained for %s: %d matured orders < %d", run_date, len(placement), MIN_TRAINING_ORDERS)
-            return EtaRun(run.info.run_id, False, {"training_orders": float(len(placement))}, "insufficient data")
+            return TrainingRun(run.info.run_id, False, {"training_orders": float(len(placement))}, "insufficient data")
 
         train_rows, holdout = eta_model.time_split(placement, HOLDOUT_SHARE)
         holdout_orders = set(holdout["order_id"])
@@ -174,7 +165,7 @@ def train(spark: SparkSession, config: LakeConfig, run_date: str, force: bool = 
         )
         mlflow.set_tag("status", "trained")
         log.info("ETA run %s for %s: %s; %s", run.info.run_id, run_date, metrics, decision.reason)
-        return EtaRun(run.info.run_id, True, metrics, decision.reason)
+        return TrainingRun(run.info.run_id, True, metrics, decision.reason)
 
 
 def _log_artifacts(
