@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import math
-import shutil
-from pathlib import Path
 
 import mlflow
 import pandas as pd
@@ -27,37 +25,6 @@ class _Identity(mlflow.pyfunc.PythonModel):
 
     def predict(self, context, model_input: list[float], params=None) -> list[float]:
         return model_input
-
-
-@pytest.fixture(scope="session")
-def template_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An empty, migrated MLflow store that each test copies (shared with test_registry.py)."""
-    path = tmp_path_factory.getbasetemp() / "mlflow_template" / "mlflow.db"
-    if not path.exists():
-        path.parent.mkdir(exist_ok=True)
-        uri = f"sqlite:///{path}"
-        client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-        client.search_experiments()
-        client.search_registered_models()
-    return path
-
-
-@pytest.fixture()
-def mlflow_config(template_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    """A private store per test: tracking and registry URI set explicitly, artifacts under tmp_path."""
-    db = tmp_path / "mlflow.db"
-    shutil.copy(template_db, db)
-    uri = f"sqlite:///{db}"
-    # mlflow.set_*_uri also export MLFLOW_*_URI; monkeypatch puts the environment back afterwards.
-    for variable in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
-        monkeypatch.delenv(variable, raising=False)
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
-    yield LakeConfig(
-        home=tmp_path, lake_root=str(tmp_path / "lake"), landing_root=str(tmp_path / "landing"), mlflow_tracking_uri=uri
-    )
-    mlflow.set_tracking_uri(None)
-    mlflow.set_registry_uri(None)
 
 
 @pytest.fixture()
