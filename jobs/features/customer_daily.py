@@ -5,12 +5,18 @@ arrived in the lake by D (``first_ingest_date <= D``): a late event dated D that
 invisible as of D, exactly as it was on the night of D. Interactions count only when the raw
 event carried the ``customer_id``: device-linked anonymous activity is attributed when a link
 arrives, possibly later, and would leak.
+
+Many as-of dates are built in one pass (a history import asks for months of them): each fact is
+paired with the as-of dates it counts for (a range join against the small, broadcast list of
+dates), then aggregated per customer and date. The cost grows with facts x the dates each one is
+visible in, not with dates x the whole history.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Sequence
 
 import pyspark.sql.functions as F
 from pyspark.sql import Column, DataFrame, SparkSession, Window
@@ -23,55 +29,68 @@ from jobs.tables import later_as_of_dates, nights, read_table, replace_dates
 
 log = logging.getLogger(__name__)
 
-ACTIVE_DAYS = 365
-AS_OF_CHUNK = 10  # a customer with no order in a year is gone, not churning
+ACTIVE_DAYS = 365  # a customer with no order in a year is gone, not churning
+AS_OF_CHUNK = 62  # as-of dates per write on a history import: bounds one plan's shuffle size
 SESSION_CHANNELS = ("app", "web")
+SESSION_WINDOW_DAYS = 35  # sessions_7d + sessions_prev_28d
+AS_OF_COLUMN = "as_of_date"
 
 
-def _within(date_col: Column | str, as_of: dt.date, days: int) -> Column:
+def _within(date_col: Column | str, days: int, as_of: Column | None = None) -> Column:
     """``date_col`` in the ``days`` days ending with ``as_of`` (``(as_of - days, as_of]``)."""
     col = F.col(date_col) if isinstance(date_col, str) else date_col
-    return (col > F.lit(as_of - dt.timedelta(days=days))) & (col <= F.lit(as_of))
+    as_of = F.col(AS_OF_COLUMN) if as_of is None else as_of
+    return (col > F.date_sub(as_of, days)) & (col <= as_of)
 
 
-def _known(df: DataFrame, time_col: str, as_of: dt.date) -> DataFrame:
-    """Rows that happened by the end of ``as_of`` and had arrived in the lake by then."""
-    end = dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time())
-    return df.filter((F.col("first_ingest_date") <= F.lit(as_of)) & (F.col(time_col) < F.lit(end)))
+def _known_as_of(
+    facts: DataFrame, as_of_dates: DataFrame, time_col: str, date_col: str, days: int | None = None
+) -> DataFrame:
+    """Each fact paired with every as-of date it was known on (and, with ``days``, falls in the window).
+
+    Known on D: happened by the end of D and arrived in the lake by D.
+    """
+    condition = (F.col("first_ingest_date") <= F.col(AS_OF_COLUMN)) & (
+        F.col(time_col) < F.to_timestamp(F.date_add(F.col(AS_OF_COLUMN), 1))
+    )
+    if days is not None:
+        condition &= F.col(date_col) > F.date_sub(F.col(AS_OF_COLUMN), days)
+    return facts.join(F.broadcast(as_of_dates), condition)
 
 
-def _order_features(orders: DataFrame, as_of: dt.date) -> DataFrame:
+def _order_features(known_orders: DataFrame) -> DataFrame:
     def count_in(days: int) -> Column:
-        return F.count(F.when(_within("order_date", as_of, days), 1)).cast("int")
+        return F.count(F.when(_within("order_date", days), 1)).cast("int")
 
     def amount_in(days: int) -> Column:
-        return F.round(F.coalesce(F.sum(F.when(_within("order_date", as_of, days), F.col("amount"))), F.lit(0)), 2)
+        return F.round(F.coalesce(F.sum(F.when(_within("order_date", days), F.col("amount"))), F.lit(0)), 2)
 
     return (
-        orders.groupBy("customer_key")
+        known_orders.groupBy("customer_key", "as_of_date")
         .agg(
             F.max("order_date").alias("_last"),
             F.min("order_date").alias("_first"),
             *[count_in(d).alias(f"orders_{d}d") for d in (30, 90, 365)],
             *[amount_in(d).cast("double").alias(f"amount_{d}d") for d in (30, 90, 365)],
         )
-        .filter(F.col("_last") > F.lit(as_of - dt.timedelta(days=ACTIVE_DAYS)))
-        .withColumn("days_since_last_order", F.datediff(F.lit(as_of), "_last"))
-        .withColumn("tenure_days", F.datediff(F.lit(as_of), "_first"))
+        .filter(F.col("_last") > F.date_sub(F.col(AS_OF_COLUMN), ACTIVE_DAYS))
+        .withColumn("days_since_last_order", F.datediff(F.col(AS_OF_COLUMN), "_last"))
+        .withColumn("tenure_days", F.datediff(F.col(AS_OF_COLUMN), "_first"))
         .drop("_last", "_first")
     )
 
 
-def _delivery_features(orders: DataFrame, scans: DataFrame, as_of: dt.date) -> DataFrame:
-    owners = orders.select("order_id", "customer_key", "promised_delivery_date")
+def _delivery_features(known_orders: DataFrame, scans: DataFrame, as_of_dates: DataFrame) -> DataFrame:
+    owners = known_orders.select("order_id", "as_of_date", "customer_key", "promised_delivery_date")
+    # No window on delivered scans: a resent delivered scan must not move the delivery date.
     delivered = (
-        scans.filter(F.col("event") == "delivered")
-        .groupBy("order_id")
+        _known_as_of(scans.filter(F.col("event") == "delivered"), as_of_dates, "scan_at", "event_date")
+        .groupBy("order_id", "as_of_date")
         .agg(F.to_date(F.min("scan_at")).alias("_delivered_date"))
-        .filter(_within("_delivered_date", as_of, 90))
-        .join(owners, "order_id")
+        .filter(_within("_delivered_date", 90))
+        .join(owners, ["order_id", "as_of_date"])
         .withColumn("_days_late", F.datediff("_delivered_date", "promised_delivery_date"))
-        .groupBy("customer_key")
+        .groupBy("customer_key", "as_of_date")
         .agg(
             F.count("*").cast("int").alias("deliveries_90d"),
             F.count(F.when(F.col("_days_late") > 0, 1)).cast("int").alias("late_deliveries_90d"),
@@ -79,67 +98,101 @@ def _delivery_features(orders: DataFrame, scans: DataFrame, as_of: dt.date) -> D
         )
     )
     failed = (
-        scans.filter((F.col("event") == "delivery_failed") & _within(F.to_date("scan_at"), as_of, 90))
-        .join(owners, "order_id")
-        .groupBy("customer_key")
+        _known_as_of(scans.filter(F.col("event") == "delivery_failed"), as_of_dates, "scan_at", "_scan_date", 90)
+        .join(owners, ["order_id", "as_of_date"])
+        .groupBy("customer_key", "as_of_date")
         .agg(F.count("*").cast("int").alias("failed_attempts_90d"))
     )
-    return delivered.join(failed, "customer_key", "full")
+    return delivered.join(failed, ["customer_key", "as_of_date"], "full")
 
 
-def _interaction_features(interactions: DataFrame, as_of: dt.date) -> DataFrame:
-    kind = F.col("event")
-    counted = interactions.groupBy("customer_key").agg(
-        F.count(F.when((kind == "support_contact") & _within("event_date", as_of, 90), 1))
-        .cast("int")
-        .alias("support_contacts_90d"),
-        F.count(F.when((kind == "review") & _within("event_date", as_of, 365), 1)).cast("int").alias("reviews_365d"),
-        F.round(F.avg(F.when((kind == "review") & _within("event_date", as_of, 365), F.col("rating"))), 6).alias(
-            "mean_review_rating_365d"
-        ),
+def session_starts(visits: DataFrame) -> DataFrame:
+    """Visits that open a session, with ``blocked_from``: the first as-of date they no longer do.
+
+    A visit opens a session unless an earlier visit of the customer lies within the session gap
+    (the same rule as the journey's sessions: ordered by time then event id, gap in whole seconds).
+    That earlier visit may arrive later than this one; from its arrival date on, this visit is a
+    continuation. So ``blocked_from`` = the earliest arrival among the visits just before it.
+    """
+    second = F.unix_seconds("event_at")
+    earlier_seconds = Window.partitionBy("customer_key").orderBy(second).rangeBetween(-SESSION_GAP_MINUTES * 60, -1)
+    same_second_before = (
+        Window.partitionBy("customer_key", second)
+        .orderBy("event_at", "event_id")
+        .rowsBetween(Window.unboundedPreceding, -1)
     )
-    # Sessions need the day before the 35-day window to tell a continuing session from a new one.
-    visits = interactions.filter(F.col("channel").isin(*SESSION_CHANNELS) & _within("event_date", as_of, 36))
-    by_customer = Window.partitionBy("customer_key").orderBy("event_at", "event_id")
-    previous = F.lag("event_at").over(by_customer)
-    starts = visits.withColumn(
-        "_starts",
-        previous.isNull() | (F.unix_seconds("event_at") - F.unix_seconds(previous) > SESSION_GAP_MINUTES * 60),
-    ).filter("_starts")
-    sessions = starts.groupBy("customer_key").agg(
-        F.count(F.when(_within("event_date", as_of, 7), 1)).cast("int").alias("sessions_7d"),
-        F.count(
-            F.when(
-                _within("event_date", as_of - dt.timedelta(days=7), 28),
-                1,
-            )
+    return visits.withColumn(
+        "blocked_from",
+        F.least(F.min("first_ingest_date").over(earlier_seconds), F.min("first_ingest_date").over(same_second_before)),
+    )
+
+
+def _interaction_features(interactions: DataFrame, as_of_dates: DataFrame, first_as_of: dt.date) -> DataFrame:
+    kind = F.col("event")
+    counted = (
+        _known_as_of(
+            interactions.filter(kind.isin("support_contact", "review")), as_of_dates, "event_at", "event_date", 365
         )
+        .groupBy("customer_key", "as_of_date")
+        .agg(
+            F.count(F.when((kind == "support_contact") & _within("event_date", 90), 1))
+            .cast("int")
+            .alias("support_contacts_90d"),
+            F.count(F.when(kind == "review", 1)).cast("int").alias("reviews_365d"),
+            F.round(F.avg(F.when(kind == "review", F.col("rating"))), 6).alias("mean_review_rating_365d"),
+        )
+    )
+    # A visit's session status needs the visits of the gap before it; one more day covers that.
+    first_needed = F.lit(first_as_of - dt.timedelta(days=SESSION_WINDOW_DAYS + 1))
+    visits = interactions.filter(F.col("channel").isin(*SESSION_CHANNELS) & (F.col("event_date") >= first_needed))
+    starts = _known_as_of(
+        session_starts(visits),
+        as_of_dates,
+        "event_at",
+        "event_date",
+        SESSION_WINDOW_DAYS,
+    ).filter(F.col("blocked_from").isNull() | (F.col("blocked_from") > F.col(AS_OF_COLUMN)))
+    sessions = starts.groupBy("customer_key", "as_of_date").agg(
+        F.count(F.when(_within("event_date", 7), 1)).cast("int").alias("sessions_7d"),
+        F.count(F.when(_within("event_date", 28, F.date_sub(F.col(AS_OF_COLUMN), 7)), 1))
         .cast("int")
         .alias("sessions_prev_28d"),
     )
-    return counted.join(sessions, "customer_key", "full")
+    return counted.join(sessions, ["customer_key", "as_of_date"], "full")
 
 
 def build_customer_daily(
-    orders_df: DataFrame, interactions_df: DataFrame, tracking_events_df: DataFrame, as_of_date: str
+    orders_df: DataFrame,
+    interactions_df: DataFrame,
+    tracking_events_df: DataFrame,
+    as_of_dates: str | Sequence[str],
 ) -> DataFrame:
-    """Silver orders, interactions and tracking events -> ``features.customer_daily`` rows as of a date.
+    """Silver orders, interactions and tracking events -> ``features.customer_daily`` rows as of dates.
 
     Args:
         orders_df, interactions_df, tracking_events_df: the silver tables (any superset of what
-            was known as of ``as_of_date``; the point-in-time filters are applied here).
-        as_of_date: ``YYYY-MM-DD``; rows describe the end of that day.
+            was known as of the dates; the point-in-time filters are applied here).
+        as_of_dates: one ``YYYY-MM-DD`` or several; rows describe the end of each day.
     """
     contract = load_contract("features.customer_daily")
-    as_of = dt.date.fromisoformat(as_of_date)
-    orders = _known(orders_df, "placed_at", as_of).withColumn("customer_key", customer_key(F.col("customer_id")))
-    scans = _known(tracking_events_df, "scan_at", as_of)
-    interactions = (
-        _known(interactions_df, "event_at", as_of)
-        # The longest interaction window; also prunes the table's event_date partitions.
-        .filter(_within("event_date", as_of, 365) & F.col("customer_id").isNotNull())
-        .withColumn("customer_key", customer_key(F.col("customer_id")))
+    days = sorted({dt.date.fromisoformat(d) for d in ([as_of_dates] if isinstance(as_of_dates, str) else as_of_dates)})
+    if not days:
+        raise ValueError("build_customer_daily: no as-of date")
+    first, last = days[0], days[-1]
+    dates = orders_df.sparkSession.createDataFrame([(d,) for d in days], "as_of_date date")
+    known_orders = _known_as_of(
+        orders_df.filter(F.col("first_ingest_date") <= F.lit(last)), dates, "placed_at", "order_date"
+    ).withColumn("customer_key", customer_key(F.col("customer_id")))
+    scans = tracking_events_df.filter(F.col("first_ingest_date") <= F.lit(last)).withColumn(
+        "_scan_date", F.to_date("scan_at")
     )
+    # Literal bounds prune the interactions' event_date partitions before the range join.
+    interactions = interactions_df.filter(
+        (F.col("event_date") > F.lit(first - dt.timedelta(days=ACTIVE_DAYS)))
+        & (F.col("event_date") <= F.lit(last))
+        & (F.col("first_ingest_date") <= F.lit(last))
+        & F.col("customer_id").isNotNull()
+    ).withColumn("customer_key", customer_key(F.col("customer_id")))
     zero_if_none = [
         "deliveries_90d",
         "late_deliveries_90d",
@@ -149,10 +202,11 @@ def build_customer_daily(
         "sessions_7d",
         "sessions_prev_28d",
     ]
+    keys = ["customer_key", "as_of_date"]
     features = (
-        _order_features(orders, as_of)
-        .join(_delivery_features(orders, scans, as_of), "customer_key", "left")
-        .join(_interaction_features(interactions, as_of), "customer_key", "left")
+        _order_features(known_orders)
+        .join(_delivery_features(known_orders, scans, dates), keys, "left")
+        .join(_interaction_features(interactions, dates, first), keys, "left")
         .fillna(0, zero_if_none)
         .withColumn(
             "contact_rate_90d",
@@ -162,7 +216,6 @@ def build_customer_daily(
             "engagement_trend",
             F.round((F.col("sessions_7d") + 1) / (F.col("sessions_prev_28d") / 4 + 1), 6),
         )
-        .withColumn("as_of_date", F.lit(as_of))
     )
     return features.select(*[F.col(c.name).cast(c.type) for c in contract.columns])
 
@@ -182,12 +235,8 @@ def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | N
     orders = read_table(spark, config, "silver.orders")
     interactions = read_table(spark, config, "silver.interactions")
     events = read_table(spark, config, "silver.tracking_events")
-    # Chunks keep each Spark plan small on a history import (one build per night).
     for chunk in range(0, len(dates), AS_OF_CHUNK):
         chunk_dates = dates[chunk : chunk + AS_OF_CHUNK]
-        frames = [build_customer_daily(orders, interactions, events, d) for d in chunk_dates]
-        rows = frames[0]
-        for frame in frames[1:]:
-            rows = rows.unionByName(frame)
+        rows = build_customer_daily(orders, interactions, events, chunk_dates)
         replace_dates(rows, config, contract.name, "as_of_date", chunk_dates, contract.partition_by)
     return dates

@@ -189,3 +189,31 @@ def test_a_later_as_of_date_sees_the_late_facts(spark) -> None:
     assert (c1.orders_30d, c1.deliveries_90d, c1.mean_days_late_90d) == (3, 2, 0.0)
     assert (c1.reviews_365d, c1.mean_review_rating_365d, c1.support_contacts_90d) == (2, 3.0, 2)
     assert key("C4") in rows and rows[key("C3")].sessions_7d == 0  # C3's app_open arrives on the 13th
+
+
+def test_many_as_of_dates_in_one_build_equal_one_build_per_date(spark) -> None:
+    """The history import builds months of dates in one pass; each date must match its own build."""
+    frames = _frames(spark, KNOWN, LATER)
+    dates = [(d(3, 8) + dt.timedelta(days=i)).isoformat() for i in range(7)]
+    together = build_customer_daily(*frames, dates)
+    one_by_one = build_customer_daily(*frames, dates[0])
+    for as_of in dates[1:]:
+        one_by_one = one_by_one.unionByName(build_customer_daily(*frames, as_of))
+    assert together.count() == 7 + 5 + 3  # C1 every day, C3 from its order on the 10th, C4 from the 12th
+    assert_df_equality(together, one_by_one, ignore_row_order=True, ignore_nullable=True)
+
+
+def test_a_late_visit_joins_two_sessions_from_its_arrival_date(spark) -> None:
+    """Visits 50 min apart are two sessions until a visit between them arrives (two days late)."""
+    facts = {
+        "orders": [order("O7", "C6", ts(3, 1), 10, d(3, 5))],
+        "scans": [],
+        "events": [
+            event("E20", "C6", "app_open", ts(3, 10, 10, 0)),
+            event("E22", "C6", "app_open", ts(3, 10, 10, 50)),
+            event("E21", "C6", "app_open", ts(3, 10, 10, 25), ingest=d(3, 12)),
+        ],
+    }
+    rows = build_customer_daily(*_frames(spark, facts), ["2026-03-10", "2026-03-11", "2026-03-12"])
+    sessions = {r.as_of_date: r.sessions_7d for r in rows.collect()}
+    assert sessions == {d(3, 10): 2, d(3, 11): 2, d(3, 12): 1}
