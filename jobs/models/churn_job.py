@@ -26,7 +26,7 @@ from jobs.config import LakeConfig
 from jobs.contracts import load_contract
 from jobs.models import churn
 from jobs.silver.identity import customer_key
-from jobs.tables import merge_rows, read_table, table_version
+from jobs.tables import read_table, table_version
 from jobs.tracking import TrainingRun, git_commit, use_experiment
 
 log = logging.getLogger(__name__)
@@ -157,46 +157,35 @@ def _log_artifacts(model: churn.ChurnModel, train_rows: pd.DataFrame, reliabilit
 
 def score(spark: SparkSession, config: LakeConfig, run_date: str) -> dict[str, object]:
     """Churn probability, risk band and top-3 drivers for tonight's customers into ``gold.churn_scores``."""
-    import mlflow
+    from jobs.models.scoring import Champion, score_with_champion
 
-    from jobs.models.registry import champion_version
+    schema = load_contract("gold.churn_scores").spark_schema()
 
-    mlflow.set_tracking_uri(config.mlflow_tracking_uri)
-    champion = champion_version(MODEL_NAME)
-    if champion is None:
-        log.warning("churn scoring skipped for %s: no %s@champion yet", run_date, MODEL_NAME)
-        return {"scored": 0, "model_version": None}
-    model = mlflow.pyfunc.load_model(f"models:/{MODEL_NAME}@champion").unwrap_python_model().model
-    broadcast = spark.sparkContext.broadcast(model)
-    contract = load_contract("gold.churn_scores")
-    schema = contract.spark_schema()
-    version, run_id = str(champion.version), champion.run_id
+    def build(champion: Champion) -> DataFrame:
+        broadcast, version, run_id = champion.broadcast, champion.version, champion.run_id
 
-    def predict(batches):
-        scorer = broadcast.value
-        for batch in batches:
-            if batch.empty:
-                continue
-            proba = scorer.predict_proba(batch)
-            out = pd.DataFrame(
-                {
-                    "customer_key": batch["customer_key"].to_numpy(),
-                    "as_of_date": batch["as_of_date"].to_numpy(),
-                    "churn_probability": np.round(proba, 6),
-                    "risk_band": churn.risk_band(proba),
-                    "top_drivers": scorer.top_drivers(batch, k=3),
-                    "model_version": version,
-                    "mlflow_run_id": run_id,
-                }
-            )
-            yield out[schema.fieldNames()]
+        def predict(batches):
+            scorer = broadcast.value
+            for batch in batches:
+                if batch.empty:
+                    continue
+                proba = scorer.predict_proba(batch)
+                out = pd.DataFrame(
+                    {
+                        "customer_key": batch["customer_key"].to_numpy(),
+                        "as_of_date": batch["as_of_date"].to_numpy(),
+                        "churn_probability": np.round(proba, 6),
+                        "risk_band": churn.risk_band(proba),
+                        "top_drivers": scorer.top_drivers(batch, k=3),
+                        "model_version": version,
+                        "mlflow_run_id": run_id,
+                    }
+                )
+                yield out[schema.fieldNames()]
 
-    features = read_table(spark, config, "features.customer_daily").filter(
-        F.col("as_of_date") >= F.lit(run_date).cast("date")
-    )
-    scores = features.mapInPandas(predict, schema).localCheckpoint()
-    scored = scores.count()
-    if scored:
-        merge_rows(spark, scores, config, contract.name, contract.keys, partition_by=contract.partition_by)
-    broadcast.unpersist()
-    return {"scored": scored, "model_version": version}
+        features = read_table(spark, config, "features.customer_daily").filter(
+            F.col("as_of_date") >= F.lit(run_date).cast("date")
+        )
+        return features.mapInPandas(predict, schema)
+
+    return score_with_champion(spark, config, MODEL_NAME, "gold.churn_scores", run_date, build)

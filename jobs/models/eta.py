@@ -25,7 +25,7 @@ from pyspark.sql import DataFrame, SparkSession
 from jobs.config import LakeConfig
 from jobs.contracts import load_contract
 from jobs.models import eta_model
-from jobs.tables import merge_rows, read_table, table_version
+from jobs.tables import read_table, table_version
 from jobs.tracking import TrainingRun, git_commit, use_experiment
 
 log = logging.getLogger(__name__)
@@ -229,30 +229,18 @@ def score(spark: SparkSession, config: LakeConfig, run_date: str) -> dict[str, o
     Rows whose features were (re)built tonight: ``as_of_date >= run_date`` (later ones exist only
     when dates run out of order). Without a champion yet, nothing is scored (and said so).
     """
-    import mlflow
+    from jobs.models.scoring import Champion, score_with_champion
 
-    from jobs.models.registry import champion_version
-
-    mlflow.set_tracking_uri(config.mlflow_tracking_uri)
-    champion = champion_version(MODEL_NAME)
-    if champion is None:
-        log.warning("ETA scoring skipped for %s: no %s@champion yet", run_date, MODEL_NAME)
-        return {"scored": 0, "model_version": None}
-    model = mlflow.pyfunc.load_model(f"models:/{MODEL_NAME}@champion").unwrap_python_model().model
-    broadcast = spark.sparkContext.broadcast(model)
     day = F.lit(run_date).cast("date")
-    placements = read_table(spark, config, "features.order_eta").filter(F.col("as_of_date") >= day)
-    scans = read_table(spark, config, "features.shipment_scan").filter(F.col("as_of_date") >= day)
-    if model.scan is None:
-        scans = scans.limit(0)
-    version, run_id = str(champion.version), champion.run_id
-    predictions = score_rows(placements, broadcast, "placement", version, run_id).unionByName(
-        score_rows(scans, broadcast, "scan", version, run_id)
-    )
-    contract = load_contract("gold.eta_predictions")
-    predictions = predictions.localCheckpoint()
-    scored = predictions.count()
-    if scored:
-        merge_rows(spark, predictions, config, contract.name, contract.keys, partition_by=contract.partition_by)
-    broadcast.unpersist()
-    return {"scored": scored, "model_version": version}
+
+    def build(champion: Champion) -> DataFrame:
+        placements = read_table(spark, config, "features.order_eta").filter(F.col("as_of_date") >= day)
+        scans = read_table(spark, config, "features.shipment_scan").filter(F.col("as_of_date") >= day)
+        if champion.broadcast.value.scan is None:  # a champion trained before any scan data
+            scans = scans.limit(0)
+        model, version, run_id = champion.broadcast, champion.version, champion.run_id
+        return score_rows(placements, model, "placement", version, run_id).unionByName(
+            score_rows(scans, model, "scan", version, run_id)
+        )
+
+    return score_with_champion(spark, config, MODEL_NAME, "gold.eta_predictions", run_date, build)
