@@ -58,17 +58,23 @@ def build_funnel_daily(journey_df: DataFrame) -> DataFrame:
     contract = load_contract("gold.funnel_daily")
     first = Window.partitionBy("session_id").orderBy("touchpoint_at", "touchpoint_id")
     in_sessions = journey_df.filter(F.col("session_id").isNotNull())
+    # A step counts the sessions that reached it *or a later step*: an order implies the checkout
+    # before it even when that event never reached the lake (dropped, quarantined), which keeps
+    # every step rate within [0, 1].
+    step_depth = F.lit(0)
+    for depth, types in reversed(list(enumerate(FUNNEL_STEPS.values(), start=1))):
+        step_depth = F.when(F.col("touchpoint_type").isin(types), F.lit(depth)).otherwise(step_depth)
     sessions = (
         in_sessions.withColumn("_start", F.first(F.struct("touchpoint_date", "channel")).over(first))
         .groupBy("session_id")
-        .agg(
-            F.first("_start").alias("_start"),
-            *[F.max(F.col("touchpoint_type").isin(types)).alias(step) for step, types in FUNNEL_STEPS.items()],
-        )
+        .agg(F.first("_start").alias("_start"), F.max(step_depth).alias("_depth"))
     )
     funnel = sessions.groupBy(
         F.col("_start.touchpoint_date").alias("funnel_date"), F.col("_start.channel").alias("channel")
-    ).agg(F.count("*").alias("sessions"), *[_count(step).alias(step) for step in FUNNEL_STEPS])
+    ).agg(
+        F.count("*").alias("sessions"),
+        *[_count(F.col("_depth") >= depth).alias(step) for depth, step in enumerate(FUNNEL_STEPS, start=1)],
+    )
 
     def rate(numerator: str, denominator: str) -> F.Column:
         return F.round(F.when(F.col(denominator) > 0, F.col(numerator) / F.col(denominator)), 6)

@@ -265,6 +265,43 @@ def test_funnel_daily_of_the_story(spark, story) -> None:
     )
 
 
+def test_a_step_whose_event_never_arrived_is_implied_by_a_later_step(spark) -> None:
+    """An order without its checkout event (lost upstream) still counts as a checkout: rates stay <= 1."""
+    at = dt.datetime(2026, 3, 1, 10)
+    rows = [
+        {"session_id": "s1", "touchpoint_id": "t1", "touchpoint_at": at, "touchpoint_type": "product_view"},
+        {
+            "session_id": "s1",
+            "touchpoint_id": "t2",
+            "touchpoint_at": at.replace(minute=5),
+            "touchpoint_type": "order_placed",
+        },
+        {
+            "session_id": "s2",
+            "touchpoint_id": "t3",
+            "touchpoint_at": at.replace(hour=12),
+            "touchpoint_type": "add_to_cart",
+        },
+    ]
+    journey = contract_frame(spark, "gold.customer_journey", rows, touchpoint_date=at.date(), channel="web")
+    (row,) = build_funnel_daily(journey).collect()
+    steps = (
+        row.sessions,
+        row.product_view_sessions,
+        row.add_to_cart_sessions,
+        row.checkout_sessions,
+        row.order_sessions,
+    )
+    assert steps == (2, 2, 2, 1, 1)
+    assert (row.view_rate, row.cart_rate, row.checkout_rate, row.order_rate, row.conversion_rate) == (
+        1.0,
+        1.0,
+        0.5,
+        1.0,
+        0.5,
+    )
+
+
 def test_changed_rows_are_new_or_different_rows_only(spark) -> None:
     schema = load_contract("gold.customer_journey").spark_schema()
     base = dict.fromkeys(schema.fieldNames())
