@@ -9,6 +9,7 @@ command that produced them. A report, not a test: nothing is asserted.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import shutil
 import time
 from dataclasses import replace
@@ -36,13 +37,22 @@ def _verdict(key: str, value: float | None) -> str:
     return "PASS" if ok else "FAIL"
 
 
-def main(days: int, customers: int, seed: int, churn_horizon_days: int) -> int:
+def main(days: int, customers: int, seed: int, churn_horizon_days: int, reuse_history: bool = False) -> int:
     from jobs import nightly
     from jobs.simulator import SimulationConfig, simulate
 
     base = load_config()
     home = Path(base.home) / "bench_models"
-    shutil.rmtree(home, ignore_errors=True)
+    # The imported history is a pure function of the world's parameters: an ML engineer iterating
+    # on the models can keep it (--reuse-history) and rerun only the last night.
+    world = json.dumps({"days": days, "customers": customers, "seed": seed}, sort_keys=True)
+    marker = home / "history.json"
+    reuse = reuse_history and marker.exists() and marker.read_text() == world
+    if not reuse:
+        shutil.rmtree(home, ignore_errors=True)
+    else:  # fresh models: the last night trains them with no earlier champion to beat
+        (home / "mlflow.db").unlink(missing_ok=True)
+        shutil.rmtree(home / "mlartifacts", ignore_errors=True)
     config = replace(
         base,
         home=home,
@@ -53,11 +63,16 @@ def main(days: int, customers: int, seed: int, churn_horizon_days: int) -> int:
     )
     started = time.monotonic()
     sim = SimulationConfig(days=days, customers=customers, seed=seed)
-    simulate(sim, Path(config.landing_root))
-    simulated = time.monotonic()
     first = sim.start_date
     last = first + dt.timedelta(days=days - 1)
-    history = nightly.import_history(first.isoformat(), (last - dt.timedelta(days=1)).isoformat(), config)
+    if reuse:
+        simulated = time.monotonic()
+        history = {"nights": f"{days - 1} (reused)"}
+    else:
+        simulate(sim, Path(config.landing_root))
+        simulated = time.monotonic()
+        history = nightly.import_history(first.isoformat(), (last - dt.timedelta(days=1)).isoformat(), config)
+        marker.write_text(world)
     imported = time.monotonic()
     report = nightly.run_all(last.isoformat(), config)
     finished = time.monotonic()
@@ -70,7 +85,7 @@ def main(days: int, customers: int, seed: int, churn_horizon_days: int) -> int:
         "churn_auc_gain": churn.get("roc_auc_gain_vs_bgnbd"),
     }
     print(f"\n# cxlake bench-models --days {days} --customers {customers} --seed {seed} "
-          f"--churn-horizon {churn_horizon_days}")  # fmt: skip
+          f"--churn-horizon {churn_horizon_days}{' --reuse-history' if reuse else ''}")  # fmt: skip
     print(f"simulate {simulated - started:.0f} s; import_history of {history['nights']} nights "
           f"{imported - simulated:.0f} s; last night in full {finished - imported:.0f} s")  # fmt: skip
     print(f"ETA run {eta.get('mlflow_run_id')} ({eta.get('decision')}): "

@@ -132,7 +132,7 @@ def cmd_contracts(args: argparse.Namespace) -> int:
 def cmd_bench_models(args: argparse.Namespace) -> int:
     from jobs import bench_models
 
-    return bench_models.main(args.days, args.customers, args.seed, args.churn_horizon)
+    return bench_models.main(args.days, args.customers, args.seed, args.churn_horizon, args.reuse_history)
 
 
 def cmd_import_history(args: argparse.Namespace) -> int:
@@ -212,6 +212,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench_models.add_argument("--customers", type=int, default=1500)
     bench_models.add_argument("--seed", type=int, default=7)
     bench_models.add_argument("--churn-horizon", type=int, default=21, help="days (the product default is 60)")
+    bench_models.add_argument(
+        "--reuse-history", action="store_true", help="keep the imported history of the same world; rerun the last night"
+    )
     bench_models.set_defaults(func=cmd_bench_models)
 
     history = sub.add_parser("import-history", help="load many nights at once (same end state as night by night)")
