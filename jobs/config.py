@@ -18,6 +18,8 @@ come from here.
 | ``CXLAKE_PROMOTION_MARGIN`` | ``0.02`` | relative improvement a challenger needs over the champion (same holdout) |
 | ``CXLAKE_CHURN_HORIZON_DAYS`` | ``60`` | churn label: no order within this many days |
 | ``CXLAKE_PSI_RETRAIN`` | ``1`` | a feature PSI above 0.2 makes the next night retrain (``0``: only report) |
+| ``CXLAKE_LANDING_WAIT_SECONDS`` | ``21600`` | how long after the end of an arrival day its raw files may still come (landing sensor) |
+| ``CXLAKE_LANDING_POKE_SECONDS`` | ``300`` | how often the landing sensor looks again (reschedule mode: no worker slot held) |
 | ``MLFLOW_TRACKING_URI`` | ``sqlite:///$CXLAKE_HOME/mlflow.db`` | MLflow tracking + registry store |
 """
 
@@ -65,6 +67,8 @@ class LakeConfig:
     promotion_margin: float = 0.02
     churn_horizon_days: int = 60
     psi_triggers_retraining: bool = True
+    landing_wait_seconds: int = 21600
+    landing_poke_seconds: int = 300
 
     def table_path(self, table: str) -> str:
         """Path of a Delta table given as ``layer.table`` or ``layer/table``."""
@@ -92,4 +96,6 @@ def load_config() -> LakeConfig:
         promotion_margin=float(_env("PROMOTION_MARGIN", "0.02")),
         churn_horizon_days=int(_env("CHURN_HORIZON_DAYS", "60")),
         psi_triggers_retraining=_env("PSI_RETRAIN", "1") not in ("0", "false", "no"),
+        landing_wait_seconds=int(_env("LANDING_WAIT_SECONDS", "21600")),
+        landing_poke_seconds=int(_env("LANDING_POKE_SECONDS", "300")),
     )

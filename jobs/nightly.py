@@ -6,6 +6,7 @@ SparkSession from config, does I/O at this edge and delegates the logic to pure 
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import time
 from typing import Any
@@ -34,29 +35,117 @@ def ingest(source: str, run_date: str, config: LakeConfig | None = None) -> dict
     return asdict(ingest_source(_session(config), config, source, run_date))
 
 
+def landing_arrived(
+    source: str, run_date: str, config: LakeConfig | None = None, now: dt.datetime | None = None
+) -> dict[str, Any] | None:
+    """The landing sensor's check: ``source``'s files of arrival date ``run_date``, or None to wait.
+
+    Looks where ingestion reads (:func:`jobs.ingest.bronze.landing_files`). The files of day D are
+    due by the end of D plus ``CXLAKE_LANDING_WAIT_SECONDS``; past that (a late night, or a
+    backfill of an old date) a missing source fails at once instead of waiting in vain.
+
+    Raises:
+        MissingSourceError: naming the source and the folder looked at, once the wait is over.
+    """
+    from jobs.ingest.bronze import MissingSourceError, landing_files
+
+    config = config or load_config()
+    folder, files = landing_files(config, source, run_date)
+    if files:
+        return {"source": source, "folder": folder, "files": len(files)}
+    due = dt.datetime.combine(dt.date.fromisoformat(run_date) + dt.timedelta(days=1), dt.time(), dt.UTC)
+    deadline = due + dt.timedelta(seconds=config.landing_wait_seconds)
+    # The sensor's clock: when to stop waiting, never an input of table content.
+    now = now or dt.datetime.now(dt.UTC)
+    if now >= deadline:
+        raise MissingSourceError(
+            f"source {source!r}: no file arrived for {run_date} in {folder} (waited until {deadline.isoformat()})"
+        )
+    log.info("source %r: no file yet for %s in %s; waiting until %s", source, run_date, folder, deadline.isoformat())
+    return None
+
+
+def _gate(spark, config: LakeConfig, run_date: str, checks: list) -> dict[str, Any]:
+    """Validate every check, record the findings and the Data Docs, then stop on critical failures.
+
+    Returns per suite the number of expectations evaluated and the warnings (for the task's XCom).
+    """
+    from jobs.ops import record_findings
+    from jobs.quality.gate import format_failure, quality_context, raise_critical, run_checks
+
+    results = run_checks(checks, quality_context(config))
+    record_findings(spark, config, run_date, results)
+    raise_critical(results)
+    return {
+        r.suite: {"evaluated": r.evaluated, "warnings": [format_failure(r.suite, w) for w in r.warnings]}
+        for r in results
+    }
+
+
+def _accepted_rows(spark, config: LakeConfig, run_date: str) -> dict[str, int]:
+    import pyspark.sql.functions as F
+
+    from jobs.tables import read_table
+
+    audit = read_table(spark, config, "ops.ingest_audit").filter(F.col("run_date") == F.lit(run_date).cast("date"))
+    return {row["source"]: row["accepted_rows"] for row in audit.collect()}
+
+
 def validate_bronze(run_date: str, config: LakeConfig | None = None) -> dict[str, Any]:
     """Great Expectations gate on the bronze slices of ``run_date`` (raises on a critical failure)."""
     import pyspark.sql.functions as F
 
     from jobs.contracts import load_contract
     from jobs.ingest.bronze import SOURCES
-    from jobs.quality.gate import validate_dataframe
+    from jobs.quality.gate import Check
     from jobs.quality.suites import contract_expectations
     from jobs.tables import read_table
 
     config = config or load_config()
     spark = _session(config)
-    audit = read_table(spark, config, "ops.ingest_audit").filter(F.col("run_date") == F.lit(run_date).cast("date"))
-    accepted = {row["source"]: row["accepted_rows"] for row in audit.collect()}
-    results = {}
+    accepted = _accepted_rows(spark, config, run_date)
+    checks = []
     for source in SOURCES:
         contract = load_contract(f"bronze.{source}")
         bronze = read_table(spark, config, contract.name).filter(F.col("_ingest_date") == F.lit(run_date).cast("date"))
         # Keys are unique within one arrival date; copies arriving on other dates are silver's job.
         expectations = contract_expectations(contract, expected_rows=accepted.get(source))
-        result = validate_dataframe(bronze, f"bronze_{source}", expectations)
-        results[source] = {"evaluated": result.evaluated, "warnings": len(result.warnings)}
-    return results
+        checks.append(Check(f"bronze_{source}", bronze, expectations, tuple(contract.keys)))
+    return _gate(spark, config, run_date, checks)
+
+
+def validate_silver(run_date: str, config: LakeConfig | None = None) -> dict[str, Any]:
+    """Great Expectations gate on the silver rows ``run_date`` touched (jobs.quality.checks).
+
+    Raises:
+        DataQualityError: a critical expectation failed; gold must not be built from this night.
+    """
+    from jobs.quality.checks import silver_checks
+
+    config = config or load_config()
+    spark = _session(config)
+    return _gate(
+        spark, config, run_date, silver_checks(spark, config, run_date, _accepted_rows(spark, config, run_date))
+    )
+
+
+def validate_gold(
+    run_date: str, config: LakeConfig | None = None, journey: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Great Expectations gate on the gold and feature rows ``run_date`` wrote, before models read them.
+
+    Args:
+        journey: ``build_journey``'s result; its ``changed_days`` are the journey days validated.
+
+    Raises:
+        DataQualityError: a critical expectation failed; scoring and reports must not run.
+    """
+    from jobs.quality.checks import gold_checks
+
+    config = config or load_config()
+    spark = _session(config)
+    days = journey.get("changed_days") if journey else None
+    return _gate(spark, config, run_date, gold_checks(spark, config, run_date, days))
 
 
 def build_silver(run_date: str, config: LakeConfig | None = None) -> None:
@@ -192,9 +281,11 @@ def run_all(run_date: str, config: LakeConfig | None = None) -> dict[str, Any]:
     report: dict[str, Any] = {"ingest": [ingest(source, run_date, config) for source in SOURCES]}
     report["validate_bronze"] = validate_bronze(run_date, config)
     build_silver(run_date, config)
+    report["validate_silver"] = validate_silver(run_date, config)
     build_gold(run_date, config)
     report["journey"] = build_journey(run_date, config)
     report["features"] = build_features(run_date, config)
+    report["validate_gold"] = validate_gold(run_date, config, report["journey"])
     report["train_eta"] = train_eta(run_date, config)
     report["train_churn"] = train_churn(run_date, config)
     report["score"] = score_models(run_date, config)

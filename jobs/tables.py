@@ -149,6 +149,21 @@ def replace_dates(
     _overwrite_where(df, config, table, f"`{column}` IN ({listed})", partition_by)
 
 
+def replace_where(
+    df: DataFrame, config: LakeConfig, table: str, predicate: str, partition_by: tuple[str, ...] = ()
+) -> None:
+    """Overwrite the rows matching the SQL ``predicate`` with ``df`` (rows of ``df`` must match it too).
+
+    For slices no single ``column = value`` describes, e.g. one date's rows of several suites.
+    """
+    _overwrite_where(df, config, table, predicate, partition_by)
+
+
+def sql_literal(value: object) -> str:
+    """``value`` as a quoted SQL string literal (for predicates built by callers of :func:`replace_where`)."""
+    return _sql_literal(value)
+
+
 def merge_rows(
     spark: SparkSession,
     df: DataFrame,

@@ -22,14 +22,19 @@ def test_tasks_and_dependencies(dag) -> None:
     assert dag.dag_id == "cx_nightly"
     assert sorted(dag.task_ids) == sorted(
         [
+            "wait_for_orders",
+            "wait_for_tracking_scans",
+            "wait_for_interactions",
             "ingest_orders",
             "ingest_tracking_scans",
             "ingest_interactions",
             "validate_bronze",
             "build_silver",
+            "validate_silver",
             "build_gold",
             "build_journey",
             "build_features",
+            "validate_gold",
             "train_eta",
             "train_churn",
             "score_models",
@@ -39,16 +44,55 @@ def test_tasks_and_dependencies(dag) -> None:
         ]
     )
     for source in ("orders", "tracking_scans", "interactions"):
+        assert dag.get_task(f"wait_for_{source}").downstream_task_ids == {f"ingest_{source}"}
         assert dag.get_task(f"ingest_{source}").downstream_task_ids == {"validate_bronze"}
     assert dag.get_task("validate_bronze").downstream_task_ids == {"build_silver"}
-    assert dag.get_task("build_silver").downstream_task_ids == {"build_gold", "build_journey", "build_features"}
-    assert dag.get_task("build_features").downstream_task_ids == {"train_eta", "train_churn"}
+    assert dag.get_task("build_silver").downstream_task_ids == {"validate_silver"}
+    assert dag.get_task("validate_silver").downstream_task_ids == {"build_gold", "build_journey", "build_features"}
+    for upstream in ("build_gold", "build_journey", "build_features"):
+        assert dag.get_task(upstream).downstream_task_ids == {"validate_gold"}
+    # Nothing reads gold or features before the gold gate: models, scores and reports all wait.
+    assert dag.get_task("validate_gold").downstream_task_ids == {"train_eta", "train_churn"}
     for trainer in ("train_eta", "train_churn"):
         assert dag.get_task(trainer).downstream_task_ids == {"score_models"}
-    for upstream in ("score_models", "build_gold", "build_journey"):
-        assert dag.get_task(upstream).downstream_task_ids == {"build_model_reports"}
+    assert dag.get_task("score_models").downstream_task_ids == {"build_model_reports"}
     assert dag.get_task("build_model_reports").downstream_task_ids == {"is_maintenance_day"}
     assert dag.get_task("is_maintenance_day").downstream_task_ids == {"maintain_delta"}
+
+
+def test_landing_sensors_reschedule_and_gates_do_not_retry(dag) -> None:
+    for source in ("orders", "tracking_scans", "interactions"):
+        sensor = dag.get_task(f"wait_for_{source}")
+        assert sensor.mode == "reschedule"  # no worker slot held while waiting
+        assert sensor.poke_interval == 300 and sensor.timeout >= 6 * 3600
+        assert sensor.retries == 0
+    for gate in ("validate_bronze", "validate_silver", "validate_gold"):
+        assert dag.get_task(gate).retries == 0  # the same data fails the same way
+
+
+def test_gold_writers_declare_their_tables_as_assets(dag) -> None:
+    outlets = {task.task_id: sorted(asset.name for asset in task.outlets) for task in dag.tasks if task.outlets}
+    for task in dag.tasks:
+        for asset in task.outlets:  # the URI is the table's path in the configured lake
+            assert asset.uri.startswith("file:///") and asset.uri.endswith("/lake/" + asset.name.replace(".", "/"))
+
+    def assets(*tables: str) -> list[str]:
+        return sorted(tables)
+
+    assert outlets == {
+        "build_gold": assets("gold.cx_kpi_daily"),
+        "build_journey": assets("gold.customer_journey", "gold.journey_daily", "gold.funnel_daily"),
+        "score_models": assets("gold.eta_predictions", "gold.churn_scores"),
+        "build_model_reports": assets("gold.eta_accuracy_daily", "gold.model_monitoring"),
+    }
+
+
+def test_every_task_records_its_end_in_the_run_log(dag) -> None:
+    for task in dag.tasks:
+        for kind in ("on_success_callback", "on_failure_callback", "on_retry_callback", "on_skipped_callback"):
+            callbacks = getattr(task, kind)
+            callbacks = callbacks if isinstance(callbacks, list) else [callbacks]
+            assert [c.__name__ for c in callbacks] == ["_record_task_end"], (task.task_id, kind)
 
 
 def test_schedule_and_defaults(dag) -> None:

@@ -105,6 +105,17 @@ def _relative(path: str, root: str) -> str:
     return os.path.relpath(path, root) if not root.startswith(("s3a://", "s3://")) else path
 
 
+def landing_files(config: LakeConfig, source: str, night: str) -> tuple[str, list[str]]:
+    """The folder where ``source``'s raw files of arrival date ``night`` land, and the files in it.
+
+    The one place that knows the landing layout and file suffix: ingestion reads these files and
+    the DAG's landing sensor waits for them, so both always look at the same path.
+    """
+    raw = load_contract(f"raw.{source}")
+    folder = config.landing_path(source, night)
+    return folder, list_source_files(folder, _SUFFIX[raw.format or "jsonl"])
+
+
 def ingest_source(spark: SparkSession, config: LakeConfig, source: str, run_date: str) -> IngestResult:
     """Ingest the files of ``source`` that arrived on ``run_date`` (``YYYY-MM-DD``).
 
@@ -130,8 +141,7 @@ def ingest_nights(spark: SparkSession, config: LakeConfig, source: str, nights: 
     quarantine = load_contract(f"quarantine.{source}")
     night_of: dict[str, str] = {}
     for night in nights:
-        folder = config.landing_path(source, night)
-        files = list_source_files(folder, _SUFFIX[raw.format or "jsonl"])
+        folder, files = landing_files(config, source, night)
         if not files:
             raise MissingSourceError(f"source {source!r}: no {raw.format} file arrived for {night} in {folder}")
         night_of.update(dict.fromkeys(files, night))

@@ -1,9 +1,19 @@
-"""Run a suite against a Spark DataFrame with GX 1.x and turn failures into a clear stop."""
+"""Run suites against Spark DataFrames with GX 1.x and turn failures into a clear stop.
+
+A gate validates a list of :class:`Check` (one suite each), keeps every result, and only then
+raises one :class:`DataQualityError` naming every failed critical expectation of every suite
+with a sample of the failing rows' keys, so one night reports all its problems at once.
+Validations of the nightly gates run through a file-backed GX context whose Data Docs site is
+``$CXLAKE_HOME/data_docs`` (:func:`quality_context`); without a context (unit tests) an ephemeral
+one is used and nothing is written.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from jobs.quality.suites import CRITICAL, WARNING
@@ -12,11 +22,28 @@ if TYPE_CHECKING:
     import great_expectations as gx
     from pyspark.sql import DataFrame
 
+    from jobs.config import LakeConfig
+
 log = logging.getLogger(__name__)
+
+DATA_DOCS_SITE = "cxlake"
+_SAMPLE_ROWS = 5
+PANDAS_MAX_ROWS = 200_000
 
 
 class DataQualityError(ValueError):
     """A critical expectation failed: downstream layers must not be built from this data."""
+
+
+@dataclass(frozen=True)
+class Check:
+    """One suite to run: the slice of a table the night touched, its expectations, and the key
+    columns that identify a failing row in the error message (GX ``unexpected_index_column_names``)."""
+
+    suite: str
+    df: DataFrame
+    expectations: list[Any]
+    index_columns: tuple[str, ...] = ()
 
 
 @dataclass
@@ -35,17 +62,80 @@ class GateResult:
         return [f for f in self.failures if f["severity"] == WARNING]
 
 
+def _jsonable(value: Any) -> Any:
+    """GX results carry dates and Decimals; findings are stored and logged as JSON."""
+    return json.loads(json.dumps(value, default=str))
+
+
 def _describe(result: Any) -> dict[str, Any]:
     config = result.expectation_config
     details = result.result or {}
+    meta = config.meta or {}
+    # With index columns GX lists failing rows as {key..., column: value}: the keys to look up.
+    sample = details.get("partial_unexpected_index_list") or details.get("partial_unexpected_list") or []
     return {
         "expectation": config.type,
-        "kwargs": {k: v for k, v in config.kwargs.items() if k != "batch_id"},
-        "severity": (config.meta or {}).get("severity", CRITICAL),
-        "observed": details.get("observed_value"),
+        "kwargs": _jsonable({k: v for k, v in config.kwargs.items() if k != "batch_id"}),
+        "severity": meta.get("severity", CRITICAL),
+        "check": meta.get("check"),
+        "observed": _jsonable(details.get("observed_value")),
         "unexpected_count": details.get("unexpected_count"),
-        "sample": details.get("partial_unexpected_list", [])[:5],
+        "sample": _jsonable(list(sample)[:_SAMPLE_ROWS]),
     }
+
+
+def format_failure(suite: str, failure: dict[str, Any]) -> str:
+    """One line naming the suite, the expectation, its arguments, what it means, and failing rows."""
+    check = f" [{failure['check']}]" if failure.get("check") else ""
+    return (
+        f"- {suite}: {failure['expectation']} {failure['kwargs']}{check}: observed={failure['observed']} "
+        f"unexpected={failure['unexpected_count']} sample={failure['sample']}"
+    )
+
+
+def _ephemeral_context() -> gx.AbstractDataContext:
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)  # keep task logs readable
+    return context
+
+
+def data_docs_dir(config: LakeConfig) -> Path:
+    return Path(config.home) / "data_docs"
+
+
+def quality_context(config: LakeConfig) -> gx.AbstractDataContext:
+    """The file-backed GX context of the lake (``$CXLAKE_HOME/gx``), Data Docs in ``$CXLAKE_HOME/data_docs``.
+
+    Suites, validation definitions and validation results are stored there, so the Data Docs
+    index lists every night's validations of every gate.
+    """
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    root = Path(config.home) / "gx"
+    root.mkdir(parents=True, exist_ok=True)
+    context = gx.get_context(mode="file", project_root_dir=str(root))
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    sites = context.get_site_names()
+    if DATA_DOCS_SITE not in sites:
+        context.add_data_docs_site(
+            site_name=DATA_DOCS_SITE,
+            site_config={
+                "class_name": "SiteBuilder",
+                "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+                "store_backend": {
+                    "class_name": "TupleFilesystemStoreBackend",
+                    "base_directory": str(data_docs_dir(config)),
+                },
+            },
+        )
+    for other in sites:
+        if other != DATA_DOCS_SITE:  # GX's default site would render the same pages a second time
+            context.delete_data_docs_site(other)
+    return context
 
 
 def validate_dataframe(
@@ -53,39 +143,85 @@ def validate_dataframe(
     suite_name: str,
     expectations: list[Any],
     context: gx.AbstractDataContext | None = None,
+    index_columns: tuple[str, ...] | list[str] = (),
+    raise_on_critical: bool = True,
+    pandas_max_rows: int = PANDAS_MAX_ROWS,
 ) -> GateResult:
-    """Validate ``df`` against ``expectations`` as suite ``suite_name`` on an ephemeral (or given) GX context.
+    """Validate ``df`` against ``expectations`` as suite ``suite_name``.
+
+    On a context with the :data:`DATA_DOCS_SITE` site (:func:`quality_context`) the validation runs
+    as a checkpoint that stores its result and updates the Data Docs; otherwise on an ephemeral
+    context. Failing rows are identified by ``index_columns`` in the failure samples.
 
     Raises:
-        DataQualityError: naming each failed critical expectation with a sample of failing values.
+        DataQualityError: (``raise_on_critical``) naming each failed critical expectation with a
+            sample of failing rows.
     """
     import great_expectations as gx
 
-    if context is None:
-        from great_expectations.data_context.types.base import ProgressBarsConfig
-
-        context = gx.get_context(mode="ephemeral")
-        context.variables.progress_bars = ProgressBarsConfig(globally=False)  # keep task logs readable
+    context = context or _ephemeral_context()
     suite = context.suites.add_or_update(gx.ExpectationSuite(name=suite_name, expectations=expectations))
-    source = context.data_sources.add_or_update_spark(name="cxlake_spark")
+    # A night's slice is small: validated in pandas it takes well under a second, where GX on
+    # Spark runs one Spark job per metric (~5 s a suite on 2 cores, whatever the size). Slices
+    # above ``pandas_max_rows`` stay in Spark, so a huge night never lands on the driver.
+    data: Any = df
+    small = df.limit(pandas_max_rows + 1).toPandas() if pandas_max_rows > 0 else None
+    if small is not None and len(small) <= pandas_max_rows:
+        data, source = small, context.data_sources.add_or_update_pandas(name="cxlake_pandas")
+    else:
+        source = context.data_sources.add_or_update_spark(name="cxlake_spark")
     asset_name = f"asset_{suite.name}"
     try:
         asset = source.get_asset(asset_name)
     except LookupError:
         asset = source.add_dataframe_asset(name=asset_name)
-    batch_definition = asset.add_batch_definition_whole_dataframe(f"batch_{suite.name}")
-    batch = batch_definition.get_batch(batch_parameters={"dataframe": df})
-    outcome = batch.validate(suite, result_format="SUMMARY")
+    batch_name = f"batch_{suite.name}"
+    try:
+        batch_definition = asset.get_batch_definition(batch_name)
+    except KeyError:
+        batch_definition = asset.add_batch_definition_whole_dataframe(batch_name)
+    result_format: dict[str, Any] = {"result_format": "SUMMARY"}
+    if index_columns:
+        result_format["unexpected_index_column_names"] = list(index_columns)
+    if DATA_DOCS_SITE in context.get_site_names():
+        definition = context.validation_definitions.add_or_update(
+            gx.ValidationDefinition(name=f"validate_{suite.name}", data=batch_definition, suite=suite)
+        )
+        checkpoint = context.checkpoints.add_or_update(
+            gx.Checkpoint(
+                name=f"checkpoint_{suite.name}",
+                validation_definitions=[definition],
+                actions=[gx.checkpoint.UpdateDataDocsAction(name="data_docs", site_names=[DATA_DOCS_SITE])],
+                result_format=result_format,
+            )
+        )
+        run = checkpoint.run(batch_parameters={"dataframe": data})
+        (outcome,) = run.run_results.values()
+    else:
+        batch = batch_definition.get_batch(batch_parameters={"dataframe": data})
+        outcome = batch.validate(suite, result_format=result_format)
     failures = [_describe(r) for r in outcome.results if not r.success]
     result = GateResult(suite=suite.name, success=outcome.success, evaluated=len(outcome.results), failures=failures)
     for warning in result.warnings:
-        log.warning("data quality warning in %s: %s", suite.name, warning)
-    if result.critical_failures:
-        lines = [
-            f"- {f['expectation']} {f['kwargs']}: observed={f['observed']} unexpected={f['unexpected_count']} sample={f['sample']}"
-            for f in result.critical_failures
-        ]
-        raise DataQualityError(
-            f"suite {suite.name!r} failed {len(lines)} critical expectation(s):\n" + "\n".join(lines)
-        )
+        log.warning("data quality warning: %s", format_failure(suite.name, warning))
+    if raise_on_critical:
+        raise_critical([result])
     return result
+
+
+def raise_critical(results: list[GateResult]) -> None:
+    """Raise one :class:`DataQualityError` listing every failed critical expectation of ``results``."""
+    lines = [format_failure(r.suite, f) for r in results for f in r.critical_failures]
+    if lines:
+        suites = sorted({r.suite for r in results if r.critical_failures})
+        raise DataQualityError(
+            f"suite(s) {', '.join(suites)} failed {len(lines)} critical expectation(s):\n" + "\n".join(lines)
+        )
+
+
+def run_checks(checks: list[Check], context: gx.AbstractDataContext | None = None) -> list[GateResult]:
+    """Validate every check (no raising): the caller records all results, then :func:`raise_critical`."""
+    return [
+        validate_dataframe(c.df, c.suite, c.expectations, context, c.index_columns, raise_on_critical=False)
+        for c in checks
+    ]
