@@ -15,7 +15,7 @@ def test_every_feature_table_registers_described_features() -> None:
 
 def test_features_of_a_table_follow_the_contract_order() -> None:
     names = [f.name for f in features_of("features.customer_daily")]
-    assert names[:3] == ["days_since_last_order", "tenure_days", "orders_30d"]
+    assert names[:4] == ["days_since_last_order", "tenure_days", "purchase_days_total", "orders_30d"]
     assert "customer_key" not in names
     eta = {f.name: f for f in features_of("features.order_eta")}
     assert eta["carrier"].is_numeric is False and eta["promised_days"].is_numeric is True

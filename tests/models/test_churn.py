@@ -114,6 +114,7 @@ def _features_as_of(orders: pd.DataFrame, session_totals: np.ndarray, as_of_days
             {
                 "days_since_last_order": d - g["day"].max(),
                 "tenure_days": d - g["day"].min(),
+                "purchase_days_total": g["day"].nunique(),
                 "orders_30d": g["in30"].sum(),
                 "orders_90d": g["in90"].sum(),
                 "orders_365d": g["in365"].sum(),
@@ -276,7 +277,7 @@ def test_calibration_improves_brier_and_is_calibrated_on_the_holdout(world: Worl
 
 def test_top_drivers_name_real_features_and_find_bad_deliveries(world: World) -> None:
     model, holdout = world.model, world.holdout
-    names = set(churn.feature_names())
+    names = {*churn.feature_names(), churn.PRIOR_DRIVER}
     riskiest = holdout.iloc[np.argsort(-model.predict_proba(holdout))[:50]]
     drivers = model.top_drivers(riskiest, k=3)
     # The riskiest rows have at least 3 features pushing towards churn, so exactly k each.

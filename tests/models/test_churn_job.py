@@ -73,6 +73,7 @@ def _features(orders: list[dict], as_of_dates: list[dt.date]) -> list[dict]:
                 {
                     **neutral, "customer_key": key(customer), "as_of_date": as_of,
                     "days_since_last_order": (as_of - last).days, "tenure_days": (as_of - first).days,
+                    "purchase_days_total": len(set(days)),
                     "orders_30d": within(30), "orders_90d": within(90), "orders_365d": within(365),
                     "amount_30d": 100.0 * within(30), "amount_90d": 100.0 * within(90),
                     "amount_365d": 100.0 * within(365),
@@ -142,7 +143,7 @@ def test_scores_cover_tonights_customers_and_trace_to_the_champion_run(spark, jo
     assert scores.count() == tonight.count() == len(snapshot)
     assert {r[0] for r in scores.select("mlflow_run_id").distinct().collect()} == {first.run_id}
     allowed = set(load_contract("gold.churn_scores").column("risk_band").allowed)
-    names = set(churn.feature_names())
+    names = {*churn.feature_names(), churn.PRIOR_DRIVER}
     for row in scores.collect():
         assert 0.0 <= row.churn_probability <= 1.0 and row.risk_band in allowed
         # At most three, and only features pushing towards churn (a "(+x.xx)" log-odds push).
