@@ -1,9 +1,11 @@
 """Nightly drift monitoring: PSI of each model's features and score vs its champion's training data.
 
 The reference is a sample of the champion's training-time rows logged with the model
-(``reference.parquet``: the registered features plus a ``score`` column). Tonight's rows are the
-feature rows built tonight and their scores; both sides are small (one night, one sample), so
-the comparison runs in pandas on the driver.
+(``reference.parquet``: the registered features plus a ``score`` column). The current side is the
+model's recent population: for ETA the orders placed in the last 7 nights (one night's orders all
+share a weekday and an hour pattern, which alone would "drift" against a training set spanning
+months), for churn tonight's customer snapshot (every active customer once). Both sides are small,
+so the comparison runs in pandas on the driver.
 """
 
 from __future__ import annotations
@@ -31,23 +33,25 @@ class Monitored:
     feature_table: str
     scores_table: str
     score_column: str
-    score_filter: str  # which score rows correspond to tonight's feature rows
+    score_filter: str  # which score rows correspond to the feature rows
+    window_days: int  # as-of dates compared, ending with the run date
 
 
 MODELS = (
-    Monitored("cx_eta", "features.order_eta", "gold.eta_predictions", "_score", "scan_seq = 0"),
-    Monitored("cx_churn", "features.customer_daily", "gold.churn_scores", "churn_probability", "true"),
+    Monitored("cx_eta", "features.order_eta", "gold.eta_predictions", "_score", "scan_seq = 0", 7),
+    Monitored("cx_churn", "features.customer_daily", "gold.churn_scores", "churn_probability", "true", 1),
 )
 
 
-def _tonight(spark: SparkSession, config: LakeConfig, m: Monitored, run_date: str) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Tonight's feature rows and tonight's scores (two frames: they need not align row by row)."""
+def _recent(spark: SparkSession, config: LakeConfig, m: Monitored, run_date: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The window's feature rows and scores (two frames: they need not align row by row)."""
     day = F.lit(run_date).cast("date")
+    in_window = F.col("as_of_date").between(F.date_sub(day, m.window_days - 1), day)
     features = [f.name for f in features_of(m.feature_table)]
-    rows = read_table(spark, config, m.feature_table).filter(F.col("as_of_date") == day).select(*features)
+    rows = read_table(spark, config, m.feature_table).filter(in_window).select(*features)
     scores = pd.DataFrame({"score": pd.Series(dtype="float64")})
     if table_exists(spark, config.table_path(m.scores_table)):
-        tonight: DataFrame = read_table(spark, config, m.scores_table).filter(F.col("as_of_date") == day)
+        tonight: DataFrame = read_table(spark, config, m.scores_table).filter(in_window)
         tonight = tonight.filter(m.score_filter)
         if m.model_name == "cx_eta":
             # The ETA "score" is the P50 estimate in days after placement.
@@ -85,7 +89,7 @@ def run(spark: SparkSession, config: LakeConfig, run_date: str) -> dict[str, int
             log.warning("%s v%s has no %s: not monitored", m.model_name, champion.version, REFERENCE_ARTIFACT)
             continue
         reference = pd.read_parquet(path)
-        current, scores = _tonight(spark, config, m, run_date)
+        current, scores = _recent(spark, config, m, run_date)
         if current.empty:
             continue
         columns = [c for c in reference.columns if c in current.columns]

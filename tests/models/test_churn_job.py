@@ -19,7 +19,7 @@ import pytest
 from frames import contract_frame
 
 from jobs.contracts import load_contract
-from jobs.models import churn, churn_job
+from jobs.models import churn, churn_job, monitoring_job
 from jobs.tables import merge_rows, read_table, table_version
 
 RUN_DATE = dt.date(2026, 6, 1)
@@ -101,10 +101,11 @@ def job(spark, config, tmp_path_factory):
     merge_rows(spark, features, job_config, "features.customer_daily", ("customer_key", "as_of_date"))
     first = churn_job.train(spark, job_config, RUN_DATE.isoformat(), force=True)
     scored = churn_job.score(spark, job_config, RUN_DATE.isoformat())
+    flagged = monitoring_job.run(spark, job_config, RUN_DATE.isoformat())
     snapshot = sorted(map(tuple, read_table(spark, job_config, "gold.churn_scores").collect()))
     rescored = churn_job.score(spark, job_config, RUN_DATE.isoformat())
     second = churn_job.train(spark, job_config, RUN_DATE.isoformat(), force=True)
-    return job_config, first, scored, snapshot, rescored, second
+    return job_config, first, scored, snapshot, rescored, second, flagged
 
 
 def test_panel_rows_are_weekly_and_label_complete(spark) -> None:
@@ -117,7 +118,7 @@ def test_panel_rows_are_weekly_and_label_complete(spark) -> None:
 
 
 def test_training_logs_lineage_and_beats_nothing_to_become_champion(spark, job) -> None:
-    config, first, _, _, _, _ = job
+    config, first, _, _, _, _, _ = job
     assert first.trained and first.run_id
     m = first.metrics
     assert m["holdout_rows"] > 0 and m["training_rows"] > m["holdout_rows"]
@@ -136,7 +137,7 @@ def test_training_logs_lineage_and_beats_nothing_to_become_champion(spark, job) 
 
 
 def test_scores_cover_tonights_customers_and_trace_to_the_champion_run(spark, job) -> None:
-    config, first, scored, snapshot, _, _ = job
+    config, first, scored, snapshot, _, _, _ = job
     scores = read_table(spark, config, "gold.churn_scores")
     tonight = read_table(spark, config, "features.customer_daily").filter(F.col("as_of_date") == F.lit(RUN_DATE))
     assert scored == {"scored": tonight.count(), "model_version": "1"}
@@ -154,16 +155,30 @@ def test_scores_cover_tonights_customers_and_trace_to_the_champion_run(spark, jo
 
 
 def test_scoring_twice_changes_nothing(spark, job) -> None:
-    config, _, _, snapshot, rescored, _ = job
+    config, _, _, snapshot, rescored, _, _ = job
     assert rescored["scored"] == len(snapshot)
     # The second training (below) does not rescore: the table is as the first scoring left it.
     assert sorted(map(tuple, read_table(spark, config, "gold.churn_scores").collect())) == snapshot
 
 
 def test_an_equal_retrain_stays_challenger(job) -> None:
-    config, first, _, _, _, second = job
+    config, first, _, _, _, second, _ = job
     assert second.trained and second.run_id != first.run_id
     assert "challenger" in second.decision
     client = mlflow.MlflowClient(tracking_uri=config.mlflow_tracking_uri)
     assert client.get_model_version_by_alias(churn_job.MODEL_NAME, "champion").run_id == first.run_id
     assert client.get_model_version_by_alias(churn_job.MODEL_NAME, "challenger").run_id == second.run_id
+
+
+def test_monitoring_compares_tonights_population_with_the_champions_training_rows(spark, job) -> None:
+    config, first, _, _, _, _, flagged = job
+    rows = read_table(spark, config, "gold.model_monitoring").collect()
+    assert {r.feature for r in rows} == {*churn.feature_names(), "score"}
+    assert {(r.model_name, r.model_version, r.mlflow_run_id, r.as_of_date) for r in rows} == {
+        (churn_job.MODEL_NAME, "1", first.run_id, RUN_DATE)
+    }
+    assert all(r.psi >= 0 and r.flagged == (r.psi > 0.2) for r in rows)
+    assert flagged == {churn_job.MODEL_NAME: sum(r.flagged for r in rows)}
+    # The next night retrains early exactly when tonight flagged a feature.
+    next_night = (RUN_DATE + dt.timedelta(days=1)).isoformat()
+    assert monitoring_job.drift_flagged(spark, config, churn_job.MODEL_NAME, next_night) == (flagged["cx_churn"] > 0)
