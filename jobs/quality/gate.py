@@ -64,10 +64,17 @@ class GateResult:
 
 def _jsonable(value: Any) -> Any:
     """GX results carry dates and Decimals; findings are stored and logged as JSON."""
-    return json.loads(json.dumps(value, default=str))
+    return json.loads(json.dumps(value, default=lambda v: v.item() if hasattr(v, "item") else str(v)))
 
 
-def _describe(result: Any) -> dict[str, Any]:
+def _keys_first(row: Any, index_columns: tuple[str, ...] | list[str]) -> Any:
+    """A failing row's key columns first (GX's order differs between pandas and Spark)."""
+    if not isinstance(row, dict):
+        return row
+    return {**{k: row[k] for k in index_columns if k in row}, **{k: v for k, v in row.items() if k not in index_columns}}
+
+
+def _describe(result: Any, index_columns: tuple[str, ...] | list[str] = ()) -> dict[str, Any]:
     config = result.expectation_config
     details = result.result or {}
     meta = config.meta or {}
@@ -80,7 +87,7 @@ def _describe(result: Any) -> dict[str, Any]:
         "check": meta.get("check"),
         "observed": _jsonable(details.get("observed_value")),
         "unexpected_count": details.get("unexpected_count"),
-        "sample": _jsonable(list(sample)[:_SAMPLE_ROWS]),
+        "sample": _jsonable([_keys_first(row, index_columns) for row in list(sample)[:_SAMPLE_ROWS]]),
     }
 
 
@@ -200,7 +207,7 @@ def validate_dataframe(
     else:
         batch = batch_definition.get_batch(batch_parameters={"dataframe": data})
         outcome = batch.validate(suite, result_format=result_format)
-    failures = [_describe(r) for r in outcome.results if not r.success]
+    failures = [_describe(r, index_columns) for r in outcome.results if not r.success]
     result = GateResult(suite=suite.name, success=outcome.success, evaluated=len(outcome.results), failures=failures)
     for warning in result.warnings:
         log.warning("data quality warning: %s", format_failure(suite.name, warning))
