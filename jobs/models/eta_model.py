@@ -49,10 +49,10 @@ class StageModel:
     """Three quantile boosters over one feature table's registered features.
 
     ``interval_scale`` widens (or narrows) the P10-P90 interval by that multiple of its own width
-    on each side: split-conformal calibration on the latest training slice (conformalized
-    quantile regression, scaled by the interval width so that a parcel five hours from the door
-    and one just ordered each get an interval of their own size). Boosted quantile models cover
-    too little on small data; this makes the 80% interval cover about 80% of future deliveries.
+    on each side: conformalized quantile regression, scaled by the interval width so that a parcel
+    five hours from the door and one just ordered each get an interval of their own size. Boosted
+    quantile models cover too little on small data; this makes the 80% interval cover about 80%
+    of future deliveries. The scores come from rolling origins (see `fit_stage`).
     """
 
     table: str
@@ -84,35 +84,65 @@ class StageModel:
         return np.sort(np.column_stack([self.boosters[q].predict(x) for q in QUANTILES]), axis=1)
 
 
-CALIBRATION_SHARE = 0.2  # latest share of the training orders kept for interval calibration
+# Rolling-origin calibration: the latest CALIBRATION_SHARE of training orders in CALIBRATION_FOLDS
+# consecutive slices, each predicted by boosters fitted on every order before it.
+CALIBRATION_SHARE = 0.3
+CALIBRATION_FOLDS = 4
 NOMINAL_COVERAGE = QUANTILES["p90"] - QUANTILES["p10"]
 
 
-def fit_stage(train: pd.DataFrame, table: str, label: str, seed: int = 7) -> StageModel:
-    """Fit P10/P50/P90 boosters of ``label`` on ``table``'s registered features, then calibrate the interval.
-
-    The boosters learn on the earlier orders; the interval scale is the conformal quantile of
-    ``max(p10 - y, y - p90) / (p90 - p10)`` over the latest ``CALIBRATION_SHARE`` of orders.
-    """
+def _fit_boosters(stage: StageModel, rows: pd.DataFrame, label: str, seed: int) -> None:
     import lightgbm as lgb
 
+    x = stage.frame(rows)
+    for name, alpha in QUANTILES.items():
+        booster = lgb.LGBMRegressor(alpha=alpha, random_state=seed, **LGBM_PARAMS)
+        booster.fit(x, rows[label].to_numpy())
+        stage.boosters[name] = booster
+
+
+def rolling_origins(
+    rows: pd.DataFrame, share: float = CALIBRATION_SHARE, folds: int = CALIBRATION_FOLDS
+) -> list[tuple[pd.DataFrame, pd.DataFrame]]:
+    """(earlier rows, next slice) pairs over the latest ``share`` of orders, in ``folds`` slices by order."""
+    ordered = rows.sort_values(["placed_at", "order_id"], kind="mergesort").reset_index(drop=True)
+    rank = ordered["order_id"].map({o: i for i, o in enumerate(ordered["order_id"].drop_duplicates())})
+    n = int(rank.max()) + 1 if len(rank) else 0
+    bounds = [int(round(n * (1 - share + share * k / folds))) for k in range(folds + 1)]
+    pairs = []
+    for lo, hi in zip(bounds, bounds[1:], strict=False):
+        earlier, slice_ = ordered[rank < lo], ordered[(rank >= lo) & (rank < hi)]
+        if len(earlier) and len(slice_):
+            pairs.append((earlier, slice_))
+    return pairs
+
+
+def fit_stage(train: pd.DataFrame, table: str, label: str, seed: int = 7) -> StageModel:
+    """Fit P10/P50/P90 boosters of ``label`` on ``table``'s registered features, with a calibrated interval.
+
+    Calibration mimics deployment: a model trained on everything up to a day predicts the orders
+    after it. For each rolling origin the boosters are fitted on the earlier orders and score
+    ``max(p10 - y, y - p90) / (p90 - p10)`` on the next slice; ``interval_scale`` is the conformal
+    80% quantile of the pooled scores. The final boosters are then fitted on every training order:
+    recent orders carry the most information (lane statistics mature, congestion moves), and a
+    split that left the latest fifth out of the boosters cost ~5-10% MAE on the bench.
+    """
     features = _stage_features(table)
     categorical = {f.name: sorted(train[f.name].dropna().astype(str).unique()) for f in features if not f.is_numeric}
     stage = StageModel(table, [f.name for f in features], categorical)
-    fit_rows, calibration = time_split(train, CALIBRATION_SHARE)
-    x = stage.frame(fit_rows)
-    for name, alpha in QUANTILES.items():
-        booster = lgb.LGBMRegressor(alpha=alpha, random_state=seed, **LGBM_PARAMS)
-        booster.fit(x, fit_rows[label].to_numpy())
-        stage.boosters[name] = booster
-    if len(calibration):
-        raw = stage._raw(calibration)
-        actual = calibration[label].to_numpy()
+    scores = []
+    for earlier, slice_ in rolling_origins(train):
+        _fit_boosters(stage, earlier, label, seed)
+        raw = stage._raw(slice_)
+        actual = slice_[label].to_numpy()
         width = np.maximum(raw[:, 2] - raw[:, 0], 1e-6)
-        scores = np.maximum(raw[:, 0] - actual, actual - raw[:, 2]) / width
-        n = len(scores)
+        scores.append(np.maximum(raw[:, 0] - actual, actual - raw[:, 2]) / width)
+    if scores:
+        pooled = np.concatenate(scores)
+        n = len(pooled)
         level = min(1.0, np.ceil((n + 1) * NOMINAL_COVERAGE) / n)
-        stage.interval_scale = float(np.quantile(scores, level, method="higher"))
+        stage.interval_scale = float(np.quantile(pooled, level, method="higher"))
+    _fit_boosters(stage, train, label, seed)
     return stage
 
 

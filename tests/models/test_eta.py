@@ -40,6 +40,17 @@ def test_time_split_keeps_each_order_on_one_side_and_holds_out_the_latest() -> N
     assert sorted(set(train.order_id)) == ["a", "b", "c"] and len(train) == 4
 
 
+def test_rolling_origins_predict_each_slice_from_the_orders_before_it() -> None:
+    placed = pd.date_range("2026-01-01", periods=10, freq="D")
+    rows = pd.DataFrame({"order_id": [f"o{i}" for i in range(10)] * 2, "placed_at": list(placed) * 2})  # 2 scans each
+    pairs = eta_model.rolling_origins(rows, share=0.4, folds=2)
+    assert [(sorted(set(e.order_id)), sorted(set(s.order_id))) for e, s in pairs] == [
+        ([f"o{i}" for i in range(6)], ["o6", "o7"]),
+        ([f"o{i}" for i in range(8)], ["o8", "o9"]),
+    ]
+    assert all(len(s) == 4 for _, s in pairs)  # both scans of each order on the same side
+
+
 def test_promise_error_counts_the_promised_day_as_midday() -> None:
     rows = pd.DataFrame(
         {"promised_delivery_date": [dt.date(2026, 1, 5)], "delivered_at": [pd.Timestamp("2026-01-06 12:00")]}
