@@ -71,7 +71,10 @@ def _keys_first(row: Any, index_columns: tuple[str, ...] | list[str]) -> Any:
     """A failing row's key columns first (GX's order differs between pandas and Spark)."""
     if not isinstance(row, dict):
         return row
-    return {**{k: row[k] for k in index_columns if k in row}, **{k: v for k, v in row.items() if k not in index_columns}}
+    return {
+        **{k: row[k] for k in index_columns if k in row},
+        **{k: v for k, v in row.items() if k not in index_columns},
+    }
 
 
 def _describe(result: Any, index_columns: tuple[str, ...] | list[str] = ()) -> dict[str, Any]:
