@@ -359,7 +359,8 @@ def train_churn_model(
     the training rows are split again with `time_split` (same gap rule): the booster learns on the
     earlier dates and the calibrator on the latest ``calibration_share`` of dates, whose labels the
     booster never saw. It sees the booster's scores as they will look on new dates.
-    Isotonic regression with >= ISOTONIC_MIN_ROWS calibration rows, otherwise Platt scaling.
+    Isotonic regression with >= ISOTONIC_MIN_ROWS calibration rows, otherwise Platt scaling. The
+    returned prior and booster are then refitted on all of ``train`` (the calibrator is kept).
 
     Args:
         train: labelled rows (``churned`` plus the feature columns and as_of_date).
@@ -383,17 +384,11 @@ def train_churn_model(
         if part[LABEL].nunique() < 2:
             raise ChurnInputError(f"the {what} rows hold only one class; more dates are needed")
 
-    prior = fit_purchase_prior(fit_rows)
-    prior_logit = _logit(bgnbd.probability_no_purchase(prior, horizon, *purchase_histories(fit_rows)))
     settings = {**DEFAULT_PARAMS, **(params or {}), "seed": seed}
     rounds = int(settings.pop("num_boost_round", NUM_BOOST_ROUND))
-    data = lgb.Dataset(
-        _matrix(fit_rows, names), label=fit_rows[LABEL].to_numpy(), init_score=prior_logit, feature_name=names
-    )
-    booster = lgb.train(settings, data, num_boost_round=rounds)
-    unfitted = ChurnModel(booster, None, names, "", prior, horizon, float(prior_logit.mean()))
+    held_out = _fit_prior_and_booster(fit_rows, names, horizon, settings, rounds)
 
-    raw = unfitted.raw_proba(calibration_rows)
+    raw = held_out.raw_proba(calibration_rows)
     y = calibration_rows[LABEL].to_numpy()
     if len(calibration_rows) >= ISOTONIC_MIN_ROWS:
         calibrator = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(raw, y)
@@ -401,13 +396,28 @@ def train_churn_model(
     else:
         calibrator = LogisticRegression(C=np.inf).fit(_logit(raw)[:, None], y)
         method = "sigmoid"
+    # The calibrator learnt how held-out scores map to outcomes; the shipped prior and booster then
+    # learn from every training date (the latest ones matter most in a changing customer base; on
+    # the bench the refit ranked holdout customers better at equal Brier score).
+    final = _fit_prior_and_booster(train, names, horizon, settings, rounds)
     return replace(
-        unfitted,
+        final,
         calibrator=calibrator,
         calibration=method,
         n_fit_rows=len(fit_rows),
         n_calibration_rows=len(calibration_rows),
     )
+
+
+def _fit_prior_and_booster(
+    rows: pd.DataFrame, names: list[str], horizon: int, settings: dict, rounds: int
+) -> ChurnModel:
+    """BG/NBD prior from ``rows``' latest histories, then LightGBM boosted from it (no calibrator yet)."""
+    prior = fit_purchase_prior(rows)
+    prior_logit = _logit(bgnbd.probability_no_purchase(prior, horizon, *purchase_histories(rows)))
+    data = lgb.Dataset(_matrix(rows, names), label=rows[LABEL].to_numpy(), init_score=prior_logit, feature_name=names)
+    booster = lgb.train(settings, data, num_boost_round=rounds)
+    return ChurnModel(booster, None, names, "", prior, horizon, float(prior_logit.mean()))
 
 
 class ChurnPyfunc(mlflow.pyfunc.PythonModel):
