@@ -51,7 +51,7 @@ EXPECTED_TABLES = {
     "features.shipment_scan",
 }
 # Wall-clock bookkeeping, the only columns allowed to differ between runs.
-WALL_CLOCK_COLUMNS = {"ops.ingest_audit": ["recorded_at"]}
+WALL_CLOCK_COLUMNS = {"ops.ingest_audit": ["recorded_at"], "ops.quality_findings": ["recorded_at"]}
 
 
 @dataclass(frozen=True)
