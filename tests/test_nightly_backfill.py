@@ -95,7 +95,9 @@ def backfill(spark, config, tmp_path_factory) -> Backfill:
     # Every table but ops (run bookkeeping with wall-clock times): bronze to gold and features.
     tables = [t for t in delta_tables(night_config) if not t.startswith("ops.")]
     before = _tables_before(spark, night_config, tables, rerun_started)
-    after = {t: _rows(read_table(spark, night_config, t)) for t in before}
+    # The failed night lands bronze and silver rows of its own: compare up to its start.
+    bad_started = min(r["recorded_at"] for r in runs if r["run_date"].isoformat() == BAD_DATE)
+    after = _tables_before(spark, night_config, list(before), bad_started)
     return Backfill(night_config, results, before, after, runs)
 
 
