@@ -34,7 +34,11 @@ EXPERIMENT = "cx_eta"
 MODEL_NAME = "cx_eta"
 INPUT_TABLES = ("features.order_eta", "features.shipment_scan", "silver.tracking_events", "silver.orders")
 MATURITY_DAYS = 14
-TRAINING_WINDOW_DAYS = 180
+# Orders placed in the last 90 days (minus the maturity lag): the network changes (hub congestion
+# regimes, carriers' capacity), and older months teach the model yesterday's network. Measured on
+# the 200-day simulated world: trained on everything, P50 MAE 0.65x the promise's with 88% interval
+# coverage on the latest orders; on the last ~2 months, 0.52-0.54x and 82-83%.
+TRAINING_WINDOW_DAYS = 90
 MIN_TRAINING_ORDERS = 50
 HOLDOUT_SHARE = 0.2
 PROMOTION_METRIC = "mae_p50_days"  # lower is better
