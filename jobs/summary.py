@@ -61,13 +61,24 @@ def print_summary(config: LakeConfig) -> None:
         ).show(truncate=False)
 
     mlflow.set_tracking_uri(config.mlflow_tracking_uri)
-    runs = mlflow.search_runs(experiment_names=["cx_eta"], order_by=["start_time DESC"], max_results=1)
-    if len(runs):
-        run = runs.iloc[0]
-        print(f"Latest ETA model run: {run['run_id']} ({run.get('tags.status')}, as of {run.get('tags.as_of_date')})")
-        for metric in ("metrics.mae_p50_days", "metrics.mae_promise_days", "metrics.p10_p90_coverage"):
-            if metric in run and run[metric] == run[metric]:
-                print(f"  {metric.removeprefix('metrics.'):22s} {run[metric]:.3f}")
+    client = mlflow.MlflowClient()
+    shown = {
+        "cx_eta": ("mae_p50_days", "mae_promise_days", "p10_p90_coverage"),
+        "cx_churn": ("roc_auc", "bgnbd_roc_auc", "brier"),
+    }
+    for model, metrics in shown.items():
+        try:
+            version = client.get_model_version_by_alias(model, "champion")
+        except mlflow.exceptions.MlflowException:  # no such model or alias yet
+            print(f"{model}: no champion yet")
+            continue
+        run = client.get_run(version.run_id)
+        print(
+            f"{model}@champion: version {version.version}, run {version.run_id} (as of {run.data.tags.get('as_of_date')})"
+        )
+        for metric in metrics:
+            if metric in run.data.metrics:
+                print(f"  {metric:22s} {run.data.metrics[metric]:.3f}")
     print("\nWhere to look:")
     print(f"  Delta tables     {config.lake_root}/<layer>/<table>/")
     print(f"  raw landing      {config.landing_root}/<source>/<YYYY-MM-DD>/")
