@@ -33,6 +33,9 @@ def airflow_env(config: LakeConfig) -> dict[str, str]:
             "CXLAKE_LAKE_ROOT": config.lake_root,
             "CXLAKE_LANDING_ROOT": config.landing_root,
             "MLFLOW_TRACKING_URI": config.mlflow_tracking_uri,
+            # The config names one MLflow store; a registry URI inherited from the caller's
+            # environment would register and look up champions in another store.
+            "MLFLOW_REGISTRY_URI": config.mlflow_tracking_uri,
         }
     )
     return env

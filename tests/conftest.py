@@ -24,6 +24,7 @@ def cxlake_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     # Child processes (Airflow runs, cluster drivers) inherit it.
     os.environ.setdefault("CXLAKE_SPARK_CONF", "spark.driver.defaultJavaOptions=-XX:TieredStopAtLevel=1")
     os.environ.pop("MLFLOW_TRACKING_URI", None)
+    os.environ.pop("MLFLOW_REGISTRY_URI", None)
     return home
 
 

@@ -34,9 +34,11 @@ def mlflow_config(template_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyP
     db = tmp_path / "mlflow.db"
     shutil.copy(template_db, db)
     uri = f"sqlite:///{db}"
-    # mlflow.set_*_uri also export MLFLOW_*_URI; monkeypatch puts the environment back afterwards.
+    # mlflow.set_*_uri also export MLFLOW_*_URI. Set through monkeypatch first so that teardown
+    # removes them again (delenv of an absent variable records nothing, and a leaked registry URI
+    # sent a later Airflow child process to this test's store).
     for variable in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
-        monkeypatch.delenv(variable, raising=False)
+        monkeypatch.setenv(variable, uri)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     yield LakeConfig(
