@@ -53,14 +53,7 @@ def main(days: int, customers: int, seed: int, churn_horizon_days: int, reuse_hi
     else:  # fresh models: the last night trains them with no earlier champion to beat
         (home / "mlflow.db").unlink(missing_ok=True)
         shutil.rmtree(home / "mlartifacts", ignore_errors=True)
-    config = replace(
-        base,
-        home=home,
-        lake_root=str(home / "lake"),
-        landing_root=str(home / "landing"),
-        mlflow_tracking_uri=f"sqlite:///{home / 'mlflow.db'}",
-        churn_horizon_days=churn_horizon_days,
-    )
+    config = replace(base.moved_to(home), churn_horizon_days=churn_horizon_days)
     started = time.monotonic()
     sim = SimulationConfig(days=days, customers=customers, seed=seed)
     first = sim.start_date

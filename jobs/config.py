@@ -26,7 +26,7 @@ come from here.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -69,6 +69,21 @@ class LakeConfig:
     psi_triggers_retraining: bool = True
     landing_wait_seconds: int = 21600
     landing_poke_seconds: int = 300
+
+    def moved_to(self, home: Path, landing_root: str | None = None) -> LakeConfig:
+        """The same settings with the lake, the landing and the MLflow store under ``home``.
+
+        Laid out as :func:`load_config` lays out ``$CXLAKE_HOME``; for a private lake (a benchmark,
+        a test) next to the configured one. ``landing_root`` keeps raw files elsewhere.
+        """
+        home = Path(home)
+        return replace(
+            self,
+            home=home,
+            lake_root=str(home / "lake"),
+            landing_root=landing_root or str(home / "landing"),
+            mlflow_tracking_uri=f"sqlite:///{home / 'mlflow.db'}",
+        )
 
     def table_path(self, table: str) -> str:
         """Path of a Delta table given as ``layer.table`` or ``layer/table``."""

@@ -74,24 +74,23 @@ def write_pipeline_runs(spark: SparkSession, config: LakeConfig, rows: list[dict
     """
     import time
 
-    from delta.tables import DeltaTable
-
     from jobs.contracts import load_contract
-    from jobs.tables import commit_metadata_set, merge_rows, sql_literal, table_exists
+    from jobs.tables import merge_rows, sql_dates
 
     contract = load_contract(PIPELINE_RUNS)
     df = spark.createDataFrame(rows, contract.spark_schema())
-    path = config.table_path(PIPELINE_RUNS)
-    if not table_exists(spark, path):
-        merge_rows(spark, df, config, PIPELINE_RUNS, contract.keys, partition_by=contract.partition_by)
-        return
-    dates = ", ".join(f"DATE{sql_literal(d)}" for d in sorted({r["run_date"].isoformat() for r in rows}))
-    on = f"t.run_date IN ({dates}) AND " + " AND ".join(f"t.`{k}` = s.`{k}`" for k in contract.keys)
+    dates = sql_dates(sorted({r["run_date"] for r in rows}))
     for attempt in range(_MERGE_ATTEMPTS):
         try:
-            merge = DeltaTable.forPath(spark, path).alias("t").merge(df.alias("s"), on)
-            with commit_metadata_set(spark, PIPELINE_RUNS):
-                merge.whenMatchedUpdateAll().whenNotMatchedInsertAll().execute()
+            merge_rows(
+                spark,
+                df,
+                config,
+                PIPELINE_RUNS,
+                contract.keys,
+                partition_by=contract.partition_by,
+                target_filter=f"t.run_date IN ({dates})",
+            )
             return
         except Exception as error:  # delta's Concurrent*Exception arrive as Py4J/Spark errors
             if "Concurrent" not in type(error).__name__ + str(error)[:500] or attempt == _MERGE_ATTEMPTS - 1:

@@ -64,9 +64,15 @@ def table_version(spark: SparkSession, config: LakeConfig, table: str) -> int | 
     return int(DeltaTable.forPath(spark, path).history(1).collect()[0]["version"])
 
 
-def _sql_literal(value: object) -> str:
+def sql_literal(value: object) -> str:
+    """``value`` as a quoted SQL string literal (for predicates built from dates, names)."""
     text = str(value).replace("'", "''")
     return f"'{text}'"
+
+
+def sql_dates(dates: list) -> str:
+    """``DATE'…', DATE'…'`` for an ``IN (...)`` list of dates (``date`` objects or ``YYYY-MM-DD``)."""
+    return ", ".join(f"DATE{sql_literal(d.isoformat() if hasattr(d, 'isoformat') else d)}" for d in dates)
 
 
 def commit_metadata(table: str) -> str:
@@ -116,7 +122,7 @@ def replace_slice(
     Rows of ``df`` must all satisfy ``where`` (Delta checks it and fails otherwise), so a job can
     only ever replace the slice it owns; running it twice leaves the same table.
     """
-    predicate = " AND ".join(f"`{col}` = {_sql_literal(val)}" for col, val in where.items())
+    predicate = " AND ".join(f"`{col}` = {sql_literal(val)}" for col, val in where.items())
     _overwrite_where(df, config, table, predicate, partition_by)
 
 
@@ -130,7 +136,7 @@ def replace_range(
     partition_by: tuple[str, ...] = (),
 ) -> None:
     """Overwrite the rows with ``low <= column <= high`` with ``df`` (an idempotent window write)."""
-    predicate = f"`{column}` >= {_sql_literal(low)} AND `{column}` <= {_sql_literal(high)}"
+    predicate = f"`{column}` >= {sql_literal(low)} AND `{column}` <= {sql_literal(high)}"
     _overwrite_where(df, config, table, predicate, partition_by)
 
 
@@ -145,8 +151,7 @@ def replace_dates(
     """Overwrite the rows whose ``column`` is one of ``dates`` with ``df`` (idempotent, any set of days)."""
     if not dates:
         raise ValueError(f"replace_dates on {table}: empty list of dates")
-    listed = ", ".join(f"DATE{_sql_literal(d.isoformat() if hasattr(d, 'isoformat') else d)}" for d in dates)
-    _overwrite_where(df, config, table, f"`{column}` IN ({listed})", partition_by)
+    _overwrite_where(df, config, table, f"`{column}` IN ({sql_dates(dates)})", partition_by)
 
 
 def replace_where(
@@ -159,11 +164,6 @@ def replace_where(
     _overwrite_where(df, config, table, predicate, partition_by)
 
 
-def sql_literal(value: object) -> str:
-    """``value`` as a quoted SQL string literal (for predicates built by callers of :func:`replace_where`)."""
-    return _sql_literal(value)
-
-
 def merge_rows(
     spark: SparkSession,
     df: DataFrame,
@@ -172,6 +172,7 @@ def merge_rows(
     keys: tuple[str, ...],
     update_condition: str | None = None,
     partition_by: tuple[str, ...] = (),
+    target_filter: str | None = None,
 ) -> None:
     """Upsert ``df`` into ``table`` on ``keys``; create the table from ``df`` on first write.
 
@@ -179,6 +180,9 @@ def merge_rows(
         update_condition: SQL over ``t`` (target) and ``s`` (source) deciding whether a matched
             row is replaced, e.g. ``"s.as_of_date >= t.as_of_date"``. It must define a total
             order on versions of a row so that the end state does not depend on run order.
+        target_filter: SQL over ``t`` alone that every matching target row satisfies, e.g.
+            ``"t.run_date IN (DATE'2026-01-05')"`` (:func:`sql_dates`): literals let Delta read
+            only those partitions instead of the whole table.
     """
     from delta.tables import DeltaTable
 
@@ -189,7 +193,7 @@ def merge_rows(
             writer = writer.partitionBy(*partition_by)
         writer.save(path)
         return
-    on = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in keys)
+    on = " AND ".join([*([target_filter] if target_filter else []), *(f"t.`{k}` <=> s.`{k}`" for k in keys)])
     merge = (
         DeltaTable.forPath(spark, path)
         .alias("t")

@@ -8,7 +8,6 @@ exact duplicate order line and three broken lines.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import replace
 from pathlib import Path
 
 import mlflow
@@ -45,13 +44,7 @@ TABLES = [
 @pytest.fixture(scope="module")
 def e2e(spark, config, tmp_path_factory):
     home = tmp_path_factory.mktemp("e2e_home")
-    e2e_config = replace(
-        config,
-        home=home,
-        lake_root=str(home / "lake"),
-        landing_root=str(LANDING),
-        mlflow_tracking_uri=f"sqlite:///{home / 'mlflow.db'}",
-    )
+    e2e_config = config.moved_to(home, landing_root=str(LANDING))
     ensure_airflow_db(e2e_config)
     # One run: rerun identity of every table is tests/test_nightly_backfill.py's (a date rerun
     # after later dates, the harder case).

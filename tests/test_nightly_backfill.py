@@ -12,7 +12,7 @@ task ended, per ``ops.pipeline_runs``).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import pyspark.sql.functions as F
@@ -81,13 +81,7 @@ def backfill(spark, config, tmp_path_factory) -> Backfill:
     landing = home / "landing"
     simulate(SimulationConfig(days=4, customers=120, seed=21), landing)
     _corrupt_tracking_file(landing)
-    night_config = replace(
-        config,
-        home=home,
-        lake_root=str(home / "lake"),
-        landing_root=str(landing),
-        mlflow_tracking_uri=f"sqlite:///{home / 'mlflow.db'}",
-    )
+    night_config = config.moved_to(home)  # landing: home / "landing", simulated above
     ensure_airflow_db(night_config)
     results = run_dates_logged(night_config, [*DATES, DATES[1], BAD_DATE], home / "logs" / "nights.log")
     runs = [r.asDict() for r in read_table(spark, night_config, "ops.pipeline_runs").collect()]

@@ -33,13 +33,17 @@ ACTIVE_DAYS = 365  # a customer with no order in a year is gone, not churning
 AS_OF_CHUNK = 62  # as-of dates per write on a history import: bounds one plan's shuffle size
 SESSION_CHANNELS = ("app", "web")
 SESSION_WINDOW_DAYS = 35  # sessions_7d + sessions_prev_28d
-AS_OF_COLUMN = "as_of_date"
+
+
+def _as_of() -> Column:
+    """The as-of date each fact is paired with (:func:`_known_as_of`)."""
+    return F.col("as_of_date")
 
 
 def _within(date_col: Column | str, days: int, as_of: Column | None = None) -> Column:
     """``date_col`` in the ``days`` days ending with ``as_of`` (``(as_of - days, as_of]``)."""
     col = F.col(date_col) if isinstance(date_col, str) else date_col
-    as_of = F.col(AS_OF_COLUMN) if as_of is None else as_of
+    as_of = _as_of() if as_of is None else as_of
     return (col > F.date_sub(as_of, days)) & (col <= as_of)
 
 
@@ -50,11 +54,9 @@ def _known_as_of(
 
     Known on D: happened by the end of D and arrived in the lake by D.
     """
-    condition = (F.col("first_ingest_date") <= F.col(AS_OF_COLUMN)) & (
-        F.col(time_col) < F.to_timestamp(F.date_add(F.col(AS_OF_COLUMN), 1))
-    )
+    condition = (F.col("first_ingest_date") <= _as_of()) & (F.col(time_col) < F.to_timestamp(F.date_add(_as_of(), 1)))
     if days is not None:
-        condition &= F.col(date_col) > F.date_sub(F.col(AS_OF_COLUMN), days)
+        condition &= F.col(date_col) > F.date_sub(_as_of(), days)
     return facts.join(F.broadcast(as_of_dates), condition)
 
 
@@ -74,9 +76,9 @@ def _order_features(known_orders: DataFrame) -> DataFrame:
             *[count_in(d).alias(f"orders_{d}d") for d in (30, 90, 365)],
             *[amount_in(d).cast("double").alias(f"amount_{d}d") for d in (30, 90, 365)],
         )
-        .filter(F.col("_last") > F.date_sub(F.col(AS_OF_COLUMN), ACTIVE_DAYS))
-        .withColumn("days_since_last_order", F.datediff(F.col(AS_OF_COLUMN), "_last"))
-        .withColumn("tenure_days", F.datediff(F.col(AS_OF_COLUMN), "_first"))
+        .filter(F.col("_last") > F.date_sub(_as_of(), ACTIVE_DAYS))
+        .withColumn("days_since_last_order", F.datediff(_as_of(), "_last"))
+        .withColumn("tenure_days", F.datediff(_as_of(), "_first"))
         .drop("_last", "_first")
     )
 
@@ -152,12 +154,10 @@ def _interaction_features(interactions: DataFrame, as_of_dates: DataFrame, first
         "event_at",
         "event_date",
         SESSION_WINDOW_DAYS,
-    ).filter(F.col("blocked_from").isNull() | (F.col("blocked_from") > F.col(AS_OF_COLUMN)))
+    ).filter(F.col("blocked_from").isNull() | (F.col("blocked_from") > _as_of()))
     sessions = starts.groupBy("customer_key", "as_of_date").agg(
         F.count(F.when(_within("event_date", 7), 1)).cast("int").alias("sessions_7d"),
-        F.count(F.when(_within("event_date", 28, F.date_sub(F.col(AS_OF_COLUMN), 7)), 1))
-        .cast("int")
-        .alias("sessions_prev_28d"),
+        F.count(F.when(_within("event_date", 28, F.date_sub(_as_of(), 7)), 1)).cast("int").alias("sessions_prev_28d"),
     )
     return counted.join(sessions, ["customer_key", "as_of_date"], "full")
 

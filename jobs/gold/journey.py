@@ -36,7 +36,7 @@ from pyspark.sql import Column, DataFrame, SparkSession, Window
 from jobs.config import LakeConfig
 from jobs.contracts import load_contract
 from jobs.silver.identity import customer_key
-from jobs.tables import arrived_between, commit_metadata_set, read_table, replace_dates, table_exists
+from jobs.tables import arrived_between, merge_rows, read_table, sql_dates, table_exists
 
 log = logging.getLogger(__name__)
 
@@ -289,18 +289,12 @@ def changed_rows(recomputed_df: DataFrame, stored_df: DataFrame) -> DataFrame:
     return recomputed_df.exceptAll(stored.select(*recomputed_df.columns))
 
 
-def _date_literals(dates: list[dt.date]) -> str:
-    return ", ".join(f"DATE'{d.isoformat()}'" for d in dates)
-
-
 def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | None = None) -> list[dt.date]:
     """Merge the journey rows that ``run_date``'s arrivals changed; return the days written.
 
     Rows never disappear: touchpoints only arrive (an anonymous event re-attributed to another
     customer moves with its ``touchpoint_id``).
     """
-    from delta.tables import DeltaTable
-
     contract = load_contract("gold.customer_journey")
     orders = read_table(spark, config, "silver.orders")
     interactions = read_table(spark, config, "silver.interactions")
@@ -341,23 +335,16 @@ def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | N
         dates = sorted(r[0] for r in changed.select("touchpoint_date").distinct().collect())
         if not dates:
             return []
-        if not table_exists(spark, path):
-            replace_dates(changed, config, contract.name, "touchpoint_date", dates, contract.partition_by)
-        else:
-            merge = (
-                DeltaTable.forPath(spark, path)
-                .alias("t")
-                .merge(
-                    changed.alias("s"),
-                    # The date never changes for an id; the literal list lets Delta prune files.
-                    f"t.touchpoint_date IN ({_date_literals(dates)}) AND t.touchpoint_date = s.touchpoint_date "
-                    "AND t.touchpoint_id = s.touchpoint_id",
-                )
-                .whenMatchedUpdateAll()
-                .whenNotMatchedInsertAll()
-            )
-            with commit_metadata_set(spark, contract.name):
-                merge.execute()
+        # The date never changes for an id; the literal list lets Delta prune files.
+        merge_rows(
+            spark,
+            changed,
+            config,
+            contract.name,
+            ("touchpoint_date", "touchpoint_id"),
+            partition_by=contract.partition_by,
+            target_filter=f"t.touchpoint_date IN ({sql_dates(dates)})",
+        )
         log.info("journey %s: %d day(s) changed, from %s", run_date, len(dates), dates[0])
         return dates
     finally:

@@ -144,7 +144,8 @@ def purchase_histories(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.
 
 def fit_purchase_prior(rows: pd.DataFrame) -> bgnbd.BgNbdParams:
     """BG/NBD population parameters from the histories of the latest as-of date of ``rows`` (one per customer)."""
-    latest = rows[_days(rows["as_of_date"]) == _days(rows["as_of_date"]).max()]
+    days = _days(rows["as_of_date"])
+    latest = rows[days == days.max()]
     return bgnbd.fit(*purchase_histories(latest))
 
 

@@ -61,6 +61,13 @@ def silver_checks(
     """
     accepted = accepted or {}
     day = F.lit(run_date).cast("date")
+
+    def within_audit(source: str, rows: str) -> list:
+        """Silver rows first arrived tonight <= bronze rows accepted tonight (when audited)."""
+        if source not in accepted:
+            return []
+        return [at_most_rows_expectation(accepted[source], f"silver {rows} first arrived tonight <= bronze accepted")]
+
     # Events older than the lateness bound were quarantined, so tonight's arrivals live in these
     # event-date partitions: a partition-pruned read instead of a scan of the history.
     oldest = dt.date.fromisoformat(run_date) - dt.timedelta(days=config.lateness_days)
@@ -71,11 +78,8 @@ def silver_checks(
     orders_exp = contract_expectations(load_contract("silver.orders")) + [
         not_before_expectation("first_ingest_date", "order_date", ARRIVED_AFTER_EVENT),
         has_rows_expectation("orders first arrived on the run date (a day without orders is legal but suspicious)"),
+        *within_audit("orders", "orders"),
     ]
-    if "orders" in accepted:
-        orders_exp.append(
-            at_most_rows_expectation(accepted["orders"], "silver orders first arrived tonight <= bronze accepted")
-        )
 
     tonight_scans = (
         read_table(spark, config, "bronze.tracking_scans")
@@ -98,13 +102,8 @@ def silver_checks(
     events_exp = contract_expectations(load_contract("silver.tracking_events")) + [
         not_before_expectation("first_ingest_date", "event_date", ARRIVED_AFTER_EVENT),
         reference_expectation(event_flag, "every scan's order is in silver.orders (scans may arrive first)", WARNING),
+        *within_audit("tracking_scans", "scans"),
     ]
-    if "tracking_scans" in accepted:
-        events_exp.append(
-            at_most_rows_expectation(
-                accepted["tracking_scans"], "silver scans first arrived tonight <= bronze accepted"
-            )
-        )
 
     interactions = read_table(spark, config, "silver.interactions").filter(
         (F.col("event_date") >= F.lit(oldest)) & (F.col("first_ingest_date") == day)
@@ -113,13 +112,8 @@ def silver_checks(
     interactions_exp = contract_expectations(load_contract("silver.interactions")) + [
         not_before_expectation("first_ingest_date", "event_date", ARRIVED_AFTER_EVENT),
         reference_expectation(customer_flag, "every attributed interaction's customer is in silver.customers"),
+        *within_audit("interactions", "interactions"),
     ]
-    if "interactions" in accepted:
-        interactions_exp.append(
-            at_most_rows_expectation(
-                accepted["interactions"], "silver interactions first arrived tonight <= bronze accepted"
-            )
-        )
 
     touched = orders.select("customer_id").union(interactions.select("customer_id")).distinct()
     customers = customers_all.join(touched, "customer_id", "left_semi")

@@ -85,14 +85,7 @@ def _features(orders: list[dict], as_of_dates: list[dt.date]) -> list[dict]:
 @pytest.fixture(scope="module")
 def job(spark, config, tmp_path_factory):
     home = tmp_path_factory.mktemp("churn_job_home")
-    job_config = replace(
-        config,
-        home=home,
-        lake_root=str(home / "lake"),
-        mlflow_tracking_uri=f"sqlite:///{home / 'mlflow.db'}",
-        churn_horizon_days=HORIZON,
-        lateness_days=3,
-    )
+    job_config = replace(config.moved_to(home), churn_horizon_days=HORIZON, lateness_days=3)
     orders = _orders()
     # Weekly as-of dates on the run's weekday (the panel), plus tonight's rows (scored).
     as_of_dates = [RUN_DATE - dt.timedelta(days=7 * k) for k in range(0, 16)]

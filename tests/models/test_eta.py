@@ -99,9 +99,7 @@ def _world(spark, n: int = 360):
 @pytest.fixture(scope="module")
 def trained(spark, config, tmp_path_factory):
     home = tmp_path_factory.mktemp("eta_home")
-    eta_config = replace(
-        config, home=home, lake_root=str(home / "lake"), mlflow_tracking_uri=f"sqlite:///{home / 'mlflow.db'}"
-    )
+    eta_config = config.moved_to(home)
     orders, events = _world(spark)
     as_of = F.lit(RUN_DATE).cast("date")
     orders = orders.filter(F.col("first_ingest_date") <= as_of)
