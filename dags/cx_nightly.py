@@ -17,7 +17,7 @@ Data Docs: `$CXLAKE_HOME/data_docs/index.html`.
 
 **Run log.** Every task try that ends (success, retry, failure, skip) is a row of
 `ops.pipeline_runs` (key dag_id, run_date, task_id, try_number; MERGEd), written by
-`jobs.ops.record_task_end`, which never fails the task.
+`jobs.pipeline.ops.record_task_end`, which never fails the task.
 
 **Assets.** Tasks writing gold tables declare them as outlets (`file://<lake>/gold/<table>`), so
 downstream DAGs can `schedule=[Asset(...)]` on them.
@@ -32,7 +32,7 @@ writers), in calendar order:
 (the second reruns dates that already succeeded). Without a scheduler: `airflow dags test
 cx_nightly D` per date. Every task is idempotent for its date, so reruns leave gold unchanged.
 
-Thin by design: every task calls `jobs.nightly`; no logic lives here. Each task is its own
+Thin by design: every task calls `jobs.pipeline.nightly`; no logic lives here. Each task is its own
 process in production and so pays Spark's start-up (measured in the README); tasks are cut at
 the points a data engineer wants to retry or inspect on their own, not finer.
 """
@@ -49,13 +49,13 @@ SOURCES = ("orders", "tracking_scans", "interactions")
 
 def _record_task_end(context) -> None:
     """Task callback: one ops.pipeline_runs row per try (imported lazily: parsing stays light)."""
-    from jobs.ops import record_task_end
+    from jobs.pipeline.ops import record_task_end
 
     record_task_end(context)
 
 
 def _settings():
-    from jobs.config import load_config
+    from jobs.lake.config import load_config
 
     return load_config()
 
@@ -98,92 +98,92 @@ def cx_nightly():
         retries=0,
     )
     def wait_for_landing(source: str, run_date: str) -> PokeReturnValue:
-        from jobs import nightly
+        from jobs.pipeline import nightly
 
         found = nightly.landing_arrived(source, run_date)
         return PokeReturnValue(is_done=found is not None, xcom_value=found)
 
     @task
     def ingest(source: str, run_date: str) -> dict:
-        from jobs import nightly
+        from jobs.pipeline import nightly
 
         return nightly.ingest(source, run_date)
 
     @task(retries=0)
     def validate_bronze(run_date: str) -> dict:
-        from jobs import nightly
+        from jobs.pipeline import nightly
 
         return nightly.validate_bronze(run_date)
 
     @task
     def build_silver(run_date: str) -> None:
-        from jobs import nightly
+        from jobs.pipeline import nightly
 
         nightly.build_silver(run_date)
 
     @task(retries=0)
     def validate_silver(run_date: str) -> dict:
-        from jobs import nightly
+        from jobs.pipeline import nightly
 
         return nightly.validate_silver(run_date)
 
     @task(outlets=_gold_assets("gold.cx_kpi_daily"))
     def build_gold(run_date: str) -> None:
-        from jobs import nightly
+        from jobs.pipeline import nightly
 
         nightly.build_gold(run_date)
 
     @task(outlets=_gold_assets("gold.customer_journey", "gold.journey_daily", "gold.funnel_daily"))
     def build_journey(run_date: str) -> dict:
-        from jobs import nightly
+        from jobs.pipeline import nightly
 
         return nightly.build_journey(run_date)
 
     @task
     def build_features(run_date: str) -> dict:
-        from jobs import nightly
+        from jobs.pipeline import nightly
 
         return nightly.build_features(run_date)
 
     @task(retries=0)
     def validate_gold(run_date: str, journey: dict) -> dict:
-        from jobs import nightly
+        from jobs.pipeline import nightly
 
         return nightly.validate_gold(run_date, journey=journey)
 
     @task
     def train_eta(run_date: str) -> dict:
-        from jobs import nightly
+        from jobs.pipeline import nightly
 
         return nightly.train_eta(run_date)
 
     @task
     def train_churn(run_date: str) -> dict:
-        from jobs import nightly
+        from jobs.pipeline import nightly
 
         return nightly.train_churn(run_date)
 
     @task(outlets=_gold_assets("gold.eta_predictions", "gold.churn_scores"))
     def score_models(run_date: str) -> dict:
-        from jobs import nightly
+        from jobs.pipeline import nightly
 
         return nightly.score_models(run_date)
 
     @task(outlets=_gold_assets("gold.eta_accuracy_daily", "gold.model_monitoring"))
     def build_model_reports(run_date: str) -> dict:
-        from jobs import nightly
+        from jobs.pipeline import nightly
 
         return nightly.build_model_reports(run_date)
 
     @task.short_circuit
     def is_maintenance_day(run_date: str) -> bool:
-        from jobs import nightly
+        from jobs.pipeline import nightly
 
         return nightly.is_maintenance_day(run_date)
 
     @task
     def maintain_delta(run_date: str) -> list:
-        from jobs import nightly
+        from jobs.pipeline import nightly
 
         return nightly.maintain_delta(run_date)
 

@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from jobs.config import load_config
+from jobs.lake.config import load_config
 
 
 def _date(text: str) -> dt.date:
@@ -28,7 +28,7 @@ def _date(text: str) -> dt.date:
 
 def _simulate(days: int, customers: int, seed: int, out: Path, start: dt.date | None) -> list[str]:
     """Write the simulated landing files and return the simulated dates."""
-    from jobs.simulator import SimulationConfig, simulate
+    from jobs.devtools.simulator import SimulationConfig, simulate
 
     kwargs = {"days": days, "customers": customers, "seed": seed}
     if start is not None:
@@ -48,7 +48,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from jobs import nightly
+    from jobs.pipeline import nightly
 
     report = nightly.run_all(args.date.isoformat())
     print(json.dumps(report, indent=2, default=str))
@@ -56,7 +56,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_dags_test(args: argparse.Namespace) -> int:
-    from jobs.airflow_env import dags_test, ensure_airflow_db
+    from jobs.devtools.airflow_env import dags_test, ensure_airflow_db
 
     config = load_config()
     ensure_airflow_db(config)
@@ -71,8 +71,8 @@ def _import_history_in_child(first: str, last: str) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from jobs.airflow_env import ensure_airflow_db, run_dates_logged
-    from jobs.summary import print_summary
+    from jobs.devtools.airflow_env import ensure_airflow_db, run_dates_logged
+    from jobs.devtools.summary import print_summary
 
     config = load_config()
     landing = Path(config.landing_root)
@@ -104,20 +104,20 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
-    from jobs.summary import print_summary
+    from jobs.devtools.summary import print_summary
 
     print_summary(load_config())
     return 0
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from jobs import bench
+    from jobs.devtools import bench
 
     return bench.main(days=args.days, customers=args.customers)
 
 
 def cmd_contracts(args: argparse.Namespace) -> int:
-    from jobs import contracts
+    from jobs.lake import contracts
 
     if args.lock:
         print(f"wrote {contracts.write_lock()}")
@@ -130,20 +130,20 @@ def cmd_contracts(args: argparse.Namespace) -> int:
 
 
 def cmd_bench_models(args: argparse.Namespace) -> int:
-    from jobs import bench_models
+    from jobs.devtools import bench_models
 
     return bench_models.main(args.days, args.customers, args.seed, args.churn_horizon, args.reuse_history)
 
 
 def cmd_import_history(args: argparse.Namespace) -> int:
-    from jobs.nightly import import_history
+    from jobs.pipeline.nightly import import_history
 
     print(import_history(args.first.isoformat(), args.last.isoformat()))
     return 0
 
 
 def cmd_features(args: argparse.Namespace) -> int:
-    from jobs.features.registry import registry
+    from jobs.features.catalog import registry
 
     for feature in registry():
         print(f"{feature.table:<26} {feature.name:<32} {feature.type:<8} {feature.description}")

@@ -30,14 +30,14 @@ def cxlake_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def config(cxlake_home: Path):
-    from jobs.config import load_config
+    from jobs.lake.config import load_config
 
     return load_config()
 
 
 @pytest.fixture(scope="session")
 def spark(config):
-    from jobs.spark import get_spark
+    from jobs.lake.spark import get_spark
 
     session = get_spark(config, app_name="cxlake-tests")
     yield session

@@ -6,7 +6,7 @@ from typing import Any
 
 import pyspark.sql.types as T
 
-from jobs.contracts import load_contract
+from jobs.lake.contracts import load_contract
 
 
 def contract_frame(spark, table: str, rows: list[dict[str, Any]], **defaults: Any):

@@ -13,8 +13,8 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from jobs.airflow_env import dags_test, ensure_airflow_db
-from jobs.tables import read_table
+from jobs.devtools.airflow_env import dags_test, ensure_airflow_db
+from jobs.lake.tables import read_table
 
 LANDING = Path(__file__).resolve().parent / "data" / "e2e" / "landing"
 RUN_DATE = "2026-03-03"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from jobs.airflow_env import load_dag
+from jobs.devtools.airflow_env import load_dag
 
 DAG_FILE = Path(__file__).resolve().parent.parent / "dags" / "cx_nightly.py"
 

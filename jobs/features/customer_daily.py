@@ -21,11 +21,11 @@ from collections.abc import Sequence
 import pyspark.sql.functions as F
 from pyspark.sql import Column, DataFrame, SparkSession, Window
 
-from jobs.config import LakeConfig
-from jobs.contracts import load_contract
 from jobs.gold.journey import SESSION_GAP_MINUTES
+from jobs.lake.config import LakeConfig
+from jobs.lake.contracts import load_contract
+from jobs.lake.tables import later_as_of_dates, nights, read_table, replace_dates
 from jobs.silver.identity import customer_key
-from jobs.tables import later_as_of_dates, nights, read_table, replace_dates
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ end of that day.
 
 The known-by rule (one place, used for every scan): a scan counts for ``stats_date`` D when it had
 arrived in the lake by D (``first_ingest_date <= D``) and is timed before the end of D
-(``scan_at < D + 1 day``, 00:00 UTC; the session time zone is UTC, see ``jobs.spark``). An order
+(``scan_at < D + 1 day``, 00:00 UTC; the session time zone is UTC, see ``jobs.lake.spark``). An order
 counts when silver first knew it by D (``orders.first_ingest_date <= D``).
 
 All doubles are rounded to 6 decimals so the tables do not change with Spark's summation order

@@ -5,16 +5,16 @@ from __future__ import annotations
 import pyspark.sql.functions as F
 from pyspark.sql import DataFrame, SparkSession
 
-from jobs.config import LakeConfig
-from jobs.contracts import load_contract
 from jobs.features.lane_stats import (
     carrier_transit_stats,
     deliveries_known,
     lane_all_carriers_transit_stats,
     lane_transit_stats,
 )
+from jobs.lake.config import LakeConfig
+from jobs.lake.contracts import load_contract
+from jobs.lake.tables import arrived_between, merge_rows, read_table
 from jobs.silver.identity import customer_key
-from jobs.tables import arrived_between, merge_rows, read_table
 
 CATEGORICAL_FEATURES = ["origin_warehouse", "destination_region", "lane", "carrier", "channel"]
 NUMERIC_FEATURES = ["placed_weekday", "placed_hour", "items", "amount", "promised_days"]

@@ -24,12 +24,12 @@ from __future__ import annotations
 import pyspark.sql.functions as F
 from pyspark.sql import Column, DataFrame, SparkSession
 
-from jobs.config import LakeConfig
-from jobs.contracts import load_contract
 from jobs.features.lane_stats import DECIMALS, day_end, deliveries_known, hours_between, lane_transit_stats
 from jobs.features.order_eta import with_placement_features
+from jobs.lake.config import LakeConfig
+from jobs.lake.contracts import load_contract
+from jobs.lake.tables import merge_rows, read_table
 from jobs.silver.shipments import MILESTONE_RANK
-from jobs.tables import merge_rows, read_table
 
 # Leg delay feature -> (leg start, leg end, lane+carrier mean statistic). ``placed_at`` is the
 # order's; the other ends are the first known scan of each milestone at this scan.

@@ -7,10 +7,10 @@ import datetime as dt
 import pyspark.sql.functions as F
 from pyspark.sql import Column, DataFrame, SparkSession, Window
 
-from jobs.config import LakeConfig
-from jobs.contracts import load_contract
-from jobs.models.eta_model import PROMISE_HOUR
-from jobs.tables import later_as_of_dates, latest_as_of, merge_rows, read_table, read_table_or_empty
+from jobs.lake.config import LakeConfig
+from jobs.lake.contracts import load_contract
+from jobs.lake.tables import later_as_of_dates, latest_as_of, merge_rows, read_table, read_table_or_empty
+from jobs.models.eta.model import PROMISE_HOUR
 
 LATEST_AS_OF_WINS = "s.as_of_date >= t.as_of_date"
 MILESTONES = ("picked", "left_warehouse", "arrived_hub", "out_for_delivery")

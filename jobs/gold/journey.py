@@ -33,10 +33,10 @@ import logging
 import pyspark.sql.functions as F
 from pyspark.sql import Column, DataFrame, SparkSession, Window
 
-from jobs.config import LakeConfig
-from jobs.contracts import load_contract
+from jobs.lake.config import LakeConfig
+from jobs.lake.contracts import load_contract
+from jobs.lake.tables import arrived_between, merge_rows, read_table, sql_dates, table_exists
 from jobs.silver.identity import customer_key
-from jobs.tables import arrived_between, merge_rows, read_table, sql_dates, table_exists
 
 log = logging.getLogger(__name__)
 

@@ -12,9 +12,9 @@ import datetime as dt
 import pyspark.sql.functions as F
 from pyspark.sql import DataFrame, SparkSession, Window
 
-from jobs.config import LakeConfig
-from jobs.contracts import load_contract
-from jobs.tables import read_table, replace_dates
+from jobs.lake.config import LakeConfig
+from jobs.lake.contracts import load_contract
+from jobs.lake.tables import read_table, replace_dates
 
 FUNNEL_STEPS = {
     "product_view_sessions": ["product_view"],

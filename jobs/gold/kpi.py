@@ -7,9 +7,9 @@ import datetime as dt
 import pyspark.sql.functions as F
 from pyspark.sql import DataFrame, SparkSession
 
-from jobs.config import LakeConfig
-from jobs.contracts import load_contract
-from jobs.tables import later_as_of_dates, latest_as_of, merge_rows, nights
+from jobs.lake.config import LakeConfig
+from jobs.lake.contracts import load_contract
+from jobs.lake.tables import later_as_of_dates, latest_as_of, merge_rows, nights
 
 LATEST_AS_OF_WINS = "s.as_of_date >= t.as_of_date"
 AS_OF_CHUNK = 15

@@ -17,11 +17,11 @@ import pyarrow as pa
 import pyspark.sql.functions as F
 from pyspark import StorageLevel
 
-from jobs.config import LakeConfig
-from jobs.contracts import Contract, load_contract
 from jobs.ingest.parse import ARRIVAL, build_bronze_rows, build_file_stats, build_quarantine_rows, classify_lines
 from jobs.ingest.raw_files import SchemaDriftError, list_source_files, read_raw_batch
-from jobs.tables import merge_rows, replace_dates, replace_slice
+from jobs.lake.config import LakeConfig
+from jobs.lake.contracts import Contract, load_contract
+from jobs.lake.tables import merge_rows, replace_dates, replace_slice
 
 if TYPE_CHECKING:
     from pyspark.sql import Row, SparkSession

@@ -22,8 +22,8 @@ from pyspark.sql import Column as SparkColumn
 from pyspark.sql import DataFrame, Window
 from pyspark.sql.types import DecimalType, MapType, StringType, StructField, StructType
 
-from jobs.contracts import Column, Contract, spark_type
 from jobs.ingest.raw_files import INVALID_UTF8
+from jobs.lake.contracts import Column, Contract, spark_type
 
 FIELDS = "_fields"
 # Set on the lines of a multi-night batch (history import): each line's own arrival date.

@@ -13,9 +13,9 @@ from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
 
-from jobs.config import LakeConfig
-from jobs.contracts import load_contract
-from jobs.tables import merge_rows
+from jobs.lake.config import LakeConfig
+from jobs.lake.contracts import load_contract
+from jobs.lake.tables import merge_rows
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING
 
 import pyspark.sql.functions as F
 
-from jobs.contracts import load_contract
+from jobs.lake.contracts import load_contract
+from jobs.lake.tables import read_table, table_exists
 from jobs.quality.gate import Check
 from jobs.quality.suites import (
     WARNING,
@@ -33,12 +34,11 @@ from jobs.quality.suites import (
     with_date_flag,
     with_reference_flag,
 )
-from jobs.tables import read_table, table_exists
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
-    from jobs.config import LakeConfig
+    from jobs.lake.config import LakeConfig
 
 ARRIVED_AFTER_EVENT = "an event cannot arrive before it happened (event date <= first arrival date)"
 RUN_DATE_FLAG = "on_run_date"

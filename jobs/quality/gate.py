@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     import great_expectations as gx
     from pyspark.sql import DataFrame
 
-    from jobs.config import LakeConfig
+    from jobs.lake.config import LakeConfig
 
 log = logging.getLogger(__name__)
 

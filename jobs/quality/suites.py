@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import great_expectations.expectations as gxe
 
-from jobs.contracts import Contract
+from jobs.lake.contracts import Contract
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame

@@ -19,10 +19,10 @@ from __future__ import annotations
 import pyspark.sql.functions as F
 from pyspark.sql import Column, DataFrame, SparkSession
 
-from jobs.config import LakeConfig
-from jobs.contracts import load_contract
+from jobs.lake.config import LakeConfig
+from jobs.lake.contracts import load_contract
+from jobs.lake.tables import arrived_between, merge_rows, read_table_or_empty
 from jobs.silver.identity import customer_key
-from jobs.tables import arrived_between, merge_rows, read_table_or_empty
 
 # On equal times the order's contact details beat an interaction's (a checkout form is the
 # stronger evidence), then the greater record id: a total order, so the pick is deterministic.

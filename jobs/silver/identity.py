@@ -25,10 +25,10 @@ from __future__ import annotations
 import pyspark.sql.functions as F
 from pyspark.sql import Column, DataFrame, SparkSession
 
-from jobs.config import LakeConfig
-from jobs.contracts import load_contract
+from jobs.lake.config import LakeConfig
+from jobs.lake.contracts import load_contract
+from jobs.lake.tables import arrived_between, merge_rows, read_table
 from jobs.silver.orders import filter_first_arrival
-from jobs.tables import arrived_between, merge_rows, read_table
 
 CUSTOMER_KEY_PREFIX = "cxlake-customer:"
 CUSTOMER_KEY_LENGTH = 20

@@ -19,12 +19,12 @@ from __future__ import annotations
 import pyspark.sql.functions as F
 from pyspark.sql import DataFrame, SparkSession
 
-from jobs.config import LakeConfig
-from jobs.contracts import load_contract
-from jobs.pii import hashed_pii, pii_key
+from jobs.lake.config import LakeConfig
+from jobs.lake.contracts import load_contract
+from jobs.lake.tables import arrived_between, commit_metadata_set, merge_rows, read_table
 from jobs.silver import identity
 from jobs.silver.orders import filter_first_arrival
-from jobs.tables import arrived_between, commit_metadata_set, merge_rows, read_table
+from jobs.silver.pii import hashed_pii, pii_key
 
 # Within one arrival date the batch's own deduplication (file, line) picks the copy, so across
 # dates the earlier date decides; the same event on the target decides the MERGE.
@@ -39,7 +39,7 @@ def build_silver_interactions(
     Args:
         bronze_interactions_df: bronze rows (copies of an event on several dates allowed).
         device_links_df: ``silver.device_links`` (the links known now).
-        hashing_key: key of :func:`jobs.pii.hashed_pii`; clear email and phone are dropped here.
+        hashing_key: key of :func:`jobs.silver.pii.hashed_pii`; clear email and phone are dropped here.
     """
     contract = load_contract("silver.interactions")
     first = filter_first_arrival(bronze_interactions_df, "event_id")

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pyspark.sql.functions as F
 from pyspark.sql import DataFrame, SparkSession, Window
 
-from jobs.config import LakeConfig
-from jobs.contracts import load_contract
-from jobs.pii import hashed_pii, pii_key
-from jobs.tables import arrived_between, merge_rows
+from jobs.lake.config import LakeConfig
+from jobs.lake.contracts import load_contract
+from jobs.lake.tables import arrived_between, merge_rows
+from jobs.silver.pii import hashed_pii, pii_key
 
 # Exact resends of an order can arrive on several dates; the earliest copy is the record. The
 # same order on the target decides a MERGE, so the end state does not depend on run order.

@@ -7,10 +7,10 @@ import datetime as dt
 import pyspark.sql.functions as F
 from pyspark.sql import DataFrame, SparkSession
 
-from jobs.config import LakeConfig
-from jobs.contracts import load_contract
+from jobs.lake.config import LakeConfig
+from jobs.lake.contracts import load_contract
+from jobs.lake.tables import arrived_between, merge_rows
 from jobs.silver.orders import filter_first_arrival
-from jobs.tables import arrived_between, merge_rows
 
 # How far back the scans of a parcel still being touched can reach. Parcels travel days, not
 # months; bounding it keeps the nightly cost proportional to the day, not to the history.

@@ -23,11 +23,11 @@ import datetime as dt
 import pyspark.sql.functions as F
 from pyspark.sql import DataFrame, SparkSession, Window
 
-from jobs.config import LakeConfig
-from jobs.contracts import load_contract
+from jobs.lake.config import LakeConfig
+from jobs.lake.contracts import load_contract
+from jobs.lake.tables import arrived_between, merge_rows, read_table
 from jobs.silver.orders import filter_first_arrival
 from jobs.silver.shipments import MILESTONE_RANK, SHIPMENT_WINDOW_DAYS
-from jobs.tables import arrived_between, merge_rows, read_table
 
 
 def build_tracking_events(scans_df: DataFrame) -> DataFrame:

@@ -10,8 +10,8 @@ from dataclasses import replace
 import pytest
 from night_runs import LANDING, NAMED_TABLES, RUN_DATE, snapshot
 
-from jobs import nightly
 from jobs.ingest.bronze import SOURCES
+from jobs.pipeline import nightly
 
 
 @pytest.fixture(scope="session")

@@ -15,8 +15,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from jobs.summary import delta_tables
-from jobs.tables import read_table
+from jobs.devtools.summary import delta_tables
+from jobs.lake.tables import read_table
 
 CLUSTER_TESTS = Path(__file__).resolve().parent
 LANDING = CLUSTER_TESTS.parent / "data" / "e2e" / "landing"

@@ -12,10 +12,10 @@ import json
 import sys
 import time
 
-from jobs import nightly
-from jobs.config import load_config
 from jobs.ingest.bronze import SOURCES
-from jobs.spark import get_spark
+from jobs.lake.config import load_config
+from jobs.lake.spark import get_spark
+from jobs.pipeline import nightly
 
 
 def main(run_date: str) -> None:

@@ -29,7 +29,7 @@ from night_runs import (
     spark_conf,
 )
 
-from jobs.cluster import free_ports, spark_home
+from jobs.devtools.cluster import free_ports, spark_home
 
 BUCKET = "cxlake-test"
 # Dummies: moto accepts any key pair.
@@ -46,7 +46,7 @@ def hadoop_aws_package() -> str:
 def s3a_settings(endpoint: str) -> dict[str, str]:
     """What a Spark driver needs to use the lake on ``endpoint`` through s3a (config only)."""
     return {
-        # Merged with Delta's own package by jobs.spark.get_spark.
+        # Merged with Delta's own package by jobs.lake.spark.get_spark.
         "spark.jars.packages": hadoop_aws_package(),
         "spark.hadoop.fs.s3a.endpoint": endpoint,
         "spark.hadoop.fs.s3a.endpoint.region": REGION,

@@ -24,8 +24,8 @@ from night_runs import (
     spark_conf,
 )
 
-from jobs.cluster import ClusterStartError, standalone_cluster, worker_apps
-from jobs.config import PROJECT_ROOT
+from jobs.devtools.cluster import ClusterStartError, standalone_cluster, worker_apps
+from jobs.lake.config import PROJECT_ROOT
 
 
 @pytest.fixture(scope="module")

@@ -9,9 +9,9 @@ import pytest
 from chispa import assert_df_equality
 from frames import contract_frame
 
-from jobs.contracts import load_contract
 from jobs.gold.journey import all_touchpoints, build_customer_journey, changed_rows
 from jobs.gold.journey_daily import build_funnel_daily, build_journey_daily
+from jobs.lake.contracts import load_contract
 
 KEY = hashlib.sha256(b"cxlake-customer:C1").hexdigest()[:20]
 

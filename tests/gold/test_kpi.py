@@ -4,8 +4,8 @@ import datetime as dt
 
 from chispa import assert_df_equality
 
-from jobs.contracts import load_contract
 from jobs.gold.kpi import build_cx_kpi_daily, build_cx_kpi_daily_as_of
+from jobs.lake.contracts import load_contract
 
 
 def d(day):

@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from jobs.ingest.bronze import ingest_source
-from jobs.tables import read_table
+from jobs.lake.tables import read_table
 
 CORPUS = Path(__file__).resolve().parent / "corpus"
 MANIFEST = yaml.safe_load((CORPUS / "cases.yaml").read_text())

@@ -8,7 +8,7 @@ import pytest
 
 from jobs.ingest.bronze import MissingSourceError, ingest_source
 from jobs.ingest.raw_files import SchemaDriftError
-from jobs.tables import read_table
+from jobs.lake.tables import read_table
 
 DAY = "2026-02-10"
 HEADER = "order_id,customer_id,placed_at,items,amount,origin_warehouse,destination_region,carrier,promised_delivery_date,payment_method,channel,email,phone"

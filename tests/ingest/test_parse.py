@@ -7,7 +7,6 @@ import datetime as dt
 import pytest
 from chispa import assert_df_equality
 
-from jobs.contracts import Column, Contract
 from jobs.ingest.parse import (
     build_bronze_rows,
     build_quarantine_rows,
@@ -18,6 +17,7 @@ from jobs.ingest.parse import (
     with_json_fields,
     with_lateness_check,
 )
+from jobs.lake.contracts import Column, Contract
 
 LINES_SCHEMA = "source_file string, line_number bigint, raw string"
 

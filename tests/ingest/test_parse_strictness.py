@@ -7,8 +7,8 @@ from decimal import Decimal
 
 from chispa import assert_df_equality
 
-from jobs.contracts import Column, Contract
 from jobs.ingest.parse import build_file_stats, classify_lines, with_contract_columns, with_json_fields
+from jobs.lake.contracts import Column, Contract
 
 LINES_SCHEMA = "source_file string, line_number bigint, raw string, has_invalid_utf8 boolean"
 

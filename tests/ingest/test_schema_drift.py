@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from jobs.contracts import load_contract
 from jobs.ingest.bronze import DRIFT_MIN_VALUES, ingest_source
 from jobs.ingest.raw_files import SchemaDriftError
-from jobs.tables import read_table, table_exists
+from jobs.lake.contracts import load_contract
+from jobs.lake.tables import read_table, table_exists
 
 DAY = "2026-02-10"
 HEADER = ",".join(load_contract("raw.orders").column_names)

@@ -9,7 +9,7 @@ import mlflow
 import pytest
 from mlflow import MlflowClient
 
-from jobs.config import LakeConfig
+from jobs.lake.config import LakeConfig
 
 
 @pytest.fixture(scope="session")

@@ -10,10 +10,10 @@ import pytest
 from mlflow import MlflowClient
 
 from jobs.cli import main
-from jobs.config import LakeConfig
+from jobs.lake.config import LakeConfig
 from jobs.models.compare import compare_runs, format_table
 from jobs.models.registry import register_and_decide
-from jobs.tracking import use_experiment
+from jobs.models.tracking import use_experiment
 
 # Fixed start times (ms since epoch, UTC) so "newest first" does not depend on the clock.
 OLDER_MS = 1_767_600_000_000  # 2026-01-05 08:00 UTC
@@ -128,7 +128,7 @@ def test_compare_runs_on_an_unknown_experiment_is_an_error(mlflow_config) -> Non
 
 def test_cli_models_compare_prints_the_table(mlflow_config, two_runs, monkeypatch, capsys) -> None:
     older, newer = two_runs
-    # The CLI reads the store from the environment (jobs.config.load_config: MLFLOW_TRACKING_URI).
+    # The CLI reads the store from the environment (jobs.lake.config.load_config: MLFLOW_TRACKING_URI).
     monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_config.mlflow_tracking_uri)
     monkeypatch.setenv("CXLAKE_HOME", str(mlflow_config.home))
     assert main(["models", "compare", "--model", "eta"]) == 0

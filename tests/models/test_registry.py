@@ -6,7 +6,7 @@ import mlflow
 import pytest
 from mlflow import MlflowClient
 
-from jobs.config import LakeConfig
+from jobs.lake.config import LakeConfig
 from jobs.models.registry import (
     PromotionError,
     champion_model_uri,
@@ -15,7 +15,7 @@ from jobs.models.registry import (
     register_and_decide,
     retrain_due,
 )
-from jobs.tracking import use_experiment
+from jobs.models.tracking import use_experiment
 
 
 class _Identity(mlflow.pyfunc.PythonModel):

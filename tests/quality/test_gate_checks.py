@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 from frames import contract_frame
 
-from jobs.contracts import load_contract
-from jobs.ops import record_findings
+from jobs.lake.contracts import load_contract
+from jobs.lake.tables import read_table
+from jobs.pipeline.ops import record_findings
 from jobs.quality.gate import Check, DataQualityError, quality_context, raise_critical, run_checks, validate_dataframe
 from jobs.quality.suites import (
     WARNING,
@@ -23,7 +24,6 @@ from jobs.quality.suites import (
     with_date_flag,
     with_reference_flag,
 )
-from jobs.tables import read_table
 
 D = dt.date(2026, 3, 3)
 T = dt.datetime(2026, 3, 3, 10)

@@ -5,7 +5,7 @@ import hashlib
 
 from chispa import assert_df_equality
 
-from jobs.contracts import load_contract
+from jobs.lake.contracts import load_contract
 from jobs.silver.customers import build_customers
 
 CUSTOMERS = load_contract("silver.customers")

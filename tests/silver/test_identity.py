@@ -9,12 +9,12 @@ import pyspark.sql.functions as F
 import pytest
 from chispa import assert_df_equality
 
-from jobs.contracts import load_contract
-from jobs.pii import pii_key
+from jobs.lake.contracts import load_contract
+from jobs.lake.tables import read_table
 from jobs.silver import customers, interactions, orders
 from jobs.silver.identity import build_device_links, customer_key, with_customer_key
 from jobs.silver.interactions import build_silver_interactions
-from jobs.tables import read_table
+from jobs.silver.pii import pii_key
 
 BRONZE = load_contract("bronze.interactions")
 BRONZE_ORDERS = load_contract("bronze.orders")
@@ -247,7 +247,7 @@ def test_late_login_re_resolves_earlier_anonymous_events(played) -> None:
 
 
 def pii_hash(value: str, key: str) -> str:
-    """``jobs.pii.hashed_pii`` recomputed in Python."""
+    """``jobs.silver.pii.hashed_pii`` recomputed in Python."""
     inner = hashlib.sha256(f"{key}\x00inner\x00{value.strip().lower()}".encode()).hexdigest()
     return hashlib.sha256(f"{key}\x00outer\x00{inner}".encode()).hexdigest()
 

@@ -5,7 +5,7 @@ import hashlib
 
 from chispa import assert_df_equality
 
-from jobs.contracts import load_contract
+from jobs.lake.contracts import load_contract
 from jobs.silver.interactions import build_silver_interactions
 
 BRONZE = load_contract("bronze.interactions")
@@ -24,7 +24,7 @@ def ckey(customer_id: str) -> str:
 
 
 def pii_hash(value: str, key: str = "k") -> str:
-    """``jobs.pii.hashed_pii`` recomputed in Python: trimmed, lower-cased, keyed inner/outer SHA-256."""
+    """``jobs.silver.pii.hashed_pii`` recomputed in Python: trimmed, lower-cased, keyed inner/outer SHA-256."""
     normalised = value.strip().lower()
     inner = hashlib.sha256(f"{key}\x00inner\x00{normalised}".encode()).hexdigest()
     return hashlib.sha256(f"{key}\x00outer\x00{inner}".encode()).hexdigest()

@@ -3,9 +3,9 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
-from jobs.contracts import load_contract
-from jobs.pii import hashed_pii
+from jobs.lake.contracts import load_contract
 from jobs.silver.orders import build_silver_orders, filter_first_arrival
+from jobs.silver.pii import hashed_pii
 
 BRONZE = load_contract("bronze.orders")
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from jobs.contracts import load_contract
+from jobs.lake.contracts import load_contract
 from jobs.silver.shipments import build_shipments
 
 BRONZE = load_contract("bronze.tracking_scans")

@@ -5,10 +5,10 @@ import datetime as dt
 
 from chispa import assert_df_equality
 
-from jobs.contracts import load_contract
+from jobs.lake.contracts import load_contract
+from jobs.lake.tables import read_table, replace_slice
 from jobs.silver import tracking_events
 from jobs.silver.tracking_events import build_tracking_events
-from jobs.tables import read_table, replace_slice
 
 BRONZE = load_contract("bronze.tracking_scans")
 SILVER = load_contract("silver.tracking_events")

@@ -1,0 +1,273 @@
+"""Delta table I/O at the edges of jobs: read, write one partition slice, merge, versions.
+
+Every write here is idempotent by construction: ``replaceWhere`` on the slice a job owns, or a
+``MERGE`` on declared keys. There is no blind append.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+from jobs.lake.config import LakeConfig
+
+if TYPE_CHECKING:
+    from pyspark.sql import Column, DataFrame, SparkSession
+
+
+_USER_METADATA_CONF = "spark.databricks.delta.commitInfo.userMetadata"
+
+
+def arrived_between(column: Column, run_date: str, through: str | None = None) -> Column:
+    """``column`` (an arrival date) is the night ``run_date``, or within ``[run_date, through]``."""
+    import pyspark.sql.functions as F
+
+    first = F.lit(run_date).cast("date")
+    return column == first if through is None else column.between(first, F.lit(through).cast("date"))
+
+
+def nights(first: str, last: str) -> list[str]:
+    """Every date from ``first`` to ``last`` (``YYYY-MM-DD``), both included."""
+    import datetime as dt
+
+    start, end = dt.date.fromisoformat(first), dt.date.fromisoformat(last)
+    return [(start + dt.timedelta(days=i)).isoformat() for i in range((end - start).days + 1)]
+
+
+def table_exists(spark: SparkSession, path: str) -> bool:
+    from delta.tables import DeltaTable
+
+    return DeltaTable.isDeltaTable(spark, path)
+
+
+def read_table(spark: SparkSession, config: LakeConfig, table: str) -> DataFrame:
+    """Read a lake table by name (``layer.table``)."""
+    return spark.read.format("delta").load(config.table_path(table))
+
+
+def read_table_or_empty(spark: SparkSession, config: LakeConfig, table: str, schema) -> DataFrame:
+    """Read a lake table, or an empty frame of ``schema`` when it was never written."""
+    path = config.table_path(table)
+    if table_exists(spark, path):
+        return spark.read.format("delta").load(path)
+    return spark.createDataFrame([], schema)
+
+
+def table_version(spark: SparkSession, config: LakeConfig, table: str) -> int | None:
+    """Latest Delta version of a table (None when it does not exist)."""
+    from delta.tables import DeltaTable
+
+    path = config.table_path(table)
+    if not DeltaTable.isDeltaTable(spark, path):
+        return None
+    return int(DeltaTable.forPath(spark, path).history(1).collect()[0]["version"])
+
+
+def sql_literal(value: object) -> str:
+    """``value`` as a quoted SQL string literal (for predicates built from dates, names)."""
+    text = str(value).replace("'", "''")
+    return f"'{text}'"
+
+
+def sql_dates(dates: list) -> str:
+    """``DATE'…', DATE'…'`` for an ``IN (...)`` list of dates (``date`` objects or ``YYYY-MM-DD``)."""
+    return ", ".join(f"DATE{sql_literal(d.isoformat() if hasattr(d, 'isoformat') else d)}" for d in dates)
+
+
+def commit_metadata(table: str) -> str:
+    """What each Delta commit records in ``userMetadata``: the contract version it was written with.
+
+    ``DESCRIBE HISTORY`` then tells, per version, which schema contract produced the data.
+    """
+    from jobs.lake.contracts import load_contract
+
+    return f"contract {table} v{load_contract(table).version}"
+
+
+@contextmanager
+def commit_metadata_set(spark: SparkSession, table: str) -> Iterator[None]:
+    """Tag the Delta commits made inside (MERGE, UPDATE: they have no writer option) with
+    :func:`commit_metadata`; the session conf is read at commit time, then cleared."""
+    spark.conf.set(_USER_METADATA_CONF, commit_metadata(table))
+    try:
+        yield
+    finally:
+        spark.conf.unset(_USER_METADATA_CONF)
+
+
+def _overwrite_where(
+    df: DataFrame, config: LakeConfig, table: str, predicate: str, partition_by: tuple[str, ...]
+) -> None:
+    writer = (
+        df.write.format("delta")
+        .mode("overwrite")
+        .option("replaceWhere", predicate)
+        .option("userMetadata", commit_metadata(table))
+    )
+    if partition_by:
+        writer = writer.partitionBy(*partition_by)
+    writer.save(config.table_path(table))
+
+
+def replace_slice(
+    df: DataFrame,
+    config: LakeConfig,
+    table: str,
+    where: dict[str, object],
+    partition_by: tuple[str, ...] = (),
+) -> None:
+    """Overwrite exactly the rows matching ``where`` (column = value) with ``df``.
+
+    Rows of ``df`` must all satisfy ``where`` (Delta checks it and fails otherwise), so a job can
+    only ever replace the slice it owns; running it twice leaves the same table.
+    """
+    predicate = " AND ".join(f"`{col}` = {sql_literal(val)}" for col, val in where.items())
+    _overwrite_where(df, config, table, predicate, partition_by)
+
+
+def replace_range(
+    df: DataFrame,
+    config: LakeConfig,
+    table: str,
+    column: str,
+    low: object,
+    high: object,
+    partition_by: tuple[str, ...] = (),
+) -> None:
+    """Overwrite the rows with ``low <= column <= high`` with ``df`` (an idempotent window write)."""
+    predicate = f"`{column}` >= {sql_literal(low)} AND `{column}` <= {sql_literal(high)}"
+    _overwrite_where(df, config, table, predicate, partition_by)
+
+
+def replace_dates(
+    df: DataFrame,
+    config: LakeConfig,
+    table: str,
+    column: str,
+    dates: list,
+    partition_by: tuple[str, ...] = (),
+) -> None:
+    """Overwrite the rows whose ``column`` is one of ``dates`` with ``df`` (idempotent, any set of days)."""
+    if not dates:
+        raise ValueError(f"replace_dates on {table}: empty list of dates")
+    _overwrite_where(df, config, table, f"`{column}` IN ({sql_dates(dates)})", partition_by)
+
+
+def replace_where(
+    df: DataFrame, config: LakeConfig, table: str, predicate: str, partition_by: tuple[str, ...] = ()
+) -> None:
+    """Overwrite the rows matching the SQL ``predicate`` with ``df`` (rows of ``df`` must match it too).
+
+    For slices no single ``column = value`` describes, e.g. one date's rows of several suites.
+    """
+    _overwrite_where(df, config, table, predicate, partition_by)
+
+
+def merge_rows(
+    spark: SparkSession,
+    df: DataFrame,
+    config: LakeConfig,
+    table: str,
+    keys: tuple[str, ...],
+    update_condition: str | None = None,
+    partition_by: tuple[str, ...] = (),
+    target_filter: str | None = None,
+) -> None:
+    """Upsert ``df`` into ``table`` on ``keys``; create the table from ``df`` on first write.
+
+    Args:
+        update_condition: SQL over ``t`` (target) and ``s`` (source) deciding whether a matched
+            row is replaced, e.g. ``"s.as_of_date >= t.as_of_date"``. It must define a total
+            order on versions of a row so that the end state does not depend on run order.
+        target_filter: SQL over ``t`` alone that every matching target row satisfies, e.g.
+            ``"t.run_date IN (DATE'2026-01-05')"`` (:func:`sql_dates`): literals let Delta read
+            only those partitions instead of the whole table.
+    """
+    from delta.tables import DeltaTable
+
+    path = config.table_path(table)
+    if not DeltaTable.isDeltaTable(spark, path):
+        writer = df.write.format("delta").mode("overwrite").option("userMetadata", commit_metadata(table))
+        if partition_by:
+            writer = writer.partitionBy(*partition_by)
+        writer.save(path)
+        return
+    on = " AND ".join([*([target_filter] if target_filter else []), *(f"t.`{k}` <=> s.`{k}`" for k in keys)])
+    merge = (
+        DeltaTable.forPath(spark, path)
+        .alias("t")
+        .merge(df.alias("s"), on)
+        .whenMatchedUpdateAll(condition=update_condition)
+        .whenNotMatchedInsertAll()
+    )
+    with commit_metadata_set(spark, table):
+        merge.execute()
+
+
+def later_as_of_dates(
+    spark: SparkSession, config: LakeConfig, table: str, column: str, run_date: str, horizon_days: int | None
+) -> list[str]:
+    """As-of dates after ``run_date`` (within ``horizon_days``, or all) already written to ``table``.
+
+    A run for date D that comes after runs for later dates (backfill, out-of-order rerun) must
+    redo those later runs' results that D's arrivals can change; this lists them. In nightly
+    order it is empty and costs one metadata-sized query.
+    """
+    import datetime as dt
+
+    import pyspark.sql.functions as F
+
+    path = config.table_path(table)
+    if not table_exists(spark, path):
+        return []
+    start = dt.date.fromisoformat(run_date)
+    later = F.col(column) > F.lit(start)
+    if horizon_days is not None:
+        later &= F.col(column) <= F.lit(start + dt.timedelta(days=horizon_days))
+    rows = spark.read.format("delta").load(path).filter(later).select(column).distinct().collect()
+    return sorted(row[0].isoformat() for row in rows)
+
+
+def commit_partitions(spark: SparkSession, config: LakeConfig, table: str, version: int) -> dict[str, object]:
+    """What one Delta commit wrote: its operation, metrics and the partitions it added files to.
+
+    Read from the commit's JSON in ``_delta_log`` (through Spark, so it works on s3a:// too);
+    used to show that an incremental night rewrites only the partitions that changed.
+    """
+    from delta.tables import DeltaTable
+
+    path = config.table_path(table)
+    log_file = f"{path}/_delta_log/{version:020d}.json"
+    actions = spark.read.json(log_file)
+    written: set[tuple] = set()
+    if "add" in actions.columns:
+        for row in actions.filter("add IS NOT NULL").select("add.partitionValues").collect():
+            values = row[0].asDict() if row[0] is not None else {}
+            written.add(tuple(sorted(values.items())))
+    history = DeltaTable.forPath(spark, path).history().filter(f"version = {version}").first()
+    all_partitions = spark.read.format("delta").load(path)
+    contract_partitions = [c for c in all_partitions.columns if c in _partition_columns(table)]
+    total = all_partitions.select(*contract_partitions).distinct().count() if contract_partitions else 1
+    return {
+        "version": version,
+        "operation": history["operation"],
+        "metrics": dict(history["operationMetrics"] or {}),
+        "partitions_written": sorted(written),
+        "partitions_in_table": total,
+    }
+
+
+def _partition_columns(table: str) -> tuple[str, ...]:
+    from jobs.lake.contracts import load_contract
+
+    return load_contract(table).partition_by
+
+
+def latest_as_of(df: DataFrame, keys: tuple[str, ...] | list[str], column: str = "as_of_date") -> DataFrame:
+    """Per key, the row of the latest ``column``: several runs' windows reduced to one MERGE source."""
+    import pyspark.sql.functions as F
+    from pyspark.sql import Window
+
+    latest = Window.partitionBy(*keys).orderBy(F.col(column).desc())
+    return df.withColumn("_as_of_rank", F.row_number().over(latest)).filter("_as_of_rank = 1").drop("_as_of_rank")

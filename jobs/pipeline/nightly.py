@@ -1,0 +1,310 @@
+"""Entry points of the nightly tasks: what each Airflow task (or ``cxlake run``) calls.
+
+Each function takes the run's logical date (``YYYY-MM-DD``), builds or reuses the process's
+SparkSession from config, does I/O at this edge and delegates the logic to pure transforms.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from typing import Any
+
+from jobs.lake.config import LakeConfig, load_config
+
+log = logging.getLogger(__name__)
+
+
+def _session(config: LakeConfig):
+    from jobs.lake.spark import get_spark
+
+    started = time.monotonic()
+    spark = get_spark(config)
+    log.info("SparkSession ready in %.1f s", time.monotonic() - started)
+    return spark
+
+
+def ingest(source: str, run_date: str, config: LakeConfig | None = None) -> dict[str, Any]:
+    """Land one source's raw files of ``run_date`` in bronze (+ quarantine, audit)."""
+    from dataclasses import asdict
+
+    from jobs.ingest.bronze import ingest_source
+
+    config = config or load_config()
+    return asdict(ingest_source(_session(config), config, source, run_date))
+
+
+def landing_arrived(
+    source: str, run_date: str, config: LakeConfig | None = None, now: dt.datetime | None = None
+) -> dict[str, Any] | None:
+    """The landing sensor's check: ``source``'s files of arrival date ``run_date``, or None to wait.
+
+    Looks where ingestion reads (:func:`jobs.ingest.bronze.landing_files`). The files of day D are
+    due by the end of D plus ``CXLAKE_LANDING_WAIT_SECONDS``; past that (a late night, or a
+    backfill of an old date) a missing source fails at once instead of waiting in vain.
+
+    Raises:
+        MissingSourceError: naming the source and the folder looked at, once the wait is over.
+    """
+    from jobs.ingest.bronze import MissingSourceError, landing_files
+
+    config = config or load_config()
+    folder, files = landing_files(config, source, run_date)
+    if files:
+        return {"source": source, "folder": folder, "files": len(files)}
+    due = dt.datetime.combine(dt.date.fromisoformat(run_date) + dt.timedelta(days=1), dt.time(), dt.UTC)
+    deadline = due + dt.timedelta(seconds=config.landing_wait_seconds)
+    # The sensor's clock: when to stop waiting, never an input of table content.
+    now = now or dt.datetime.now(dt.UTC)
+    if now >= deadline:
+        raise MissingSourceError(
+            f"source {source!r}: no file arrived for {run_date} in {folder} (waited until {deadline.isoformat()})"
+        )
+    log.info("source %r: no file yet for %s in %s; waiting until %s", source, run_date, folder, deadline.isoformat())
+    return None
+
+
+def _gate(spark, config: LakeConfig, run_date: str, checks: list) -> dict[str, Any]:
+    """Validate every check, record the findings and the Data Docs, then stop on critical failures.
+
+    Returns per suite the number of expectations evaluated and the warnings (for the task's XCom).
+    """
+    from jobs.pipeline.ops import record_findings
+    from jobs.quality.gate import format_failure, quality_context, raise_critical, run_checks
+
+    results = run_checks(checks, quality_context(config))
+    record_findings(spark, config, run_date, results)
+    raise_critical(results)
+    return {
+        r.suite: {"evaluated": r.evaluated, "warnings": [format_failure(r.suite, w) for w in r.warnings]}
+        for r in results
+    }
+
+
+def _accepted_rows(spark, config: LakeConfig, run_date: str) -> dict[str, int]:
+    import pyspark.sql.functions as F
+
+    from jobs.lake.tables import read_table
+
+    audit = read_table(spark, config, "ops.ingest_audit").filter(F.col("run_date") == F.lit(run_date).cast("date"))
+    return {row["source"]: row["accepted_rows"] for row in audit.collect()}
+
+
+def validate_bronze(run_date: str, config: LakeConfig | None = None) -> dict[str, Any]:
+    """Great Expectations gate on the bronze slices of ``run_date`` (raises on a critical failure)."""
+    import pyspark.sql.functions as F
+
+    from jobs.ingest.bronze import SOURCES
+    from jobs.lake.contracts import load_contract
+    from jobs.lake.tables import read_table
+    from jobs.quality.gate import Check
+    from jobs.quality.suites import contract_expectations
+
+    config = config or load_config()
+    spark = _session(config)
+    accepted = _accepted_rows(spark, config, run_date)
+    checks = []
+    for source in SOURCES:
+        contract = load_contract(f"bronze.{source}")
+        bronze = read_table(spark, config, contract.name).filter(F.col("_ingest_date") == F.lit(run_date).cast("date"))
+        # Keys are unique within one arrival date; copies arriving on other dates are silver's job.
+        expectations = contract_expectations(contract, expected_rows=accepted.get(source))
+        checks.append(Check(f"bronze_{source}", bronze, expectations, tuple(contract.keys)))
+    return _gate(spark, config, run_date, checks)
+
+
+def validate_silver(run_date: str, config: LakeConfig | None = None) -> dict[str, Any]:
+    """Great Expectations gate on the silver rows ``run_date`` touched (jobs.quality.checks).
+
+    Raises:
+        DataQualityError: a critical expectation failed; gold must not be built from this night.
+    """
+    from jobs.quality.checks import silver_checks
+
+    config = config or load_config()
+    spark = _session(config)
+    return _gate(
+        spark, config, run_date, silver_checks(spark, config, run_date, _accepted_rows(spark, config, run_date))
+    )
+
+
+def validate_gold(
+    run_date: str, config: LakeConfig | None = None, journey: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Great Expectations gate on the gold and feature rows ``run_date`` wrote, before models read them.
+
+    Args:
+        journey: ``build_journey``'s result; its ``changed_days`` are the journey days validated.
+
+    Raises:
+        DataQualityError: a critical expectation failed; scoring and reports must not run.
+    """
+    from jobs.quality.checks import gold_checks
+
+    config = config or load_config()
+    spark = _session(config)
+    days = journey.get("changed_days") if journey else None
+    return _gate(spark, config, run_date, gold_checks(spark, config, run_date, days))
+
+
+def build_silver(run_date: str, config: LakeConfig | None = None) -> None:
+    """Merge the day's arrivals into every silver table.
+
+    Order matters only for customers, which reads the orders and resolved interactions of the
+    same night; ``interactions.run`` maintains ``silver.device_links`` (identity) itself.
+    """
+    from jobs.silver import customers, interactions, orders, shipments, tracking_events
+
+    config = config or load_config()
+    spark = _session(config)
+    orders.run(spark, config, run_date)
+    shipments.run(spark, config, run_date)
+    tracking_events.run(spark, config, run_date)
+    interactions.run(spark, config, run_date)
+    customers.run(spark, config, run_date)
+
+
+def build_gold(run_date: str, config: LakeConfig | None = None) -> None:
+    """Recompute the daily CX KPIs that ``run_date``'s arrivals can change."""
+    from jobs.gold import kpi
+
+    config = config or load_config()
+    kpi.run(_session(config), config, run_date)
+
+
+def build_journey(run_date: str, config: LakeConfig | None = None) -> dict[str, Any]:
+    """Merge the journey rows the night's arrivals changed; rebuild those days' daily and funnel rows."""
+    from jobs.gold import journey, journey_daily
+
+    config = config or load_config()
+    spark = _session(config)
+    changed = journey.run(spark, config, run_date)
+    journey_daily.run(spark, config, changed)
+    return {"changed_days": [d.isoformat() for d in changed]}
+
+
+def build_features(run_date: str, config: LakeConfig | None = None) -> dict[str, Any]:
+    """Point-in-time feature tables for ``run_date`` (customer_daily, order_eta, shipment_scan)."""
+    from jobs.features import customer_daily, order_eta, shipment_scan
+
+    config = config or load_config()
+    spark = _session(config)
+    return {
+        "customer_daily_partitions": customer_daily.run(spark, config, run_date),
+        "order_eta_rows": order_eta.run(spark, config, run_date),
+        "shipment_scan_rows": shipment_scan.run(spark, config, run_date),
+    }
+
+
+def train_eta(run_date: str, config: LakeConfig | None = None, force: bool = False) -> dict[str, Any]:
+    """Retrain the ETA model when due (cadence or drift); register it, champion only if better."""
+    from jobs.models.eta import job as eta
+
+    config = config or load_config()
+    result = eta.train(_session(config), config, run_date, force=force or _drift_flagged("cx_eta", run_date, config))
+    return {"mlflow_run_id": result.run_id, "trained": result.trained, "decision": result.decision, **result.metrics}
+
+
+def train_churn(run_date: str, config: LakeConfig | None = None, force: bool = False) -> dict[str, Any]:
+    """Retrain the churn model (and its BG/NBD baseline) when due; champion only if better."""
+    from jobs.models.churn import job as churn_job
+
+    config = config or load_config()
+    result = churn_job.train(
+        _session(config), config, run_date, force=force or _drift_flagged("cx_churn", run_date, config)
+    )
+    return {"mlflow_run_id": result.run_id, "trained": result.trained, "decision": result.decision, **result.metrics}
+
+
+def _drift_flagged(model: str, run_date: str, config: LakeConfig) -> bool:
+    """A PSI above the alert level on the previous night retrains now (``CXLAKE_PSI_RETRAIN``)."""
+    if not config.psi_triggers_retraining:
+        return False
+    from jobs.models.monitoring import job as monitoring_job
+
+    return monitoring_job.drift_flagged(_session(config), config, model, run_date)
+
+
+def score_models(run_date: str, config: LakeConfig | None = None) -> dict[str, Any]:
+    """Score tonight's feature rows with each champion: gold.eta_predictions and gold.churn_scores."""
+    from jobs.models.churn import job as churn_job
+    from jobs.models.eta import job as eta
+
+    config = config or load_config()
+    spark = _session(config)
+    return {"eta": eta.score(spark, config, run_date), "churn": churn_job.score(spark, config, run_date)}
+
+
+def build_model_reports(run_date: str, config: LakeConfig | None = None) -> dict[str, Any]:
+    """ETA accuracy of the days tonight can change, and PSI monitoring of both models."""
+    from jobs.gold import eta_accuracy
+    from jobs.models.monitoring import job as monitoring_job
+
+    config = config or load_config()
+    spark = _session(config)
+    eta_accuracy.run(spark, config, run_date)
+    return {"monitoring": monitoring_job.run(spark, config, run_date)}
+
+
+def import_history(first: str, last: str, config: LakeConfig | None = None) -> dict[str, Any]:
+    """Every night from ``first`` to ``last`` at once: bronze, silver, gold, journey, features.
+
+    The tables end exactly as if each night had run in order (tests/test_simulated_nights.py
+    checks it), at the cost of a few nights instead of one per night: for loading a history
+    before the nightly DAG takes over. Models are not trained here; the first DAG night does.
+    """
+    from jobs.features import customer_daily, order_eta, shipment_scan
+    from jobs.gold import journey, journey_daily, kpi
+    from jobs.ingest.bronze import SOURCES, ingest_nights
+    from jobs.lake.tables import nights
+    from jobs.silver import customers, interactions, orders, shipments, tracking_events
+
+    config = config or load_config()
+    spark = _session(config)
+    dates = nights(first, last)
+    landed = {source: sum(r.raw_rows for r in ingest_nights(spark, config, source, dates)) for source in SOURCES}
+    for silver in (orders, shipments, tracking_events, interactions, customers):
+        silver.run(spark, config, first, last)
+    kpi.run(spark, config, first, last)
+    journey_daily.run(spark, config, journey.run(spark, config, first, last))
+    customer_daily.run(spark, config, first, last)
+    order_eta.run(spark, config, first, last)
+    shipment_scan.run(spark, config, first, last)
+    return {"nights": len(dates), "raw_lines": landed}
+
+
+def run_all(run_date: str, config: LakeConfig | None = None) -> dict[str, Any]:
+    """The whole night in one process, in DAG order (``cxlake run``; the DAG is the scheduler's view)."""
+    from jobs.ingest.bronze import SOURCES
+
+    config = config or load_config()
+    report: dict[str, Any] = {"ingest": [ingest(source, run_date, config) for source in SOURCES]}
+    report["validate_bronze"] = validate_bronze(run_date, config)
+    build_silver(run_date, config)
+    report["validate_silver"] = validate_silver(run_date, config)
+    build_gold(run_date, config)
+    report["journey"] = build_journey(run_date, config)
+    report["features"] = build_features(run_date, config)
+    report["validate_gold"] = validate_gold(run_date, config, report["journey"])
+    report["train_eta"] = train_eta(run_date, config)
+    report["train_churn"] = train_churn(run_date, config)
+    report["score"] = score_models(run_date, config)
+    report["reports"] = build_model_reports(run_date, config)
+    return report
+
+
+def is_maintenance_day(run_date: str) -> bool:
+    from jobs.lake.maintenance import is_maintenance_day as weekly
+
+    return weekly(run_date)
+
+
+def maintain_delta(run_date: str, config: LakeConfig | None = None) -> list[dict[str, Any]]:
+    """Weekly OPTIMIZE + VACUUM of every lake table (``run_date`` only names the night)."""
+    from dataclasses import asdict
+
+    from jobs.lake import maintenance
+
+    config = config or load_config()
+    return [asdict(r) for r in maintenance.run(_session(config), config)]
