@@ -1,70 +1,69 @@
 """
 ### cx_nightly — one night of the CX lakehouse
 
-For the run's logical date **D**: wait for the three raw logs that arrived on D (one sensor per
-source), land them in bronze (in parallel), gate bronze with Great Expectations, merge the silver
-tables and gate them, then recompute the gold `cx_kpi_daily` days that D's late arrivals can
-still change, merge the customer-journey rows they changed (+ journey_daily, funnel_daily), and
-build the point-in-time feature tables; gate gold and features; retrain the ETA and churn models
-when due (MLflow, champion/challenger), score tonight's rows with the champions, and report ETA
-accuracy and feature drift (PSI). On Sundays, compact (OPTIMIZE) and VACUUM every Delta table.
+For the run's logical date **D**: wait for the three raw logs that arrived on D, land them in
+bronze (in parallel), gate bronze, merge silver and gate it, then rebuild the gold KPI days D's
+late arrivals can change, the journey rows they changed (+ journey_daily, funnel_daily) and the
+point-in-time features; gate gold and features; retrain ETA and churn when due (MLflow,
+champion/challenger), score tonight's rows with the champions, report ETA accuracy and drift
+(PSI). On Sundays, compact (OPTIMIZE) and VACUUM every Delta table.
 
-**Gates.** `validate_bronze`, `validate_silver`, `validate_gold` run GX suites derived from
-`schemas/` on the rows the night touched. A *critical* failure fails the gate (no retry: the same
-data fails the same way) with `DataQualityError` naming each expectation and sample failing keys;
-nothing downstream runs. *Warnings* are returned by the gate and stored in `ops.quality_findings`.
-Data Docs: `$CXLAKE_HOME/data_docs/index.html`.
+**Gates** (`validate_*`, GX suites declared in `jobs/quality/`): a *critical* failure fails the
+gate (no retry: the same data fails the same way) with `DataQualityError` naming each expectation
+and failing keys; nothing downstream runs. *Warnings* are the gate's XCom and rows of
+`ops.quality_findings`. Data Docs: `$CXLAKE_HOME/data_docs/index.html`.
 
-**Run log.** Every task try that ends (success, retry, failure, skip) is a row of
-`ops.pipeline_runs` (key dag_id, run_date, task_id, try_number; MERGEd), written by
-`jobs.pipeline.ops.record_task_end`, which never fails the task.
+**Run log.** Every task try that ends is a row of `ops.pipeline_runs`, written by a callback
+that never fails the task. **Assets**: tasks writing gold tables declare them as outlets.
 
-**Assets.** Tasks writing gold tables declare them as outlets (`file://<lake>/gold/<table>`), so
-downstream DAGs can `schedule=[Asset(...)]` on them.
-
-**Backfill.** `catchup=False`: a deployment does not replay every day since `start_date` by
-itself; ranges are replayed on purpose, one night at a time (`max_active_runs=1` guards the Delta
-writers), in calendar order:
+**Backfill.** `catchup=False`; replay a range on purpose, one night at a time, in order:
 
     airflow backfill create --dag-id cx_nightly --from-date 2026-01-05 --to-date 2026-01-11 --max-active-runs 1
-    airflow backfill create --dag-id cx_nightly --from-date 2026-01-05 --to-date 2026-01-11 --reprocess-behavior completed
 
-(the second reruns dates that already succeeded). Without a scheduler: `airflow dags test
-cx_nightly D` per date. Every task is idempotent for its date, so reruns leave gold unchanged.
+(`--reprocess-behavior completed` reruns dates that already succeeded; without a scheduler:
+`airflow dags test cx_nightly D`). Every task is idempotent for its date.
 
-Thin by design: every task calls `jobs.pipeline.nightly`; no logic lives here. Each task is its own
-process in production and so pays Spark's start-up (measured in the README); tasks are cut at
-the points a data engineer wants to retry or inspect on their own, not finer.
+Thin by design: every task is one call of `jobs.pipeline.nightly.<task>`; no logic lives here.
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pendulum
 from airflow.sdk import Asset, PokeReturnValue, dag, task
 
-SOURCES = ("orders", "tracking_scans", "interactions")
+# Cheap to import: Spark, MLflow and GX load inside the tasks (tests/test_dag_integrity.py).
+from jobs.pipeline import nightly
+
+RUN_DATE = "{{ ds }}"
+NO_RETRY = {"retries": 0}  # quality gates: the same data fails the same way
 
 
 def _record_task_end(context) -> None:
-    """Task callback: one ops.pipeline_runs row per try (imported lazily: parsing stays light)."""
-    from jobs.pipeline.ops import record_task_end
-
-    record_task_end(context)
+    """Task callback: one ops.pipeline_runs row per try (never fails the task)."""
+    nightly.record_task_end(context)
 
 
-def _settings():
-    from jobs.lake.config import load_config
+def _run_step(step: str, *args: Any) -> Any:
+    """The body of every task: ``jobs.pipeline.nightly.<step>(*args)``; its result is the XCom."""
+    return getattr(nightly, step)(*args)
 
-    return load_config()
+
+def _landing_arrived(source: str, run_date: str) -> PokeReturnValue:
+    found = nightly.landing_arrived(source, run_date)
+    return PokeReturnValue(is_done=found is not None, xcom_value=found)
 
 
-def _gold_assets(*tables: str) -> list[Asset]:
-    """Assets of gold tables, named like the tables, URIs like their paths (local lake: file://)."""
-    lake = _settings().lake_root.rstrip("/")
-    prefix = "" if "://" in lake else "file://"
-    return [Asset(name=t, uri=f"{prefix}{lake}/{t.replace('.', '/')}") for t in tables]
+def _writes(*tables: str) -> dict[str, list[Asset]]:
+    """Outlets: the gold tables a task writes, named like the tables, URIs like their paths."""
+    return {"outlets": [Asset(name=t, uri=nightly.table_uri(t)) for t in tables]}
+
+
+def _step(step: str, *args: Any, task_id: str | None = None, kind=task, **options: Any):
+    """A task (``kind``: task, task.short_circuit) that runs ``nightly.<step>(*args)``."""
+    return kind(python_callable=_run_step, task_id=task_id or step, **options)(step, *args)
 
 
 @dag(
@@ -89,127 +88,39 @@ def _gold_assets(*tables: str) -> list[Asset]:
     },
 )
 def cx_nightly():
-    settings = _settings()
-
-    @task.sensor(
-        poke_interval=settings.landing_poke_seconds,
-        timeout=settings.landing_wait_seconds + 24 * 3600,  # backstop; the check fails itself at its deadline
-        mode="reschedule",
-        retries=0,
-    )
-    def wait_for_landing(source: str, run_date: str) -> PokeReturnValue:
-        from jobs.pipeline import nightly
-
-        found = nightly.landing_arrived(source, run_date)
-        return PokeReturnValue(is_done=found is not None, xcom_value=found)
-
-    @task
-    def ingest(source: str, run_date: str) -> dict:
-        from jobs.pipeline import nightly
-
-        return nightly.ingest(source, run_date)
-
-    @task(retries=0)
-    def validate_bronze(run_date: str) -> dict:
-        from jobs.pipeline import nightly
-
-        return nightly.validate_bronze(run_date)
-
-    @task
-    def build_silver(run_date: str) -> None:
-        from jobs.pipeline import nightly
-
-        nightly.build_silver(run_date)
-
-    @task(retries=0)
-    def validate_silver(run_date: str) -> dict:
-        from jobs.pipeline import nightly
-
-        return nightly.validate_silver(run_date)
-
-    @task(outlets=_gold_assets("gold.cx_kpi_daily"))
-    def build_gold(run_date: str) -> None:
-        from jobs.pipeline import nightly
-
-        nightly.build_gold(run_date)
-
-    @task(outlets=_gold_assets("gold.customer_journey", "gold.journey_daily", "gold.funnel_daily"))
-    def build_journey(run_date: str) -> dict:
-        from jobs.pipeline import nightly
-
-        return nightly.build_journey(run_date)
-
-    @task
-    def build_features(run_date: str) -> dict:
-        from jobs.pipeline import nightly
-
-        return nightly.build_features(run_date)
-
-    @task(retries=0)
-    def validate_gold(run_date: str, journey: dict) -> dict:
-        from jobs.pipeline import nightly
-
-        return nightly.validate_gold(run_date, journey=journey)
-
-    @task
-    def train_eta(run_date: str) -> dict:
-        from jobs.pipeline import nightly
-
-        return nightly.train_eta(run_date)
-
-    @task
-    def train_churn(run_date: str) -> dict:
-        from jobs.pipeline import nightly
-
-        return nightly.train_churn(run_date)
-
-    @task(outlets=_gold_assets("gold.eta_predictions", "gold.churn_scores"))
-    def score_models(run_date: str) -> dict:
-        from jobs.pipeline import nightly
-
-        return nightly.score_models(run_date)
-
-    @task(outlets=_gold_assets("gold.eta_accuracy_daily", "gold.model_monitoring"))
-    def build_model_reports(run_date: str) -> dict:
-        from jobs.pipeline import nightly
-
-        return nightly.build_model_reports(run_date)
-
-    @task.short_circuit
-    def is_maintenance_day(run_date: str) -> bool:
-        from jobs.pipeline import nightly
-
-        return nightly.is_maintenance_day(run_date)
-
-    @task
-    def maintain_delta(run_date: str) -> list:
-        from jobs.pipeline import nightly
-
-        return nightly.maintain_delta(run_date)
-
-    run_date = "{{ ds }}"
+    settings = nightly.settings()
     landed = []
-    for source in SOURCES:
-        arrived = wait_for_landing.override(task_id=f"wait_for_{source}")(source, run_date)
-        landed.append(arrived >> ingest.override(task_id=f"ingest_{source}")(source, run_date))
-    gate = validate_bronze(run_date)
-    landed >> gate
-    silver_ok = gate >> build_silver(run_date) >> validate_silver(run_date)
-    kpis, journey, features = build_gold(run_date), build_journey(run_date), build_features(run_date)
+    for source in nightly.SOURCES:
+        arrived = task.sensor(
+            python_callable=_landing_arrived,
+            task_id=f"wait_for_{source}",
+            poke_interval=settings.landing_poke_seconds,
+            timeout=settings.landing_wait_seconds + 24 * 3600,  # backstop; the check fails at its deadline
+            mode="reschedule",  # no worker slot held while waiting
+            retries=0,
+        )(source, RUN_DATE)
+        landed.append(arrived >> _step("ingest", source, RUN_DATE, task_id=f"ingest_{source}"))
+    bronze_ok = _step("validate_bronze", RUN_DATE, **NO_RETRY)
+    landed >> bronze_ok
+    silver_ok = bronze_ok >> _step("build_silver", RUN_DATE) >> _step("validate_silver", RUN_DATE, **NO_RETRY)
+    kpis = _step("build_gold", RUN_DATE, **_writes("gold.cx_kpi_daily"))
+    journey = _step(
+        "build_journey", RUN_DATE, **_writes("gold.customer_journey", "gold.journey_daily", "gold.funnel_daily")
+    )
+    features = _step("build_features", RUN_DATE)
     silver_ok >> [kpis, journey, features]
     # Gold and features are gated before anything reads them: a critical failure stops training,
-    # scoring and reports (all downstream of the gate).
-    gold_ok = validate_gold(run_date, journey)
+    # scoring and reports (all downstream of the gate). The journey's changed days are validated.
+    gold_ok = _step("validate_gold", RUN_DATE, journey, **NO_RETRY)
     [kpis, features] >> gold_ok
     # Retraining is on a cadence (or after drift); scoring uses whatever is champion afterwards.
-    trained = [train_eta(run_date), train_churn(run_date)]
-    gold_ok >> trained
-    scored = score_models(run_date)
-    trained >> scored
-    reports = build_model_reports(run_date)
-    scored >> reports
+    trained = [_step("train_eta", RUN_DATE), _step("train_churn", RUN_DATE)]
+    scored = _step("score_models", RUN_DATE, **_writes("gold.eta_predictions", "gold.churn_scores"))
+    reports = _step("build_model_reports", RUN_DATE, **_writes("gold.eta_accuracy_daily", "gold.model_monitoring"))
+    gold_ok >> trained >> scored >> reports
     # Weekly compaction and VACUUM after the night's writes, never concurrently with them.
-    reports >> is_maintenance_day(run_date) >> maintain_delta(run_date)
+    maintenance_day = _step("is_maintenance_day", RUN_DATE, kind=task.short_circuit)
+    reports >> maintenance_day >> _step("maintain_delta", RUN_DATE)
 
 
 nightly_dag = cx_nightly()

@@ -1,1 +1,2 @@
-"""CX lakehouse jobs: ingestion, silver/gold builders, features and models."""
+"""CX lakehouse: lake core (``lake``), layers (``ingest`` → ``silver`` → ``gold``, ``features``),
+``quality`` gates, ``models``, the nightly ``pipeline``, and ``devtools`` outside the product."""
