@@ -143,7 +143,7 @@ def cmd_import_history(args: argparse.Namespace) -> int:
 
 
 def cmd_features(args: argparse.Namespace) -> int:
-    from jobs.features.catalog import registry
+    from jobs.lake.feature_catalog import registry
 
     for feature in registry():
         print(f"{feature.table:<26} {feature.name:<32} {feature.type:<8} {feature.description}")

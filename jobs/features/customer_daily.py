@@ -21,11 +21,10 @@ from collections.abc import Sequence
 import pyspark.sql.functions as F
 from pyspark.sql import Column, DataFrame, SparkSession, Window
 
-from jobs.gold.journey import SESSION_GAP_MINUTES
+from jobs.domain import DELIVERED, SESSION_GAP_MINUTES, customer_key, days_late, is_late
 from jobs.lake.config import LakeConfig
 from jobs.lake.contracts import load_contract
 from jobs.lake.tables import later_as_of_dates, nights, read_table, replace_dates
-from jobs.silver.identity import customer_key
 
 log = logging.getLogger(__name__)
 
@@ -87,16 +86,18 @@ def _delivery_features(known_orders: DataFrame, scans: DataFrame, as_of_dates: D
     owners = known_orders.select("order_id", "as_of_date", "customer_key", "promised_delivery_date")
     # No window on delivered scans: a resent delivered scan must not move the delivery date.
     delivered = (
-        _known_as_of(scans.filter(F.col("event") == "delivered"), as_of_dates, "scan_at", "event_date")
+        _known_as_of(scans.filter(F.col("event") == DELIVERED), as_of_dates, "scan_at", "event_date")
         .groupBy("order_id", "as_of_date")
         .agg(F.to_date(F.min("scan_at")).alias("_delivered_date"))
         .filter(_within("_delivered_date", 90))
         .join(owners, ["order_id", "as_of_date"])
-        .withColumn("_days_late", F.datediff("_delivered_date", "promised_delivery_date"))
+        .withColumn("_days_late", days_late(F.col("_delivered_date"), F.col("promised_delivery_date")))
         .groupBy("customer_key", "as_of_date")
         .agg(
             F.count("*").cast("int").alias("deliveries_90d"),
-            F.count(F.when(F.col("_days_late") > 0, 1)).cast("int").alias("late_deliveries_90d"),
+            F.count(F.when(is_late(F.col("_delivered_date"), F.col("promised_delivery_date")), 1))
+            .cast("int")
+            .alias("late_deliveries_90d"),
             F.round(F.avg("_days_late"), 6).alias("mean_days_late_90d"),
         )
     )
@@ -113,7 +114,8 @@ def session_starts(visits: DataFrame) -> DataFrame:
     """Visits that open a session, with ``blocked_from``: the first as-of date they no longer do.
 
     A visit opens a session unless an earlier visit of the customer lies within the session gap
-    (the same rule as the journey's sessions: ordered by time then event id, gap in whole seconds).
+    (:func:`jobs.domain.is_new_session`, as the journey's sessions: ordered by time then event id,
+    gap in whole seconds).
     That earlier visit may arrive later than this one; from its arrival date on, this visit is a
     continuation. So ``blocked_from`` = the earliest arrival among the visits just before it.
     """

@@ -20,20 +20,28 @@ from __future__ import annotations
 import pyspark.sql.functions as F
 from pyspark.sql import Column, DataFrame
 
+from jobs.domain import (
+    DELIVERED,
+    MILESTONE_AT,
+    TRANSIT_MILESTONES,
+    days_late,
+    delivery_days,
+    first_scan_at,
+    hours_between,
+    is_on_time,
+)
+
 # Deliveries completed within this many days up to and including the stats date (both contracts
 # name their counts ``*_90d``).
 LANE_STATS_WINDOW_DAYS = 90
 
 DECIMALS = 6
-MICROS_PER_HOUR = 3_600_000_000
-MICROS_PER_DAY = 24 * MICROS_PER_HOUR
 
-# Milestones whose first known scan times the legs of a journey, and the column each becomes.
+# Milestones whose first known scan times the legs of a journey, and the column each becomes: the
+# transit milestones under their silver.shipments names, plus the first failed attempt (the start
+# of the "failed attempt -> delivered" remainder; silver.shipments only counts attempts).
 LEG_MILESTONES = {
-    "picked": "picked_at",
-    "left_warehouse": "left_warehouse_at",
-    "arrived_hub": "first_hub_at",
-    "out_for_delivery": "out_for_delivery_at",
+    **{milestone: MILESTONE_AT[milestone] for milestone in TRANSIT_MILESTONES},
     "delivery_failed": "first_failed_attempt_at",
 }
 
@@ -54,14 +62,6 @@ REMAINING_HOURS = {
     "out_for_delivery_to_delivered_hours_mean": "out_for_delivery_at",
     "failed_attempt_to_delivered_hours_mean": "first_failed_attempt_at",
 }
-
-
-def hours_between(start: Column, end: Column) -> Column:
-    """Hours from ``start`` to ``end`` as a double (negative if ``end`` is earlier; null if either is).
-
-    Epoch microseconds, not ``unix_timestamp``: that one truncates to whole seconds.
-    """
-    return (F.unix_micros(end) - F.unix_micros(start)) / F.lit(MICROS_PER_HOUR)
 
 
 def day_end(date: Column) -> Column:
@@ -104,7 +104,7 @@ def deliveries_known(
     """
     dates = F.broadcast(as_of_dates_df.select(F.col("stats_date").cast("date").alias("stats_date")).distinct())
     scans = tracking_events_df.select("order_id", "event", "scan_at", "first_ingest_date")
-    delivered_scans = scans.filter(F.col("event") == "delivered")
+    delivered_scans = scans.filter(F.col("event") == DELIVERED)
     delivered = (
         dates.join(delivered_scans, _known_by(F.col("stats_date"), F.col("scan_at"), F.col("first_ingest_date")))
         .groupBy("stats_date", "order_id")
@@ -126,7 +126,7 @@ def deliveries_known(
         .groupBy("stats_date", "order_id", "delivered_at")
         .agg(
             *[
-                F.min(F.when(F.col("_leg_event") == event, F.col("_leg_at"))).alias(name)
+                first_scan_at(event, F.col("_leg_event"), F.col("_leg_at")).alias(name)
                 for event, name in LEG_MILESTONES.items()
             ]
         )
@@ -160,7 +160,7 @@ def _rounded(value: Column) -> Column:
 
 
 def _transit_days() -> Column:
-    return (F.unix_micros("delivered_at") - F.unix_micros("placed_at")) / F.lit(MICROS_PER_DAY)
+    return delivery_days(F.col("placed_at"), F.col("delivered_at"))
 
 
 def _count_and_mean_transit(deliveries_df: DataFrame, keys: list[str]) -> DataFrame:
@@ -188,15 +188,16 @@ def lane_transit_stats(deliveries_df: DataFrame) -> DataFrame:
         each leg (:data:`LEG_HOURS`) and the mean hours from each milestone to delivery
         (:data:`REMAINING_HOURS`; ``transit_hours_mean`` is placed -> delivered).
     """
-    days_late = F.datediff(F.to_date("delivered_at"), F.col("promised_delivery_date"))
+    late_days = days_late(F.col("delivered_at"), F.col("promised_delivery_date"))
+    on_time = is_on_time(F.col("delivered_at"), F.col("promised_delivery_date"))
     transit_days = _transit_days()
     return deliveries_df.groupBy("stats_date", "lane", "carrier").agg(
         F.count("*").alias("deliveries"),
         _rounded(F.avg(transit_days)).alias("transit_days_mean"),
         _rounded(F.percentile(transit_days, 0.5)).alias("transit_days_p50"),
         _rounded(F.percentile(transit_days, 0.9)).alias("transit_days_p90"),
-        _rounded(F.avg((days_late <= 0).cast("double"))).alias("on_time_rate"),
-        _rounded(F.avg(days_late.cast("double"))).alias("days_late_mean"),
+        _rounded(F.avg(on_time.cast("double"))).alias("on_time_rate"),
+        _rounded(F.avg(late_days.cast("double"))).alias("days_late_mean"),
         *[
             _rounded(F.avg(hours_between(F.col(start), F.col(end)))).alias(name)
             for name, (start, end) in LEG_HOURS.items()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pyspark.sql.functions as F
 from pyspark.sql import DataFrame, SparkSession
 
+from jobs.domain import customer_key, delivery_days
 from jobs.features.lane_stats import (
     carrier_transit_stats,
     deliveries_known,
@@ -14,12 +15,6 @@ from jobs.features.lane_stats import (
 from jobs.lake.config import LakeConfig
 from jobs.lake.contracts import load_contract
 from jobs.lake.tables import arrived_between, merge_rows, read_table
-from jobs.silver.identity import customer_key
-
-CATEGORICAL_FEATURES = ["origin_warehouse", "destination_region", "lane", "carrier", "channel"]
-NUMERIC_FEATURES = ["placed_weekday", "placed_hour", "items", "amount", "promised_days"]
-ETA_FEATURES = CATEGORICAL_FEATURES + NUMERIC_FEATURES
-ETA_LABEL = "delivery_days"
 
 
 def with_placement_features(orders_df: DataFrame) -> DataFrame:
@@ -36,6 +31,18 @@ def build_eta_training_rows(orders_df: DataFrame, shipments_df: DataFrame, as_of
 
     Only deliveries whose delivered scan had *arrived* by ``as_of_date`` count, so a model
     trained for date D never sees what the lake learned after D.
+
+    Args:
+        orders_df: ``silver.orders`` rows.
+        shipments_df: ``silver.shipments`` rows (at least ``order_id, delivered_at,
+            delivered_ingest_date``).
+        as_of_date: ``YYYY-MM-DD``.
+
+    Returns:
+        The known orders' columns, ``delivered_at``, the placement features
+        (:func:`with_placement_features`), ``amount`` as a double and the label ``delivery_days``
+        (:func:`jobs.domain.delivery_days`). Which of them are model features is the feature
+        registry's business (:mod:`jobs.lake.feature_catalog`), not this function's.
     """
     as_of = F.lit(as_of_date).cast("date")
     delivered = shipments_df.filter(F.col("delivered_ingest_date") <= as_of).select("order_id", "delivered_at")
@@ -43,9 +50,8 @@ def build_eta_training_rows(orders_df: DataFrame, shipments_df: DataFrame, as_of
     return (
         known.join(delivered, "order_id")
         .transform(with_placement_features)
-        .withColumn(ETA_LABEL, (F.unix_timestamp("delivered_at") - F.unix_timestamp("placed_at")) / 86400.0)
+        .withColumn("delivery_days", delivery_days(F.col("placed_at"), F.col("delivered_at")))
         .withColumn("amount", F.col("amount").cast("double"))
-        .select("order_id", "placed_at", "promised_delivery_date", "delivered_at", *ETA_FEATURES, ETA_LABEL)
     )
 
 
@@ -90,7 +96,7 @@ def build_order_eta_features(
     Returns:
         The ``features.order_eta`` columns in contract order. ``as_of_date`` is the order's
         ``first_ingest_date``; ``customer_key`` comes from ``customer_id``
-        (:func:`jobs.silver.identity.customer_key`). Counts are 0 without history, means null.
+        (:func:`jobs.domain.customer_key`). Counts are 0 without history, means null.
     """
     contract = load_contract("features.order_eta")
     targets = target_orders_df.withColumn("stats_date", F.date_sub(F.to_date("placed_at"), 1))

@@ -6,7 +6,7 @@ order's *known scans* at ``s`` are its scans ``k`` with
 
 * ``k.first_ingest_date <= as_of_date`` (arrived by that night), and
 * ``(k.scan_at, rank(k.event), k.scan_id) <= (s.scan_at, rank(s.event), s.scan_id)`` (timed at or
-  before ``s`` in journey order, ``jobs.silver.shipments.MILESTONE_RANK`` breaking time ties, as
+  before ``s`` in journey order, ``jobs.domain.MILESTONE_RANK`` breaking time ties, as
   in ``silver.tracking_events.seq``); ``s`` itself is one of them.
 
 So a scan arriving later, even if timed earlier, never changes a row already built; it gets a row
@@ -24,12 +24,12 @@ from __future__ import annotations
 import pyspark.sql.functions as F
 from pyspark.sql import Column, DataFrame, SparkSession
 
-from jobs.features.lane_stats import DECIMALS, day_end, deliveries_known, hours_between, lane_transit_stats
+from jobs.domain import MILESTONE_AT, MILESTONE_RANK, TRANSIT_MILESTONES, first_scan_at, hours_between, milestone_rank
+from jobs.features.lane_stats import DECIMALS, day_end, deliveries_known, lane_transit_stats
 from jobs.features.order_eta import with_placement_features
 from jobs.lake.config import LakeConfig
 from jobs.lake.contracts import load_contract
 from jobs.lake.tables import merge_rows, read_table
-from jobs.silver.shipments import MILESTONE_RANK
 
 # Leg delay feature -> (leg start, leg end, lane+carrier mean statistic). ``placed_at`` is the
 # order's; the other ends are the first known scan of each milestone at this scan.
@@ -51,20 +51,10 @@ REMAINING_BY_RANK = {
     MILESTONE_RANK["delivery_failed"]: "failed_attempt_to_delivered_hours_mean",
 }
 
-# First known scan of each milestone -> column, as in silver.shipments.
-_FIRST_AT = {
-    "picked": "picked_at",
-    "left_warehouse": "left_warehouse_at",
-    "arrived_hub": "first_hub_at",
-    "out_for_delivery": "out_for_delivery_at",
-}
+# First known scan of each transit milestone -> column, as in silver.shipments.
+_FIRST_AT = {milestone: MILESTONE_AT[milestone] for milestone in TRANSIT_MILESTONES}
 
 _SCAN_COLUMNS = ["scan_id", "order_id", "scan_at", "event", "first_ingest_date"]
-
-
-def _milestone_rank(event: Column) -> Column:
-    ranks = F.create_map(*[x for k, v in MILESTONE_RANK.items() for x in (F.lit(k), F.lit(v))])
-    return ranks[event]
 
 
 def _journey_position(scan_at: str, rank: str, scan_id: str) -> Column:
@@ -110,7 +100,7 @@ def build_shipment_scan_features(
         .join(order_arrival, "order_id")
         .withColumn("_as_of", F.greatest("first_ingest_date", "_order_ingest_date"))
         .drop("_order_ingest_date")
-        .withColumn("_rank", _milestone_rank(F.col("event")))
+        .withColumn("_rank", milestone_rank(F.col("event")))
     )
     # A target is one of its own known scans, whether or not the caller repeated it in the history.
     history = tracking_events_df.select(*_SCAN_COLUMNS).unionByName(target_scans_df.select(*_SCAN_COLUMNS)).distinct()
@@ -120,7 +110,7 @@ def build_shipment_scan_features(
         F.col("scan_at").alias("_k_scan_at"),
         F.col("event").alias("_k_event"),
         F.col("first_ingest_date").alias("_k_ingest_date"),
-        _milestone_rank(F.col("event")).alias("_k_rank"),
+        milestone_rank(F.col("event")).alias("_k_rank"),
     )
     is_known = (
         (F.col("_k_order_id") == F.col("order_id"))
@@ -138,7 +128,7 @@ def build_shipment_scan_features(
             # The previous scan in journey order has the latest scan_at among the others.
             F.max(F.when(F.col("_k_scan_id") != F.col("scan_id"), F.col("_k_scan_at"))).alias("_previous_scan_at"),
             *[
-                F.min(F.when(F.col("_k_event") == event, F.col("_k_scan_at"))).alias(name)
+                first_scan_at(event, F.col("_k_event"), F.col("_k_scan_at")).alias(name)
                 for event, name in _FIRST_AT.items()
             ],
         )

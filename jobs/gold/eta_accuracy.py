@@ -7,17 +7,17 @@ import datetime as dt
 import pyspark.sql.functions as F
 from pyspark.sql import Column, DataFrame, SparkSession, Window
 
+from jobs.domain import DELIVERED, TRANSIT_MILESTONES, days_between, is_late, promised_at
 from jobs.lake.config import LakeConfig
 from jobs.lake.contracts import load_contract
 from jobs.lake.tables import later_as_of_dates, latest_as_of, merge_rows, read_table, read_table_or_empty
-from jobs.models.eta.model import PROMISE_HOUR
 
 LATEST_AS_OF_WINS = "s.as_of_date >= t.as_of_date"
-MILESTONES = ("picked", "left_warehouse", "arrived_hub", "out_for_delivery")
 
 
 def _days_between(a: Column, b: Column) -> Column:
-    return F.abs(F.unix_timestamp(a) - F.unix_timestamp(b)) / 86400.0
+    """Absolute error in days (the one duration rule, :func:`jobs.domain.days_between`)."""
+    return F.abs(days_between(a, b))
 
 
 def _metrics(rows: DataFrame, keys: list[Column]) -> DataFrame:
@@ -39,7 +39,7 @@ def _metrics(rows: DataFrame, keys: list[Column]) -> DataFrame:
         F.round(F.median(promise_error), 6).alias("median_ae_promise_days"),
         share(model_error <= 1.0, predicted).alias("share_within_1_day"),
         share(promise_error <= 1.0).alias("share_within_1_day_promise"),
-        share(F.to_date("delivered_at") > F.col("promised_delivery_date")).alias("share_after_promise"),
+        share(is_late(F.col("delivered_at"), F.col("promised_delivery_date"))).alias("share_after_promise"),
         share(covered, predicted).alias("p10_p90_coverage"),
     )
 
@@ -53,7 +53,7 @@ def build_eta_accuracy(
     start = end - dt.timedelta(days=lateness_days)
     known = F.col("first_ingest_date") <= F.lit(end)
     delivered = (
-        tracking_events_df.filter((F.col("event") == "delivered") & known)
+        tracking_events_df.filter((F.col("event") == DELIVERED) & known)
         .groupBy("order_id")
         .agg(F.min("scan_at").alias("delivered_at"))
         .withColumn("accuracy_date", F.to_date("delivered_at"))
@@ -64,9 +64,7 @@ def build_eta_accuracy(
                 "carrier",
                 "lane",
                 "promised_delivery_date",
-                (F.col("promised_delivery_date").cast("timestamp") + F.expr(f"INTERVAL {PROMISE_HOUR} HOURS")).alias(
-                    "promised_at"
-                ),
+                promised_at(F.col("promised_delivery_date")).alias("promised_at"),
             ),
             "order_id",
         )
@@ -77,7 +75,7 @@ def build_eta_accuracy(
     at_placement = delivered.join(estimates.filter("scan_seq = 0").drop("scan_seq", "milestone"), "order_id", "left")
     latest = Window.partitionBy("order_id", "milestone").orderBy(F.col("scan_seq").desc())
     at_milestones = (
-        estimates.filter(F.col("milestone").isin(*MILESTONES))
+        estimates.filter(F.col("milestone").isin(*TRANSIT_MILESTONES))
         .withColumn("_rank", F.row_number().over(latest))
         .filter("_rank = 1")
         .drop("_rank", "scan_seq")

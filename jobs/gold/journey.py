@@ -11,12 +11,13 @@ most ``JOURNEY_LOOKBACK_DAYS``, plus the order's promise and delivery time):
 
 * *order*: ``(touchpoint_at, touchpoint_id)`` per customer.
 * *session*: customer-initiated touchpoints (not carrier scans) start a new session after
-  ``SESSION_GAP_MINUTES`` without one; ``session_id`` = 16 hex of sha2 of ``customer_key:`` and the
-  session's first ``touchpoint_id``: deterministic and stable when later rows arrive.
+  ``SESSION_GAP_MINUTES`` without one (:func:`jobs.domain.is_new_session`); ``session_id`` = 16 hex
+  of sha2 of ``customer_key:`` and the session's first ``touchpoint_id``: deterministic and stable
+  when later rows arrive.
 * *stage*: by type (``STAGE_OF_TYPE``); a tracking page view is ``post-delivery`` once its order was
   delivered (``silver.shipments.delivered_at`` at or before the view), else ``wait-for-delivery``.
 * *pain points*: late vs promise (a touchpoint of an order not yet delivered, or its delivery scan,
-  on a day after the promised date), failed delivery attempt, support contact, low review
+  on a day after the promised date: :func:`jobs.domain.is_late`), failed delivery attempt, support contact, low review
   (rating <= 2), repeated tracking view (an undelivered order's view after >= 2 earlier views of it).
 
 Because every rule looks back a bounded time, a night only recomputes, for each customer its
@@ -33,15 +34,14 @@ import logging
 import pyspark.sql.functions as F
 from pyspark.sql import Column, DataFrame, SparkSession, Window
 
+from jobs.domain import SESSION_GAP_MINUTES, customer_key, is_late, is_new_session
 from jobs.lake.config import LakeConfig
 from jobs.lake.contracts import load_contract
 from jobs.lake.tables import arrived_between, merge_rows, read_table, sql_dates, table_exists
-from jobs.silver.identity import customer_key
 
 log = logging.getLogger(__name__)
 
 JOURNEY_LOOKBACK_DAYS = 45
-SESSION_GAP_MINUTES = 30
 REPEATED_TRACKING_VIEWS = 3  # the third view of an undelivered order is a pain point
 LOW_REVIEW_MAX_RATING = 2
 
@@ -173,9 +173,7 @@ def build_customer_journey(
     # Sessions over customer-initiated touchpoints only (a carrier scan is not the customer's visit).
     initiated = touchpoints_df.filter("is_customer_initiated")
     previous_initiated_at = F.lag("touchpoint_at").over(by_customer)
-    starts_session = previous_initiated_at.isNull() | (
-        F.unix_seconds("touchpoint_at") - F.unix_seconds(previous_initiated_at) > session_gap_minutes * 60
-    )
+    starts_session = is_new_session(previous_initiated_at, F.col("touchpoint_at"), session_gap_minutes)
     sessions = (
         initiated.withColumn("_session_first", F.when(starts_session, F.col("touchpoint_id")))
         .withColumn(
@@ -209,7 +207,7 @@ def build_customer_journey(
             F.coalesce(
                 F.col("order_id").isNotNull()
                 & ~delivered_before
-                & (F.col("touchpoint_date") > F.col("promised_delivery_date")),
+                & is_late(F.col("touchpoint_at"), F.col("promised_delivery_date")),
                 F.lit(False),
             ),
         )
@@ -341,7 +339,7 @@ def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | N
             changed,
             config,
             contract.name,
-            ("touchpoint_date", "touchpoint_id"),
+            (*contract.partition_by, *contract.keys),
             partition_by=contract.partition_by,
             target_filter=f"t.touchpoint_date IN ({sql_dates(dates)})",
         )

@@ -7,6 +7,7 @@ import datetime as dt
 import pyspark.sql.functions as F
 from pyspark.sql import DataFrame, SparkSession
 
+from jobs.domain import days_late, delivery_days, is_late, is_on_time
 from jobs.lake.config import LakeConfig
 from jobs.lake.contracts import load_contract
 from jobs.lake.tables import later_as_of_dates, latest_as_of, merge_rows, nights
@@ -37,7 +38,7 @@ def build_cx_kpi_daily_as_of(
     union = windows[0]
     for window in windows[1:]:
         union = union.unionByName(window)
-    return latest_as_of(union, ["kpi_date"])
+    return latest_as_of(union, load_contract("gold.cx_kpi_daily").keys)
 
 
 def build_cx_kpi_daily(
@@ -69,15 +70,17 @@ def build_cx_kpi_daily(
         .withColumn("kpi_date", F.to_date("delivered_at"))
         .filter(F.col("kpi_date").between(F.lit(start), as_of))
         .join(known_orders.select("order_id", "placed_at", "promised_delivery_date"), "order_id")
-        .withColumn("days_late", F.datediff("kpi_date", "promised_delivery_date"))
-        .withColumn("delivery_days", (F.unix_timestamp("delivered_at") - F.unix_timestamp("placed_at")) / 86400.0)
+        .withColumn("_days_late", days_late(F.col("delivered_at"), F.col("promised_delivery_date")))
+        .withColumn("_is_late", is_late(F.col("delivered_at"), F.col("promised_delivery_date")))
         .groupBy("kpi_date")
         .agg(
             F.count("*").alias("orders_delivered"),
-            F.count(F.when(F.col("days_late") <= 0, 1)).alias("on_time_deliveries"),
-            F.count(F.when(F.col("days_late") > 0, 1)).alias("late_deliveries"),
-            F.avg("delivery_days").alias("avg_delivery_days"),
-            F.avg(F.when(F.col("days_late") > 0, F.col("days_late"))).alias("avg_days_late"),
+            F.count(F.when(is_on_time(F.col("delivered_at"), F.col("promised_delivery_date")), 1)).alias(
+                "on_time_deliveries"
+            ),
+            F.count(F.when(F.col("_is_late"), 1)).alias("late_deliveries"),
+            F.avg(delivery_days(F.col("placed_at"), F.col("delivered_at"))).alias("avg_delivery_days"),
+            F.avg(F.when(F.col("_is_late"), F.col("_days_late"))).alias("avg_days_late"),
         )
     )
     kpis = (
@@ -104,13 +107,14 @@ def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | N
     Arrivals of ``run_date`` carry events dated at most ``run_date``, so they can change the
     windows of runs up to ``lateness_days`` later; those runs are redone when they already exist.
     """
+    contract = load_contract("gold.cx_kpi_daily")
     orders = spark.read.format("delta").load(config.table_path("silver.orders"))
     shipments = spark.read.format("delta").load(config.table_path("silver.shipments"))
     last = through or run_date
-    later = later_as_of_dates(spark, config, "gold.cx_kpi_daily", "as_of_date", last, config.lateness_days)
+    later = later_as_of_dates(spark, config, contract.name, "as_of_date", last, config.lateness_days)
     as_of_dates = [*nights(run_date, last), *later]
     # Chunks keep each Spark plan small on a history import (one window per night).
     for chunk in range(0, len(as_of_dates), AS_OF_CHUNK):
         dates = as_of_dates[chunk : chunk + AS_OF_CHUNK]
         kpis = build_cx_kpi_daily_as_of(spark, orders, shipments, dates, config.lateness_days)
-        merge_rows(spark, kpis, config, "gold.cx_kpi_daily", ("kpi_date",), update_condition=LATEST_AS_OF_WINS)
+        merge_rows(spark, kpis, config, contract.name, contract.keys, update_condition=LATEST_AS_OF_WINS)

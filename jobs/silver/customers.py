@@ -1,7 +1,7 @@
 """Silver ``customers``: one row per resolved customer, from silver orders, interactions and links.
 
 A customer exists once its ``customer_id`` was seen on an order or an identified interaction;
-``customer_key`` is :func:`jobs.silver.identity.customer_key` of it. The nightly run for date D
+``customer_key`` is :func:`jobs.domain.customer_key` of it. The nightly run for date D
 recomputes, from all their rows, the customers D can have changed:
 
 * customers of orders and interactions whose first copy arrived on D (``first_ingest_date = D``);
@@ -19,10 +19,10 @@ from __future__ import annotations
 import pyspark.sql.functions as F
 from pyspark.sql import Column, DataFrame, SparkSession
 
+from jobs.domain import customer_key
 from jobs.lake.config import LakeConfig
 from jobs.lake.contracts import load_contract
 from jobs.lake.tables import arrived_between, merge_rows, read_table_or_empty
-from jobs.silver.identity import customer_key
 
 # On equal times the order's contact details beat an interaction's (a checkout form is the
 # stronger evidence), then the greater record id: a total order, so the pick is deterministic.

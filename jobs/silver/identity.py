@@ -6,8 +6,9 @@ The rule (also the description of ``schemas/silver/device_links.yaml``):
   ``customer_id`` (in practice ``login``, ``checkout`` and every event of a logged-in session).
 * A device belongs to the customer of its **earliest linking event**, ordered by ``event_at``,
   then ``event_id`` (and, for two copies of one event, the earliest arrival).
-* ``customer_key`` = ``substring(sha2(concat('cxlake-customer:', customer_id), 256), 1, 20)``:
-  deterministic across runs and machines, no secret (``customer_id`` is an internal id, not PII).
+* ``customer_key`` = ``substring(sha2(concat('cxlake-customer:', customer_id), 256), 1, 20)``
+  (:func:`jobs.domain.customer_key`): deterministic across runs and machines, no secret
+  (``customer_id`` is an internal id, not PII).
 * An interaction's ``customer_key`` is the key of its own ``customer_id``; an anonymous event
   (device only) takes the key of its device's link, also for activity *before* the login; it is
   null when the device was never linked. A later login of another customer on the same device
@@ -25,13 +26,11 @@ from __future__ import annotations
 import pyspark.sql.functions as F
 from pyspark.sql import Column, DataFrame, SparkSession
 
+from jobs.domain import customer_key
 from jobs.lake.config import LakeConfig
 from jobs.lake.contracts import load_contract
 from jobs.lake.tables import arrived_between, merge_rows, read_table
 from jobs.silver.orders import filter_first_arrival
-
-CUSTOMER_KEY_PREFIX = "cxlake-customer:"
-CUSTOMER_KEY_LENGTH = 20
 
 # A total order on candidate links of one device: the smaller (linked_at, link_event_id,
 # link_ingest_date) wins, so merging nights in any order ends with the same row.
@@ -39,11 +38,6 @@ EARLIER_LINK = (
     "s.linked_at < t.linked_at OR (s.linked_at = t.linked_at AND (s.link_event_id < t.link_event_id OR "
     "(s.link_event_id = t.link_event_id AND s.link_ingest_date < t.link_ingest_date)))"
 )
-
-
-def customer_key(customer_id: Column) -> Column:
-    """The customer's join key: first 20 hex chars of ``sha2('cxlake-customer:' || id, 256)``; null stays null."""
-    return F.substring(F.sha2(F.concat(F.lit(CUSTOMER_KEY_PREFIX), customer_id), 256), 1, CUSTOMER_KEY_LENGTH)
 
 
 def blank_as_null(value: Column) -> Column:

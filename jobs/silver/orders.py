@@ -60,5 +60,6 @@ def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | N
     """
     bronze = spark.read.format("delta").load(config.table_path("bronze.orders"))
     arrived = bronze.filter(arrived_between(F.col("_ingest_date"), run_date, through))
+    contract = load_contract("silver.orders")
     silver = build_silver_orders(arrived, pii_key(config))
-    merge_rows(spark, silver, config, "silver.orders", ("order_id",), update_condition=EARLIER_ARRIVAL)
+    merge_rows(spark, silver, config, contract.name, contract.keys, update_condition=EARLIER_ARRIVAL)

@@ -7,6 +7,7 @@ import datetime as dt
 import pyspark.sql.functions as F
 from pyspark.sql import DataFrame, SparkSession
 
+from jobs.domain import DELIVERED, MILESTONE_AT, first_scan_at, milestone_rank
 from jobs.lake.config import LakeConfig
 from jobs.lake.contracts import load_contract
 from jobs.lake.tables import arrived_between, merge_rows
@@ -16,41 +17,25 @@ from jobs.silver.orders import filter_first_arrival
 # months; bounding it keeps the nightly cost proportional to the day, not to the history.
 SHIPMENT_WINDOW_DAYS = 45
 
-# Milestones in journey order: a tie on scan time is broken by this rank, not by file order.
-MILESTONE_RANK = {
-    "created": 0,
-    "picked": 1,
-    "left_warehouse": 2,
-    "arrived_hub": 3,
-    "out_for_delivery": 4,
-    "delivery_failed": 5,
-    "delivered": 6,
-    "returned": 7,
-}
-
-
-def _first_at(event: str) -> F.Column:
-    return F.min(F.when(F.col("event") == event, F.col("scan_at")))
-
 
 def build_shipments(scans_df: DataFrame) -> DataFrame:
     """Bronze tracking scans (all scans of the orders concerned) -> one milestone row per order."""
     contract = load_contract("silver.shipments")
     scans = filter_first_arrival(scans_df, "scan_id")
-    rank = F.create_map(*[x for k, v in MILESTONE_RANK.items() for x in (F.lit(k), F.lit(v))])
-    ordered = scans.withColumn("_rank", rank[F.col("event")])
-    delivered_first = F.min(F.when(F.col("event") == "delivered", F.struct("scan_at", "_ingest_date")))
+    # A tie on scan time is broken by journey order (jobs.domain.MILESTONE_RANK), not by file order.
+    ordered = scans.withColumn("_rank", milestone_rank(F.col("event")))
+    # The delivered scan's own arrival date too: the night the lake learned of the delivery.
+    delivered_first = F.min(F.when(F.col("event") == DELIVERED, F.struct("scan_at", "_ingest_date")))
     shipments = ordered.groupBy("order_id").agg(
         F.min_by("carrier", F.struct("scan_at", "_rank")).alias("carrier"),
-        _first_at("created").alias("created_at"),
-        _first_at("picked").alias("picked_at"),
-        _first_at("left_warehouse").alias("left_warehouse_at"),
-        _first_at("arrived_hub").alias("first_hub_at"),
+        *[
+            first_scan_at(milestone, F.col("event"), F.col("scan_at")).alias(column)
+            for milestone, column in MILESTONE_AT.items()
+            if milestone != DELIVERED
+        ],
+        delivered_first.getField("scan_at").alias(MILESTONE_AT[DELIVERED]),
         F.count(F.when(F.col("event") == "arrived_hub", 1)).alias("hubs_passed"),
-        _first_at("out_for_delivery").alias("out_for_delivery_at"),
         F.count(F.when(F.col("event") == "delivery_failed", 1)).alias("failed_attempts"),
-        delivered_first.getField("scan_at").alias("delivered_at"),
-        _first_at("returned").alias("returned_at"),
         F.max_by("event", F.struct("scan_at", "_rank")).alias("last_event"),
         F.max("scan_at").alias("last_event_at"),
         F.count("*").alias("scans"),
@@ -71,4 +56,5 @@ def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | N
     window_start = dt.date.fromisoformat(run_date) - dt.timedelta(days=SHIPMENT_WINDOW_DAYS)
     recent = bronze.filter(F.col("_ingest_date") >= F.lit(window_start))
     scans = recent.join(touched, "order_id", "left_semi")
-    merge_rows(spark, build_shipments(scans), config, "silver.shipments", ("order_id",))
+    contract = load_contract("silver.shipments")
+    merge_rows(spark, build_shipments(scans), config, contract.name, contract.keys)

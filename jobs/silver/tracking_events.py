@@ -2,7 +2,7 @@
 
 * Deduplication: the first arrival of a ``scan_id`` wins (``filter_first_arrival``).
 * ``seq``: 1-based position among the order's scans ordered by ``scan_at``, then milestone rank
-  (``jobs.silver.shipments.MILESTONE_RANK``: a tie on time is broken by journey order), then
+  (``jobs.domain.MILESTONE_RANK``: a tie on time is broken by journey order), then
   ``scan_id``.
 * ``is_out_of_order_arrival``: the scan's ``first_ingest_date`` is later than the earliest
   ``first_ingest_date`` of any scan of the same order with a strictly greater ``scan_at``. In
@@ -23,11 +23,12 @@ import datetime as dt
 import pyspark.sql.functions as F
 from pyspark.sql import DataFrame, SparkSession, Window
 
+from jobs.domain import milestone_rank
 from jobs.lake.config import LakeConfig
 from jobs.lake.contracts import load_contract
 from jobs.lake.tables import arrived_between, merge_rows, read_table
 from jobs.silver.orders import filter_first_arrival
-from jobs.silver.shipments import MILESTONE_RANK, SHIPMENT_WINDOW_DAYS
+from jobs.silver.shipments import SHIPMENT_WINDOW_DAYS
 
 
 def build_tracking_events(scans_df: DataFrame) -> DataFrame:
@@ -43,12 +44,11 @@ def build_tracking_events(scans_df: DataFrame) -> DataFrame:
     """
     contract = load_contract("silver.tracking_events")
     scans = filter_first_arrival(scans_df, "scan_id")
-    rank = F.create_map(*[x for k, v in MILESTONE_RANK.items() for x in (F.lit(k), F.lit(v))])
     journey = Window.partitionBy("order_id").orderBy("scan_at", "_rank", "scan_id")
     # Frame = the order's scans strictly later in time (microsecond offsets on the scan time).
     later = Window.partitionBy("order_id").orderBy(F.unix_micros("scan_at")).rangeBetween(1, Window.unboundedFollowing)
     events = (
-        scans.withColumn("_rank", rank[F.col("event")])
+        scans.withColumn("_rank", milestone_rank(F.col("event")))
         .withColumn("seq", F.row_number().over(journey))
         .withColumn("_later_first_arrival", F.min("_ingest_date").over(later))
         .withColumn(

@@ -6,11 +6,11 @@ from decimal import Decimal
 from chispa import assert_df_equality
 from frames import contract_frame
 
+from jobs.domain import hours_between
 from jobs.features.lane_stats import (
     carrier_transit_stats,
     day_end,
     deliveries_known,
-    hours_between,
     lane_all_carriers_transit_stats,
     lane_transit_stats,
 )

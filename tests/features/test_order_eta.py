@@ -4,6 +4,11 @@ import datetime as dt
 from decimal import Decimal
 
 from jobs.features.order_eta import build_eta_training_rows, with_placement_features
+from jobs.lake.feature_catalog import features_of
+
+# What the ETA model knows of the order itself at placement: the registered features of
+# features.order_eta minus the lane and carrier history statistics (lane_*/carrier_* columns).
+PLACEMENT_FEATURES = [f.name for f in features_of("features.order_eta") if not f.name.startswith(("lane_", "carrier_"))]
 
 
 def test_placement_features_use_iso_weekdays(spark) -> None:
@@ -56,3 +61,19 @@ def test_training_rows_only_use_deliveries_known_by_the_as_of_date(spark) -> Non
     )
     rows = build_eta_training_rows(orders, shipments, "2026-03-05").collect()
     assert [(r.order_id, r.delivery_days, r.placed_weekday, r.amount) for r in rows] == [("O1", 2.5, 1, 9.9)]
+    # Every placement feature of the registry is on the row: O1's own values, a Monday 06:00 UTC
+    # placement (weekday 1, hour 6), the amount as a double.
+    assert [{f: r[f] for f in PLACEMENT_FEATURES} for r in rows] == [
+        {
+            "origin_warehouse": "WH-A",
+            "destination_region": "R1",
+            "lane": "WH-A>R1",
+            "carrier": "cdek",
+            "channel": "app",
+            "placed_weekday": 1,
+            "placed_hour": 6,
+            "items": 1,
+            "amount": 9.9,
+            "promised_days": 3,
+        }
+    ]

@@ -9,10 +9,11 @@ import pyspark.sql.functions as F
 import pytest
 from chispa import assert_df_equality
 
+from jobs.domain import customer_key
 from jobs.lake.contracts import load_contract
 from jobs.lake.tables import read_table
 from jobs.silver import customers, interactions, orders
-from jobs.silver.identity import build_device_links, customer_key, with_customer_key
+from jobs.silver.identity import build_device_links, with_customer_key
 from jobs.silver.interactions import build_silver_interactions
 from jobs.silver.pii import pii_key
 

@@ -32,7 +32,7 @@ from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
 
-from jobs.features.catalog import features_of
+from jobs.lake.feature_catalog import features_of
 from jobs.models.churn import bgnbd
 
 FEATURE_TABLE = "features.customer_daily"

@@ -17,15 +17,14 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from jobs.features.catalog import Feature, features_of
+from jobs.domain import PROMISE_HOUR
+from jobs.lake.feature_catalog import Feature, features_of
 
 QUANTILES = {"p10": 0.1, "p50": 0.5, "p90": 0.9}
 PLACEMENT_TABLE = "features.order_eta"
 SCAN_TABLE = "features.shipment_scan"
 PLACEMENT_LABEL = "delivery_days"  # placed_at -> delivered_at
 SCAN_LABEL = "remaining_days"  # scan_at -> delivered_at
-# The static promise is a date; as a point estimate of the arrival time it stands for midday.
-PROMISE_HOUR = 12
 LGBM_PARAMS = {
     "objective": "quantile",
     "n_estimators": 300,
@@ -272,7 +271,7 @@ def plot_error_by_scan(metrics: dict[str, float], placement_mae: float, path: st
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from jobs.silver.shipments import MILESTONE_RANK
+    from jobs.domain import MILESTONE_RANK
 
     stages = [("placement", placement_mae)] + [
         (event, metrics[f"mae_after_{event}_days"])

@@ -17,9 +17,9 @@ import pandas as pd
 import pyspark.sql.functions as F
 from pyspark.sql import DataFrame, SparkSession
 
-from jobs.features.catalog import features_of
 from jobs.lake.config import LakeConfig
 from jobs.lake.contracts import load_contract
+from jobs.lake.feature_catalog import features_of
 from jobs.lake.tables import read_table, replace_slice, table_exists
 
 log = logging.getLogger(__name__)

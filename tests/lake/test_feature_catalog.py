@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from jobs.features.catalog import feature_tables, features_of, registry
+from jobs.lake.feature_catalog import feature_tables, features_of, registry
 
 
 def test_every_feature_table_registers_described_features() -> None:

@@ -4,13 +4,16 @@ A feature is a column marked ``feature: true`` in a contract under ``schemas/fea
 contract gives its type and description, the table is its owner, and the contract's ``entity``
 and keys say what it describes. Model jobs ask this module for their feature lists, so adding a
 feature is one contract line plus the code that computes it.
+
+It lives in :mod:`jobs.lake` (derived from the contracts alone) so that models, monitoring and the
+command line read it without importing the feature layer.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from jobs.lake.contracts import SCHEMAS_DIR, load_contract
+from jobs.lake.contracts import all_contract_names, load_contract
 
 
 @dataclass(frozen=True)
@@ -28,7 +31,8 @@ class Feature:
 
 
 def feature_tables() -> list[str]:
-    return sorted(f"features.{p.stem}" for p in (SCHEMAS_DIR / "features").glob("*.yaml"))
+    """Every table with a contract under ``schemas/features/``, sorted."""
+    return [name for name in all_contract_names() if name.startswith("features.")]
 
 
 def registry() -> list[Feature]:
