@@ -20,6 +20,8 @@ come from here.
 | ``CXLAKE_PSI_RETRAIN`` | ``1`` | a feature PSI above 0.2 makes the next night retrain (``0``: only report) |
 | ``CXLAKE_LANDING_WAIT_SECONDS`` | ``21600`` | how long after the end of an arrival day its raw files may still come (landing sensor) |
 | ``CXLAKE_LANDING_POKE_SECONDS`` | ``300`` | how often the landing sensor looks again (reschedule mode: no worker slot held) |
+| ``CXLAKE_PII_KEY`` | empty | secret key of the PII hashes (production: from a secret store); empty: a random key kept in ``$CXLAKE_HOME/pii.key`` (:func:`jobs.silver.pii.pii_key`) |
+| ``CXLAKE_VACUUM_RETENTION_HOURS`` | ``168`` | VACUUM keeps the files of the table versions this recent (how far back time travel reaches) |
 | ``MLFLOW_TRACKING_URI`` | ``sqlite:///$CXLAKE_HOME/mlflow.db`` | MLflow tracking + registry store |
 """
 
@@ -69,6 +71,9 @@ class LakeConfig:
     psi_triggers_retraining: bool = True
     landing_wait_seconds: int = 21600
     landing_poke_seconds: int = 300
+    # Never printed with the config (logs, reprs): it is a secret.
+    pii_key: str = field(default="", repr=False)
+    vacuum_retention_hours: int = 168
 
     def moved_to(self, home: Path, landing_root: str | None = None) -> LakeConfig:
         """The same settings with the lake, the landing and the MLflow store under ``home``.
@@ -113,4 +118,6 @@ def load_config() -> LakeConfig:
         psi_triggers_retraining=_env("PSI_RETRAIN", "1") not in ("0", "false", "no"),
         landing_wait_seconds=int(_env("LANDING_WAIT_SECONDS", "21600")),
         landing_poke_seconds=int(_env("LANDING_POKE_SECONDS", "300")),
+        pii_key=_env("PII_KEY", "").strip(),
+        vacuum_retention_hours=int(_env("VACUUM_RETENTION_HOURS", "168")),
     )

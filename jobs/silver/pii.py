@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import secrets
 from pathlib import Path
 
@@ -11,18 +10,21 @@ from pyspark.sql import Column
 
 from jobs.lake.config import LakeConfig
 
-PII_KEY_ENV = "CXLAKE_PII_KEY"
-
 
 def pii_key(config: LakeConfig) -> str:
-    """The hashing key: ``CXLAKE_PII_KEY`` (production: from a secret store / Airflow connection).
+    """The hashing key: ``config.pii_key`` (``CXLAKE_PII_KEY``; production: from a secret store).
 
-    On the embedded default a random key is created once in ``$CXLAKE_HOME/pii.key`` (git-ignored,
-    mode 600), so a laptop run needs no setup and no key ever sits in the repository.
+    Without one, a random key is created once in ``$CXLAKE_HOME/pii.key`` (git-ignored, mode 600),
+    so a laptop run needs no setup and no key ever sits in the repository.
+
+    Args:
+        config: the lake configuration (its ``pii_key`` and ``home``).
+
+    Returns:
+        The key, surrounding spaces removed.
     """
-    from_env = os.environ.get(PII_KEY_ENV, "").strip()
-    if from_env:
-        return from_env
+    if config.pii_key.strip():
+        return config.pii_key.strip()
     key_file = Path(config.home) / "pii.key"
     if not key_file.exists():
         key_file.parent.mkdir(parents=True, exist_ok=True)

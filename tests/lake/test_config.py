@@ -47,3 +47,19 @@ def test_malformed_spark_conf_is_refused(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setenv("CXLAKE_SPARK_CONF", "spark.executor.cores")
     with pytest.raises(ValueError, match="is not key=value"):
         load_config()
+
+
+def test_pii_key_and_vacuum_retention_come_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    monkeypatch.setenv("CXLAKE_HOME", str(tmp_path))
+    monkeypatch.setenv("CXLAKE_PII_KEY", "  from-the-secret-store ")
+    monkeypatch.setenv("CXLAKE_VACUUM_RETENTION_HOURS", "720")
+    config = load_config()
+    assert config.pii_key == "from-the-secret-store"  # surrounding spaces are not part of a key
+    assert config.vacuum_retention_hours == 720
+    assert "from-the-secret-store" not in repr(config)  # a secret never reaches a log line
+    # Unset (or blank): no key in the config (jobs.silver.pii falls back to $CXLAKE_HOME/pii.key)
+    # and a week of time travel, Delta's own floor.
+    monkeypatch.setenv("CXLAKE_PII_KEY", " ")
+    monkeypatch.delenv("CXLAKE_VACUUM_RETENTION_HOURS")
+    config = load_config()
+    assert (config.pii_key, config.vacuum_retention_hours) == ("", 168)

@@ -1,8 +1,12 @@
 from __future__ import annotations
 
+from dataclasses import replace
+
+import pytest
 from delta.tables import DeltaTable
 
 from jobs.lake import maintenance
+from jobs.lake.contracts import all_contract_names
 from jobs.lake.tables import merge_rows, read_table
 
 
@@ -13,6 +17,22 @@ def test_lake_tables_cover_every_layer() -> None:
     )
     assert not any(t.startswith("raw.") for t in tables)
     assert "quarantine.rows" not in tables
+    # The contract registry is the one list: every other contract is a table to maintain.
+    assert set(tables) | {"quarantine.rows"} | {t for t in all_contract_names() if t.startswith("raw.")} == set(
+        all_contract_names()
+    )
+
+
+def test_retention_comes_from_the_config_unless_given(monkeypatch: pytest.MonkeyPatch, lake_config) -> None:
+    seen = []
+    monkeypatch.setattr(maintenance, "lake_tables", lambda: ["gold.cx_kpi_daily"])
+    monkeypatch.setattr(maintenance, "table_exists", lambda spark, path: True)
+    monkeypatch.setattr(
+        maintenance, "maintain_table", lambda spark, config, table, retention: seen.append((table, retention))
+    )
+    maintenance.run(None, replace(lake_config, vacuum_retention_hours=720))  # CXLAKE_VACUUM_RETENTION_HOURS
+    maintenance.run(None, lake_config, retention=0)  # an explicit value wins (tests)
+    assert seen == [("gold.cx_kpi_daily", 720), ("gold.cx_kpi_daily", 0)]
 
 
 def test_is_maintenance_day_is_weekly_on_sunday() -> None:
