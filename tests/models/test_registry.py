@@ -11,7 +11,6 @@ from jobs.models.registry import (
     PromotionError,
     champion_model_uri,
     champion_version,
-    promotion_threshold,
     register_and_decide,
     retrain_due,
 )
@@ -42,20 +41,6 @@ def _aliases(name: str) -> dict[str, str]:
 
 def _version_tags(name: str, version: str) -> dict[str, str]:
     return MlflowClient().get_model_version(name, version).tags
-
-
-def test_threshold_rules() -> None:
-    # Relative: 2% of the champion's magnitude; absolute: the margin in metric units.
-    assert promotion_threshold(1.0, True, 0.02, "relative") == pytest.approx(0.98)
-    assert promotion_threshold(0.8, False, 0.02, "relative") == pytest.approx(0.816)
-    assert promotion_threshold(0.8, False, 0.01, "absolute") == pytest.approx(0.81)
-    assert promotion_threshold(1.0, True, 0.05, "absolute") == pytest.approx(0.95)
-    # A negative champion value (e.g. a log-likelihood) still needs a real improvement.
-    assert promotion_threshold(-2.0, True, 0.1, "relative") == pytest.approx(-2.2)
-    with pytest.raises(PromotionError, match="margin_kind"):
-        promotion_threshold(1.0, True, 0.02, "percent")
-    with pytest.raises(PromotionError, match="margin must be"):
-        promotion_threshold(1.0, True, -0.01, "relative")
 
 
 def test_champion_moves_only_when_a_lower_is_better_challenger_is_clearly_better(mlflow_config) -> None:
