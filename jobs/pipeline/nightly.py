@@ -198,32 +198,21 @@ def build_features(run_date: str, config: LakeConfig | None = None) -> dict[str,
 
 
 def train_eta(run_date: str, config: LakeConfig | None = None, force: bool = False) -> dict[str, Any]:
-    """Retrain the ETA model when due (cadence or drift); register it, champion only if better."""
+    """Retrain the ETA model when due (cadence or drift, jobs.models.training); champion only if better."""
     from jobs.models.eta import job as eta
 
     config = config or load_config()
-    result = eta.train(_session(config), config, run_date, force=force or _drift_flagged("cx_eta", run_date, config))
+    result = eta.train(_session(config), config, run_date, force=force)
     return {"mlflow_run_id": result.run_id, "trained": result.trained, "decision": result.decision, **result.metrics}
 
 
 def train_churn(run_date: str, config: LakeConfig | None = None, force: bool = False) -> dict[str, Any]:
-    """Retrain the churn model (and its BG/NBD baseline) when due; champion only if better."""
+    """Retrain the churn model (and its BG/NBD baseline) when due (cadence or drift); champion only if better."""
     from jobs.models.churn import job as churn_job
 
     config = config or load_config()
-    result = churn_job.train(
-        _session(config), config, run_date, force=force or _drift_flagged("cx_churn", run_date, config)
-    )
+    result = churn_job.train(_session(config), config, run_date, force=force)
     return {"mlflow_run_id": result.run_id, "trained": result.trained, "decision": result.decision, **result.metrics}
-
-
-def _drift_flagged(model: str, run_date: str, config: LakeConfig) -> bool:
-    """A PSI above the alert level on the previous night retrains now (``CXLAKE_PSI_RETRAIN``)."""
-    if not config.psi_triggers_retraining:
-        return False
-    from jobs.models.monitoring import job as monitoring_job
-
-    return monitoring_job.drift_flagged(_session(config), config, model, run_date)
 
 
 def score_models(run_date: str, config: LakeConfig | None = None) -> dict[str, Any]:

@@ -170,6 +170,15 @@ def test_an_unknown_margin_kind_is_refused_where_the_metric_is_declared() -> Non
     assert isinstance(raised.value, ValueError)  # a domain error
 
 
+def test_the_models_declare_what_the_promotion_docstring_says() -> None:
+    # jobs/models/promotion.py documents these; today both use the configured relative margin.
+    from jobs.models.churn import job as churn_job
+    from jobs.models.eta import job as eta_job
+
+    assert eta_job.TRAINING.promotion == PromotionMetric("mae_p50_days", lower_is_better=True, margin_kind="relative")
+    assert churn_job.TRAINING.promotion == PromotionMetric("roc_auc", lower_is_better=False, margin_kind="relative")
+
+
 def test_the_rule_imports_no_mlflow() -> None:
     code = "import sys, jobs.models.promotion; print('mlflow' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

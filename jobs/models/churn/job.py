@@ -4,7 +4,9 @@ Training panel: ``features.customer_daily`` on weekly as-of dates (the run date'
 week back), labelled from ``silver.orders`` known by the run date; only as-of dates whose label
 window ``(D, D + horizon]`` has fully passed are kept (``observed_until`` = run date). The split
 is by as-of date with a gap of one horizon (see ``jobs.models.churn.model.time_split``). The BG/NBD
-baseline is fitted on the same training period and judged on the same holdout rows.
+baseline is fitted on the same training period and judged on the same holdout rows. This module
+declares the parts (:data:`TRAINING`); :mod:`jobs.models.training` runs them, and the champion is
+decided by :mod:`jobs.models.promotion` (``roc_auc``, higher is better, relative margin).
 
 Scoring: ``models:/cx_churn@champion`` over tonight's ``features.customer_daily`` partition, in
 Spark (``mapInPandas``, model broadcast), into ``gold.churn_scores``.
@@ -13,8 +15,6 @@ Spark (``mapInPandas``, model broadcast), into ``gold.churn_scores``.
 from __future__ import annotations
 
 import datetime as dt
-import logging
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -22,22 +22,20 @@ import pandas as pd
 import pyspark.sql.functions as F
 from pyspark.sql import DataFrame, SparkSession
 
+from jobs.domain import customer_key
 from jobs.lake.config import LakeConfig
 from jobs.lake.contracts import load_contract
-from jobs.lake.tables import read_table, table_version
+from jobs.lake.tables import read_table
+from jobs.models import training
 from jobs.models.churn import model as churn
-from jobs.models.tracking import TrainingRun, git_commit, use_experiment
-from jobs.silver.identity import customer_key
+from jobs.models.promotion import PromotionMetric
+from jobs.models.tracking import TrainingRun
 
-log = logging.getLogger(__name__)
-
-EXPERIMENT = "cx_churn"
 MODEL_NAME = "cx_churn"
 INPUT_TABLES = ("features.customer_daily", "silver.orders")
 HOLDOUT_SHARE = 0.25
 MIN_TRAINING_ROWS = 200
 MIN_AS_OF_DATES = 3
-PROMOTION_METRIC = "roc_auc"  # higher is better
 
 
 def observed_until(run_date: str, lateness_days: int) -> dt.date:
@@ -61,98 +59,96 @@ def order_log(orders_df: DataFrame, run_date: str) -> DataFrame:
     )
 
 
-def _champion_auc(holdout: pd.DataFrame) -> float | None:
-    import mlflow
-    from sklearn.metrics import roc_auc_score
-
-    from jobs.models.registry import champion_model_uri
-
-    uri = champion_model_uri(MODEL_NAME)
-    if uri is None:
-        return None
-    champion = mlflow.pyfunc.load_model(uri)
-    return float(roc_auc_score(holdout[churn.LABEL], np.asarray(champion.predict(holdout))))
+def _params(config: LakeConfig) -> dict[str, object]:
+    features = ",".join(churn.feature_names())
+    return {"horizon_days": config.churn_horizon_days, "holdout_share": HOLDOUT_SHARE, "features": features}
 
 
-def train(spark: SparkSession, config: LakeConfig, run_date: str, force: bool = False) -> TrainingRun:
-    """Train, calibrate, evaluate (vs BG/NBD) and register a churn model when due (or ``force``)."""
-    import mlflow
-
-    from jobs.models.registry import register_and_decide, retrain_due
-
-    experiment_id = use_experiment(config, EXPERIMENT)
-    if not force and not retrain_due(MODEL_NAME, run_date, config.retrain_cadence_days):
-        return TrainingRun(None, False, {}, "not due")
-    horizon = config.churn_horizon_days
-    versions = {table: table_version(spark, config, table) for table in INPUT_TABLES}
+def _read(spark: SparkSession, config: LakeConfig, run_date: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The weekly panel and the purchase log known by ``run_date``, on the driver."""
     panel = panel_rows(
-        read_table(spark, config, "features.customer_daily"), run_date, horizon, config.lateness_days
+        read_table(spark, config, "features.customer_daily"), run_date, config.churn_horizon_days, config.lateness_days
     ).toPandas()
-    orders = order_log(read_table(spark, config, "silver.orders"), run_date).toPandas()
+    return panel, order_log(read_table(spark, config, "silver.orders"), run_date).toPandas()
+
+
+def _too_little(rows: tuple[pd.DataFrame, pd.DataFrame]) -> training.TooLittleData | None:
+    panel, _ = rows
+    dates = panel["as_of_date"].nunique() if len(panel) else 0
+    if len(panel) >= MIN_TRAINING_ROWS and dates >= MIN_AS_OF_DATES:
+        return None
+    return training.TooLittleData(
+        f"{len(panel)} rows on {dates} as-of dates",
+        {"panel_rows": float(len(panel)), "panel_as_of_dates": float(dates)},
+        reported=("panel_rows",),
+    )
+
+
+def _fit(rows: tuple[pd.DataFrame, pd.DataFrame], config: LakeConfig, run_date: str) -> training.Fitted:
+    """Label, split by as-of date, fit and calibrate; evaluate it and the BG/NBD baseline on the holdout."""
+    panel, orders = rows
+    horizon = config.churn_horizon_days
     names = churn.feature_names()
+    labelled = churn.label_churn(panel, orders, horizon, observed_until=run_date)
+    train_rows, holdout = churn.time_split(labelled, HOLDOUT_SHARE, gap_days=horizon)
+    model = churn.train_churn_model(train_rows, names, gap_days=horizon)
+    proba = model.predict_proba(holdout)
+    metrics = churn.evaluate(holdout[churn.LABEL].to_numpy(), proba)
+    reliability = metrics.pop("reliability")
+    baseline = churn.evaluate(holdout[churn.LABEL].to_numpy(), churn.bgnbd_baseline(orders, holdout, horizon))
+    baseline.pop("reliability")
+    scalar = {k: float(v) for k, v in metrics.items() if isinstance(v, int | float)}
+    scalar.update({f"bgnbd_{k}": float(v) for k, v in baseline.items() if isinstance(v, int | float)})
+    scalar.update(
+        {
+            "training_rows": float(len(train_rows)),
+            "holdout_rows": float(len(holdout)),
+            "roc_auc_gain_vs_bgnbd": scalar["roc_auc"] - scalar["bgnbd_roc_auc"],
+            "brier_raw": float(np.mean((model.raw_proba(holdout) - holdout[churn.LABEL].to_numpy()) ** 2)),
+        }
+    )
 
-    with mlflow.start_run(experiment_id=experiment_id, run_name=f"churn_{run_date}") as run:
-        mlflow.set_tags({"as_of_date": run_date, "git_commit": git_commit(), "model": "lightgbm_calibrated"})
-        mlflow.log_params({f"delta_version.{t}": v for t, v in versions.items()})
-        mlflow.log_params({"horizon_days": horizon, "holdout_share": HOLDOUT_SHARE, "features": ",".join(names)})
-        dates = panel["as_of_date"].nunique() if len(panel) else 0
-        if len(panel) < MIN_TRAINING_ROWS or dates < MIN_AS_OF_DATES:
-            mlflow.set_tag("status", "skipped_insufficient_data")
-            mlflow.log_metrics({"panel_rows": float(len(panel)), "panel_as_of_dates": float(dates)})
-            log.warning("churn not trained for %s: %d rows on %d as-of dates", run_date, len(panel), dates)
-            return TrainingRun(run.info.run_id, False, {"panel_rows": float(len(panel))}, "insufficient data")
-        labelled = churn.label_churn(panel, orders, horizon, observed_until=run_date)
-        train_rows, holdout = churn.time_split(labelled, HOLDOUT_SHARE, gap_days=horizon)
-        model = churn.train_churn_model(train_rows, names, gap_days=horizon)
-        proba = model.predict_proba(holdout)
-        metrics = churn.evaluate(holdout[churn.LABEL].to_numpy(), proba)
-        reliability = metrics.pop("reliability")
-        baseline = churn.evaluate(holdout[churn.LABEL].to_numpy(), churn.bgnbd_baseline(orders, holdout, horizon))
-        baseline.pop("reliability")
-        scalar = {k: float(v) for k, v in metrics.items() if isinstance(v, int | float)}
-        scalar.update({f"bgnbd_{k}": float(v) for k, v in baseline.items() if isinstance(v, int | float)})
-        scalar.update(
-            {
-                "training_rows": float(len(train_rows)),
-                "holdout_rows": float(len(holdout)),
-                "roc_auc_gain_vs_bgnbd": scalar["roc_auc"] - scalar["bgnbd_roc_auc"],
-                "brier_raw": float(np.mean((model.raw_proba(holdout) - holdout[churn.LABEL].to_numpy()) ** 2)),
-            }
-        )
-        mlflow.log_metrics(scalar)
-        _log_artifacts(model, train_rows, reliability)
-        mlflow.pyfunc.log_model(
-            name="model", python_model=churn.ChurnPyfunc(model), input_example=holdout[names].head(5)
-        )
-        decision = register_and_decide(
-            run.info.run_id,
-            "model",
-            MODEL_NAME,
-            PROMOTION_METRIC,
-            scalar[PROMOTION_METRIC],
-            _champion_auc(holdout),
-            lower_is_better=False,
-            margin=config.promotion_margin,
-        )
-        mlflow.set_tag("status", "trained")
-        log.info("churn run %s for %s: AUC %.3f vs BG/NBD %.3f; %s", run.info.run_id, run_date,
-                 scalar["roc_auc"], scalar["bgnbd_roc_auc"], decision.reason)  # fmt: skip
-        return TrainingRun(run.info.run_id, True, scalar, decision.reason)
-
-
-def _log_artifacts(model: churn.ChurnModel, train_rows: pd.DataFrame, reliability: list[dict]) -> None:
-    import mlflow
-
-    from jobs.models.monitoring.psi import reference_sample
-
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
+    def write_artifacts(folder: Path) -> None:
         churn.plot_reliability(reliability, folder / "calibration.png")
         churn.plot_feature_importance(model, folder / "feature_importance.png")
         pd.DataFrame(reliability).to_csv(folder / "reliability.csv", index=False)
-        reference = train_rows[model.feature_names].assign(score=model.predict_proba(train_rows))
-        reference_sample(reference).to_parquet(folder / "reference.parquet")
-        mlflow.log_artifacts(str(folder))
+
+    return training.Fitted(
+        metrics=scalar,
+        holdout=holdout,
+        python_model=churn.ChurnPyfunc(model),
+        input_example=holdout[names].head(5),
+        reference=train_rows[model.feature_names].assign(score=model.predict_proba(train_rows)),
+        write_artifacts=write_artifacts,
+    )
+
+
+def _score_champion(champion, holdout: pd.DataFrame) -> float:
+    from sklearn.metrics import roc_auc_score
+
+    return float(roc_auc_score(holdout[churn.LABEL], np.asarray(champion.predict(holdout))))
+
+
+TRAINING = training.ModelTraining(
+    model_name=MODEL_NAME,
+    run_prefix="churn",
+    model_tag="lightgbm_calibrated",
+    input_tables=INPUT_TABLES,
+    promotion=PromotionMetric("roc_auc", lower_is_better=False, margin_kind="relative"),
+    params=_params,
+    read=_read,
+    too_little=_too_little,
+    fit=_fit,
+    score_champion=_score_champion,
+)
+
+
+def train(spark: SparkSession, config: LakeConfig, run_date: str, force: bool = False) -> TrainingRun:
+    """Train, calibrate, evaluate (vs BG/NBD) and register a churn model when due (or ``force``).
+
+    Runs :func:`jobs.models.training.train` with :data:`TRAINING`.
+    """
+    return training.train(TRAINING, spark, config, run_date, force)
 
 
 def score(spark: SparkSession, config: LakeConfig, run_date: str) -> dict[str, object]:

@@ -4,7 +4,9 @@ Training uses *matured* orders only: placed at least ``MATURITY_DAYS`` before th
 that (nearly) every one of them has its delivery known. Training on "deliveries known by D"
 instead would over-represent fast parcels among recent orders (right-censoring) and bias the
 model fast. Features come from the point-in-time feature tables (``features.order_eta`` and
-``features.shipment_scan``), labels from the delivered scans known by the run date.
+``features.shipment_scan``), labels from the delivered scans known by the run date. This module
+declares the parts (:data:`TRAINING`); :mod:`jobs.models.training` runs them, and the champion is
+decided by :mod:`jobs.models.promotion` (``mae_p50_days``, lower is better, relative margin).
 
 Scoring loads ``models:/cx_eta@champion`` and runs in Spark (``mapInPandas`` with the model
 broadcast), writing ``gold.eta_predictions``: one row per order at placement (``scan_seq`` 0) and
@@ -14,8 +16,6 @@ one per scan, each with the model version and the MLflow run that produced it.
 from __future__ import annotations
 
 import datetime as dt
-import logging
-import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -24,13 +24,12 @@ from pyspark.sql import DataFrame, SparkSession
 
 from jobs.lake.config import LakeConfig
 from jobs.lake.contracts import load_contract
-from jobs.lake.tables import read_table, table_version
+from jobs.lake.tables import read_table
+from jobs.models import training
 from jobs.models.eta import model as eta_model
-from jobs.models.tracking import TrainingRun, git_commit, use_experiment
+from jobs.models.promotion import PromotionMetric
+from jobs.models.tracking import TrainingRun
 
-log = logging.getLogger(__name__)
-
-EXPERIMENT = "cx_eta"
 MODEL_NAME = "cx_eta"
 INPUT_TABLES = ("features.order_eta", "features.shipment_scan", "silver.tracking_events", "silver.orders")
 MATURITY_DAYS = 14
@@ -41,7 +40,6 @@ MATURITY_DAYS = 14
 TRAINING_WINDOW_DAYS = 90
 MIN_TRAINING_ORDERS = 50
 HOLDOUT_SHARE = 0.2
-PROMOTION_METRIC = "mae_p50_days"  # lower is better
 
 
 def _delivered(tracking_events_df: DataFrame, as_of: dt.date) -> DataFrame:
@@ -78,30 +76,19 @@ def training_rows(
     return placement, scans
 
 
-def _champion_value(holdout: pd.DataFrame) -> float | None:
-    """The current champion's promotion metric on *this* holdout (None without a champion)."""
-    import mlflow
-
-    from jobs.models.registry import champion_model_uri
-
-    uri = champion_model_uri(MODEL_NAME)
-    if uri is None:
-        return None
-    champion = mlflow.pyfunc.load_model(uri).unwrap_python_model().model
-    return eta_model.evaluate_placement(champion, holdout)[PROMOTION_METRIC]
+def _params(config: LakeConfig) -> dict[str, object]:
+    return {
+        "maturity_days": MATURITY_DAYS,
+        "training_window_days": TRAINING_WINDOW_DAYS,
+        "holdout_share": HOLDOUT_SHARE,
+        "placement_features": ",".join(f.name for f in eta_model.features_of(eta_model.PLACEMENT_TABLE)),
+        "scan_features": ",".join(f.name for f in eta_model.features_of(eta_model.SCAN_TABLE)),
+        **{f"lgbm.{k}": v for k, v in eta_model.LGBM_PARAMS.items()},
+    }
 
 
-def train(spark: SparkSession, config: LakeConfig, run_date: str, force: bool = False) -> TrainingRun:
-    """Train, evaluate and register an ETA model when retraining is due (or ``force``)."""
-    import mlflow
-
-    from jobs.models.registry import register_and_decide, retrain_due
-
-    experiment_id = use_experiment(config, EXPERIMENT)
-    if not force and not retrain_due(MODEL_NAME, run_date, config.retrain_cadence_days):
-        log.info("ETA: champion is recent enough on %s; scoring only", run_date)
-        return TrainingRun(None, False, {}, "not due")
-    versions = {table: table_version(spark, config, table) for table in INPUT_TABLES}
+def _read(spark: SparkSession, config: LakeConfig, run_date: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Matured orders' placement rows and their scan rows, on the driver."""
     placement_df, scan_df = training_rows(
         read_table(spark, config, "features.order_eta"),
         read_table(spark, config, "features.shipment_scan"),
@@ -109,86 +96,81 @@ def train(spark: SparkSession, config: LakeConfig, run_date: str, force: bool = 
         run_date,
     )
     # One row per matured order (and per scan): thousands, not millions; the driver holds them.
-    placement = placement_df.toPandas()
-    scans = scan_df.toPandas()
+    return placement_df.toPandas(), scan_df.toPandas()
 
-    with mlflow.start_run(experiment_id=experiment_id, run_name=f"eta_{run_date}") as run:
-        mlflow.set_tags({"as_of_date": run_date, "git_commit": git_commit(), "model": "lightgbm_quantile"})
-        mlflow.log_params({f"delta_version.{t}": v for t, v in versions.items()})
-        mlflow.log_params(
-            {
-                "maturity_days": MATURITY_DAYS,
-                "training_window_days": TRAINING_WINDOW_DAYS,
-                "holdout_share": HOLDOUT_SHARE,
-                "placement_features": ",".join(f.name for f in eta_model.features_of(eta_model.PLACEMENT_TABLE)),
-                "scan_features": ",".join(f.name for f in eta_model.features_of(eta_model.SCAN_TABLE)),
-                **{f"lgbm.{k}": v for k, v in eta_model.LGBM_PARAMS.items()},
-            }
+
+def _too_little(rows: tuple[pd.DataFrame, pd.DataFrame]) -> training.TooLittleData | None:
+    placement, _ = rows
+    if len(placement) >= MIN_TRAINING_ORDERS:
+        return None
+    return training.TooLittleData(
+        f"{len(placement)} matured orders < {MIN_TRAINING_ORDERS}",
+        {"training_orders": float(len(placement))},
+        reported=("training_orders",),
+    )
+
+
+def _fit(rows: tuple[pd.DataFrame, pd.DataFrame], config: LakeConfig, run_date: str) -> training.Fitted:
+    """Fit on the older orders, evaluate on the latest ``HOLDOUT_SHARE`` (each order on one side)."""
+    placement, scans = rows
+    train_rows, holdout = eta_model.time_split(placement, HOLDOUT_SHARE)
+    holdout_orders = set(holdout["order_id"])
+    scan_train = scans[~scans["order_id"].isin(holdout_orders)]
+    scan_holdout = scans[scans["order_id"].isin(holdout_orders)]
+    model = eta_model.fit(train_rows, scan_train)
+    metrics = {
+        "training_orders": float(len(train_rows)),
+        "training_scans": float(len(scan_train)),
+        **eta_model.evaluate_placement(model, holdout),
+        **eta_model.evaluate_scans(model, scan_holdout),
+    }
+    metrics["placement_interval_scale"] = model.placement.interval_scale
+    if model.scan is not None:
+        metrics["scan_interval_scale"] = model.scan.interval_scale
+    if metrics.get("mae_after_out_for_delivery_days") is not None:
+        metrics["mae_ratio_out_for_delivery_vs_placement"] = (
+            metrics["mae_after_out_for_delivery_days"] / metrics["mae_p50_days"]
         )
-        if len(placement) < MIN_TRAINING_ORDERS:
-            mlflow.set_tag("status", "skipped_insufficient_data")
-            mlflow.log_metric("training_orders", float(len(placement)))
-            log.warning("ETA not trained for %s: %d matured orders < %d", run_date, len(placement), MIN_TRAINING_ORDERS)
-            return TrainingRun(run.info.run_id, False, {"training_orders": float(len(placement))}, "insufficient data")
 
-        train_rows, holdout = eta_model.time_split(placement, HOLDOUT_SHARE)
-        holdout_orders = set(holdout["order_id"])
-        scan_train = scans[~scans["order_id"].isin(holdout_orders)]
-        scan_holdout = scans[scans["order_id"].isin(holdout_orders)]
-        model = eta_model.fit(train_rows, scan_train)
-        metrics = {
-            "training_orders": float(len(train_rows)),
-            "training_scans": float(len(scan_train)),
-            **eta_model.evaluate_placement(model, holdout),
-            **eta_model.evaluate_scans(model, scan_holdout),
-        }
-        metrics["placement_interval_scale"] = model.placement.interval_scale
-        if model.scan is not None:
-            metrics["scan_interval_scale"] = model.scan.interval_scale
-        if metrics.get("mae_after_out_for_delivery_days") is not None:
-            metrics["mae_ratio_out_for_delivery_vs_placement"] = (
-                metrics["mae_after_out_for_delivery_days"] / metrics["mae_p50_days"]
-            )
-        mlflow.log_metrics(metrics)
-        _log_artifacts(model, train_rows, holdout, metrics)
-        example = holdout.head(5).assign(stage="placement")
-        mlflow.pyfunc.log_model(
-            name="model",
-            python_model=eta_model.EtaPyfunc(model),
-            input_example=example[[*model.placement.features, "stage"]],
-        )
-        decision = register_and_decide(
-            run.info.run_id,
-            "model",
-            MODEL_NAME,
-            PROMOTION_METRIC,
-            metrics[PROMOTION_METRIC],
-            _champion_value(holdout),
-            lower_is_better=True,
-            margin=config.promotion_margin,
-        )
-        mlflow.set_tag("status", "trained")
-        log.info("ETA run %s for %s: %s; %s", run.info.run_id, run_date, metrics, decision.reason)
-        return TrainingRun(run.info.run_id, True, metrics, decision.reason)
-
-
-def _log_artifacts(
-    model: eta_model.EtaModel, train_rows: pd.DataFrame, holdout: pd.DataFrame, metrics: dict[str, float]
-) -> None:
-    import mlflow
-
-    from jobs.models.monitoring.psi import reference_sample
-
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
+    def write_artifacts(folder: Path) -> None:
         eta_model.plot_feature_importance(model, str(folder / "feature_importance.png"))
         eta_model.plot_interval_calibration(model, holdout, str(folder / "calibration.png"))
         eta_model.plot_error_by_scan(metrics, metrics["mae_p50_days"], str(folder / "eta_error_by_scan.png"))
         model.feature_importance().to_csv(folder / "feature_importance.csv", index=False)
+
+    features = model.placement.features
+    return training.Fitted(
+        metrics=metrics,
+        holdout=holdout,
+        python_model=eta_model.EtaPyfunc(model),
+        input_example=holdout.head(5).assign(stage="placement")[[*features, "stage"]],
         # The distribution the nightly PSI monitor compares against: features + the P50 "score".
-        reference = train_rows[model.placement.features].assign(score=model.predict_placement(train_rows)["p50"])
-        reference_sample(reference).to_parquet(folder / "reference.parquet")
-        mlflow.log_artifacts(str(folder))
+        reference=train_rows[features].assign(score=model.predict_placement(train_rows)["p50"]),
+        write_artifacts=write_artifacts,
+    )
+
+
+def _score_champion(champion, holdout: pd.DataFrame) -> float:
+    return eta_model.evaluate_placement(champion.unwrap_python_model().model, holdout)[TRAINING.promotion.name]
+
+
+TRAINING = training.ModelTraining(
+    model_name=MODEL_NAME,
+    run_prefix="eta",
+    model_tag="lightgbm_quantile",
+    input_tables=INPUT_TABLES,
+    promotion=PromotionMetric("mae_p50_days", lower_is_better=True, margin_kind="relative"),
+    params=_params,
+    read=_read,
+    too_little=_too_little,
+    fit=_fit,
+    score_champion=_score_champion,
+)
+
+
+def train(spark: SparkSession, config: LakeConfig, run_date: str, force: bool = False) -> TrainingRun:
+    """Train, evaluate and register an ETA model when due (or ``force``): :func:`jobs.models.training.train`."""
+    return training.train(TRAINING, spark, config, run_date, force)
 
 
 # ---- scoring ---------------------------------------------------------------------------------

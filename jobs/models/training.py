@@ -1,0 +1,180 @@
+"""One training harness for every model: due? -> read -> fit -> score the champion -> log -> register.
+
+A model declares its parts in a :class:`ModelTraining` (``TRAINING`` in its job module) and
+:func:`train` runs them in the same order for every model, so every training run has the same
+outline in MLflow (experiment = registered model name, run ``<run_prefix>_<run date>``):
+
+* tags ``as_of_date`` (the run date; drives the retraining cadence), ``git_commit``, ``model``,
+  then ``status`` (``trained`` or ``skipped_insufficient_data``) and the promotion tags
+  (:mod:`jobs.models.promotion`);
+* params ``delta_version.<table>`` of every input table, then the model's own;
+* metrics: the model's evaluation on its holdout (or, when skipped, the counts that were too small);
+* artifacts: the model's plots and tables, ``reference.parquet`` (the drift monitor's sample of the
+  training rows, :mod:`jobs.models.monitoring`) and the pyfunc model ``model``, registered as a new
+  version; it becomes champion only if it beats the current champion, which is scored on the same
+  holdout here.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Generic, TypeVar
+
+import pandas as pd
+from pyspark.sql import SparkSession
+
+from jobs.lake.config import LakeConfig
+from jobs.lake.tables import table_version
+from jobs.models.promotion import PromotionMetric
+from jobs.models.tracking import TrainingRun, git_commit, use_experiment
+
+if TYPE_CHECKING:
+    from mlflow.pyfunc import PyFuncModel, PythonModel
+
+log = logging.getLogger(__name__)
+
+MODEL_ARTIFACT = "model"  # the pyfunc model's name in the run (``runs:/<run id>/model``)
+Rows = TypeVar("Rows")  # what a model reads for training (driver-side frames)
+
+
+@dataclass(frozen=True)
+class TooLittleData:
+    """Too few rows to train on tonight: the run is kept, with ``status=skipped_insufficient_data``."""
+
+    reason: str  # for the log, e.g. "12 matured orders < 50"
+    metrics: dict[str, float]  # logged on the run
+    reported: tuple[str, ...]  # the metrics the TrainingRun returns (nightly's task result)
+
+
+@dataclass(frozen=True)
+class Fitted:
+    """A model fitted and evaluated on its holdout: what the harness logs and registers."""
+
+    metrics: dict[str, float]  # logged; holds the candidate's promotion metric
+    holdout: pd.DataFrame  # the rows the current champion is scored on as well
+    python_model: PythonModel  # logged as the pyfunc model ``model``
+    input_example: pd.DataFrame
+    reference: pd.DataFrame  # training rows' features + ``score``, sampled into reference.parquet
+    write_artifacts: Callable[[Path], None]  # plots and tables into a folder, logged at the run's root
+
+
+@dataclass(frozen=True)
+class ModelTraining(Generic[Rows]):
+    """What a model declares to be trained by :func:`train`."""
+
+    model_name: str  # registered model and MLflow experiment, e.g. ``cx_eta``
+    run_prefix: str  # runs are named ``<run_prefix>_<run date>``
+    model_tag: str  # the run's ``model`` tag, e.g. ``lightgbm_quantile``
+    input_tables: tuple[str, ...]  # their Delta versions are logged as ``delta_version.<table>``
+    promotion: PromotionMetric  # what makes a version champion (jobs.models.promotion)
+    params: Callable[[LakeConfig], dict[str, object]]  # the model's own params
+    read: Callable[[SparkSession, LakeConfig, str], Rows]  # (spark, config, run_date) -> training rows
+    too_little: Callable[[Rows], TooLittleData | None]  # None: enough to train
+    fit: Callable[[Rows, LakeConfig, str], Fitted]  # (rows, config, run_date) -> fitted and evaluated
+    score_champion: Callable[[PyFuncModel, pd.DataFrame], float]  # a loaded model's metric on the holdout
+
+
+def _drift_flagged(spark: SparkSession, config: LakeConfig, model_name: str, run_date: str) -> bool:
+    """A PSI above the alert level on the previous night retrains now (``CXLAKE_PSI_RETRAIN``)."""
+    if not config.psi_triggers_retraining:
+        return False
+    from jobs.models.monitoring import job as monitoring_job
+
+    return monitoring_job.drift_flagged(spark, config, model_name, run_date)
+
+
+def _champion_value(spec: ModelTraining, holdout: pd.DataFrame) -> float | None:
+    """The current champion's promotion metric on *this* holdout (None without a champion)."""
+    import mlflow
+
+    from jobs.models.registry import champion_model_uri
+
+    uri = champion_model_uri(spec.model_name)
+    if uri is None:
+        return None
+    return spec.score_champion(mlflow.pyfunc.load_model(uri), holdout)
+
+
+def _log_artifacts(fitted: Fitted) -> None:
+    import mlflow
+
+    from jobs.models.monitoring.job import REFERENCE_ARTIFACT
+    from jobs.models.monitoring.psi import reference_sample
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        fitted.write_artifacts(folder)
+        reference_sample(fitted.reference).to_parquet(folder / REFERENCE_ARTIFACT)
+        mlflow.log_artifacts(str(folder))
+
+
+def train(
+    spec: ModelTraining[Rows], spark: SparkSession, config: LakeConfig, run_date: str, force: bool = False
+) -> TrainingRun:
+    """Train, evaluate and register a version of ``spec``'s model when due, in one MLflow run.
+
+    Due: ``force``, or the previous night's drift monitoring flagged a feature (when
+    ``config.psi_triggers_retraining``), or the champion is ``config.retrain_cadence_days`` old
+    (:func:`jobs.models.registry.retrain_due`). The new version becomes champion only if it beats
+    the current champion on the same holdout by ``config.promotion_margin``.
+
+    Args:
+        spec: The model's declaration.
+        spark: The session the input tables are read with.
+        config: Lake, MLflow store, cadence and margin.
+        run_date: The night, ``YYYY-MM-DD``: the data's as-of date.
+        force: Train even when not due.
+
+    Returns:
+        The run (None when not due), whether a model was trained, its metrics and the decision.
+    """
+    import mlflow
+
+    from jobs.models.registry import register_and_decide, retrain_due
+
+    name, metric = spec.model_name, spec.promotion
+    experiment_id = use_experiment(config, name)
+    due = force or _drift_flagged(spark, config, name, run_date)
+    if not due and not retrain_due(name, run_date, config.retrain_cadence_days):
+        log.info("%s: champion is recent enough on %s; scoring only", name, run_date)
+        return TrainingRun(None, False, {}, "not due")
+    versions = {table: table_version(spark, config, table) for table in spec.input_tables}
+    rows = spec.read(spark, config, run_date)
+
+    with mlflow.start_run(experiment_id=experiment_id, run_name=f"{spec.run_prefix}_{run_date}") as run:
+        run_id = run.info.run_id
+        mlflow.set_tags({"as_of_date": run_date, "git_commit": git_commit(), "model": spec.model_tag})
+        mlflow.log_params({f"delta_version.{t}": v for t, v in versions.items()})
+        mlflow.log_params(spec.params(config))
+        too_little = spec.too_little(rows)
+        if too_little is not None:
+            mlflow.set_tag("status", "skipped_insufficient_data")
+            mlflow.log_metrics(too_little.metrics)
+            log.warning("%s not trained for %s: %s", name, run_date, too_little.reason)
+            reported = {key: too_little.metrics[key] for key in too_little.reported}
+            return TrainingRun(run_id, False, reported, "insufficient data")
+
+        fitted = spec.fit(rows, config, run_date)
+        mlflow.log_metrics(fitted.metrics)
+        _log_artifacts(fitted)
+        mlflow.pyfunc.log_model(
+            name=MODEL_ARTIFACT, python_model=fitted.python_model, input_example=fitted.input_example
+        )
+        decision = register_and_decide(
+            run_id,
+            MODEL_ARTIFACT,
+            name,
+            metric.name,
+            fitted.metrics[metric.name],
+            _champion_value(spec, fitted.holdout),
+            lower_is_better=metric.lower_is_better,
+            margin=config.promotion_margin,
+            margin_kind=metric.margin_kind,
+        )
+        mlflow.set_tag("status", "trained")
+        log.info("%s run %s for %s: %s; %s", name, run_id, run_date, fitted.metrics, decision.reason)
+        return TrainingRun(run_id, True, fitted.metrics, decision.reason)
