@@ -20,7 +20,7 @@ from pyspark import StorageLevel
 from jobs.ingest.parse import ARRIVAL, build_bronze_rows, build_file_stats, build_quarantine_rows, classify_lines
 from jobs.ingest.raw_files import SchemaDriftError, list_source_files, read_raw_batch
 from jobs.lake.config import LakeConfig
-from jobs.lake.contracts import Contract, load_contract
+from jobs.lake.contracts import Contract, load_contract, source_names
 from jobs.lake.tables import merge_rows, replace_dates, replace_slice
 
 if TYPE_CHECKING:
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-SOURCES = ("orders", "tracking_scans", "interactions")
+SOURCES = source_names()  # the raw contracts
 _SUFFIX = {"csv": ".csv", "jsonl": ".jsonl"}
 
 # A column whose every value in a file fails its type is a type change upstream, not dirt, once

@@ -164,6 +164,11 @@ def all_contract_names() -> list[str]:
     return sorted(f"{p.parent.name}.{p.stem}" for p in SCHEMAS_DIR.glob("*/*.yaml"))
 
 
+def source_names() -> tuple[str, ...]:
+    """The raw sources (``schemas/raw/*.yaml``): each has a landing folder, a bronze and a quarantine table."""
+    return tuple(name.split(".", 1)[1] for name in all_contract_names() if name.startswith("raw."))
+
+
 def contract_fingerprint(contract: Contract) -> str:
     """SHA-256 of the resolved contract minus its version: changes when any column, type, key... does.
 
