@@ -1,0 +1,387 @@
+"""What the nightly gates validate, declared: per table, the slice the night touched and the
+expectations beyond its contract (:data:`BRONZE`, :data:`SILVER`, :data:`GOLD`).
+
+Only the rows the night wrote are validated (the run date's bronze partitions, rows first arrived
+on the run date, orders whose scans arrived, the journey days that changed, the run date's KPI
+window and feature partitions), so the gate's cost follows the day, not the history. Reference
+tables are only probed for those rows' keys.
+
+Every suite runs its contract's rules (:func:`contract_expectations`) and then the declared extras.
+Severity follows what the pipeline guarantees. Critical = true by construction, so a failure
+means a bug or corrupt input: contract rules (not-null, enums, ranges, keys), bronze rows equal to
+the rows ingestion accepted, no event arriving before it happened, no more silver rows than bronze
+accepted, customer keys of the journey and the features existing in ``silver.customers``, feature
+orders existing in ``silver.orders``, and the run date's KPI row. Warning = legal but worth a
+look: scans whose order has not arrived (or was quarantined), an arrival day without orders, a day
+without journey or funnel rows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, Protocol
+
+import pyspark.sql.functions as F
+
+from jobs.ingest.bronze import SOURCES
+from jobs.lake.contracts import load_contract
+from jobs.lake.tables import read_table, table_exists
+from jobs.quality.gate import Check
+from jobs.quality.suites import (
+    CRITICAL,
+    WARNING,
+    at_most_rows_expectation,
+    contract_expectations,
+    freshness_expectation,
+    has_rows_expectation,
+    not_before_expectation,
+    reference_expectation,
+    reference_flag_column,
+    with_date_flag,
+    with_reference_flag,
+)
+
+if TYPE_CHECKING:
+    from pyspark.sql import Column, DataFrame, SparkSession
+
+    from jobs.lake.config import LakeConfig
+
+ARRIVED_AFTER_EVENT = "an event cannot arrive before it happened (event date <= first arrival date)"
+RUN_DATE_FLAG = "on_run_date"
+
+
+@dataclass(frozen=True)
+class Night:
+    """What a gate knows of the night it validates.
+
+    Attributes:
+        journey_days: the touchpoint days the night's journey merge changed (``build_journey``);
+            None reads them as the run date only.
+    """
+
+    spark: SparkSession
+    config: LakeConfig
+    run_date: str
+    journey_days: list[str] | None = None
+    _tables: dict[str, DataFrame] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    @property
+    def day(self) -> Column:
+        return F.lit(self.run_date).cast("date")
+
+    @property
+    def oldest_event_date(self) -> dt.date:
+        """Events older than the lateness bound were quarantined: none of tonight's arrivals is older."""
+        return dt.date.fromisoformat(self.run_date) - dt.timedelta(days=self.config.lateness_days)
+
+    def read(self, table: str) -> DataFrame:
+        """``table``, one read per gate (a reference table serves every suite that probes it)."""
+        if table not in self._tables:
+            self._tables[table] = read_table(self.spark, self.config, table)
+        return self._tables[table]
+
+    def exists(self, table: str) -> bool:
+        return table_exists(self.spark, self.config.table_path(table))
+
+    @cached_property
+    def accepted(self) -> dict[str, int]:
+        """Bronze rows accepted tonight per source (``ops.ingest_audit``), read once a gate asks."""
+        audit = self.read("ops.ingest_audit").filter(F.col("run_date") == self.day)
+        return {row["source"]: row["accepted_rows"] for row in audit.collect()}
+
+
+# Slices: ``(night, table) -> DataFrame``, the rows of ``table`` the night touched.
+Slicer = Callable[[Night, str], "DataFrame"]
+
+
+@dataclass(frozen=True)
+class OnRunDate:
+    """Rows whose ``column`` is the run date: the night's partition, or the rows first arrived tonight.
+
+    With ``event_partition`` (the event-date partition column) only the partitions the lateness
+    bound allows are read: a partition-pruned read instead of a scan of the history.
+    """
+
+    column: str
+    event_partition: str | None = None
+
+    def __call__(self, night: Night, table: str) -> DataFrame:
+        tonight = F.col(self.column) == night.day
+        if self.event_partition:
+            tonight = (F.col(self.event_partition) >= F.lit(night.oldest_event_date)) & tonight
+        return night.read(table).filter(tonight)
+
+
+@dataclass(frozen=True)
+class OnJourneyDays:
+    """Rows whose ``column`` is one of the days the night's journey merge changed."""
+
+    column: str
+
+    def __call__(self, night: Night, table: str) -> DataFrame:
+        days = night.journey_days if night.journey_days is not None else [night.run_date]
+        return night.read(table).filter(F.col(self.column).isin([F.lit(d).cast("date") for d in days]))
+
+
+FIRST_ARRIVED = OnRunDate("first_ingest_date")
+EVENTS_FIRST_ARRIVED = OnRunDate("first_ingest_date", event_partition="event_date")
+
+
+def orders_scanned_tonight(night: Night, table: str) -> DataFrame:
+    """Rows of the orders a scan of tonight's ``bronze.tracking_scans`` partition names."""
+    scans = night.read("bronze.tracking_scans").filter(F.col("_ingest_date") == night.day)
+    return night.read(table).join(scans.select("order_id").distinct(), "order_id", "left_semi")
+
+
+def customers_touched(night: Night, table: str) -> DataFrame:
+    """Customers of the orders and of the interactions first arrived tonight."""
+    touched = (
+        FIRST_ARRIVED(night, "silver.orders")
+        .select("customer_id")
+        .union(EVENTS_FIRST_ARRIVED(night, "silver.interactions").select("customer_id"))
+        .distinct()
+    )
+    return night.read(table).join(touched, "customer_id", "left_semi")
+
+
+def kpi_window(night: Night, table: str) -> DataFrame:
+    """The KPI days the night's arrivals can change (lateness bound .. run date).
+
+    Their ``as_of_date`` is the run date, or later when later nights already ran (a backfill or a
+    rerun: their windows were redone).
+    """
+    window = F.col("kpi_date").between(F.lit(night.oldest_event_date), night.day)
+    return night.read(table).filter(window & (F.col("as_of_date") >= night.day))
+
+
+# Extras: expectations beyond the contract's. Each may add the column its expectation reads.
+class Extra(Protocol):
+    def apply(self, df: DataFrame, night: Night) -> tuple[DataFrame, list[Any]]:
+        """The slice (with any column the expectations read) and the expectations."""
+        ...
+
+
+@dataclass(frozen=True)
+class NotBefore:
+    """``later >= earlier`` on every row (:func:`not_before_expectation`)."""
+
+    later: str
+    earlier: str
+    check: str
+    severity: str = CRITICAL
+
+    def apply(self, df: DataFrame, night: Night) -> tuple[DataFrame, list[Any]]:
+        return df, [not_before_expectation(self.later, self.earlier, self.check, self.severity)]
+
+
+@dataclass(frozen=True)
+class HasRows:
+    """The slice is not empty (freshness of a slice that is the run date's by construction)."""
+
+    check: str
+    severity: str = WARNING
+
+    def apply(self, df: DataFrame, night: Night) -> tuple[DataFrame, list[Any]]:
+        return df, [has_rows_expectation(self.check, self.severity)]
+
+
+@dataclass(frozen=True)
+class HasRunDate:
+    """Some row's ``column`` is the run date (freshness of a slice of several days)."""
+
+    column: str
+    check: str
+    severity: str = WARNING
+
+    def apply(self, df: DataFrame, night: Night) -> tuple[DataFrame, list[Any]]:
+        flagged = with_date_flag(df, self.column, night.run_date, RUN_DATE_FLAG)
+        return flagged, [freshness_expectation(RUN_DATE_FLAG, self.check, self.severity)]
+
+
+@dataclass(frozen=True)
+class InTable:
+    """Every row's ``column`` value is in ``table`` (null keys pass): a flag column added by a join,
+    then an expectation on it, so failing rows show their keys."""
+
+    column: str
+    table: str
+    check: str
+    severity: str = CRITICAL
+
+    def apply(self, df: DataFrame, night: Night) -> tuple[DataFrame, list[Any]]:
+        flag = reference_flag_column(self.column, self.table)
+        flagged = with_reference_flag(df, self.column, night.read(self.table), self.column, flag)
+        return flagged, [reference_expectation(flag, self.check, self.severity)]
+
+
+@dataclass(frozen=True)
+class AtMostAccepted:
+    """Silver rows first arrived tonight <= bronze rows accepted tonight from ``source`` (when
+    audited): resent copies are dropped, never added."""
+
+    source: str
+    rows: str
+
+    def apply(self, df: DataFrame, night: Night) -> tuple[DataFrame, list[Any]]:
+        if self.source not in night.accepted:
+            return df, []
+        check = f"silver {self.rows} first arrived tonight <= bronze accepted"
+        return df, [at_most_rows_expectation(night.accepted[self.source], check)]
+
+
+@dataclass(frozen=True)
+class TableGate:
+    """One suite of a gate: the slice of ``table`` the night touched, its contract's rules, the extras.
+
+    Attributes:
+        table: the contract (and lake table); the suite is named after it (``silver.orders`` ->
+            ``silver_orders``).
+        slice: the rows of ``table`` the night touched.
+        extra: expectations beyond the contract's, checked after them in this order.
+        rows_accepted: the ``ops.ingest_audit`` source whose accepted rows the slice must number
+            exactly (checked first); unaudited sources get no row count.
+        index_columns: the columns naming a failing row in samples; None: the contract's keys.
+        optional: skipped while the table does not exist.
+    """
+
+    table: str
+    slice: Slicer
+    extra: tuple[Extra, ...] = ()
+    rows_accepted: str | None = None
+    index_columns: tuple[str, ...] | None = None
+    optional: bool = False
+
+    @property
+    def suite(self) -> str:
+        return self.table.replace(".", "_")
+
+    def check(self, night: Night) -> Check:
+        """The suite's check on ``night``'s slice (expectations are built fresh: GX binds them to a suite)."""
+        contract = load_contract(self.table)
+        df = self.slice(night, self.table)
+        expected_rows = night.accepted.get(self.rows_accepted) if self.rows_accepted else None
+        expectations = contract_expectations(contract, expected_rows=expected_rows)
+        for extra in self.extra:
+            df, more = extra.apply(df, night)
+            expectations += more
+        keys = contract.keys if self.index_columns is None else self.index_columns
+        return Check(self.suite, df, expectations, keys)
+
+
+def build_checks(gates: Sequence[TableGate], night: Night) -> list[Check]:
+    """The checks of ``gates`` on ``night``'s slices; an optional gate of an absent table is skipped."""
+    return [gate.check(night) for gate in gates if not gate.optional or night.exists(gate.table)]
+
+
+# Bronze: each source's run-date partition. Keys are unique within one arrival date; copies
+# arriving on other dates are silver's job.
+BRONZE = tuple(TableGate(f"bronze.{source}", OnRunDate("_ingest_date"), rows_accepted=source) for source in SOURCES)
+
+SILVER = (
+    TableGate(
+        "silver.orders",
+        FIRST_ARRIVED,
+        extra=(
+            NotBefore("first_ingest_date", "order_date", ARRIVED_AFTER_EVENT),
+            HasRows("orders first arrived on the run date (a day without orders is legal but suspicious)"),
+            AtMostAccepted("orders", "orders"),
+        ),
+    ),
+    TableGate(
+        "silver.shipments",
+        orders_scanned_tonight,
+        extra=(
+            InTable(
+                "order_id",
+                "silver.orders",
+                "every shipment's order is in silver.orders (scans may arrive before their order)",
+                WARNING,
+            ),
+        ),
+    ),
+    TableGate(
+        "silver.tracking_events",
+        EVENTS_FIRST_ARRIVED,
+        extra=(
+            NotBefore("first_ingest_date", "event_date", ARRIVED_AFTER_EVENT),
+            InTable(
+                "order_id", "silver.orders", "every scan's order is in silver.orders (scans may arrive first)", WARNING
+            ),
+            AtMostAccepted("tracking_scans", "scans"),
+        ),
+        # The contract's key plus the scan's order: the order a failing scan names is what to look up.
+        index_columns=("scan_id", "order_id"),
+    ),
+    TableGate(
+        "silver.interactions",
+        EVENTS_FIRST_ARRIVED,
+        extra=(
+            NotBefore("first_ingest_date", "event_date", ARRIVED_AFTER_EVENT),
+            InTable(
+                "customer_key", "silver.customers", "every attributed interaction's customer is in silver.customers"
+            ),
+            AtMostAccepted("interactions", "interactions"),
+        ),
+    ),
+    TableGate("silver.customers", customers_touched),
+)
+
+# Gold and features: absent tables (before their first night) are skipped.
+GOLD = (
+    TableGate(
+        "gold.cx_kpi_daily",
+        kpi_window,
+        extra=(
+            HasRunDate("kpi_date", "the run date has its KPI row (zeros on a quiet day)", CRITICAL),
+            NotBefore("orders_delivered", "on_time_deliveries", "on-time deliveries <= deliveries"),
+            NotBefore("orders_delivered", "late_deliveries", "late deliveries <= deliveries"),
+        ),
+        optional=True,
+    ),
+    TableGate(
+        "gold.customer_journey",
+        OnJourneyDays("touchpoint_date"),
+        extra=(InTable("customer_key", "silver.customers", "every journey customer is in silver.customers"),),
+        # The contract's key plus the customer: the key a failing reference names.
+        index_columns=("touchpoint_id", "customer_key"),
+        optional=True,
+    ),
+    TableGate(
+        "gold.journey_daily",
+        OnJourneyDays("journey_date"),
+        extra=(
+            InTable("customer_key", "silver.customers", "every journey_daily customer is in silver.customers"),
+            HasRunDate("journey_date", "the run date has journey rows (a day without activity is legal)"),
+        ),
+        optional=True,
+    ),
+    TableGate(
+        "gold.funnel_daily",
+        OnJourneyDays("funnel_date"),
+        extra=(HasRunDate("funnel_date", "the run date has funnel rows (a day without sessions is legal)"),),
+        optional=True,
+    ),
+    TableGate(
+        "features.customer_daily",
+        OnRunDate("as_of_date"),
+        extra=(
+            InTable("customer_key", "silver.customers", "every churn-feature customer is in silver.customers"),
+            HasRows("customer features exist as of the run date"),
+        ),
+        # The contract's keys without as_of_date: the slice is one as_of_date.
+        index_columns=("customer_key",),
+        optional=True,
+    ),
+    TableGate(
+        "features.order_eta",
+        OnRunDate("as_of_date"),
+        extra=(InTable("order_id", "silver.orders", "every ETA-feature order is in silver.orders"),),
+        optional=True,
+    ),
+    TableGate("features.shipment_scan", OnRunDate("as_of_date"), optional=True),
+)
+
+GATES: dict[str, tuple[TableGate, ...]] = {"bronze": BRONZE, "silver": SILVER, "gold": GOLD}
