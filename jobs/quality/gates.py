@@ -26,8 +26,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import pyspark.sql.functions as F
 
-from jobs.ingest.bronze import SOURCES
-from jobs.lake.contracts import load_contract
+from jobs.lake.contracts import load_contract, source_names
 from jobs.lake.tables import read_table, table_exists
 from jobs.quality.gate import Check
 from jobs.quality.suites import (
@@ -278,7 +277,9 @@ def build_checks(gates: Sequence[TableGate], night: Night) -> list[Check]:
 
 # Bronze: each source's run-date partition. Keys are unique within one arrival date; copies
 # arriving on other dates are silver's job.
-BRONZE = tuple(TableGate(f"bronze.{source}", OnRunDate("_ingest_date"), rows_accepted=source) for source in SOURCES)
+BRONZE = tuple(
+    TableGate(f"bronze.{source}", OnRunDate("_ingest_date"), rows_accepted=source) for source in source_names()
+)
 
 SILVER = (
     TableGate(
