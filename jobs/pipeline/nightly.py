@@ -1,7 +1,9 @@
 """Entry points of the nightly tasks: what each Airflow task (or ``cxlake run``) calls.
 
-Each function takes the run's logical date (``YYYY-MM-DD``), builds or reuses the process's
-SparkSession from config, does I/O at this edge and delegates the logic to pure transforms.
+Each function takes the run's logical date (``YYYY-MM-DD``) and the upstream task's result
+positionally (the DAG's generated shims call ``nightly.<task_id>(run_date, ...)``), builds or
+reuses the process's SparkSession from config, does I/O at this edge and delegates the logic to
+pure transforms. Importing this module is cheap (no pyspark, mlflow or GX): the DAG file does it.
 """
 
 from __future__ import annotations
@@ -12,8 +14,30 @@ import time
 from typing import Any
 
 from jobs.lake.config import LakeConfig, load_config
+from jobs.lake.contracts import source_names
 
 log = logging.getLogger(__name__)
+
+# The raw contracts (schemas/raw/*.yaml): one landing sensor and one ingest task each.
+SOURCES = source_names()
+
+
+def settings() -> LakeConfig:
+    """The configuration the tasks run with (the DAG reads its sensor timings from it)."""
+    return load_config()
+
+
+def table_uri(table: str, config: LakeConfig | None = None) -> str:
+    """A table's location as an Airflow Asset URI (``file://`` for a local lake)."""
+    path = (config or load_config()).table_path(table)
+    return path if "://" in path else f"file://{path}"
+
+
+def record_task_end(context: Any) -> None:
+    """The DAG's task callback: one ``ops.pipeline_runs`` row per try; never raises."""
+    from jobs.pipeline.ops import record_task_end as record
+
+    record(context)
 
 
 def _session(config: LakeConfig):
@@ -65,14 +89,24 @@ def landing_arrived(
     return None
 
 
-def _gate(spark, config: LakeConfig, run_date: str, checks: list) -> dict[str, Any]:
-    """Validate every check, record the findings and the Data Docs, then stop on critical failures.
+def _gate(
+    layer: str, run_date: str, config: LakeConfig | None, journey_days: list[str] | None = None
+) -> dict[str, Any]:
+    """Validate the night's slices of ``layer``'s declared gates (``jobs.quality.gates``), record the
+    findings and the Data Docs, then stop on critical failures.
 
     Returns per suite the number of expectations evaluated and the warnings (for the task's XCom).
+
+    Raises:
+        DataQualityError: naming every failed critical expectation of every suite.
     """
     from jobs.pipeline.ops import record_findings
     from jobs.quality.gate import format_failure, quality_context, raise_critical, run_checks
+    from jobs.quality.gates import GATES, Night, build_checks
 
+    config = config or load_config()
+    spark = _session(config)
+    checks = build_checks(GATES[layer], Night(spark, config, run_date, journey_days))
     results = run_checks(checks, quality_context(config))
     record_findings(spark, config, run_date, results)
     raise_critical(results)
@@ -82,55 +116,22 @@ def _gate(spark, config: LakeConfig, run_date: str, checks: list) -> dict[str, A
     }
 
 
-def _accepted_rows(spark, config: LakeConfig, run_date: str) -> dict[str, int]:
-    import pyspark.sql.functions as F
-
-    from jobs.lake.tables import read_table
-
-    audit = read_table(spark, config, "ops.ingest_audit").filter(F.col("run_date") == F.lit(run_date).cast("date"))
-    return {row["source"]: row["accepted_rows"] for row in audit.collect()}
-
-
 def validate_bronze(run_date: str, config: LakeConfig | None = None) -> dict[str, Any]:
     """Great Expectations gate on the bronze slices of ``run_date`` (raises on a critical failure)."""
-    import pyspark.sql.functions as F
-
-    from jobs.ingest.bronze import SOURCES
-    from jobs.lake.contracts import load_contract
-    from jobs.lake.tables import read_table
-    from jobs.quality.gate import Check
-    from jobs.quality.suites import contract_expectations
-
-    config = config or load_config()
-    spark = _session(config)
-    accepted = _accepted_rows(spark, config, run_date)
-    checks = []
-    for source in SOURCES:
-        contract = load_contract(f"bronze.{source}")
-        bronze = read_table(spark, config, contract.name).filter(F.col("_ingest_date") == F.lit(run_date).cast("date"))
-        # Keys are unique within one arrival date; copies arriving on other dates are silver's job.
-        expectations = contract_expectations(contract, expected_rows=accepted.get(source))
-        checks.append(Check(f"bronze_{source}", bronze, expectations, tuple(contract.keys)))
-    return _gate(spark, config, run_date, checks)
+    return _gate("bronze", run_date, config)
 
 
 def validate_silver(run_date: str, config: LakeConfig | None = None) -> dict[str, Any]:
-    """Great Expectations gate on the silver rows ``run_date`` touched (jobs.quality.checks).
+    """Great Expectations gate on the silver rows ``run_date`` touched.
 
     Raises:
         DataQualityError: a critical expectation failed; gold must not be built from this night.
     """
-    from jobs.quality.checks import silver_checks
-
-    config = config or load_config()
-    spark = _session(config)
-    return _gate(
-        spark, config, run_date, silver_checks(spark, config, run_date, _accepted_rows(spark, config, run_date))
-    )
+    return _gate("silver", run_date, config)
 
 
 def validate_gold(
-    run_date: str, config: LakeConfig | None = None, journey: dict[str, Any] | None = None
+    run_date: str, journey: dict[str, Any] | None = None, config: LakeConfig | None = None
 ) -> dict[str, Any]:
     """Great Expectations gate on the gold and feature rows ``run_date`` wrote, before models read them.
 
@@ -140,12 +141,7 @@ def validate_gold(
     Raises:
         DataQualityError: a critical expectation failed; scoring and reports must not run.
     """
-    from jobs.quality.checks import gold_checks
-
-    config = config or load_config()
-    spark = _session(config)
-    days = journey.get("changed_days") if journey else None
-    return _gate(spark, config, run_date, gold_checks(spark, config, run_date, days))
+    return _gate("gold", run_date, config, journey.get("changed_days") if journey else None)
 
 
 def build_silver(run_date: str, config: LakeConfig | None = None) -> None:
@@ -245,7 +241,7 @@ def import_history(first: str, last: str, config: LakeConfig | None = None) -> d
     """
     from jobs.features import customer_daily, order_eta, shipment_scan
     from jobs.gold import journey, journey_daily, kpi
-    from jobs.ingest.bronze import SOURCES, ingest_nights
+    from jobs.ingest.bronze import ingest_nights
     from jobs.lake.tables import nights
     from jobs.silver import customers, interactions, orders, shipments, tracking_events
 
@@ -265,8 +261,6 @@ def import_history(first: str, last: str, config: LakeConfig | None = None) -> d
 
 def run_all(run_date: str, config: LakeConfig | None = None) -> dict[str, Any]:
     """The whole night in one process, in DAG order (``cxlake run``; the DAG is the scheduler's view)."""
-    from jobs.ingest.bronze import SOURCES
-
     config = config or load_config()
     report: dict[str, Any] = {"ingest": [ingest(source, run_date, config) for source in SOURCES]}
     report["validate_bronze"] = validate_bronze(run_date, config)
@@ -275,7 +269,7 @@ def run_all(run_date: str, config: LakeConfig | None = None) -> dict[str, Any]:
     build_gold(run_date, config)
     report["journey"] = build_journey(run_date, config)
     report["features"] = build_features(run_date, config)
-    report["validate_gold"] = validate_gold(run_date, config, report["journey"])
+    report["validate_gold"] = validate_gold(run_date, report["journey"], config)
     report["train_eta"] = train_eta(run_date, config)
     report["train_churn"] = train_churn(run_date, config)
     report["score"] = score_models(run_date, config)
