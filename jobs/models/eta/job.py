@@ -22,6 +22,7 @@ import pandas as pd
 import pyspark.sql.functions as F
 from pyspark.sql import DataFrame, SparkSession
 
+from jobs.domain import days_between, delivery_days
 from jobs.lake.config import LakeConfig
 from jobs.lake.contracts import load_contract
 from jobs.lake.tables import read_table
@@ -61,17 +62,16 @@ def training_rows(
     delivered = _delivered(tracking_events_df, as_of)
     placed = F.to_date("placed_at")
     matured = (placed >= F.lit(oldest)) & (placed <= F.lit(newest)) & (F.col("as_of_date") <= F.lit(as_of))
-    seconds = F.unix_timestamp("delivered_at") - F.unix_timestamp("placed_at")
     placement = (
         order_eta_df.filter(matured)
         .join(delivered, "order_id")
-        .withColumn(eta_model.PLACEMENT_LABEL, seconds / 86400.0)
+        .withColumn(eta_model.PLACEMENT_LABEL, delivery_days(F.col("placed_at"), F.col("delivered_at")))
     )
     scans = (
         shipment_scan_df.filter(matured)
         .join(delivered, "order_id")
         .filter(F.col("scan_at") < F.col("delivered_at"))
-        .withColumn(eta_model.SCAN_LABEL, (F.unix_timestamp("delivered_at") - F.unix_timestamp("scan_at")) / 86400.0)
+        .withColumn(eta_model.SCAN_LABEL, days_between(F.col("scan_at"), F.col("delivered_at")))
     )
     return placement, scans
 

@@ -17,6 +17,7 @@ import pandas as pd
 import pyspark.sql.functions as F
 from pyspark.sql import DataFrame, SparkSession
 
+from jobs.domain import days_between
 from jobs.lake.config import LakeConfig
 from jobs.lake.contracts import load_contract
 from jobs.lake.feature_catalog import features_of
@@ -57,7 +58,7 @@ def _recent(spark: SparkSession, config: LakeConfig, m: Monitored, run_date: str
             # The ETA "score" is the P50 estimate in days after placement.
             placed = read_table(spark, config, "features.order_eta").select("order_id", "placed_at")
             tonight = tonight.join(placed, "order_id").select(
-                ((F.unix_timestamp("predicted_p50") - F.unix_timestamp("placed_at")) / 86400.0).alias("score")
+                days_between(F.col("placed_at"), F.col("predicted_p50")).alias("score")
             )
         else:
             tonight = tonight.select(F.col(m.score_column).alias("score"))
