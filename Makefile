@@ -31,9 +31,11 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest -n 2 --dist loadfile
 
-## bench: timings and memory of the main job (figures printed with the command that made them)
+## bench: simulate a world of SIZE (demo, quick ~1 M interaction events, large ~10 M), then per-stage figures of
+## night 1 on an empty lake, the history import and the last night: $(CXLAKE_HOME)/bench/$(SIZE).json
+SIZE ?= quick
 bench: $(VENV)/.installed
-	$(BIN)/cxlake bench --days $(DAYS) --customers $(CUSTOMERS)
+	$(BIN)/cxlake bench --size $(SIZE)
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check jobs dags tests

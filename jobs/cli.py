@@ -5,7 +5,7 @@ cxlake run --date YYYY-MM-DD          one night, in this process (no Airflow)
 cxlake dags-test --date YYYY-MM-DD    one night through Airflow (`airflow dags test cx_nightly`)
 cxlake demo [--days N ...]            simulate, run the DAG for each day, print a summary
 cxlake summary                        what the lake holds now
-cxlake bench                          start-up, wall time and peak memory figures
+cxlake bench --size quick|large       per-stage seconds, rows, Spark jobs, commits, memory
 cxlake models compare --model eta     recent runs of cx_eta [--last N]: metrics, versions, aliases
 """
 
@@ -113,7 +113,7 @@ def cmd_summary(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from jobs.devtools import bench
 
-    return bench.main(days=args.days, customers=args.customers)
+    return bench.main(size=args.size, seed=args.seed, keep=args.keep)
 
 
 def cmd_contracts(args: argparse.Namespace) -> int:
@@ -198,9 +198,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--start", type=_date, default=None)
     demo.set_defaults(func=cmd_demo)
 
-    bench = sub.add_parser("bench", help="measure Spark start-up and the demo's wall time and peak memory")
-    bench.add_argument("--days", type=int, default=7)
-    bench.add_argument("--customers", type=int, default=1500)
+    bench = sub.add_parser("bench", help="per-stage wall time, Spark jobs, Delta commits and memory at a size")
+    bench.add_argument("--size", choices=("demo", "quick", "large"), default="quick")
+    bench.add_argument("--seed", type=int, default=7)
+    bench.add_argument(
+        "--keep", action="store_true", help="keep the simulated files and lakes under $CXLAKE_HOME/bench"
+    )
     bench.set_defaults(func=cmd_bench)
 
     contracts = sub.add_parser("contracts", help="check that every changed contract bumped its version")

@@ -1,56 +1,74 @@
-"""Benchmarks of the main job (``make bench`` / ``cxlake bench``): figures printed with their command.
+"""Benchmarks of the main job (``make bench`` / ``cxlake bench --size quick|large``).
+
+Simulates a world of the chosen size, then measures, stage by stage (:mod:`jobs.devtools.meter`):
+
+1. night 1 on an empty lake (the cost of a night with no history);
+2. the history import of every night but the last (``import-history``);
+3. the last night in full, models included (what a night costs after the history).
+
+and writes a table on stdout and ``$CXLAKE_HOME/bench/<size>.json``: ``size``,
+``interaction_events``, ``total_seconds``, ``driver_peak_rss_mb``, ``jvm_peak_rss_mb``, ``stages``
+(name -> seconds, rows, Spark jobs, Delta commits, files), ``incremental_ratio`` (the last night's
+data stages, ingest to gold gate, over night 1's: cost must follow the day, not the history),
+``ingest_vs_pyarrow`` (bronze ingest rows/s of the last night's interactions over a plain pyarrow
+read-and-write-Parquet of the same file), ``spark_start_seconds`` / ``first_delta_write_seconds``
+(what a task pays in a fresh process) and ``command``.
 
 Measured, not asserted: timings belong here, never in tests.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-import psutil
-
-from jobs.lake.config import PROJECT_ROOT
+from jobs.lake.config import PROJECT_ROOT, LakeConfig, load_config
 
 _COLD_START = (
     "import time; t = time.monotonic(); from jobs.lake.spark import get_spark; s = get_spark(); "
     "t1 = time.monotonic(); s.range(1).write.format('delta').mode('overwrite').save(__import__('sys').argv[1]); "
     "print(f'{t1 - t:.2f} {time.monotonic() - t1:.2f}')"
 )
+# The stages whose cost must follow the day: everything a night does before the models.
+DATA_STAGES = (
+    "ingest_interactions",
+    "ingest_orders",
+    "ingest_tracking_scans",
+    "bronze_gate",
+    "silver",
+    "silver_gate",
+    "kpis",
+    "journey",
+    "features",
+    "gold_gate",
+)
 
 
-def _tree_rss(root: psutil.Process) -> int:
-    total = 0
-    for proc in [root, *root.children(recursive=True)]:
-        try:
-            total += proc.memory_info().rss
-        except psutil.Error:
-            pass  # exited between listing and reading
-    return total
+@dataclass(frozen=True)
+class BenchSize:
+    """A simulated world: ``days`` nights of ``customers`` customers (interaction events follow)."""
+
+    days: int
+    customers: int
+    note: str
 
 
-def _timed(cmd: list[str], env: dict[str, str]) -> tuple[float, float, int, str]:
-    """Wall seconds, peak RSS of the whole process tree (MiB: Python + the Spark JVM), exit code, output.
-
-    The JVM is a grandchild that Python never waits for, so ``getrusage`` cannot see it: the tree
-    is sampled every 0.2 s instead.
-    """
-    started = time.monotonic()
-    with tempfile.TemporaryFile("w+") as out:
-        proc = subprocess.Popen(cmd, env=env, cwd=PROJECT_ROOT, stdout=out, stderr=subprocess.STDOUT, text=True)
-        root = psutil.Process(proc.pid)
-        peak = 0
-        while proc.poll() is None:
-            peak = max(peak, _tree_rss(root))
-            time.sleep(0.2)
-        out.seek(0)
-        output = out.read()
-    return time.monotonic() - started, peak / 2**20, proc.returncode, output
+SIZES = {
+    # The demo's world, shorter: a quick look at fixed costs (a night of ~800 raw lines).
+    "demo": BenchSize(days=21, customers=1500, note="the demo's daily volume"),
+    "quick": BenchSize(days=30, customers=25_000, note="~1 M interaction events"),
+    "large": BenchSize(days=60, customers=150_000, note="~10 M interaction events over 60 days"),
+}
 
 
 def spark_cold_start(runs: int = 3) -> list[tuple[float, float]]:
@@ -72,32 +90,134 @@ def spark_cold_start(runs: int = 3) -> list[tuple[float, float]]:
     return results
 
 
-def main(days: int = 7, customers: int = 1500) -> int:
-    print("# cxlake benchmarks (2-core machine figures are what the README quotes)\n")
-    cold = spark_cold_start()
-    print("## Spark start-up per task process")
-    print(f"command: python -c '<get_spark(); first Delta write>' x{len(cold)} (jobs/devtools/bench.py)")
-    print(
-        f"  SparkSession start: median {statistics.median(c[0] for c in cold):.1f} s  (runs: {', '.join(f'{c[0]:.1f}' for c in cold)})"
-    )
-    print(
-        f"  first Delta write:  median {statistics.median(c[1] for c in cold):.1f} s  (runs: {', '.join(f'{c[1]:.1f}' for c in cold)})\n"
-    )
+def pyarrow_reference(files: list[str]) -> tuple[int, float]:
+    """Rows and seconds of a plain pyarrow single pass: read the JSON lines, write Parquet."""
+    import pyarrow.json as pj
+    import pyarrow.parquet as pq
 
+    rows = 0
+    started = time.monotonic()
     with tempfile.TemporaryDirectory() as tmp:
-        env = {**os.environ, "CXLAKE_HOME": tmp}
-        demo = [str(Path(sys.executable).parent / "cxlake"), "demo", "--days", str(days), "--customers", str(customers)]
-        for attempt in ("first run (empty lake)", "second run (same dates, existing lake)"):
-            wall, peak, returncode, output = _timed(demo, env)
-            status = "ok" if returncode == 0 else f"FAILED exit {returncode}"
-            print(f"## demo, {attempt}")
-            print(f"command: CXLAKE_HOME=<tmp> cxlake {' '.join(demo[1:])}")
-            print(f"  wall {wall:.0f} s, peak RSS {peak:.0f} MiB (whole process tree: Python + Spark JVM), {status}\n")
-            if returncode != 0:
-                print(output[-3000:])
-                return 1
+        for index, path in enumerate(files):
+            table = pj.read_json(path)
+            pq.write_table(table, f"{tmp}/{index}.parquet")
+            rows += table.num_rows
+    return rows, time.monotonic() - started
+
+
+def _simulate(size: BenchSize, seed: int, landing: Path) -> tuple[list[str], dict[str, int], float]:
+    from jobs.devtools.simulator import SimulationConfig, simulate
+
+    config = SimulationConfig(days=size.days, customers=size.customers, seed=seed)
+    started = time.monotonic()
+    summary = simulate(config, landing)
+    dates = [(config.start_date + dt.timedelta(days=i)).isoformat() for i in range(size.days)]
+    return dates, dict(summary.lines), time.monotonic() - started
+
+
+def _stage_dict(stages: list[Any], prefix: str) -> dict[str, dict[str, Any]]:
+    return {f"{prefix}{s.name}": s.as_dict() for s in stages}
+
+
+def _data_seconds(stages: list[Any]) -> float:
+    return sum(s.seconds for s in stages if s.name in DATA_STAGES)
+
+
+def run(size_name: str, seed: int = 7, keep: bool = False) -> dict[str, Any]:
+    """Simulate, then measure night 1, the history import and the last night; returns the report."""
+    from jobs.devtools.meter import StageMeter
+    from jobs.ingest.bronze import landing_files
+    from jobs.lake.spark import get_spark
+    from jobs.pipeline import nightly
+
+    size = SIZES[size_name]
+    base = load_config()
+    root = Path(base.home) / "bench" / size_name
+    shutil.rmtree(root, ignore_errors=True)
+    landing = root / "landing"
+    print(f"# cxlake bench --size {size_name}: {size.days} days x {size.customers} customers ({size.note})", flush=True)
+    dates, lines, sim_seconds = _simulate(size, seed, landing)
+    total_lines = sum(lines.values())
+    print(f"simulated {total_lines:,} raw lines {lines} in {sim_seconds:.0f} s", flush=True)
+
+    started = time.monotonic()
+    # Night 1 on an empty lake, then the same world from scratch: history, last night.
+    empty: LakeConfig = base.moved_to(root / "empty", landing_root=str(landing))
+    full: LakeConfig = base.moved_to(root / "full", landing_root=str(landing))
+    spark = get_spark(base)
+
+    print(f"night 1 ({dates[0]}) on an empty lake:", flush=True)
+    first_meter = StageMeter(spark, empty.lake_root)
+    nightly.run_all(dates[0], empty, stage=first_meter.stage)
+    print(f"history import {dates[0]} .. {dates[-2]} ({len(dates) - 1} nights):", flush=True)
+    history_meter = StageMeter(spark, full.lake_root)
+    nightly.import_history(dates[0], dates[-2], full, stage=history_meter.stage)
+    print(f"last night ({dates[-1]}) in full, models included:", flush=True)
+    last_meter = StageMeter(spark, full.lake_root)
+    report = nightly.run_all(dates[-1], full, stage=last_meter.stage)
+    total_seconds = time.monotonic() - started
+
+    _, files = landing_files(full, "interactions", dates[-1])
+    arrow_rows, arrow_seconds = pyarrow_reference(files)
+    ingest = next(s for s in last_meter.stages if s.name == "ingest_interactions")
+    ingest_rows = next(r["raw_rows"] for r in report["ingest"] if r["source"] == "interactions")
+    ingest.rows_in = ingest_rows
+    arrow_rate = arrow_rows / arrow_seconds if arrow_seconds else float("nan")
+    ingest_rate = ingest_rows / ingest.seconds if ingest.seconds else float("nan")
+    cold = spark_cold_start()
+    everything = [*first_meter.stages, *history_meter.stages, *last_meter.stages]
+    result = {
+        "size": size_name,
+        "days": size.days,
+        "customers": size.customers,
+        "raw_lines": lines,
+        "interaction_events": lines.get("interactions", 0),
+        "simulate_seconds": round(sim_seconds, 1),
+        "total_seconds": round(total_seconds, 1),
+        "driver_peak_rss_mb": max(s.driver_peak_rss_mb for s in everything),
+        "jvm_peak_rss_mb": max(s.jvm_peak_rss_mb for s in everything),
+        "stages": {
+            **_stage_dict(first_meter.stages, "night1."),
+            **_stage_dict(history_meter.stages, "history."),
+            **_stage_dict(last_meter.stages, "last_night."),
+        },
+        "night1_data_seconds": round(_data_seconds(first_meter.stages), 1),
+        "last_night_data_seconds": round(_data_seconds(last_meter.stages), 1),
+        "last_night_seconds": round(sum(s.seconds for s in last_meter.stages), 1),
+        "incremental_ratio": round(_data_seconds(last_meter.stages) / _data_seconds(first_meter.stages), 3),
+        "ingest_rows_per_second": round(ingest_rate),
+        "pyarrow_rows_per_second": round(arrow_rate),
+        "ingest_vs_pyarrow": round(ingest_rate / arrow_rate, 3),
+        "spark_start_seconds": statistics.median(c[0] for c in cold),
+        "first_delta_write_seconds": statistics.median(c[1] for c in cold),
+        "command": f"cxlake bench --size {size_name} --seed {seed}",
+        "measured_on": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "cpu_count": os.cpu_count(),
+    }
+    if size_name == "demo":
+        result["demo_night_seconds"] = result["last_night_seconds"]
+    print("\n## night 1, empty lake\n" + first_meter.table())
+    print("\n## history import\n" + history_meter.table())
+    print("\n## last night, after the history\n" + last_meter.table())
+    print(
+        f"\ntotal {total_seconds:.0f} s (simulation {sim_seconds:.0f} s apart); driver peak "
+        f"{result['driver_peak_rss_mb']:.0f} MB, JVM peak {result['jvm_peak_rss_mb']:.0f} MB; "
+        f"incremental_ratio {result['incremental_ratio']}; ingest {ingest_rate:,.0f} rows/s vs pyarrow "
+        f"{arrow_rate:,.0f} rows/s = {result['ingest_vs_pyarrow']}; fresh-process Spark start "
+        f"{result['spark_start_seconds']:.1f} s + first Delta write {result['first_delta_write_seconds']:.1f} s"
+    )
+    out = Path(base.home) / "bench" / f"{size_name}.json"
+    out.write_text(json.dumps(result, indent=2))
+    print(f"wrote {out}")
+    if not keep:
+        shutil.rmtree(root, ignore_errors=True)
+    return result
+
+
+def main(size: str = "demo", seed: int = 7, keep: bool = False) -> int:
+    run(size, seed, keep)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(*sys.argv[1:2]))

@@ -11,6 +11,8 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 from jobs.lake.config import LakeConfig, load_config
@@ -232,12 +234,20 @@ def build_model_reports(run_date: str, config: LakeConfig | None = None) -> dict
     return {"monitoring": monitoring_job.run(spark, config, run_date)}
 
 
-def import_history(first: str, last: str, config: LakeConfig | None = None) -> dict[str, Any]:
+def import_history(
+    first: str,
+    last: str,
+    config: LakeConfig | None = None,
+    stage: Callable[[str], AbstractContextManager] | None = None,
+) -> dict[str, Any]:
     """Every night from ``first`` to ``last`` at once: bronze, silver, gold, journey, features.
 
-    The tables end exactly as if each night had run in order (tests/test_simulated_nights.py
+    The tables end exactly as if each night had run in order (tests/pipeline/test_simulated_nights.py
     checks it), at the cost of a few nights instead of one per night: for loading a history
     before the nightly DAG takes over. Models are not trained here; the first DAG night does.
+
+    Args:
+        stage: wraps each step (``with stage("silver"): ...``): a benchmark's meter; default none.
     """
     from jobs.features import customer_daily, order_eta, shipment_scan
     from jobs.gold import journey, journey_daily, kpi
@@ -246,34 +256,62 @@ def import_history(first: str, last: str, config: LakeConfig | None = None) -> d
     from jobs.silver import customers, interactions, orders, shipments, tracking_events
 
     config = config or load_config()
+    stage = stage or (lambda name: nullcontext())
     spark = _session(config)
     dates = nights(first, last)
-    landed = {source: sum(r.raw_rows for r in ingest_nights(spark, config, source, dates)) for source in SOURCES}
-    for silver in (orders, shipments, tracking_events, interactions, customers):
-        silver.run(spark, config, first, last)
-    kpi.run(spark, config, first, last)
-    journey_daily.run(spark, config, journey.run(spark, config, first, last))
-    customer_daily.run(spark, config, first, last)
-    order_eta.run(spark, config, first, last)
-    shipment_scan.run(spark, config, first, last)
+    landed = {}
+    for source in SOURCES:
+        with stage(f"ingest_{source}"):
+            landed[source] = sum(r.raw_rows for r in ingest_nights(spark, config, source, dates))
+    with stage("silver"):
+        for silver in (orders, shipments, tracking_events, interactions, customers):
+            silver.run(spark, config, first, last)
+    with stage("kpis"):
+        kpi.run(spark, config, first, last)
+    with stage("journey"):
+        journey_daily.run(spark, config, journey.run(spark, config, first, last))
+    with stage("features"):
+        customer_daily.run(spark, config, first, last)
+        order_eta.run(spark, config, first, last)
+        shipment_scan.run(spark, config, first, last)
     return {"nights": len(dates), "raw_lines": landed}
 
 
-def run_all(run_date: str, config: LakeConfig | None = None) -> dict[str, Any]:
-    """The whole night in one process, in DAG order (``cxlake run``; the DAG is the scheduler's view)."""
+def run_all(
+    run_date: str, config: LakeConfig | None = None, stage: Callable[[str], AbstractContextManager] | None = None
+) -> dict[str, Any]:
+    """The whole night in one process, in DAG order (``cxlake run``; the DAG is the scheduler's view).
+
+    Args:
+        stage: wraps each step (``with stage("silver"): ...``): a benchmark's meter; default none.
+    """
     config = config or load_config()
-    report: dict[str, Any] = {"ingest": [ingest(source, run_date, config) for source in SOURCES]}
-    report["validate_bronze"] = validate_bronze(run_date, config)
-    build_silver(run_date, config)
-    report["validate_silver"] = validate_silver(run_date, config)
-    build_gold(run_date, config)
-    report["journey"] = build_journey(run_date, config)
-    report["features"] = build_features(run_date, config)
-    report["validate_gold"] = validate_gold(run_date, report["journey"], config)
-    report["train_eta"] = train_eta(run_date, config)
-    report["train_churn"] = train_churn(run_date, config)
-    report["score"] = score_models(run_date, config)
-    report["reports"] = build_model_reports(run_date, config)
+    stage = stage or (lambda name: nullcontext())
+    report: dict[str, Any] = {"ingest": []}
+    for source in SOURCES:
+        with stage(f"ingest_{source}"):
+            report["ingest"].append(ingest(source, run_date, config))
+    with stage("bronze_gate"):
+        report["validate_bronze"] = validate_bronze(run_date, config)
+    with stage("silver"):
+        build_silver(run_date, config)
+    with stage("silver_gate"):
+        report["validate_silver"] = validate_silver(run_date, config)
+    with stage("kpis"):
+        build_gold(run_date, config)
+    with stage("journey"):
+        report["journey"] = build_journey(run_date, config)
+    with stage("features"):
+        report["features"] = build_features(run_date, config)
+    with stage("gold_gate"):
+        report["validate_gold"] = validate_gold(run_date, report["journey"], config)
+    with stage("training"):
+        report["train_eta"] = train_eta(run_date, config)
+        report["train_churn"] = train_churn(run_date, config)
+    with stage("scoring"):
+        report["score"] = score_models(run_date, config)
+    with stage("model_reports"):
+        report["reports"] = build_model_reports(run_date, config)
     return report
 
 

@@ -1,0 +1,181 @@
+"""Per-stage figures of a pipeline run, for benchmarks: where a night's seconds go.
+
+A :class:`StageMeter` wraps each stage (``with meter.stage("silver"): ...``) and records its wall
+seconds, the Spark jobs it ran (a job group per stage, counted by Spark's status tracker), the
+Delta commits it made and the files and rows those commits added (read from the new
+``_delta_log`` entries: each ``add`` action carries ``numRecords``), and the peak resident memory
+of the Python driver and of the Spark JVM, sampled apart (a JVM started by PySpark is a child
+process that ``getrusage`` of the driver cannot see). Local lakes only (the log is read from disk).
+
+Measured, never asserted: benchmarks print these figures, tests do not time anything.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import psutil
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+_SAMPLE_SECONDS = 0.1
+_MIB = 2**20
+
+
+@dataclass
+class StageFigures:
+    """What one stage cost."""
+
+    name: str
+    seconds: float
+    spark_jobs: int
+    delta_commits: int
+    files_written: int
+    rows_written: int
+    rows_in: int | None = None
+    driver_peak_rss_mb: float = 0.0
+    jvm_peak_rss_mb: float = 0.0
+
+    @property
+    def rows_per_second(self) -> float | None:
+        rows = self.rows_in if self.rows_in is not None else self.rows_written
+        return rows / self.seconds if self.seconds > 0 and rows else None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "rows_per_second": self.rows_per_second}
+
+
+def _jvms(driver: psutil.Process) -> list[psutil.Process]:
+    try:
+        return [p for p in driver.children(recursive=True) if p.name().startswith("java")]
+    except psutil.Error:
+        return []
+
+
+class _PeakSampler:
+    """Samples the driver's and the JVM's RSS every 0.1 s in a daemon thread; keeps the peaks."""
+
+    def __init__(self) -> None:
+        self._driver = psutil.Process(os.getpid())
+        self.driver_peak = 0
+        self.jvm_peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
+
+    def _sample(self) -> None:
+        try:
+            self.driver_peak = max(self.driver_peak, self._driver.memory_info().rss)
+        except psutil.Error:
+            pass
+        jvm = 0
+        for proc in _jvms(self._driver):
+            try:
+                jvm += proc.memory_info().rss
+            except psutil.Error:
+                pass  # exited between listing and reading
+        self.jvm_peak = max(self.jvm_peak, jvm)
+
+    def _run(self) -> None:
+        while not self._stop.wait(_SAMPLE_SECONDS):
+            self._sample()
+
+    def __enter__(self) -> _PeakSampler:
+        self._sample()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+
+
+def _commit_files(lake_root: Path) -> set[Path]:
+    return set(lake_root.glob("*/*/_delta_log/*.json"))
+
+
+def _added(commits: set[Path]) -> tuple[int, int]:
+    """Files and rows the ``add`` actions of these commit files bring (``numRecords`` of their stats)."""
+    files = rows = 0
+    for commit in commits:
+        for line in commit.read_text().splitlines():
+            action = json.loads(line)
+            if "add" in action:
+                files += 1
+                stats = action["add"].get("stats")
+                rows += json.loads(stats).get("numRecords", 0) if stats else 0
+    return files, rows
+
+
+class StageMeter:
+    """Records :class:`StageFigures` for each ``with meter.stage(name)`` block, in order."""
+
+    def __init__(self, spark: SparkSession, lake_root: str | Path, progress: bool = True) -> None:
+        self.spark = spark
+        self.lake_root = Path(lake_root)
+        self.progress = progress
+        self.stages: list[StageFigures] = []
+
+    @contextmanager
+    def stage(self, name: str, rows_in: int | None = None) -> Iterator[None]:
+        """Measure the block as stage ``name`` (``rows_in``: input rows, when the caller knows them)."""
+        context = self.spark.sparkContext
+        group = f"bench:{name}:{len(self.stages)}"
+        context.setJobGroup(group, name)
+        before = _commit_files(self.lake_root)
+        if self.progress:
+            print(f"  {name} ...", end="", flush=True)
+        started = time.monotonic()
+        with _PeakSampler() as sampler:
+            try:
+                yield
+            finally:
+                context.setLocalProperty("spark.jobGroup.id", None)
+        seconds = time.monotonic() - started
+        commits = _commit_files(self.lake_root) - before
+        files, rows = _added(commits)
+        figures = StageFigures(
+            name=name,
+            seconds=round(seconds, 2),
+            spark_jobs=len(context.statusTracker().getJobIdsForGroup(group)),
+            delta_commits=len(commits),
+            files_written=files,
+            rows_written=rows,
+            rows_in=rows_in,
+            driver_peak_rss_mb=round(sampler.driver_peak / _MIB, 1),
+            jvm_peak_rss_mb=round(sampler.jvm_peak / _MIB, 1),
+        )
+        self.stages.append(figures)
+        if self.progress:
+            print(
+                f" {figures.seconds:.1f} s, {figures.spark_jobs} Spark jobs, {figures.delta_commits} commits, "
+                f"{figures.rows_written} rows written",
+                flush=True,
+            )
+
+    def table(self) -> str:
+        """The stages as an aligned text table (what ``cxlake bench`` prints)."""
+        head = (
+            f"{'stage':28s} {'seconds':>8s} {'rows in':>10s} {'rows out':>10s} {'rows/s':>9s} "
+            f"{'jobs':>5s} {'commits':>7s} {'files':>6s} {'driver MB':>9s} {'JVM MB':>7s}"
+        )
+        lines = [head, "-" * len(head)]
+        for s in self.stages:
+            rate = s.rows_per_second
+            lines.append(
+                f"{s.name:28s} {s.seconds:8.1f} {'' if s.rows_in is None else s.rows_in:>10} {s.rows_written:>10d} "
+                f"{'' if rate is None else f'{rate:,.0f}':>9s} {s.spark_jobs:5d} {s.delta_commits:7d} "
+                f"{s.files_written:6d} {s.driver_peak_rss_mb:9.0f} {s.jvm_peak_rss_mb:7.0f}"
+            )
+        total = sum(s.seconds for s in self.stages)
+        lines.append(f"{'total':28s} {total:8.1f}")
+        return "\n".join(lines)
