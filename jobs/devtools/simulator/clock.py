@@ -2,12 +2,14 @@
 
 Every instant in the simulator is an ``int`` number of seconds since 1970-01-01T00:00:00Z.
 Integers (not floats, not ``datetime``) keep arithmetic exact and formatting byte-stable, and
-formatting through a per-day cache is much cheaper than ``datetime.strftime`` per event.
+formatting through a per-day cache and a time-of-day table is much cheaper than
+``datetime.strftime`` per event.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 
 DAY = 86_400
 HOUR = 3_600
@@ -15,6 +17,7 @@ MINUTE = 60
 
 _EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
 _DAY_TEXT: dict[int, str] = {}
+_TIME_TEXT: list[str] = []
 
 
 def day_of(date: dt.date) -> int:
@@ -41,9 +44,26 @@ def day_text(day: int) -> str:
     return text
 
 
+def _time_texts() -> list[str]:
+    """``THH:MM:SSZ`` for every second of a day, built on first use (86,400 short strings)."""
+    if not _TIME_TEXT:
+        two = [f"{i:02d}" for i in range(60)]
+        _TIME_TEXT.extend(f"T{h}:{m}:{s}Z" for h in two[:24] for m in two for s in two)
+    return _TIME_TEXT
+
+
 def ts_text(t: int) -> str:
     """``YYYY-MM-DDTHH:MM:SSZ`` of an epoch second."""
     day, sod = divmod(int(t), DAY)
-    h, rem = divmod(sod, HOUR)
-    m, s = divmod(rem, MINUTE)
-    return f"{day_text(day)}T{h:02d}:{m:02d}:{s:02d}Z"
+    return day_text(day) + _time_texts()[sod]
+
+
+def ts_texts(ts: Iterable[int]) -> list[str]:
+    """``ts_text`` of many epoch seconds, without a function call per element."""
+    days, times = _DAY_TEXT, _time_texts()
+    out = []
+    for t in ts:
+        day, sod = divmod(t, DAY)
+        d = days.get(day)
+        out.append((d if d is not None else day_text(day)) + times[sod])
+    return out

@@ -9,8 +9,9 @@ output is byte-deterministic.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any
 
 import numpy as np
@@ -18,7 +19,7 @@ import numpy as np
 from jobs.lake.contracts import Contract
 
 from .config import DIRT_KINDS, MANIFEST_KINDS, DirtRates
-from .writers import NULL, CsvRenderer, render_json
+from .writers import NULL, CsvRenderer, JsonRenderer
 
 # Values outside the contract enums, per (contract, column); checked against the contract.
 UNKNOWN_ENUM: dict[tuple[str, str], tuple[str, ...]] = {
@@ -77,7 +78,7 @@ class Record:
 
     day: int
     t: int
-    values: list[Any]
+    values: Sequence[Any]
 
 
 @dataclass(slots=True)
@@ -132,33 +133,32 @@ class _Corrupter:
             if _type_family(c.type) in BAD_VALUES
         ]
         self.csv = CsvRenderer()
-
-    def render(self, values: list[Any]) -> str:
-        return self.csv(values) if self.source.is_csv else render_json(self.names, values)
+        #: Renders a clean line of this source.
+        self.render: Callable[[Sequence[Any]], str] = self.csv if source.is_csv else JsonRenderer(self.names)
 
     def _pick(self, options: list[Any]) -> Any:
         return options[int(self.rng.integers(len(options)))]
 
-    def missing_required(self, values: list[Any]) -> list[Any]:
+    def missing_required(self, values: Sequence[Any]) -> list[Any]:
         out = list(values)
         i = self._pick(self.required)
         # JSON: the key is either absent or explicitly null; CSV: an empty field either way.
         out[i] = None if self.rng.random() < 0.5 else NULL
         return out
 
-    def unknown_enum(self, values: list[Any]) -> list[Any]:
+    def unknown_enum(self, values: Sequence[Any]) -> list[Any]:
         out = list(values)
         i, bad = self._pick([e for e in self.enums if values[e[0]] is not None])
         out[i] = self._pick(list(bad))
         return out
 
-    def bad_type(self, values: list[Any]) -> list[Any]:
+    def bad_type(self, values: Sequence[Any]) -> list[Any]:
         out = list(values)
         i, bad = self._pick([e for e in self.typed if values[e[0]] is not None])
         out[i] = self._pick(list(bad))
         return out
 
-    def malformed(self, values: list[Any]) -> str:
+    def malformed(self, values: Sequence[Any]) -> str:
         text = self.render(values)
         if not self.source.is_csv:
             # Truncated mid-object; cut in the second half so the id survives and two broken
@@ -179,6 +179,9 @@ class _Corrupter:
         j = int(self.rng.integers(1, len(parts) - 1))
         parts[j] = '"' + parts[j]
         return ",".join(parts)
+
+
+_line_key = attrgetter("key")
 
 
 def arrange(
@@ -207,6 +210,7 @@ def arrange(
     dup_offsets = rng.integers(1, 3600, n).tolist()  # seconds later in the same export
     resend = (rng.random(n) < 0.5).tolist()
     corrupt = _Corrupter(source, rng)
+    render = corrupt.render
     clean = len(DIRT_KINDS)
     files: dict[int, DayFile] = {}
 
@@ -214,29 +218,40 @@ def arrange(
         if day <= last_day:
             files.setdefault(day, DayFile()).lines.append(line)
 
+    # Records come in time order, so clean lines (the vast majority) go to the same day's list
+    # run after run; only a dirty record takes the general path. Rendering draws nothing from
+    # ``rng``, so a clean line that would land after ``last_day`` is simply not rendered.
+    cur_day: int | None = None
+    cur: list[Line] | None = None
     for i, rec in enumerate(records):
         k = kinds[i]
-        kind = DIRT_KINDS[k] if k < clean else None
+        if k == clean:
+            if rec.day != cur_day:
+                cur_day = rec.day
+                cur = files.setdefault(cur_day, DayFile()).lines if cur_day <= last_day else None
+            if cur is not None:
+                cur.append(Line((rec.t, i, 0), render(rec.values)))
+            continue
+        kind = DIRT_KINDS[k]
         key = (rec.t, i, 0)
-        if kind is None or kind == "duplicate":
-            text = corrupt.render(rec.values)
+        if kind == "duplicate":
+            text = render(rec.values)
             put(rec.day, Line(key, text))
-            if kind == "duplicate":
-                if source.resend_next_day and resend[i]:
-                    put(rec.day + 1, Line((rec.t + dup_offsets[i], i, 1), text, kind, resent=True))
-                else:
-                    put(rec.day, Line((rec.t + dup_offsets[i], i, 1), text, kind))
+            if source.resend_next_day and resend[i]:
+                put(rec.day + 1, Line((rec.t + dup_offsets[i], i, 1), text, kind, resent=True))
+            else:
+                put(rec.day, Line((rec.t + dup_offsets[i], i, 1), text, kind))
         elif kind == "late":
-            put(rec.day + delays[i], Line(key, corrupt.render(rec.values), kind))
+            put(rec.day + delays[i], Line(key, render(rec.values), kind))
         elif kind == "malformed":
             put(rec.day, Line(key, corrupt.malformed(rec.values), kind))
         else:
-            fn: Callable[[list[Any]], list[Any]] = getattr(corrupt, kind)
-            put(rec.day, Line(key, corrupt.render(fn(rec.values)), kind))
+            fn: Callable[[Sequence[Any]], list[Any]] = getattr(corrupt, kind)
+            put(rec.day, Line(key, render(fn(rec.values)), kind))
 
     for day in sorted(files):
         lines = files[day].lines
-        lines.sort(key=lambda line: line.key)
+        lines.sort(key=_line_key)
         if source.shuffle:
             # A carrier feed arrives in no particular order.
             files[day].lines = [lines[j] for j in rng.permutation(len(lines)).tolist()]

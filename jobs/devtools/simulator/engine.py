@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import gc
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +15,7 @@ import numpy as np
 
 from jobs.lake.contracts import load_contract
 
-from .clock import DAY, day_of, day_text, ts_text
+from .clock import DAY, day_of, day_text, ts_text, ts_texts
 from .config import MANIFEST_KINDS, SimulationConfig
 from .customers import build_customers
 from .dirt import DayFile, Record, Source, arrange
@@ -58,78 +62,123 @@ def _amount(kopecks: int) -> str:
     return f"{kopecks // 100}.{kopecks % 100:02d}"
 
 
+def _picker(natural: tuple[str, ...], names: Sequence[str]) -> Callable[[tuple[Any, ...]], tuple[Any, ...]]:
+    """Reorders a row built in ``natural`` column order (plus one trailing ``None``) into ``names``.
+
+    A contract column the simulator does not fill picks the trailing ``None`` (key absent).
+    """
+    idx = [natural.index(n) if n in natural else len(natural) for n in names]
+    if len(idx) == 1:
+        return lambda row: (row[idx[0]],)
+    return itemgetter(*idx)
+
+
+_ORDER_COLUMNS = (
+    "order_id",
+    "customer_id",
+    "placed_at",
+    "items",
+    "amount",
+    "origin_warehouse",
+    "destination_region",
+    "carrier",
+    "promised_delivery_date",
+    "payment_method",
+    "channel",
+    "email",
+    "phone",
+)
+_SCAN_COLUMNS = ("scan_id", "order_id", "scan_at", "event", "location", "carrier")
+_EVENT_COLUMNS = (
+    "event_id",
+    "event_at",
+    "event",
+    "device_id",
+    "customer_id",
+    "channel",
+    "order_id",
+    "product_id",
+    "query",
+    "contact_reason",
+    "rating",
+    "review_text",
+    "campaign",
+    "email",
+    "phone",
+)
+
+
 def _order_records(orders: list[Order]) -> list[Record]:
-    names = sources()[0].contract.column_names
+    pick = _picker(_ORDER_COLUMNS, sources()[0].contract.column_names)
     out = []
     for o in orders:
-        row = {
-            "order_id": o.order_id,
-            "customer_id": o.customer.customer_id,
-            "placed_at": ts_text(o.placed_at),
-            "items": str(o.items),
-            "amount": _amount(o.amount_kop),
-            "origin_warehouse": o.lane.origin,
-            "destination_region": o.lane.destination,
-            "carrier": o.carrier,
-            "promised_delivery_date": day_text(o.shipment.promised_day),
-            "payment_method": o.payment_method,
-            "channel": o.device.channel,
-            "email": o.email,
-            "phone": o.phone,
-        }
-        out.append(Record(o.placed_at // DAY, o.placed_at, [row.get(n) for n in names]))
+        row = (
+            o.order_id,
+            o.customer.customer_id,
+            ts_text(o.placed_at),
+            str(o.items),
+            _amount(o.amount_kop),
+            o.lane.origin,
+            o.lane.destination,
+            o.carrier,
+            day_text(o.shipment.promised_day),
+            o.payment_method,
+            o.device.channel,
+            o.email,
+            o.phone,
+            None,
+        )
+        out.append(Record(o.placed_at // DAY, o.placed_at, pick(row)))
     return out
 
 
 def _scan_records(orders: list[Order], end: int) -> list[Record]:
     """Scans that happened before the run ended, ids in (time, order) order."""
-    names = sources()[1].contract.column_names
+    pick = _picker(_SCAN_COLUMNS, sources()[1].contract.column_names)
     flat = [
         (t, i, k, ev, loc) for i, o in enumerate(orders) for k, (t, ev, loc) in enumerate(o.shipment.scans) if t < end
     ]
-    flat.sort(key=lambda s: (s[0], s[1], s[2]))
+    flat.sort(key=itemgetter(0, 1, 2))
+    stamps = ts_texts([s[0] for s in flat])
     out = []
-    for n, (t, i, _, ev, loc) in enumerate(flat, start=1):
+    for n, ((t, i, _, ev, loc), stamp) in enumerate(zip(flat, stamps, strict=True), start=1):
         o = orders[i]
-        row = {
-            "scan_id": f"S{n:010d}",
-            "order_id": o.order_id,
-            "scan_at": ts_text(t),
-            "event": ev,
-            "location": loc,
-            "carrier": o.carrier,
-        }
-        out.append(Record(t // DAY, t, [row.get(c) for c in names]))
+        row = (f"S{n:010d}", o.order_id, stamp, ev, loc, o.carrier, None)
+        out.append(Record(t // DAY, t, pick(row)))
     return out
 
 
 def _event_records(events: list[Event]) -> list[Record]:
-    names = sources()[2].contract.column_names
+    pick = _picker(_EVENT_COLUMNS, sources()[2].contract.column_names)
     t = np.array([e.t for e in events], dtype=np.int64)
     cust = np.array([e.cust for e in events], dtype=np.int64)
     seq = np.array([e.seq for e in events], dtype=np.int64)
     order = np.lexsort((seq, cust, t)).tolist() if events else []
+    stamps = ts_texts(t[order].tolist()) if events else []
     out = []
-    for n, j in enumerate(order, start=1):
+    append = out.append
+    for n, (j, stamp) in enumerate(zip(order, stamps, strict=True), start=1):
         e = events[j]
-        row: dict[str, Any] = {
-            "event_id": f"E{n:010d}",
-            "event_at": ts_text(e.t),
-            "event": e.event,
-            "device_id": e.device.device_id if e.device is not None else None,
-            "customer_id": e.customer_id,
-            "channel": e.channel,
-            "order_id": e.order.order_id if e.order is not None else None,
-            "product_id": e.product_id,
-            "query": e.query,
-            "contact_reason": e.contact_reason,
-            "rating": e.rating,
-            "review_text": e.review_text,
-            "campaign": e.campaign,
-            "email": e.email,
-            "phone": e.phone,
-        }
-        out.append(Record(e.t // DAY, e.t, [row.get(c) for c in names]))
+        device, o = e.device, e.order
+        row = (
+            f"E{n:010d}",
+            stamp,
+            e.event,
+            device.device_id if device is not None else None,
+            e.customer_id,
+            e.channel,
+            o.order_id if o is not None else None,
+            e.product_id,
+            e.query,
+            e.contact_reason,
+            e.rating,
+            e.review_text,
+            e.campaign,
+            e.email,
+            e.phone,
+            None,
+        )
+        append(Record(e.t // DAY, e.t, pick(row)))
     return out
 
 
@@ -148,7 +197,29 @@ def simulate(config: SimulationConfig, out_dir: Path) -> SimulationSummary:
     Returns:
         Line and dirt counts per source and the files written.
     """
-    out_dir = Path(out_dir)
+    with _gc_paused():
+        return _run(config, Path(out_dir))
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector for the duration of a run.
+
+    A run allocates one small object per event, record and line and keeps them all alive until
+    the files are written; the collector would re-scan that growing heap again and again for
+    cycles that are not there. Reference counting still frees everything as usual.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _run(config: SimulationConfig, out_dir: Path) -> SimulationSummary:
+    """``simulate`` itself (see there)."""
     # Independent child streams per component: changing one component's draws does not
     # reshuffle the others.
     seeds = np.random.SeedSequence(config.seed).spawn(6)
@@ -171,11 +242,12 @@ def simulate(config: SimulationConfig, out_dir: Path) -> SimulationSummary:
         "tracking_scans": _scan_records(orders, season.end),
         "interactions": _event_records(events),
     }
+    del events  # the records hold all that is written; free the events before rendering
     dirt_rngs = [np.random.Generator(np.random.PCG64(s)) for s in seeds[5].spawn(len(sources()))]
-    arranged: dict[str, dict[int, DayFile]] = {
-        src.name: arrange(records[src.name], src, config.dirt, rng, last_day)
-        for src, rng in zip(sources(), dirt_rngs, strict=True)
-    }
+    arranged: dict[str, dict[int, DayFile]] = {}
+    for src, rng in zip(sources(), dirt_rngs, strict=True):
+        # Each source's records are dropped once its lines are rendered (lower peak memory).
+        arranged[src.name] = arrange(records.pop(src.name), src, config.dirt, rng, last_day)
 
     files: list[Path] = []
     lines_total = {src.name: 0 for src in sources()}
@@ -187,7 +259,7 @@ def simulate(config: SimulationConfig, out_dir: Path) -> SimulationSummary:
         per_source: dict[str, Any] = {}
         for src in sources():
             rel = Path(src.name) / date / f"{src.name}_{date}.{src.extension}"
-            day_file = arranged[src.name].get(day, DayFile())
+            day_file = arranged[src.name].pop(day, DayFile())  # written once: let it go
             csv_header = header(src.contract.column_names) if src.is_csv else None
             write_lines(out_dir / rel, [line.text for line in day_file.lines], csv_header)
             files.append(out_dir / rel)

@@ -80,9 +80,13 @@ def _gap(u: float) -> int:
     return 15 + int(min(-math.log(1.0 - u) * 70.0, 900.0))
 
 
+# Product ids, formatted once (index = popularity rank - 1).
+_PRODUCT_IDS = tuple(f"P{i + 1:06d}" for i in range(N_PRODUCTS))
+
+
 def _product(u: float) -> str:
     # Power-law popularity: a few best sellers get most views.
-    return f"P{int(N_PRODUCTS * u**3) + 1:06d}"
+    return _PRODUCT_IDS[int(N_PRODUCTS * u**3)]
 
 
 def campaigns(season: Season) -> list[tuple[int, str, str]]:
@@ -145,30 +149,40 @@ class _CustomerStream:
     def session(self, device: Device, kinds: list[str], times: list[int], order: Order | None) -> None:
         """Emit a session's events at ``times``; a ``login`` records the device's login time."""
         content = self.rng.random(len(kinds)).tolist()
+        # ``emit`` inlined: sessions produce most of the run's events.
+        end, events, cust, channel, seq = self.end, self.events, self.c.idx, device.channel, self.seq
         for kind, t, u in zip(kinds, times, content, strict=True):
             if kind == "login":
                 device.logged_in_at = min(device.logged_in_at, t)
+            if t >= end:
+                continue  # has not happened yet when the run stops
             if kind == "search":
-                self.emit(t, kind, device.channel, device, query=QUERIES[int(u * len(QUERIES))])
-            elif kind in ("product_view", "add_to_cart"):
-                self.emit(t, kind, device.channel, device, product_id=_product(u))
+                e = Event(t, cust, seq, kind, channel, device, query=QUERIES[int(u * len(QUERIES))])
+            elif kind == "product_view" or kind == "add_to_cart":
+                e = Event(t, cust, seq, kind, channel, device, product_id=_product(u))
             elif kind == "checkout":
-                self.emit(t, kind, device.channel, device, order=order)
+                e = Event(t, cust, seq, kind, channel, device, order=order)
             else:
-                self.emit(t, kind, device.channel, device)
+                e = Event(t, cust, seq, kind, channel, device)
+            events.append(e)
+            seq += 1
+        self.seq = seq
 
     def walk(self) -> None:
         """Turn the planned activities into events, in start order."""
-        self.acts.sort(key=lambda a: a[:3])
-        rng = self.rng
+        # (start, priority, index) is unique, so plain tuple order never compares payloads.
+        self.acts.sort()
+        rng, log = self.rng, math.log
         for start, _, _, act in self.acts:
             kind = act[0]
             if kind == "browse":
                 _, dev, u, force = act
                 kinds = _browse_kinds(dev, start, u, force)
                 times = [start]
+                t = start
                 for x in rng.random(len(kinds) - 1).tolist():
-                    times.append(times[-1] + _gap(x))
+                    t += 15 + int(min(-log(1.0 - x) * 70.0, 900.0))  # ``_gap(x)`` inlined
+                    times.append(t)
                 self.session(dev, kinds, times, None)
             elif kind == "purchase":
                 _, order, base, times = act
@@ -225,10 +239,13 @@ def _plan_browsing(stream: _CustomerStream, season: Season, churn: int) -> None:
         return
     ts = np.sort(rng.integers(c.active_from, season.end, n))
     keep = rng.random(n) * peak < season.intensity(ts)
-    fade = INACTIVE_USAGE * np.exp(-(ts - churn) / (USAGE_DECAY_DAYS * DAY))
-    keep &= (ts < churn) | (rng.random(n) < fade)
-    for t in ts[keep].tolist():
-        u = rng.random(16).tolist()
+    after = rng.random(n)
+    if ts[-1] >= churn:  # ``ts`` is sorted: only then does any session fall after dropout
+        fade = INACTIVE_USAGE * np.exp(-(ts - churn) / (USAGE_DECAY_DAYS * DAY))
+        keep &= (ts < churn) | (after < fade)
+    kept = ts[keep].tolist()
+    # One (sessions x 16) draw is the same stream of uniforms as 16 per session in turn.
+    for t, u in zip(kept, rng.random((len(kept), 16)).tolist(), strict=True):
         stream.plan(t, 1, ("browse", stream.pick_device(u[15]), u, False))
 
 
@@ -278,25 +295,46 @@ def _plan_tracking(stream: _CustomerStream, order: Order, season: Season) -> Non
         stream.plan(t, 4, ("track", order, stream.pick_device(u[2])))
 
 
-def _plan_pushes(stream: _CustomerStream, plan: list[tuple[int, str, str]], churn: int) -> None:
+class _PushPlan:
+    """The run's campaigns as arrays, shared by every customer's push-open draw."""
+
+    def __init__(self, plan: list[tuple[int, str, str]]) -> None:
+        self.names = [p[1] for p in plan]
+        self.send_list = [p[0] for p in plan]
+        self.send_t = np.array(self.send_list, dtype=np.int64)
+        self.kind = np.array([p[2] for p in plan])
+        self.active_prob = np.where(self.kind == "sale", PUSH_OPEN_SALE, PUSH_OPEN_ACTIVE)
+        # Before dropout a win-back is never opened (the customer is not quiet).
+        self.loyal_prob = np.where(self.kind == "winback", 0.0, self.active_prob).tolist()
+        self.last = max(self.send_list, default=0)
+
+    def open_prob(self, churn: int, active_from: int) -> list[float]:
+        """Per campaign, the chance that this customer opens it."""
+        if churn > self.last:
+            # Every send falls before dropout: the general formula below reduces to this.
+            return [p if t >= active_from else 0.0 for p, t in zip(self.loyal_prob, self.send_list, strict=True)]
+        send_t = self.send_t
+        decay = np.exp(-np.maximum(send_t - churn, 0) / (USAGE_DECAY_DAYS * DAY))
+        prob = np.where(send_t >= churn, PUSH_OPEN_INACTIVE * decay, self.active_prob)
+        # Win-backs only go to customers who have been quiet for a while.
+        quiet_long = send_t >= churn + USAGE_DECAY_DAYS * DAY
+        prob = np.where(self.kind == "winback", np.where(quiet_long, PUSH_OPEN_WINBACK, 0.0), prob)
+        return np.where(send_t >= active_from, prob, 0.0).tolist()
+
+
+def _plan_pushes(stream: _CustomerStream, pushes: _PushPlan, churn: int) -> None:
     """Push opens on the customer's app device: campaigns while active, win-backs once quiet."""
     c, rng = stream.c, stream.rng
     app = next((d for d in c.devices if d.channel == "app"), None)
-    if app is None or not plan:
+    n = len(pushes.names)
+    if app is None or not n:
         return
-    send_t = np.array([p[0] for p in plan], dtype=np.int64)
-    kind = np.array([p[2] for p in plan])
-    active_prob = np.where(kind == "sale", PUSH_OPEN_SALE, PUSH_OPEN_ACTIVE)
-    decay = np.exp(-np.maximum(send_t - churn, 0) / (USAGE_DECAY_DAYS * DAY))
-    prob = np.where(send_t >= churn, PUSH_OPEN_INACTIVE * decay, active_prob)
-    # Win-backs only go to customers who have been quiet for a while.
-    quiet_long = send_t >= churn + USAGE_DECAY_DAYS * DAY
-    prob = np.where(kind == "winback", np.where(quiet_long, PUSH_OPEN_WINBACK, 0.0), prob)
-    prob = np.where(send_t >= c.active_from, prob, 0.0)
-    opened = rng.random(len(plan)) < prob
-    delay = rng.exponential(2 * HOUR, len(plan)).astype(np.int64)
-    for i in np.flatnonzero(opened).tolist():
-        stream.plan(int(send_t[i] + MINUTE + delay[i]), 3, ("push", app, plan[i][1]))
+    prob = pushes.open_prob(churn, c.active_from)
+    opened = rng.random(n).tolist()
+    delay = rng.exponential(2 * HOUR, n).astype(np.int64).tolist()
+    for i in range(n):
+        if opened[i] < prob[i]:
+            stream.plan(pushes.send_list[i] + MINUTE + delay[i], 3, ("push", app, pushes.names[i]))
 
 
 def build_events(
@@ -311,7 +349,7 @@ def build_events(
         season: calendar (period, demand intensity, sale week).
         rng: stream for interactions.
     """
-    plan = campaigns(season)
+    pushes = _PushPlan(campaigns(season))
     events: list[Event] = []
     for c in customers:
         stream = _CustomerStream(c, rng, season.end)
@@ -320,7 +358,7 @@ def build_events(
         for order in c.orders:
             _plan_purchase(stream, order)
             _plan_tracking(stream, order, season)
-        _plan_pushes(stream, plan, churn)
+        _plan_pushes(stream, pushes, churn)
         stream.walk()
         # Support desk and reviews: no device; the desk / the account knows the customer.
         for order in c.orders:

@@ -7,6 +7,7 @@ over an ordinary week, so a customer's latent rate keeps its meaning (orders per
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -79,9 +80,9 @@ class Season:
         """First second after the simulated period (exclusive)."""
         return (self.start_day + self.days) * DAY
 
-    @property
+    @cached_property
     def peak(self) -> float:
-        """Maximum hourly intensity (the envelope for thinning)."""
+        """Maximum hourly intensity (the envelope for thinning; computed once per run)."""
         return float(self.hourly.max())
 
     def intensity(self, t: np.ndarray) -> np.ndarray:
