@@ -91,18 +91,34 @@ def spark_cold_start(runs: int = 3) -> list[tuple[float, float]]:
 
 
 def pyarrow_reference(files: list[str]) -> tuple[int, float]:
-    """Rows and seconds of a plain pyarrow single pass: read the JSON lines, write Parquet."""
+    """Rows and seconds of a plain pyarrow single pass: read the JSON lines, write Parquet.
+
+    pyarrow's reader stops at the first broken line and the raw logs hold some on purpose, so the
+    reference reads a copy without them (made before the clock starts): the fairest "practical
+    limit" for the same rows.
+    """
     import pyarrow.json as pj
     import pyarrow.parquet as pq
 
     rows = 0
-    started = time.monotonic()
     with tempfile.TemporaryDirectory() as tmp:
+        clean_files = []
         for index, path in enumerate(files):
+            clean = f"{tmp}/{index}.jsonl"
+            with open(path, "rb") as src, open(clean, "wb") as dst:
+                for line in src:
+                    try:
+                        if isinstance(json.loads(line), dict):
+                            dst.write(line.rstrip(b"\n") + b"\n")
+                    except ValueError:
+                        continue
+            clean_files.append(clean)
+        started = time.monotonic()
+        for index, path in enumerate(clean_files):
             table = pj.read_json(path)
             pq.write_table(table, f"{tmp}/{index}.parquet")
             rows += table.num_rows
-    return rows, time.monotonic() - started
+        return rows, time.monotonic() - started
 
 
 def _simulate(size: BenchSize, seed: int, landing: Path) -> tuple[list[str], dict[str, int], float]:

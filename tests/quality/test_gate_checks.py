@@ -227,3 +227,6 @@ def test_gate_records_findings_and_data_docs(spark, lake_config, tmp_path: Path)
     assert {r.suite for r in read_table(spark, config, "ops.quality_findings").collect()} == {"silver_empty"}
     html = (config.home / "data_docs" / "index.html").read_text()
     assert "silver_orders" in html and "silver_empty" in html
+    # One page per validation run (two runs of each suite), rendered in one build per run_checks.
+    pages = {suite: list((config.home / "data_docs" / "validations" / suite).rglob("*.html")) for suite in ("silver_orders", "silver_empty")}
+    assert {suite: len(found) for suite, found in pages.items()} == {"silver_orders": 2, "silver_empty": 2}
