@@ -5,6 +5,7 @@ cxlake run --date YYYY-MM-DD          one night, in this process (no Airflow)
 cxlake dags-test --date YYYY-MM-DD    one night through Airflow (`airflow dags test cx_nightly`)
 cxlake demo [--days N ...]            simulate, run the DAG for each day, print a summary
 cxlake summary                        what the lake holds now
+eval "$(cxlake env)"                  export the settings: the `airflow` CLI then finds cx_nightly
 cxlake bench --size quick|large       per-stage seconds, rows, Spark jobs, commits, memory
 cxlake models compare --model eta     recent runs of cx_eta [--last N]: metrics, versions, aliases
 """
@@ -110,6 +111,18 @@ def cmd_summary(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_env(args: argparse.Namespace) -> int:
+    from jobs.devtools.airflow_env import ensure_airflow_db, project_settings, shell_exports
+
+    config = load_config()
+    if not (Path(project_settings(config)["AIRFLOW_HOME"]) / "airflow.db").exists():
+        # Hand-run `airflow` commands need the metadata DB; made once, on stderr so eval ignores it.
+        print("preparing Airflow's metadata DB (once) ...", file=sys.stderr, flush=True)
+        ensure_airflow_db(config)
+    print(shell_exports(config))
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from jobs.devtools import bench
 
@@ -198,6 +211,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--start", type=_date, default=None)
     demo.set_defaults(func=cmd_demo)
 
+    env = sub.add_parser("env", help='the settings as export lines: eval "$(cxlake env)", then use airflow by hand')
+    env.set_defaults(func=cmd_env)
     bench = sub.add_parser("bench", help="per-stage wall time, Spark jobs, Delta commits and memory at a size")
     bench.add_argument("--size", choices=("demo", "quick", "large"), default="quick")
     bench.add_argument("--seed", type=int, default=7)

@@ -137,3 +137,21 @@ def test_parsing_the_dag_imports_neither_spark_nor_mlflow() -> None:
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300, check=True)
     (heavy,) = [line for line in done.stdout.splitlines() if line.startswith("HEAVY=")]
     assert heavy == "HEAVY=", done.stdout
+
+
+def test_the_airflow_cli_finds_the_dag_after_cxlake_env(dag, tmp_path: Path) -> None:
+    """A data engineer's own `airflow` commands see cx_nightly once `cxlake env` is evaluated.
+
+    A bare environment (no AIRFLOW_* variables), as in a new shell: only the lake's home is set.
+    """
+    bin_dir = Path(sys.executable).parent
+    shell = f'eval "$({bin_dir}/cxlake env)" && {bin_dir}/airflow tasks list cx_nightly'
+    done = subprocess.run(
+        ["bash", "-c", shell],
+        env={"PATH": f"{bin_dir}:/usr/bin:/bin", "HOME": str(Path.home()), "CXLAKE_HOME": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert sorted(done.stdout.split()) == sorted(dag.task_ids)

@@ -10,35 +10,60 @@ from pathlib import Path
 from jobs.lake.config import PROJECT_ROOT, LakeConfig
 
 
-def airflow_env(config: LakeConfig) -> dict[str, str]:
-    """Airflow settings: home and SQLite DB under ``$CXLAKE_HOME/airflow``, our ``dags/`` folder.
+def project_settings(config: LakeConfig) -> dict[str, str]:
+    """What Airflow and the DAG's tasks need to run this project's lake, and only that.
 
-    Variables already set by the caller win, so a real deployment's settings are never overridden.
+    Airflow's home and SQLite DB under ``$CXLAKE_HOME/airflow``, our ``dags/`` folder, no example
+    DAGs; the lake, landing and MLflow store the config names. ``cxlake env`` prints these as
+    ``export`` lines, so a data engineer's own ``airflow`` commands see what the DAG runs see.
     """
-    home = Path(config.home) / "airflow"
-    defaults = {
-        "AIRFLOW_HOME": str(home),
+    return {
+        "AIRFLOW_HOME": str(Path(config.home) / "airflow"),
         "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+        "CXLAKE_HOME": str(config.home),
+        "CXLAKE_LAKE_ROOT": config.lake_root,
+        "CXLAKE_LANDING_ROOT": config.landing_root,
+        "MLFLOW_TRACKING_URI": config.mlflow_tracking_uri,
+        # The config names one MLflow store; a registry URI inherited from the caller's
+        # environment would register and look up champions in another store.
+        "MLFLOW_REGISTRY_URI": config.mlflow_tracking_uri,
     }
+
+
+# Airflow settings the caller may already have (a real deployment's): theirs win.
+_AIRFLOW_DEFAULTS = (
+    "AIRFLOW_HOME",
+    "AIRFLOW__CORE__DAGS_FOLDER",
+    "AIRFLOW__CORE__LOAD_EXAMPLES",
+    "AIRFLOW__CORE__UNIT_TEST_MODE",
+    "AIRFLOW__LOGGING__LOGGING_LEVEL",
+)
+
+
+def airflow_env(config: LakeConfig) -> dict[str, str]:
+    """This process's environment plus :func:`project_settings`.
+
+    Airflow variables already set by the caller win, so a real deployment's settings are never
+    overridden; the lake settings are always the config's (the lake the caller configured is the
+    one the DAG's tasks must use).
+    """
     env = dict(os.environ)
-    for key, value in defaults.items():
-        env.setdefault(key, value)
-    # The lake the caller configured is the one the DAG's tasks must use.
-    env.update(
-        {
-            "CXLAKE_HOME": str(config.home),
-            "CXLAKE_LAKE_ROOT": config.lake_root,
-            "CXLAKE_LANDING_ROOT": config.landing_root,
-            "MLFLOW_TRACKING_URI": config.mlflow_tracking_uri,
-            # The config names one MLflow store; a registry URI inherited from the caller's
-            # environment would register and look up champions in another store.
-            "MLFLOW_REGISTRY_URI": config.mlflow_tracking_uri,
-        }
-    )
+    for key, value in project_settings(config).items():
+        if key in _AIRFLOW_DEFAULTS:
+            env.setdefault(key, value)
+        else:
+            env[key] = value
     return env
+
+
+def shell_exports(config: LakeConfig) -> str:
+    """``export KEY=VALUE`` lines of :func:`project_settings` (``eval "$(cxlake env)"``)."""
+    import shlex
+
+    return "\n".join(f"export {key}={shlex.quote(value)}" for key, value in project_settings(config).items())
 
 
 def _airflow_bin() -> str:
