@@ -129,7 +129,9 @@ class StageMeter:
     def stage(self, name: str, rows_in: int | None = None) -> Iterator[None]:
         """Measure the block as stage ``name`` (``rows_in``: input rows, when the caller knows them)."""
         context = self.spark.sparkContext
-        group = f"bench:{name}:{len(self.stages)}"
+        # Unique per meter too: Spark keeps a group's jobs for the session, so two meters (night 1,
+        # last night) reusing "ingest_orders:0" would count each other's jobs.
+        group = f"bench:{id(self):x}:{name}:{len(self.stages)}"
         context.setJobGroup(group, name)
         before = _commit_files(self.lake_root)
         if self.progress:
