@@ -112,10 +112,10 @@ def cmd_summary(args: argparse.Namespace) -> int:
 
 
 def cmd_env(args: argparse.Namespace) -> int:
-    from jobs.devtools.airflow_env import ensure_airflow_db, project_settings, shell_exports
+    from jobs.devtools.airflow_env import ensure_airflow_db, resolved_settings, shell_exports
 
     config = load_config()
-    if not (Path(project_settings(config)["AIRFLOW_HOME"]) / "airflow.db").exists():
+    if not (Path(resolved_settings(config)["AIRFLOW_HOME"]) / "airflow.db").exists():
         # Hand-run `airflow` commands need the metadata DB; made once, on stderr so eval ignores it.
         print("preparing Airflow's metadata DB (once) ...", file=sys.stderr, flush=True)
         ensure_airflow_db(config)

@@ -43,27 +43,28 @@ _AIRFLOW_DEFAULTS = (
 )
 
 
-def airflow_env(config: LakeConfig) -> dict[str, str]:
-    """This process's environment plus :func:`project_settings`.
+def resolved_settings(config: LakeConfig) -> dict[str, str]:
+    """:func:`project_settings` as this process will use them.
 
     Airflow variables already set by the caller win, so a real deployment's settings are never
     overridden; the lake settings are always the config's (the lake the caller configured is the
     one the DAG's tasks must use).
     """
-    env = dict(os.environ)
-    for key, value in project_settings(config).items():
-        if key in _AIRFLOW_DEFAULTS:
-            env.setdefault(key, value)
-        else:
-            env[key] = value
-    return env
+    settings = project_settings(config)
+    return {key: os.environ.get(key, value) if key in _AIRFLOW_DEFAULTS else value for key, value in settings.items()}
+
+
+def airflow_env(config: LakeConfig) -> dict[str, str]:
+    """This process's environment plus :func:`resolved_settings`."""
+    return {**os.environ, **resolved_settings(config)}
 
 
 def shell_exports(config: LakeConfig) -> str:
-    """``export KEY=VALUE`` lines of :func:`project_settings` (``eval "$(cxlake env)"``)."""
+    """``export KEY=VALUE`` lines of :func:`resolved_settings` (``eval "$(cxlake env)"``): what the
+    DAG runs started by ``cxlake`` see, so hand-run ``airflow`` commands see the same."""
     import shlex
 
-    return "\n".join(f"export {key}={shlex.quote(value)}" for key, value in project_settings(config).items())
+    return "\n".join(f"export {key}={shlex.quote(value)}" for key, value in resolved_settings(config).items())
 
 
 def _airflow_bin() -> str:

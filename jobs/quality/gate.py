@@ -229,7 +229,7 @@ def validate_dataframe(
     )
     for warning in result.warnings:
         log.warning("data quality warning: %s", format_failure(suite.name, warning))
-    if resources and build_docs:
+    if build_docs:
         build_data_docs(context, [result])
     if raise_on_critical:
         raise_critical([result])
