@@ -44,6 +44,7 @@ DATA_STAGES = (
     "ingest_interactions",
     "ingest_orders",
     "ingest_tracking_scans",
+    "ingest_audit",
     "bronze_gate",
     "silver",
     "silver_gate",

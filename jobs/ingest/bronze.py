@@ -128,13 +128,19 @@ def ingest_source(spark: SparkSession, config: LakeConfig, source: str, run_date
     return ingest_nights(spark, config, source, [run_date])[0]
 
 
-def ingest_nights(spark: SparkSession, config: LakeConfig, source: str, nights: list[str]) -> list[IngestResult]:
+def ingest_nights(
+    spark: SparkSession, config: LakeConfig, source: str, nights: list[str], audit: bool = True
+) -> list[IngestResult]:
     """Ingest the files of ``source`` that arrived on each of ``nights`` in one pass (history import).
 
     Exactly what ingesting the nights one by one gives (each line keeps its own arrival date for
     the lateness and duplicate checks, and the audit has one row per night), at the cost of
     about one night: a few Delta commits instead of a few per night. Same errors as
     :func:`ingest_source`, naming the night.
+
+    Args:
+        audit: record the results in ``ops.ingest_audit``; a caller ingesting several sources
+            in one process passes False and records them all in one commit (:func:`record_audit`).
     """
     raw = load_contract(f"raw.{source}")
     bronze = load_contract(f"bronze.{source}")
@@ -198,13 +204,15 @@ def ingest_nights(spark: SparkSession, config: LakeConfig, source: str, nights: 
     finally:
         classified.unpersist()
 
-    _record_audit(spark, config, results)
+    if audit:
+        record_audit(spark, config, results)
     for result in results:
         log.info("ingested %s", result)
     return results
 
 
-def _record_audit(spark: SparkSession, config: LakeConfig, results: list[IngestResult]) -> None:
+def record_audit(spark: SparkSession, config: LakeConfig, results: list[IngestResult]) -> None:
+    """Upsert one ``ops.ingest_audit`` row per (source, night) of ``results``, in one commit."""
     audit = load_contract("ops.ingest_audit")
     # Wall clock belongs in ops tables only: it says when, never what.
     recorded_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import functools
+import logging
 import os
 import sys
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, TypeVar
 
 from jobs.lake.config import LakeConfig, load_config
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
+
+log = logging.getLogger(__name__)
 
 
 def spark_settings(config: LakeConfig) -> dict[str, str]:
@@ -64,3 +69,61 @@ def get_spark(config: LakeConfig | None = None, app_name: str = "cxlake") -> Spa
     spark = configure_spark_with_delta_pip(builder, extra_packages=extra_packages).getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
     return spark
+
+
+T = TypeVar("T")
+# Steps that overlap at most: a small step keeps about one core busy on the driver; more at once
+# only queue for the same cores and memory.
+MAX_CONCURRENT_STEPS = 4
+
+
+def in_parallel(steps: Mapping[str, Callable[[], T]], max_workers: int = MAX_CONCURRENT_STEPS) -> dict[str, T]:
+    """Run independent Spark steps at the same time, in threads that inherit the caller's Spark
+    local properties (job group: a benchmark's meter still counts their jobs).
+
+    A small night's Spark work is driver latency (planning, scheduling, Delta commits), so steps
+    that read and write different tables overlap on a 2-core machine instead of waiting in turn;
+    on a cluster their jobs share the executors. Every step runs to its end even when another
+    fails (no write is abandoned half-way); then the first failure in ``steps`` order is raised
+    and the others are logged.
+
+    Returns:
+        Each step's result by name, in ``steps`` order.
+    """
+    import threading
+
+    from pyspark import InheritableThread
+
+    if len(steps) <= 1:
+        return {name: step() for name, step in steps.items()}
+    results: dict[str, T] = {}
+    errors: dict[str, BaseException] = {}
+    slots = threading.BoundedSemaphore(max(1, max_workers))
+
+    def call(name: str, step: Callable[[], T]) -> None:
+        with slots:
+            try:
+                results[name] = step()
+            except BaseException as error:  # noqa: BLE001 - re-raised below, in the caller's thread
+                errors[name] = error
+
+    threads = [InheritableThread(call, args=(name, step), daemon=True) for name, step in steps.items()]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    failed = [name for name in steps if name in errors]
+    for name in failed[1:]:
+        log.error("concurrent step %s also failed: %r", name, errors[name])
+    if failed:
+        raise errors[failed[0]]
+    return {name: results[name] for name in steps}
+
+
+def run_concurrently(spark: SparkSession, steps: Mapping[str, Callable[[SparkSession], T]]) -> dict[str, T]:
+    """:func:`in_parallel` for steps that write: each gets its own session of the one SparkContext
+    (``spark.newSession()``), so runtime SQL settings such as the commit metadata a MERGE sets
+    (:func:`jobs.lake.tables.commit_metadata_set`) stay its own."""
+    if len(steps) <= 1:
+        return {name: step(spark) for name, step in steps.items()}
+    return in_parallel({name: functools.partial(step, spark.newSession()) for name, step in steps.items()})

@@ -13,10 +13,13 @@ import logging
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jobs.lake.config import LakeConfig, load_config
 from jobs.lake.contracts import source_names
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
 
 log = logging.getLogger(__name__)
 
@@ -152,15 +155,21 @@ def build_silver(run_date: str, config: LakeConfig | None = None) -> None:
     Order matters only for customers, which reads the orders and resolved interactions of the
     same night; ``interactions.run`` maintains ``silver.device_links`` (identity) itself.
     """
+    config = config or load_config()
+    _silver(_session(config), config, run_date)
+
+
+def _silver(spark: SparkSession, config: LakeConfig, first: str, last: str | None = None) -> None:
+    """Silver for the nights ``first`` to ``last``: the tables that only read bronze (and
+    interactions, which writes the device links it reads) at once, then customers, which reads them."""
+    from jobs.lake.spark import run_concurrently
     from jobs.silver import customers, interactions, orders, shipments, tracking_events
 
-    config = config or load_config()
-    spark = _session(config)
-    orders.run(spark, config, run_date)
-    shipments.run(spark, config, run_date)
-    tracking_events.run(spark, config, run_date)
-    interactions.run(spark, config, run_date)
-    customers.run(spark, config, run_date)
+    def builder(table):
+        return lambda session: table.run(session, config, first, last)
+
+    run_concurrently(spark, {t.__name__: builder(t) for t in (orders, shipments, tracking_events, interactions)})
+    customers.run(spark, config, first, last)
 
 
 def build_gold(run_date: str, config: LakeConfig | None = None) -> None:
@@ -184,15 +193,24 @@ def build_journey(run_date: str, config: LakeConfig | None = None) -> dict[str, 
 
 def build_features(run_date: str, config: LakeConfig | None = None) -> dict[str, Any]:
     """Point-in-time feature tables for ``run_date`` (customer_daily, order_eta, shipment_scan)."""
-    from jobs.features import customer_daily, order_eta, shipment_scan
-
     config = config or load_config()
-    spark = _session(config)
-    return {
-        "customer_daily_partitions": customer_daily.run(spark, config, run_date),
-        "order_eta_rows": order_eta.run(spark, config, run_date),
-        "shipment_scan_rows": shipment_scan.run(spark, config, run_date),
-    }
+    return _features(_session(config), config, run_date)
+
+
+def _features(spark: SparkSession, config: LakeConfig, first: str, last: str | None = None) -> dict[str, Any]:
+    """The three feature tables for the nights ``first`` to ``last``, built at once (each reads
+    only silver and writes its own table)."""
+    from jobs.features import customer_daily, order_eta, shipment_scan
+    from jobs.lake.spark import run_concurrently
+
+    return run_concurrently(
+        spark,
+        {
+            "customer_daily_partitions": lambda session: customer_daily.run(session, config, first, last),
+            "order_eta_rows": lambda session: order_eta.run(session, config, first, last),
+            "shipment_scan_rows": lambda session: shipment_scan.run(session, config, first, last),
+        },
+    )
 
 
 def train_eta(run_date: str, config: LakeConfig | None = None, force: bool = False) -> dict[str, Any]:
@@ -249,31 +267,30 @@ def import_history(
     Args:
         stage: wraps each step (``with stage("silver"): ...``): a benchmark's meter; default none.
     """
-    from jobs.features import customer_daily, order_eta, shipment_scan
     from jobs.gold import journey, journey_daily, kpi
-    from jobs.ingest.bronze import ingest_nights
+    from jobs.ingest.bronze import ingest_nights, record_audit
     from jobs.lake.tables import nights
-    from jobs.silver import customers, interactions, orders, shipments, tracking_events
 
     config = config or load_config()
     stage = stage or (lambda name: nullcontext())
     spark = _session(config)
     dates = nights(first, last)
     landed = {}
+    results = []
     for source in SOURCES:
         with stage(f"ingest_{source}"):
-            landed[source] = sum(r.raw_rows for r in ingest_nights(spark, config, source, dates))
+            results += ingest_nights(spark, config, source, dates, audit=False)
+            landed[source] = sum(r.raw_rows for r in results if r.source == source)
+    with stage("ingest_audit"):
+        record_audit(spark, config, results)
     with stage("silver"):
-        for silver in (orders, shipments, tracking_events, interactions, customers):
-            silver.run(spark, config, first, last)
+        _silver(spark, config, first, last)
     with stage("kpis"):
         kpi.run(spark, config, first, last)
     with stage("journey"):
         journey_daily.run(spark, config, journey.run(spark, config, first, last))
     with stage("features"):
-        customer_daily.run(spark, config, first, last)
-        order_eta.run(spark, config, first, last)
-        shipment_scan.run(spark, config, first, last)
+        _features(spark, config, first, last)
     return {"nights": len(dates), "raw_lines": landed}
 
 
@@ -285,12 +302,20 @@ def run_all(
     Args:
         stage: wraps each step (``with stage("silver"): ...``): a benchmark's meter; default none.
     """
+    from dataclasses import asdict
+
+    from jobs.ingest.bronze import ingest_nights, record_audit
+
     config = config or load_config()
     stage = stage or (lambda name: nullcontext())
-    report: dict[str, Any] = {"ingest": []}
+    spark = _session(config)
+    ingested = []
     for source in SOURCES:
         with stage(f"ingest_{source}"):
-            report["ingest"].append(ingest(source, run_date, config))
+            ingested += ingest_nights(spark, config, source, [run_date], audit=False)
+    with stage("ingest_audit"):
+        record_audit(spark, config, ingested)  # the three sources' rows in one commit
+    report: dict[str, Any] = {"ingest": [asdict(result) for result in ingested]}
     with stage("bronze_gate"):
         report["validate_bronze"] = validate_bronze(run_date, config)
     with stage("silver"):

@@ -150,17 +150,24 @@ def finding_rows(run_date: str, results: list[GateResult], recorded_at: dt.datet
 def record_findings(spark: SparkSession, config: LakeConfig, run_date: str, results: list[GateResult]) -> int:
     """Replace the (run_date, suite) findings of the validated suites; returns the rows written.
 
-    Replacing the slice (not merging) makes a rerun that now passes leave no stale finding.
+    Replacing the slice (not merging) makes a rerun that now passes leave no stale finding. A
+    clean gate whose slice holds no finding commits nothing: the usual night, where a commit
+    (~2 s) would only say that nothing changed.
     """
     from jobs.lake.contracts import load_contract
-    from jobs.lake.tables import replace_where, sql_literal
+    from jobs.lake.tables import read_table, replace_where, sql_literal, table_exists
 
     if not results:
         return 0
     contract = load_contract(QUALITY_FINDINGS)
     rows = finding_rows(run_date, results, dt.datetime.now(dt.UTC).replace(tzinfo=None))
-    df = spark.createDataFrame(rows, contract.spark_schema())
     suites = ", ".join(sql_literal(r.suite) for r in results)
     predicate = f"`run_date` = DATE{sql_literal(run_date)} AND `suite` IN ({suites})"
+    if not rows and (
+        not table_exists(spark, config.table_path(QUALITY_FINDINGS))
+        or read_table(spark, config, QUALITY_FINDINGS).filter(predicate).isEmpty()
+    ):
+        return 0
+    df = spark.createDataFrame(rows, contract.spark_schema())
     replace_where(df, config, QUALITY_FINDINGS, predicate, contract.partition_by)
     return len(rows)

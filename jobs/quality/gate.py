@@ -10,6 +10,7 @@ ran; without a context (unit tests) an ephemeral one is used and nothing is writ
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from jobs.quality.suites import CRITICAL, WARNING
 
 if TYPE_CHECKING:
     import great_expectations as gx
+    import pandas as pd
     from pyspark.sql import DataFrame
 
     from jobs.lake.config import LakeConfig
@@ -150,8 +152,22 @@ def quality_context(config: LakeConfig) -> gx.AbstractDataContext:
     return context
 
 
+def _is_pandas(df: Any) -> bool:
+    import pandas as pd
+
+    return isinstance(df, pd.DataFrame)
+
+
+def small_pandas(df: DataFrame, max_rows: int = PANDAS_MAX_ROWS) -> pd.DataFrame | None:
+    """``df`` as pandas when it has at most ``max_rows`` rows (one Spark job), else None."""
+    if max_rows <= 0:
+        return None
+    small = df.limit(max_rows + 1).toPandas()
+    return small if len(small) <= max_rows else None
+
+
 def validate_dataframe(
-    df: DataFrame,
+    df: DataFrame | pd.DataFrame,
     suite_name: str,
     expectations: list[Any],
     context: gx.AbstractDataContext | None = None,
@@ -160,7 +176,7 @@ def validate_dataframe(
     pandas_max_rows: int = PANDAS_MAX_ROWS,
     build_docs: bool = True,
 ) -> GateResult:
-    """Validate ``df`` against ``expectations`` as suite ``suite_name``.
+    """Validate ``df`` (Spark, or already pandas) against ``expectations`` as suite ``suite_name``.
 
     On a context with the :data:`DATA_DOCS_SITE` site (:func:`quality_context`) the validation runs
     as the suite's stored validation definition, whose result is stored and (``build_docs``)
@@ -183,12 +199,11 @@ def validate_dataframe(
     # A night's slice is small: validated in pandas it takes well under a second, where GX on
     # Spark runs one Spark job per metric (~5 s a suite on 2 cores, whatever the size). Slices
     # above ``pandas_max_rows`` stay in Spark, so a huge night never lands on the driver.
-    data: Any = df
-    small = df.limit(pandas_max_rows + 1).toPandas() if pandas_max_rows > 0 else None
-    if small is not None and len(small) <= pandas_max_rows:
-        data, source = small, context.data_sources.add_or_update_pandas(name="cxlake_pandas")
+    data: Any = df if _is_pandas(df) else small_pandas(df, pandas_max_rows)
+    if data is not None:
+        source = context.data_sources.add_or_update_pandas(name="cxlake_pandas")
     else:
-        source = context.data_sources.add_or_update_spark(name="cxlake_spark")
+        data, source = df, context.data_sources.add_or_update_spark(name="cxlake_spark")
     asset_name = f"asset_{suite.name}"
     try:
         asset = source.get_asset(asset_name)
@@ -254,13 +269,32 @@ def raise_critical(results: list[GateResult]) -> None:
 
 
 def run_checks(checks: list[Check], context: gx.AbstractDataContext | None = None) -> list[GateResult]:
-    """Validate every check (no raising): the caller records all results, then :func:`raise_critical`."""
+    """Validate every check (no raising): the caller records all results, then :func:`raise_critical`.
+
+    The slices are computed first, at the same time (each a small Spark query whose cost is
+    driver latency, so they overlap), then validated one by one in GX.
+    """
+    from jobs.lake.spark import in_parallel
+
+    slices = in_parallel({c.suite: functools.partial(_slice_data, c.df) for c in checks})
     results = [
         validate_dataframe(
-            c.df, c.suite, c.expectations, context, c.index_columns, raise_on_critical=False, build_docs=False
+            slices[c.suite],
+            c.suite,
+            c.expectations,
+            context,
+            c.index_columns,
+            raise_on_critical=False,
+            build_docs=False,
         )
         for c in checks
     ]
     if context is not None:
         build_data_docs(context, results)
     return results
+
+
+def _slice_data(df: DataFrame) -> DataFrame | pd.DataFrame:
+    """What a check validates: its slice in pandas when small enough, else the Spark frame."""
+    small = small_pandas(df)
+    return df if small is None else small

@@ -10,7 +10,7 @@ import pytest
 from frames import contract_frame
 
 from jobs.lake.contracts import load_contract
-from jobs.lake.tables import read_table
+from jobs.lake.tables import read_table, table_exists, table_version
 from jobs.pipeline.ops import record_findings
 from jobs.quality.gate import Check, DataQualityError, quality_context, raise_critical, run_checks, validate_dataframe
 from jobs.quality.suites import (
@@ -211,6 +211,9 @@ def test_gate_records_findings_and_data_docs(spark, lake_config, tmp_path: Path)
         ),
         Check("silver_empty", _orders(spark, []), [has_rows_expectation("orders arrived")]),
     ]
+    # A clean gate on a lake without findings writes nothing (not even an empty table).
+    assert record_findings(spark, config, D.isoformat(), run_checks(checks("cdek")[:1])) == 0
+    assert not table_exists(spark, config.table_path("ops.quality_findings"))
     results = run_checks(checks("teleport"), context)
     with pytest.raises(DataQualityError, match="silver_orders"):
         raise_critical(results)
@@ -225,8 +228,16 @@ def test_gate_records_findings_and_data_docs(spark, lake_config, tmp_path: Path)
     raise_critical(fixed)
     record_findings(spark, config, D.isoformat(), fixed)
     assert {r.suite for r in read_table(spark, config, "ops.quality_findings").collect()} == {"silver_empty"}
+    # A clean rerun of silver_orders alone: its slice already holds no finding, so no commit.
+    clean = [r for r in fixed if r.suite == "silver_orders"]
+    version = table_version(spark, config, "ops.quality_findings")
+    assert record_findings(spark, config, D.isoformat(), clean) == 0
+    assert table_version(spark, config, "ops.quality_findings") == version
     html = (config.home / "data_docs" / "index.html").read_text()
     assert "silver_orders" in html and "silver_empty" in html
     # One page per validation run (two runs of each suite), rendered in one build per run_checks.
-    pages = {suite: list((config.home / "data_docs" / "validations" / suite).rglob("*.html")) for suite in ("silver_orders", "silver_empty")}
+    pages = {
+        suite: list((config.home / "data_docs" / "validations" / suite).rglob("*.html"))
+        for suite in ("silver_orders", "silver_empty")
+    }
     assert {suite: len(found) for suite, found in pages.items()} == {"silver_orders": 2, "silver_empty": 2}
