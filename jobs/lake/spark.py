@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
 import os
 import sys
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
+from urllib.parse import urlparse
 
 from jobs.lake.config import LakeConfig, load_config
 
@@ -51,11 +54,12 @@ def spark_settings(config: LakeConfig) -> dict[str, str]:
 def get_spark(config: LakeConfig | None = None, app_name: str = "cxlake") -> SparkSession:
     """Return the process's SparkSession with Delta, creating it on first use.
 
-    Delta's jars are resolved from Maven Central by ``configure_spark_with_delta_pip`` (cached in
-    ``~/.ivy2``); extra packages such as ``hadoop-aws`` for ``s3a://`` lakes go in
-    ``CXLAKE_SPARK_CONF="spark.jars.packages=..."`` and are merged with Delta's.
+    Delta's jars (the coordinates ``configure_spark_with_delta_pip`` uses) are resolved from Maven
+    Central by Ivy (cached in ``~/.ivy2*``) on the first start; later starts use the resolved jar
+    files (:func:`resolved_jars_cache`). Extra packages such as ``hadoop-aws`` for ``s3a://``
+    lakes go in ``CXLAKE_SPARK_CONF="spark.jars.packages=..."`` and are merged with Delta's; an
+    explicit ``spark.jars`` there turns the cache off.
     """
-    from delta import configure_spark_with_delta_pip
     from pyspark.sql import SparkSession
 
     config = config or load_config()
@@ -66,9 +70,47 @@ def get_spark(config: LakeConfig | None = None, app_name: str = "cxlake") -> Spa
     builder = SparkSession.builder.appName(app_name).master(config.spark_master)
     for key, value in settings.items():
         builder = builder.config(key, value)
-    spark = configure_spark_with_delta_pip(builder, extra_packages=extra_packages).getOrCreate()
+    packages = ",".join([delta_package(), *extra_packages])
+    cache = None if "spark.jars" in settings else resolved_jars_cache(packages)
+    jars = cache.read_text().split(",") if cache is not None and cache.exists() else []
+    if jars and all(os.path.exists(urlparse(jar).path) for jar in jars):
+        # Resolved before: start from the jar files, without asking Ivy again (~2-3 s a start).
+        builder = builder.config("spark.jars", ",".join(jars))
+    else:
+        builder = builder.config("spark.jars.packages", packages)
+    spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
+    conf = spark.sparkContext.getConf()
+    if cache is not None and conf.get("spark.jars.packages") == packages and conf.get("spark.jars"):
+        # This process asked Ivy: keep its answer for the next start (written whole, atomically).
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        partial = cache.with_suffix(f".{os.getpid()}.tmp")
+        partial.write_text(conf.get("spark.jars"))
+        partial.replace(cache)
     return spark
+
+
+def delta_package() -> str:
+    """Maven coordinates of the Delta jar matching the installed pip packages, as
+    ``delta.configure_spark_with_delta_pip`` names them (``io.delta:delta-spark_4.2_2.13:4.4.0``)."""
+    from importlib.metadata import version
+
+    import pyspark
+
+    spark_minor = ".".join(pyspark.__version__.split(".")[:2])
+    return f"io.delta:delta-spark_{spark_minor}_2.13:{version('delta_spark')}"
+
+
+def resolved_jars_cache(packages: str) -> Path:
+    """Where the jar files that Ivy resolved for ``packages`` (Delta's and any extra) are listed.
+
+    Every process that starts Spark with ``spark.jars.packages`` asks Ivy to resolve them, even
+    when all are in ``~/.ivy2*`` already; the list is the same for the same packages, so it is
+    kept per user (``$XDG_CACHE_HOME/cxlake``) under a hash of the package coordinates.
+    """
+    digest = hashlib.sha256(packages.encode()).hexdigest()[:16]
+    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return root / "cxlake" / f"spark-jars-{digest}.txt"
 
 
 T = TypeVar("T")
