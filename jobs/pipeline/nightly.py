@@ -13,6 +13,7 @@ import logging
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from jobs.lake.config import LakeConfig, load_config
@@ -165,10 +166,10 @@ def _silver(spark: SparkSession, config: LakeConfig, first: str, last: str | Non
     from jobs.lake.spark import run_concurrently
     from jobs.silver import customers, interactions, orders, shipments, tracking_events
 
-    def builder(table):
-        return lambda session: table.run(session, config, first, last)
-
-    run_concurrently(spark, {t.__name__: builder(t) for t in (orders, shipments, tracking_events, interactions)})
+    independent = (orders, shipments, tracking_events, interactions)
+    run_concurrently(
+        spark, {t.__name__: partial(t.run, config=config, run_date=first, through=last) for t in independent}
+    )
     customers.run(spark, config, first, last)
 
 
@@ -203,13 +204,13 @@ def _features(spark: SparkSession, config: LakeConfig, first: str, last: str | N
     from jobs.features import customer_daily, order_eta, shipment_scan
     from jobs.lake.spark import run_concurrently
 
+    tables = {
+        "customer_daily_partitions": customer_daily,
+        "order_eta_rows": order_eta,
+        "shipment_scan_rows": shipment_scan,
+    }
     return run_concurrently(
-        spark,
-        {
-            "customer_daily_partitions": lambda session: customer_daily.run(session, config, first, last),
-            "order_eta_rows": lambda session: order_eta.run(session, config, first, last),
-            "shipment_scan_rows": lambda session: shipment_scan.run(session, config, first, last),
-        },
+        spark, {name: partial(t.run, config=config, run_date=first, through=last) for name, t in tables.items()}
     )
 
 

@@ -155,7 +155,7 @@ def record_findings(spark: SparkSession, config: LakeConfig, run_date: str, resu
     (~2 s) would only say that nothing changed.
     """
     from jobs.lake.contracts import load_contract
-    from jobs.lake.tables import read_table, replace_where, sql_literal, table_exists
+    from jobs.lake.tables import read_table_or_empty, replace_where, sql_literal
 
     if not results:
         return 0
@@ -163,10 +163,8 @@ def record_findings(spark: SparkSession, config: LakeConfig, run_date: str, resu
     rows = finding_rows(run_date, results, dt.datetime.now(dt.UTC).replace(tzinfo=None))
     suites = ", ".join(sql_literal(r.suite) for r in results)
     predicate = f"`run_date` = DATE{sql_literal(run_date)} AND `suite` IN ({suites})"
-    if not rows and (
-        not table_exists(spark, config.table_path(QUALITY_FINDINGS))
-        or read_table(spark, config, QUALITY_FINDINGS).filter(predicate).isEmpty()
-    ):
+    stored = read_table_or_empty(spark, config, QUALITY_FINDINGS, contract.spark_schema())
+    if not rows and stored.filter(predicate).isEmpty():
         return 0
     df = spark.createDataFrame(rows, contract.spark_schema())
     replace_where(df, config, QUALITY_FINDINGS, predicate, contract.partition_by)

@@ -152,18 +152,15 @@ def quality_context(config: LakeConfig) -> gx.AbstractDataContext:
     return context
 
 
-def _is_pandas(df: Any) -> bool:
+def validation_data(df: DataFrame | pd.DataFrame, max_rows: int = PANDAS_MAX_ROWS) -> DataFrame | pd.DataFrame:
+    """What GX validates: ``df`` in pandas when it has at most ``max_rows`` rows (one Spark job),
+    else the Spark frame itself; a frame already in pandas is kept."""
     import pandas as pd
 
-    return isinstance(df, pd.DataFrame)
-
-
-def small_pandas(df: DataFrame, max_rows: int = PANDAS_MAX_ROWS) -> pd.DataFrame | None:
-    """``df`` as pandas when it has at most ``max_rows`` rows (one Spark job), else None."""
-    if max_rows <= 0:
-        return None
+    if isinstance(df, pd.DataFrame) or max_rows <= 0:
+        return df
     small = df.limit(max_rows + 1).toPandas()
-    return small if len(small) <= max_rows else None
+    return small if len(small) <= max_rows else df
 
 
 def validate_dataframe(
@@ -199,11 +196,13 @@ def validate_dataframe(
     # A night's slice is small: validated in pandas it takes well under a second, where GX on
     # Spark runs one Spark job per metric (~5 s a suite on 2 cores, whatever the size). Slices
     # above ``pandas_max_rows`` stay in Spark, so a huge night never lands on the driver.
-    data: Any = df if _is_pandas(df) else small_pandas(df, pandas_max_rows)
-    if data is not None:
+    import pandas as pd
+
+    data = validation_data(df, pandas_max_rows)
+    if isinstance(data, pd.DataFrame):
         source = context.data_sources.add_or_update_pandas(name="cxlake_pandas")
     else:
-        data, source = df, context.data_sources.add_or_update_spark(name="cxlake_spark")
+        source = context.data_sources.add_or_update_spark(name="cxlake_spark")
     asset_name = f"asset_{suite.name}"
     try:
         asset = source.get_asset(asset_name)
@@ -276,7 +275,7 @@ def run_checks(checks: list[Check], context: gx.AbstractDataContext | None = Non
     """
     from jobs.lake.spark import in_parallel
 
-    slices = in_parallel({c.suite: functools.partial(_slice_data, c.df) for c in checks})
+    slices = in_parallel({c.suite: functools.partial(validation_data, c.df) for c in checks})
     results = [
         validate_dataframe(
             slices[c.suite],
@@ -292,9 +291,3 @@ def run_checks(checks: list[Check], context: gx.AbstractDataContext | None = Non
     if context is not None:
         build_data_docs(context, results)
     return results
-
-
-def _slice_data(df: DataFrame) -> DataFrame | pd.DataFrame:
-    """What a check validates: its slice in pandas when small enough, else the Spark frame."""
-    small = small_pandas(df)
-    return df if small is None else small
