@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+from jvm_speed import TEST_JAVA_OPTIONS
 
 TESTS_DIR = Path(__file__).resolve().parent
 
@@ -19,10 +20,8 @@ def cxlake_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     os.environ["CXLAKE_DRIVER_MEMORY"] = "2g"
     os.environ["CXLAKE_SHUFFLE_PARTITIONS"] = "2"
     os.environ["CXLAKE_PII_KEY"] = "test-only-key"
-    # Test speed only: on tiny data a JVM spends much of its CPU in the C2 compiler; the quick C1
-    # compiler alone is enough (a night on the e2e data: 197 -> 130 CPU s, tests/cluster).
-    # Child processes (Airflow runs, cluster drivers) inherit it.
-    os.environ.setdefault("CXLAKE_SPARK_CONF", "spark.driver.defaultJavaOptions=-XX:TieredStopAtLevel=1")
+    # Child processes (Airflow runs, cluster drivers) inherit it: see tests/jvm_speed.py.
+    os.environ.setdefault("CXLAKE_SPARK_CONF", f"spark.driver.defaultJavaOptions={TEST_JAVA_OPTIONS}")
     os.environ.pop("MLFLOW_TRACKING_URI", None)
     os.environ.pop("MLFLOW_REGISTRY_URI", None)
     return home

@@ -41,7 +41,8 @@ def main(run_date: str) -> None:
         "master": context.master,
         "application_id": context.applicationId,
         "executors": executors,
-        "jars_packages": context.getConf().get("spark.jars.packages"),
+        # The jar files the driver loaded: Ivy's resolution on a first start, the cached list after.
+        "jars": [jar.rsplit("/", 1)[-1] for jar in context.getConf().get("spark.jars", "").split(",") if jar],
     }
     print(json.dumps(report, default=str))
 

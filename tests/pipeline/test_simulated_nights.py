@@ -1,12 +1,12 @@
 """Simulated nights: order independence, point-in-time features, reconciliation, PII, incrementality.
 
-Four default-dirt simulated days (late arrivals, resent duplicates, broken lines included) run
+Three default-dirt simulated days (late arrivals, resent duplicates, broken lines included) run
 through every nightly step (bronze, silver, gold KPIs, journey, features) on a private lake in
-calendar order. A copy of that lake taken after the 2nd night then runs the 4th night before the
-3rd, and a third lake imports all four nights at once (``nightly.import_history``): every table
+calendar order. A copy of that lake taken after the 1st night then runs the 3rd night before the
+2nd, and a third lake imports all three nights at once (``nightly.import_history``): every table
 must end with the same sorted rows. The in-order lake also shows:
 
-* leakage: the feature rows as of the 1st night, written that night, are identical after three
+* leakage: the feature rows as of the 1st night, written that night, are identical after two
   more nights of data (late events dated on or before it included) and when rebuilt from the
   final silver tables; the lateness bound (3 days) means no later night can add to that day;
 * the quarantine holds exactly the dirt the simulator injected (0 unexplained rows);
@@ -31,7 +31,10 @@ from jobs.ingest.bronze import SOURCES
 from jobs.lake.tables import commit_partitions, read_table, table_version
 from jobs.pipeline import nightly
 
-DATES = ["2026-01-05", "2026-01-06", "2026-01-07", "2026-01-08"]
+DATES = ["2026-01-05", "2026-01-06", "2026-01-07"]
+# Of seeds 11-39 for three days, one whose 2nd and 3rd nights bring orders, scans and interactions
+# dated on or before the 1st day, and a resent scan (what the leakage and dirt tests need; asserted).
+SEED = 23
 EXPECTED_TABLES = {
     *(f"bronze.{s}" for s in SOURCES),
     *(f"quarantine.{s}" for s in SOURCES),
@@ -58,11 +61,11 @@ WALL_CLOCK_COLUMNS = {"ops.ingest_audit": ["recorded_at"]}
 class Lakes:
     manifests: list[dict]
     reference: dict[str, list]  # all nights in calendar order
-    out_of_order: dict[str, list]  # the same lake's copy after night 2, then night 4, then night 3
-    history_import: dict[str, list]  # all four nights at once (nightly.import_history)
+    out_of_order: dict[str, list]  # the same lake's copy after night 1, then night 3, then night 2
+    history_import: dict[str, list]  # all three nights at once (nightly.import_history)
     in_order_config: object
     versions_after_first_night: dict[str, int]
-    journey_versions: tuple[int, int]  # gold.customer_journey after nights 3 and 4
+    journey_versions: tuple[int, int]  # gold.customer_journey after nights 2 and 3
 
 
 def _night(config, run_date: str) -> None:
@@ -86,18 +89,17 @@ def _snapshot(spark, config) -> dict[str, list]:
 def lakes(spark, config, tmp_path_factory):
     root = tmp_path_factory.mktemp("simulated_nights")
     landing = root / "landing"
-    simulate(SimulationConfig(days=len(DATES), customers=600, seed=11), landing)
+    simulate(SimulationConfig(days=len(DATES), customers=600, seed=SEED), landing)
     in_order = replace(config, lake_root=str(root / "in_order"), landing_root=str(landing))
     shuffled = replace(config, lake_root=str(root / "shuffled"), landing_root=str(landing))
     _night(in_order, DATES[0])
     first = {t: table_version(spark, in_order, t) for t in delta_tables(in_order)}
-    _night(in_order, DATES[1])
     shutil.copytree(in_order.lake_root, shuffled.lake_root)
+    _night(in_order, DATES[1])
+    journey_after_second = table_version(spark, in_order, "gold.customer_journey")
     _night(in_order, DATES[2])
     journey_after_third = table_version(spark, in_order, "gold.customer_journey")
-    _night(in_order, DATES[3])
-    journey_after_fourth = table_version(spark, in_order, "gold.customer_journey")
-    for day in (DATES[3], DATES[2]):
+    for day in (DATES[2], DATES[1]):
         _night(shuffled, day)
     bulk = replace(config, lake_root=str(root / "history_import"), landing_root=str(landing))
     nightly.import_history(DATES[0], DATES[-1], bulk)
@@ -109,7 +111,7 @@ def lakes(spark, config, tmp_path_factory):
         _snapshot(spark, bulk),
         in_order,
         first,
-        (journey_after_third, journey_after_fourth),
+        (journey_after_second, journey_after_third),
     )
 
 
@@ -212,7 +214,7 @@ def _as_of(df, day: str):
 
 @pytest.mark.parametrize("table", FEATURE_TABLES)
 def test_feature_rows_as_of_a_night_never_change_with_later_data(spark, lakes, table: str) -> None:
-    """Leakage: the rows written on night 1 equal the rows for that as-of date three nights later."""
+    """Leakage: the rows written on night 1 equal the rows for that as-of date two nights later."""
     config = lakes.in_order_config
     path = config.table_path(table)
     then = spark.read.format("delta").option("versionAsOf", lakes.versions_after_first_night[table]).load(path)
