@@ -73,6 +73,12 @@ class Contract:
 
         return StructType([StructField(c.name, spark_type(c.type), c.nullable) for c in self.columns])
 
+    def arrow_schema(self):  # -> pyarrow.Schema
+        """The Arrow schema of this contract, as Spark writes it to Delta (timestamps: UTC microseconds)."""
+        import pyarrow as pa
+
+        return pa.schema([pa.field(c.name, arrow_type(c.type), c.nullable) for c in self.columns])
+
 
 _DECIMAL = re.compile(r"^decimal\((\d+),\s*(\d+)\)$")
 _MAP = re.compile(r"^map<(.+),(.+)>$")
@@ -101,6 +107,31 @@ def spark_type(type_text: str):  # -> pyspark.sql.types.DataType
         return T.MapType(spark_type(match[1]), spark_type(match[2]))
     if match := _ARRAY.match(text):
         return T.ArrayType(spark_type(match[1]))
+    raise ContractError(f"unsupported contract type {type_text!r}")
+
+
+def arrow_type(type_text: str):  # -> pyarrow.DataType
+    """The Arrow type Delta stores for a contract type (what delta-rs and pyarrow readers see)."""
+    import pyarrow as pa
+
+    text = type_text.strip().lower()
+    simple = {
+        "string": pa.string(),
+        "int": pa.int32(),
+        "bigint": pa.int64(),
+        "double": pa.float64(),
+        "boolean": pa.bool_(),
+        "date": pa.date32(),
+        "timestamp": pa.timestamp("us", tz="UTC"),
+    }
+    if text in simple:
+        return simple[text]
+    if match := _DECIMAL.match(text):
+        return pa.decimal128(int(match[1]), int(match[2]))
+    if match := _MAP.match(text):
+        return pa.map_(arrow_type(match[1]), arrow_type(match[2]))
+    if match := _ARRAY.match(text):
+        return pa.list_(arrow_type(match[1]))
     raise ContractError(f"unsupported contract type {type_text!r}")
 
 

@@ -110,7 +110,9 @@ def test_the_night_wrote_its_lake_to_the_bucket_only(s3, s3_night) -> None:
     _, client = s3
     home, report = s3_night
     # hadoop-aws came from CXLAKE_SPARK_CONF's packages, merged with Delta's (resolved or cached).
-    assert any(jar.startswith("org.apache.hadoop_hadoop-aws-") for jar in report["spark"]["jars"]), report["spark"]["jars"]
+    assert any(jar.startswith("org.apache.hadoop_hadoop-aws-") for jar in report["spark"]["jars"]), report["spark"][
+        "jars"
+    ]
     assert any(jar.startswith("io.delta_delta-spark_") for jar in report["spark"]["jars"]), report["spark"]["jars"]
     keys = [
         item["Key"]

@@ -2,7 +2,15 @@ from __future__ import annotations
 
 import pytest
 
-from jobs.lake.contracts import ContractError, all_contract_names, check_lock, current_lock, load_contract, spark_type
+from jobs.lake.contracts import (
+    ContractError,
+    all_contract_names,
+    arrow_type,
+    check_lock,
+    current_lock,
+    load_contract,
+    spark_type,
+)
 
 
 @pytest.mark.parametrize("name", all_contract_names())
@@ -13,6 +21,24 @@ def test_every_contract_loads_and_has_a_spark_schema(name: str) -> None:
     assert len(set(contract.column_names)) == len(contract.column_names), "duplicate column names"
     for key in contract.keys:
         assert key in contract.column_names
+
+
+@pytest.mark.parametrize("name", all_contract_names())
+def test_the_arrow_schema_is_what_spark_writes(name: str) -> None:
+    """delta-rs writers (the run log) must produce the types Spark's readers and writers expect:
+    pyspark's own Spark -> Arrow mapping of the contract's Spark schema (no JVM needed)."""
+    from pyspark.sql.pandas.types import to_arrow_schema
+
+    contract = load_contract(name)
+    expected = to_arrow_schema(contract.spark_schema(), timezone="UTC")
+    assert contract.arrow_schema().equals(expected), (contract.arrow_schema(), expected)
+
+
+def test_arrow_type_parses_nested_types() -> None:
+    assert str(arrow_type("map<string,bigint>")) == "map<string, int64>"
+    assert str(arrow_type("decimal(12, 2)")) == "decimal128(12, 2)"
+    with pytest.raises(ContractError, match="unsupported contract type 'varchar'"):
+        arrow_type("varchar")
 
 
 def test_bronze_extends_raw_with_ingest_metadata() -> None:

@@ -54,6 +54,45 @@ def test_one_row_per_task_try_and_idempotent(spark, lake_config) -> None:
     assert read_table(spark, lake_config, "ops.pipeline_runs").count() == 3
 
 
+def test_concurrent_task_ends_all_land_and_each_commit_names_the_contract(spark, lake_config) -> None:
+    """The three ingests of a night end at once: commits that lose the race retry, none is lost."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from delta.tables import DeltaTable
+
+    from jobs.lake.contracts import load_contract
+
+    record_task_end(_context("wait_for_orders", 1, "success"), lake_config)  # creates the table
+    tasks = [f"ingest_{source}" for source in ("orders", "tracking_scans", "interactions")]
+    with ThreadPoolExecutor(len(tasks)) as pool:
+        rows = list(pool.map(lambda task: record_task_end(_context(task, 1, "success"), lake_config), tasks))
+    assert all(row is not None for row in rows)
+    assert [r[0] for r in _rows(spark, lake_config)] == sorted(["wait_for_orders", *tasks])
+    history = DeltaTable.forPath(spark, lake_config.table_path("ops.pipeline_runs")).history().collect()
+    assert len(history) == 4  # one commit per task end
+    assert {h.userMetadata for h in history} == {
+        f"contract ops.pipeline_runs v{load_contract('ops.pipeline_runs').version}"
+    }
+
+
+def test_a_run_log_written_by_spark_takes_the_callbacks_rows(spark, lake_config) -> None:
+    """Lakes made before the callback wrote through delta-rs: their Spark-written table keeps working."""
+    from jobs.lake.contracts import load_contract
+    from jobs.pipeline.ops import pipeline_run_row
+
+    contract = load_contract("ops.pipeline_runs")
+    row = pipeline_run_row(_context("build_gold", 1, "failed", RuntimeError("boom")), dt.datetime(2026, 3, 4, 1, 2, 3))
+    spark.createDataFrame([row], contract.spark_schema()).write.format("delta").partitionBy("run_date").save(
+        lake_config.table_path("ops.pipeline_runs")
+    )
+    record_task_end(_context("build_gold", 1, "success"), lake_config)  # the same try again: replaced
+    record_task_end(_context("build_journey", 1, "success"), lake_config)
+    assert _rows(spark, lake_config) == [
+        ("build_gold", 1, "success", None, None),
+        ("build_journey", 1, "success", None, None),
+    ]
+
+
 def test_an_unreachable_lake_is_logged_not_raised(lake_config, tmp_path, caplog) -> None:
     blocker = tmp_path / "not_a_directory"
     blocker.write_text("a file where the lake should be")
