@@ -21,7 +21,8 @@ from jobs.ingest.parse import ARRIVAL, build_bronze_rows, build_file_stats, buil
 from jobs.ingest.raw_files import SchemaDriftError, list_source_files, read_raw_batch
 from jobs.lake.config import LakeConfig
 from jobs.lake.contracts import Contract, load_contract, source_names
-from jobs.lake.tables import merge_rows, replace_dates, replace_slice
+from jobs.lake.small_tables import merge_small
+from jobs.lake.tables import replace_dates, replace_slice
 
 if TYPE_CHECKING:
     from pyspark.sql import Row, SparkSession
@@ -228,5 +229,4 @@ def record_audit(spark: SparkSession, config: LakeConfig, results: list[IngestRe
         }
         for result in results
     ]
-    df = spark.createDataFrame(rows, audit.spark_schema())
-    merge_rows(spark, df, config, audit.name, audit.keys)
+    merge_small(config, audit.name, rows, spark=spark)

@@ -27,7 +27,6 @@ log = logging.getLogger(__name__)
 PIPELINE_RUNS = "ops.pipeline_runs"
 QUALITY_FINDINGS = "ops.quality_findings"
 _REASON_CHARS = 4000
-_MERGE_ATTEMPTS = 3
 
 
 def _state_name(state: Any) -> str:
@@ -69,92 +68,13 @@ def pipeline_run_row(context: Mapping[str, Any], recorded_at: dt.datetime) -> di
 def write_pipeline_runs(config: LakeConfig, rows: list[dict[str, Any]]) -> None:
     """MERGE run-log rows on (dag_id, run_date, task_id, try_number): a repeated try replaces its row.
 
-    Every task try ends with this call, sensors and skipped tasks included, so it must not cost a
-    Spark session: on a local lake delta-rs (``deltalake``) writes the same Delta table in ~0.1 s
-    (a Spark MERGE there is ~13 jobs and 3-5 s, plus ~20 s of JVM start in a task process that
-    had none). Other lake roots (``s3a://``) go through Spark as the data jobs do. The run dates
-    are literals in the merge condition, so only those partitions are read. Tasks of one night end
-    concurrently (the three ingests): a commit that loses the race is retried.
+    Every task try ends with this call, sensors and skipped tasks included, so on a local lake it
+    costs no Spark session (:mod:`jobs.lake.small_tables`). The run dates are literals in the merge
+    condition, so only those partitions are read.
     """
-    import time
+    from jobs.lake.small_tables import merge_small
 
-    for attempt in range(_MERGE_ATTEMPTS):
-        try:
-            if _is_local(config.lake_root):
-                _merge_with_delta_rs(config, rows)
-            else:
-                _merge_with_spark(config, rows)
-            return
-        except Exception as error:  # Spark: Concurrent*Exception via Py4J; delta-rs: CommitFailedError
-            text = type(error).__name__ + str(error)[:500]
-            if not ("Concurrent" in text or "CommitFailed" in text) or attempt == _MERGE_ATTEMPTS - 1:
-                raise
-            time.sleep(1 + attempt)
-
-
-def _is_local(root: str) -> bool:
-    return "://" not in root or root.startswith("file:")
-
-
-def _merge_condition(rows: list[dict[str, Any]], keys: tuple[str, ...]) -> str:
-    """DataFusion SQL (delta-rs): the run dates as literals first (partition pruning), then the keys."""
-    dates = ", ".join(f"DATE '{d.isoformat()}'" for d in sorted({r["run_date"] for r in rows}))
-    return " AND ".join([f"t.run_date IN ({dates})", *(f"t.{k} = s.{k}" for k in keys)])
-
-
-def _merge_with_delta_rs(config: LakeConfig, rows: list[dict[str, Any]]) -> None:
-    import pyarrow as pa
-    from deltalake import CommitProperties, DeltaTable, write_deltalake
-    from deltalake.exceptions import TableNotFoundError
-
-    from jobs.lake.contracts import load_contract
-    from jobs.lake.tables import commit_metadata
-
-    contract = load_contract(PIPELINE_RUNS)
-    schema = contract.arrow_schema()
-    # Delta stores timestamps as UTC instants; the row's naive wall clock is UTC (as Spark reads it).
-    utc = [{**r, "recorded_at": r["recorded_at"].replace(tzinfo=dt.UTC)} for r in rows]
-    source = pa.Table.from_pylist(utc, schema=schema)
-    path = config.table_path(PIPELINE_RUNS).removeprefix("file:")
-    commit = CommitProperties(custom_metadata={"userMetadata": commit_metadata(PIPELINE_RUNS)})
-    try:
-        table = DeltaTable(path)
-    except TableNotFoundError:
-        # First try ever: create the table with these rows (a concurrent creator makes this fail
-        # with a commit conflict, and the retry merges into the table it made).
-        write_deltalake(path, source, mode="error", partition_by=list(contract.partition_by), commit_properties=commit)
-        return
-    (
-        table.merge(
-            source,
-            _merge_condition(rows, contract.keys),
-            source_alias="s",
-            target_alias="t",
-            commit_properties=commit,
-        )
-        .when_matched_update_all()
-        .when_not_matched_insert_all()
-        .execute()
-    )
-
-
-def _merge_with_spark(config: LakeConfig, rows: list[dict[str, Any]]) -> None:
-    from jobs.lake.contracts import load_contract
-    from jobs.lake.spark import get_spark
-    from jobs.lake.tables import merge_rows, sql_dates
-
-    contract = load_contract(PIPELINE_RUNS)
-    spark = get_spark(config)
-    dates = sql_dates(sorted({r["run_date"] for r in rows}))
-    merge_rows(
-        spark,
-        spark.createDataFrame(rows, contract.spark_schema()),
-        config,
-        PIPELINE_RUNS,
-        contract.keys,
-        partition_by=contract.partition_by,
-        target_filter=f"t.run_date IN ({dates})",
-    )
+    merge_small(config, PIPELINE_RUNS, rows, prune={"run_date": sorted({r["run_date"] for r in rows})})
 
 
 def record_task_end(context: Mapping[str, Any], config: LakeConfig | None = None) -> dict[str, Any] | None:
@@ -208,20 +128,14 @@ def record_findings(spark: SparkSession, config: LakeConfig, run_date: str, resu
 
     Replacing the slice (not merging) makes a rerun that now passes leave no stale finding. A
     clean gate whose slice holds no finding commits nothing: the usual night, where a commit
-    (~2 s) would only say that nothing changed.
+    would only say that nothing changed. Written without Spark jobs on a local lake
+    (:mod:`jobs.lake.small_tables`).
     """
-    from jobs.lake.contracts import load_contract
-    from jobs.lake.tables import read_table_or_empty, replace_where, sql_literal
+    from jobs.lake.small_tables import replace_small
 
     if not results:
         return 0
-    contract = load_contract(QUALITY_FINDINGS)
     rows = finding_rows(run_date, results, dt.datetime.now(dt.UTC).replace(tzinfo=None))
-    suites = ", ".join(sql_literal(r.suite) for r in results)
-    predicate = f"`run_date` = DATE{sql_literal(run_date)} AND `suite` IN ({suites})"
-    stored = read_table_or_empty(spark, config, QUALITY_FINDINGS, contract.spark_schema())
-    if not rows and stored.filter(predicate).isEmpty():
-        return 0
-    df = spark.createDataFrame(rows, contract.spark_schema())
-    replace_where(df, config, QUALITY_FINDINGS, predicate, contract.partition_by)
+    where = {"run_date": [dt.date.fromisoformat(run_date)], "suite": [r.suite for r in results]}
+    replace_small(config, QUALITY_FINDINGS, rows, where, spark=spark)
     return len(rows)

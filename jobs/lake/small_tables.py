@@ -1,0 +1,208 @@
+"""Bookkeeping rows (``ops.*``) written without Spark jobs on a local lake.
+
+A task try's run-log row, a night's ingest audit, a gate's findings: a handful of rows that Python
+already holds. Spark writes them with a MERGE of ~13 jobs (3-5 s; ~20 s more in a task process
+that had no SparkSession); delta-rs (``deltalake``) writes the same Delta table in ~0.1 s, each
+commit's ``userMetadata`` naming the contract version as Spark's writes do. On other lake roots
+(``s3a://``) these rows go through Spark like every other table. Every writer of one of these
+tables goes through this module, so on one lake a table has one kind of writer.
+
+Predicates are written in the SQL both engines read (no backticks, ``DATE 'yyyy-mm-dd'``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from jobs.lake.config import LakeConfig
+from jobs.lake.contracts import load_contract
+from jobs.lake.tables import commit_metadata
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+log = logging.getLogger(__name__)
+
+# Tasks of one night end at the same time (the three ingests): a commit that loses the race is retried.
+COMMIT_ATTEMPTS = 4
+
+
+def is_local_lake(config: LakeConfig) -> bool:
+    """True when the lake root is a local path (delta-rs writes there without any settings)."""
+    return "://" not in config.lake_root or config.lake_root.startswith("file:")
+
+
+def sql_value(value: object) -> str:
+    """A literal both Spark SQL and DataFusion (delta-rs) read: dates typed, strings quoted."""
+    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+        return f"DATE '{value.isoformat()}'"
+    if isinstance(value, bool | int | float):
+        return str(value)
+    text = str(value).replace("'", "''")
+    return f"'{text}'"
+
+
+def slice_predicate(where: Mapping[str, Sequence[object]], alias: str = "") -> str:
+    """``col IN (v1, v2) AND ...`` for each column and its values (``alias.`` prefixes the columns)."""
+    prefix = f"{alias}." if alias else ""
+    return " AND ".join(
+        f"{prefix}{col} IN ({', '.join(sql_value(v) for v in values)})" for col, values in where.items()
+    )
+
+
+def merge_small(
+    config: LakeConfig,
+    table: str,
+    rows: list[dict[str, Any]],
+    prune: Mapping[str, Sequence[object]] | None = None,
+    spark: SparkSession | None = None,
+) -> None:
+    """Upsert ``rows`` on the contract's keys (a row with the keys of a stored one replaces it).
+
+    Creates the table (partitioned as the contract says) on its first write.
+
+    Args:
+        prune: column -> the values the matching target rows have (e.g. the run dates): literals
+            in the merge condition, so only those partitions are read.
+        spark: the caller's session, used on lakes delta-rs does not write (``s3a://``).
+    """
+    if not rows:
+        return
+    contract = load_contract(table)
+    if is_local_lake(config):
+        _retried(lambda: _merge_with_delta_rs(config, table, rows, prune or {}), table)
+        return
+    from jobs.lake.spark import get_spark
+    from jobs.lake.tables import merge_rows
+
+    spark = spark or get_spark(config)
+    df = spark.createDataFrame(rows, contract.spark_schema())
+    target_filter = slice_predicate(prune, alias="t") if prune else None
+    _retried(
+        lambda: merge_rows(
+            spark, df, config, table, contract.keys, partition_by=contract.partition_by, target_filter=target_filter
+        ),
+        table,
+    )
+
+
+def replace_small(
+    config: LakeConfig,
+    table: str,
+    rows: list[dict[str, Any]],
+    where: Mapping[str, Sequence[object]],
+    spark: SparkSession | None = None,
+) -> bool:
+    """Replace the rows matching ``where`` (column -> values) with ``rows``, which must match it too.
+
+    Commits nothing when there are no rows to write and none stored in the slice (the usual clean
+    night, where a commit would only say that nothing changed). Returns whether it committed.
+    """
+    contract = load_contract(table)
+    predicate = slice_predicate(where)
+    if is_local_lake(config):
+        return _retried(lambda: _replace_with_delta_rs(config, table, rows, predicate), table)
+    from jobs.lake.spark import get_spark
+    from jobs.lake.tables import read_table_or_empty, replace_where
+
+    spark = spark or get_spark(config)
+    if not rows and read_table_or_empty(spark, config, table, contract.spark_schema()).filter(predicate).isEmpty():
+        return False
+    df = spark.createDataFrame(rows, contract.spark_schema())
+    _retried(lambda: replace_where(df, config, table, predicate, contract.partition_by), table)
+    return True
+
+
+def _retried(write: Callable[[], Any], table: str) -> Any:
+    for attempt in range(COMMIT_ATTEMPTS):
+        try:
+            return write()
+        except Exception as error:  # Spark: Concurrent*Exception via Py4J; delta-rs: CommitFailedError
+            text = type(error).__name__ + str(error)[:500]
+            if not ("Concurrent" in text or "CommitFailed" in text) or attempt == COMMIT_ATTEMPTS - 1:
+                raise
+            log.info("%s: commit race lost (%s), retrying", table, type(error).__name__)
+            time.sleep(0.2 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
+def _arrow_rows(table: str, rows: list[dict[str, Any]]):  # -> pyarrow.Table
+    import pyarrow as pa
+
+    contract = load_contract(table)
+    # Naive timestamps in these rows are UTC wall clock (as Spark, in the lake's UTC session, reads them).
+    stamped = [
+        {k: v.replace(tzinfo=dt.UTC) if isinstance(v, dt.datetime) and v.tzinfo is None else v for k, v in r.items()}
+        for r in rows
+    ]
+    return pa.Table.from_pylist(stamped, schema=contract.arrow_schema())
+
+
+def _path(config: LakeConfig, table: str) -> str:
+    return config.table_path(table).removeprefix("file:")
+
+
+def _commit(table: str):  # -> deltalake.CommitProperties
+    from deltalake import CommitProperties
+
+    return CommitProperties(custom_metadata={"userMetadata": commit_metadata(table)})
+
+
+def _open(config: LakeConfig, table: str):  # -> deltalake.DeltaTable | None
+    from deltalake import DeltaTable
+    from deltalake.exceptions import TableNotFoundError
+
+    try:
+        return DeltaTable(_path(config, table))
+    except TableNotFoundError:
+        return None
+
+
+def _create(config: LakeConfig, table: str, source) -> None:
+    """The first write: a concurrent creator makes this fail with a commit conflict (then retried)."""
+    from deltalake import write_deltalake
+
+    partition_by = list(load_contract(table).partition_by) or None
+    write_deltalake(
+        _path(config, table), source, mode="error", partition_by=partition_by, commit_properties=_commit(table)
+    )
+
+
+def _merge_with_delta_rs(
+    config: LakeConfig, table: str, rows: list[dict[str, Any]], prune: Mapping[str, Sequence[object]]
+) -> None:
+    source = _arrow_rows(table, rows)
+    target = _open(config, table)
+    if target is None:
+        _create(config, table, source)
+        return
+    keys = load_contract(table).keys
+    on = " AND ".join([*([slice_predicate(prune, alias="t")] if prune else []), *(f"t.{k} = s.{k}" for k in keys)])
+    (
+        target.merge(source, on, source_alias="s", target_alias="t", commit_properties=_commit(table))
+        .when_matched_update_all()
+        .when_not_matched_insert_all()
+        .execute()
+    )
+
+
+def _replace_with_delta_rs(config: LakeConfig, table: str, rows: list[dict[str, Any]], predicate: str) -> bool:
+    from deltalake import QueryBuilder, write_deltalake
+
+    source = _arrow_rows(table, rows)
+    target = _open(config, table)
+    if target is None:
+        if not rows:
+            return False
+        _create(config, table, source)
+        return True
+    if not rows:
+        query = f"SELECT 1 FROM stored WHERE {predicate} LIMIT 1"
+        if not QueryBuilder().register("stored", target).execute(query).read_all().num_rows:
+            return False
+    write_deltalake(target, source, mode="overwrite", predicate=predicate, commit_properties=_commit(table))
+    return True
