@@ -11,6 +11,30 @@ from jvm_speed import TEST_JAVA_OPTIONS
 TESTS_DIR = Path(__file__).resolve().parent
 
 
+# Modules whose module fixtures run whole nights, slowest first (their setup in the last suite
+# runs: 20 min down to 4). With `--dist loadfile` a worker takes modules in collection order, so
+# these go first: collected in path order they started last, and the suite waited on one worker
+# running the backfill alone while the other had finished.
+SLOW_MODULES = (
+    "pipeline/test_nightly_backfill.py",
+    "pipeline/test_simulated_nights.py",
+    "test_airflow_e2e.py",
+    "cluster/test_standalone_cluster.py",
+    "cluster/test_s3_lake.py",
+    "silver/test_identity.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {module: i for i, module in enumerate(SLOW_MODULES)}
+
+    def slowness(item: pytest.Item) -> int:
+        module = item.path.relative_to(TESTS_DIR).as_posix()
+        return rank.get(module, len(SLOW_MODULES))
+
+    items.sort(key=slowness)  # stable: every other module keeps its place and its tests' order
+
+
 @pytest.fixture(scope="session")
 def cxlake_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     home = tmp_path_factory.mktemp("cxlake_home")
