@@ -27,9 +27,11 @@ demo: $(VENV)/.installed
 		--history-days $(HISTORY_DAYS) --customers $(CUSTOMERS) --seed $(SEED)
 
 ## test: the whole suite (real Spark, Delta, GX, MLflow, Airflow); two workers, one test file each
-## at a time (module fixtures stay in one process): small Spark jobs wait on latency, not on CPU
+## at a time (module fixtures stay in one process): small Spark jobs wait on latency, not on CPU.
+## Files are handed out in collection order (tests/conftest.py puts the whole-night modules first),
+## not xdist's default of most tests first
 test: $(VENV)/.installed
-	$(BIN)/python -m pytest -n 2 --dist loadfile
+	$(BIN)/python -m pytest -n 2 --dist loadfile --no-loadscope-reorder
 
 ## bench: simulate a world of SIZE (demo, quick ~1 M interaction events, large ~10 M), then per-stage figures of
 ## night 1 on an empty lake, the history import and the last night: $(CXLAKE_HOME)/bench/$(SIZE).json

@@ -12,9 +12,9 @@ TESTS_DIR = Path(__file__).resolve().parent
 
 
 # Modules whose module fixtures run whole nights, slowest first (their setup in the last suite
-# runs: 20 min down to 4). With `--dist loadfile` a worker takes modules in collection order, so
-# these go first: collected in path order they started last, and the suite waited on one worker
-# running the backfill alone while the other had finished.
+# run: 16 min down to 3.5). `make test` hands files to its two workers in collection order
+# (`--no-loadscope-reorder`), so these start first, one per worker; xdist's default order (most
+# tests first) started the backfill last, and one worker ran it alone at the end.
 SLOW_MODULES = (
     "pipeline/test_nightly_backfill.py",
     "pipeline/test_simulated_nights.py",
