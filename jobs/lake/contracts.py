@@ -111,28 +111,11 @@ def spark_type(type_text: str):  # -> pyspark.sql.types.DataType
 
 
 def arrow_type(type_text: str):  # -> pyarrow.DataType
-    """The Arrow type Delta stores for a contract type (what delta-rs and pyarrow readers see)."""
-    import pyarrow as pa
+    """The Arrow type Delta stores for a contract type (what delta-rs and pyarrow readers see):
+    pyspark's own Spark -> Arrow mapping of :func:`spark_type`, timestamps as UTC microseconds."""
+    from pyspark.sql.pandas.types import to_arrow_type
 
-    text = type_text.strip().lower()
-    simple = {
-        "string": pa.string(),
-        "int": pa.int32(),
-        "bigint": pa.int64(),
-        "double": pa.float64(),
-        "boolean": pa.bool_(),
-        "date": pa.date32(),
-        "timestamp": pa.timestamp("us", tz="UTC"),
-    }
-    if text in simple:
-        return simple[text]
-    if match := _DECIMAL.match(text):
-        return pa.decimal128(int(match[1]), int(match[2]))
-    if match := _MAP.match(text):
-        return pa.map_(arrow_type(match[1]), arrow_type(match[2]))
-    if match := _ARRAY.match(text):
-        return pa.list_(arrow_type(match[1]))
-    raise ContractError(f"unsupported contract type {type_text!r}")
+    return to_arrow_type(spark_type(type_text), timezone="UTC")
 
 
 def _column(raw: dict[str, Any], contract_name: str) -> Column:
