@@ -10,15 +10,31 @@ import datetime as dt
 import logging
 import os
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import pyarrow as pa
-import pyspark.sql.functions as F
 from pyspark import StorageLevel
 
-from jobs.ingest.parse import ARRIVAL, build_bronze_rows, build_file_stats, build_quarantine_rows, classify_lines
-from jobs.ingest.raw_files import SchemaDriftError, list_source_files, read_raw_batch
+from jobs.ingest.parse import (
+    CHUNKS_SCHEMA,
+    build_bronze_rows,
+    build_duplicate_copies,
+    build_file_summaries,
+    build_quarantine_rows,
+    merge_file_stats,
+    with_chunks_classified,
+    with_duplicate_check,
+)
+from jobs.ingest.raw_files import (
+    Chunk,
+    SchemaDriftError,
+    count_newlines,
+    list_source_files,
+    plan_chunks,
+    read_csv_header,
+    with_line_offsets,
+)
 from jobs.lake.config import LakeConfig
 from jobs.lake.contracts import Contract, load_contract, source_names
 from jobs.lake.small_tables import merge_small
@@ -70,11 +86,15 @@ def _example(text: str) -> str:
     return repr(text if len(text) <= _EXAMPLE_CHARS else text[:_EXAMPLE_CHARS] + "...")
 
 
-def check_value_drift(file_stats: list[Row], contract: Contract, check_required: bool) -> None:
+def check_value_drift(
+    file_stats: list[Row] | list[Mapping[str, Any]], contract: Contract, check_required: bool
+) -> None:
     """Fail clearly when a file's values show that a column changed type or disappeared.
 
     Args:
-        file_stats: the rows of :func:`jobs.ingest.parse.build_file_stats` (one per file).
+        file_stats: one per file: ``source_file``, ``parsed_rows`` and, per checked column, its
+            ``values``, ``unparsable``, ``example_low`` and ``example_high`` (as
+            :func:`jobs.ingest.parse.merge_file_stats` gives them; Spark rows are accepted too).
         contract: the raw contract the stats were computed with.
         check_required: also fail when a required column is absent or null in every parsed line
             of a file (JSON lines; a CSV header lacking a column is :func:`check_csv_header`'s).
@@ -84,7 +104,8 @@ def check_value_drift(file_stats: list[Row], contract: Contract, check_required:
             of what was found.
     """
     problems: list[str] = []
-    for stats in sorted((row.asDict(recursive=True) for row in file_stats), key=lambda row: row["source_file"]):
+    rows = (dict(row) if isinstance(row, Mapping) else row.asDict(recursive=True) for row in file_stats)
+    for stats in sorted(rows, key=lambda row: row["source_file"]):
         path = stats["source_file"]
         for col in contract.columns:
             found: dict[str, Any] | None = stats.get(col.name)
@@ -129,6 +150,32 @@ def ingest_source(spark: SparkSession, config: LakeConfig, source: str, run_date
     return ingest_nights(spark, config, source, [run_date])[0]
 
 
+def _plan_chunks(spark: SparkSession, files: list[str], has_header: bool) -> dict[str, list[Chunk]]:
+    """Each file's chunks with their line offsets; newlines are counted (in Spark tasks) only
+    for files of more than one chunk."""
+    planned = {path: plan_chunks(path, has_header=has_header) for path in files}
+    to_count = [chunk for chunks in planned.values() if len(chunks) > 1 for chunk in chunks]
+    if to_count:
+        counts = spark.sparkContext.parallelize(to_count, len(to_count)).map(count_newlines).collect()
+        newlines = dict(zip(to_count, counts, strict=True))
+        planned = {
+            path: with_line_offsets(chunks, [newlines[c] for c in chunks]) if len(chunks) > 1 else chunks
+            for path, chunks in planned.items()
+        }
+    return planned
+
+
+def _csv_header(source: str, nights: list[str], files: list[str], raw: Contract) -> list[str]:
+    """The one header all of a CSV source's files share (each checked against the contract)."""
+    headers = {path: read_csv_header(path) for path in files}
+    for path, header in headers.items():
+        check_csv_header(path, header, raw)
+    distinct = {tuple(h) for h in headers.values()}
+    if len(distinct) > 1:
+        raise SchemaDriftError(f"source {source!r} on {nights}: files disagree on the header: {distinct}")
+    return list(next(iter(distinct)))
+
+
 def ingest_nights(
     spark: SparkSession, config: LakeConfig, source: str, nights: list[str], audit: bool = True
 ) -> list[IngestResult]:
@@ -138,6 +185,10 @@ def ingest_nights(
     the lateness and duplicate checks, and the audit has one row per night), at the cost of
     about one night: a few Delta commits instead of a few per night. Same errors as
     :func:`ingest_source`, naming the night.
+
+    Files are read in bounded chunks inside Spark tasks, which also parse and check the lines
+    (:func:`jobs.ingest.parse.with_chunks_classified`). Spark then runs two small jobs over the
+    cached result (per-file counts and summaries; repeated keys) before the two table writes.
 
     Args:
         audit: record the results in ``ops.ingest_audit``; a caller ingesting several sources
@@ -153,49 +204,64 @@ def ingest_nights(
             raise MissingSourceError(f"source {source!r}: no {raw.format} file arrived for {night} in {folder}")
         night_of.update(dict.fromkeys(files, night))
     files = list(night_of)
-
-    batch = read_raw_batch(files, has_header=raw.format == "csv")
+    is_csv = raw.format == "csv"
+    header = _csv_header(source, nights, files, raw) if is_csv else None
     relative = {path: _relative(path, config.landing_root) for path in files}
-    paths = batch.lines.column("source_file").to_pylist()
-    lines = batch.lines.set_column(0, "source_file", [[relative[p] for p in paths]])
-    multi_night = len(nights) > 1
-    if multi_night:
-        arrivals = [dt.date.fromisoformat(night_of[p]) for p in paths]
-        lines = lines.append_column(ARRIVAL, pa.array(arrivals, pa.date32()))
-    header = None
-    if raw.format == "csv":
-        distinct_headers = {tuple(h) for h in batch.csv_headers.values()}
-        for path, file_header in batch.csv_headers.items():
-            check_csv_header(path, file_header, raw)
-        if len(distinct_headers) > 1:
-            raise SchemaDriftError(f"source {source!r} on {nights}: files disagree on the header: {distinct_headers}")
-        header = list(next(iter(distinct_headers)))
 
-    lines_df = spark.createDataFrame(lines)
-    arrival = F.col(ARRIVAL) if multi_night else nights[0]
-    classified = classify_lines(lines_df, raw, arrival, config.lateness_days, header).persist(
+    chunk_rows = [
+        (
+            c.path,
+            c.start,
+            c.end,
+            c.newlines_before,
+            c.skip_header,
+            relative[path],
+            dt.date.fromisoformat(night_of[path]),
+        )
+        for path, chunks in _plan_chunks(spark, files, is_csv).items()
+        for c in chunks
+    ]
+    chunks_df = spark.createDataFrame(chunk_rows, CHUNKS_SCHEMA)
+    classified = with_chunks_classified(chunks_df, raw, config.lateness_days, header).persist(
         StorageLevel.MEMORY_AND_DISK
     )
     try:
-        # One aggregation gives both the reconciliation counts and the drift evidence.
-        file_stats = build_file_stats(classified, raw).collect()
-        raw_per_file = Counter(relative[p] for p in paths)
+        # The first job reads, parses and caches every line; the second shuffles only the keys.
+        per_file = {row["source_file"]: row for row in build_file_summaries(classified).collect()}
+        duplicates = build_duplicate_copies(classified, raw.keys).collect() if raw.keys else []
+        duplicates_per_file = Counter(row["source_file"] for row in duplicates)
+        file_stats = []
+        for name, row in per_file.items():
+            stats = merge_file_stats(row["summaries"], raw, is_json=not is_csv)
+            # Lines the tasks read vs rows Spark holds: a line lost or doubled on the way fails here.
+            if stats["raw_lines"] != row["accepted_rows"] + row["quarantined_rows"]:
+                raise ReconciliationError(
+                    f"{source} {name}: raw {stats['raw_lines']} != accepted {row['accepted_rows']}"
+                    f" + quarantined {row['quarantined_rows']}"
+                )
+            stats["accepted_rows"] = row["accepted_rows"] - duplicates_per_file[name]
+            stats["quarantined_rows"] = row["quarantined_rows"] + duplicates_per_file[name]
+            file_stats.append({"source_file": name, **stats})
         results = []
         for night in nights:
             night_files = {relative[p] for p in files if night_of[p] == night}
-            stats = [row for row in file_stats if row["source_file"] in night_files]
-            accepted = sum(row["accepted_rows"] for row in stats)
-            quarantined = sum(row["quarantined_rows"] for row in stats)
-            raw_rows = sum(raw_per_file[f] for f in night_files)
-            if raw_rows != accepted + quarantined:
+            stats = [s for s in file_stats if s["source_file"] in night_files]
+            accepted = sum(s["accepted_rows"] for s in stats)
+            quarantined = sum(s["quarantined_rows"] for s in stats)
+            raw_rows = sum(s["raw_lines"] for s in stats)
+            if raw_rows != accepted + quarantined or len(stats) != len(night_files):
                 raise ReconciliationError(
                     f"{source} {night}: raw {raw_rows} != accepted {accepted} + quarantined {quarantined}"
                 )
             results.append(IngestResult(source, night, len(night_files), raw_rows, accepted, quarantined))
-        check_value_drift(file_stats, raw, check_required=raw.format != "csv")
-        bronze_rows = build_bronze_rows(classified, bronze, arrival)
-        quarantine_rows = build_quarantine_rows(classified, quarantine, arrival)
-        if multi_night:
+        check_value_drift(file_stats, raw, check_required=not is_csv)
+        final = classified
+        if duplicates:
+            duplicates_df = spark.createDataFrame(duplicates, "source_file string, line_number bigint")
+            final = with_duplicate_check(classified, raw.keys, duplicates_df)
+        bronze_rows = build_bronze_rows(final, bronze)
+        quarantine_rows = build_quarantine_rows(final, quarantine)
+        if len(nights) > 1:
             replace_dates(bronze_rows, config, bronze.name, "_ingest_date", nights, bronze.partition_by)
             replace_dates(quarantine_rows, config, quarantine.name, "_ingest_date", nights, quarantine.partition_by)
         else:

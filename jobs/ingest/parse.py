@@ -1,235 +1,575 @@
-"""Pure transforms that turn raw lines into contract-typed rows or quarantine reasons.
+"""Turning raw lines into contract-typed rows or quarantine reasons, in Arrow batches.
 
-Input frames carry ``source_file``, ``line_number``, ``raw`` and optionally ``has_invalid_utf8``
-(see ``raw_files``). Every line ends with either a typed row (``_reason`` null) or exactly one
-machine-readable ``_reason``, checked in this order: ``malformed_json``/``malformed_csv``,
+Every line ends with either a typed row (``_reason`` null) or exactly one machine-readable
+``_reason``, checked in this order: ``malformed_json``/``malformed_csv``,
 ``missing_required:<col>``, ``bad_type:<col>``, ``unknown_enum:<col>``, ``out_of_range:<col>``,
 ``too_late``, ``duplicate``.
 
 Values are read the same way in both formats: surrounding spaces are trimmed and a blank value is
 null (an empty CSV field or a JSON ``""`` is the exporter's null, so a blank required value is
-``missing_required``).
+``missing_required``). Typing follows Spark's ``try_cast`` of that text (see ``values``).
+
+The per-line work runs in Python inside Spark tasks (``mapInArrow``), so the Spark plan stays a
+few nodes whatever the contract; only the duplicate check, which compares lines across tasks,
+is a Spark aggregation. Besides its rows, each task emits one summary row per file it read
+(``_summary``: line counts and each column's value evidence), which the job merges into the
+per-file stats behind reconciliation and drift checks (:func:`merge_file_stats`).
 """
 
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator
+import datetime as dt
+import json
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
 
-import pandas as pd
+import pyarrow as pa
 import pyspark.sql.functions as F
 from pyspark.sql import Column as SparkColumn
-from pyspark.sql import DataFrame, Window
-from pyspark.sql.types import DecimalType, MapType, StringType, StructField, StructType
+from pyspark.sql import DataFrame
 
-from jobs.ingest.raw_files import INVALID_UTF8
-from jobs.lake.contracts import Column, Contract, spark_type
+from jobs.ingest import values
+from jobs.ingest.raw_files import INVALID_UTF8, Chunk, read_chunk
+from jobs.lake.contracts import Contract, spark_type
 
-FIELDS = "_fields"
-# Set on the lines of a multi-night batch (history import): each line's own arrival date.
-ARRIVAL = "_arrival_date"
-NESTED = "_nested_keys"
+ARRIVAL = "_ingest_date"
 REASON = "_reason"
-_TEXTS = "_texts"
+EXTRA = "_extra"
+SUMMARY = "_summary"
+_BATCH_LINES = 8192
+_EPOCH = dt.date(1970, 1, 1)
 
 
-def _invalid_utf8_flags(batch: pd.DataFrame) -> list[bool]:
-    # Frames built without the reader's flag (tests, other readers) hold decoded text only.
-    if INVALID_UTF8 not in batch.columns:
-        return [False] * len(batch)
-    return [bool(flag) for flag in batch[INVALID_UTF8]]
+# ---- one line's fields -----------------------------------------------------------------------
 
 
-def _is_flagged_invalid_utf8(lines_df: DataFrame) -> SparkColumn:
-    # Frames built without the reader's flag (tests, other readers) hold decoded text only.
-    if INVALID_UTF8 not in lines_df.columns:
-        return F.lit(False)
-    return F.coalesce(F.col(INVALID_UTF8), F.lit(False))
+class _Number(str):
+    """A JSON number, held as the text Spark gives it (``1.50`` -> ``1.5``, ``1e2`` -> ``100.0``)."""
+
+    __slots__ = ()
 
 
-def _is_one_json_value(raw: SparkColumn) -> SparkColumn:
-    """True when nothing but whitespace follows the first JSON value of ``raw``.
+class _RepeatedKeyError(ValueError):
+    pass
 
-    Spark's JSON functions stop after the first value and ignore the rest, so ``{"a":1}}`` or
-    ``{"a":1} {"a":2}`` would parse. Making the line the value of a key followed by a sentinel key
-    brings any rest into view: the wrapper then fails to parse, or its keys are no longer exactly
-    the two expected. Two sentinels, because a line may itself end in one (``..},"a":0} junk``)
-    but never in both.
+
+def _json_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # A repeated key is refused: which copy is meant depends on the parser.
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        raise _RepeatedKeyError
+    return obj
+
+
+def _json_int(token: str) -> _Number:
+    return _Number(str(int(token)) if len(token) < 19 else values.json_number_text(token))
+
+
+def _json_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")  # NaN, Infinity
+
+
+_DECODER = json.JSONDecoder(
+    object_pairs_hook=_json_object,
+    parse_int=_json_int,
+    parse_float=lambda token: _Number(values.json_number_text(token)),
+    parse_constant=_json_constant,
+)
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_CONTROL_ESCAPE = re.compile(r"\\u00([0-9a-f]{2})")
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return True
+        return False
+    if isinstance(value, dict):
+        return any(_has_lone_surrogate(k) or _has_lone_surrogate(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_lone_surrogate(v) for v in value)
+    return False
+
+
+def _json_text(value: Any) -> str:
+    """A parsed JSON value as Spark writes a variant: keys sorted, no spaces, numbers as Spark's."""
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, _Number):
+        return str(value)
+    if isinstance(value, str):
+        # Jackson writes \\u escapes of control characters in upper case.
+        return _CONTROL_ESCAPE.sub(lambda m: "\\u00" + m[1].upper(), json.dumps(value, ensure_ascii=False))
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{_json_text(k)}:{_json_text(value[k])}" for k in sorted(value)) + "}"
+    return "[" + ",".join(_json_text(v) for v in value) + "]"
+
+
+@dataclass(frozen=True)
+class LineFields:
+    """A line split into its top-level fields (``None``: the line is malformed).
+
+    Attributes:
+        fields: field name -> text (JSON scalars as Spark's text, objects and arrays as JSON,
+            JSON null and an empty CSV field as None), in line order.
+        nested: names of the fields whose JSON value is an object or array.
     """
-    checks = []
-    for sentinel in ("a", "b"):
-        keys = F.json_object_keys(F.concat(F.lit('{"_":'), raw, F.lit(f',"{sentinel}":0}}')))
-        checks.append(F.coalesce(keys == F.array(F.lit("_"), F.lit(sentinel)), F.lit(False)))
-    return checks[0] & checks[1]
+
+    fields: dict[str, str | None] | None
+    nested: frozenset[str] = frozenset()
 
 
-def with_json_fields(lines_df: DataFrame) -> DataFrame:
-    """Add ``_fields`` (map of the line's top-level JSON keys to their text) or a malformed reason.
+_MALFORMED = LineFields(None)
 
-    Scalars keep their JSON text (``3`` -> ``"3"``), nested values keep their JSON, so a wrong
-    type shows up later as ``bad_type`` rather than being silently coerced; ``_nested_keys`` lists
-    the keys whose value is an object or array (a scalar column refuses them).
 
-    A line is ``malformed_json`` unless it is exactly one strict JSON object: ``parse_json``
-    refuses single quotes, ``NaN`` and repeated keys (whose winner would be parser-dependent),
-    and text after the object is refused too (see ``_is_one_json_value``). Lines whose bytes were
-    not UTF-8 are malformed whatever their text.
+def json_fields(raw: str | None, has_invalid_utf8: bool = False) -> LineFields:
+    """The fields of a line that is exactly one strict JSON object, else malformed.
+
+    Strict: no single quotes, ``NaN`` or ``Infinity``, no repeated key at any depth, nothing but
+    whitespace around the object, no lone UTF-16 surrogate escape. A line whose bytes were not
+    UTF-8 is malformed whatever its text.
     """
-    # Each step is its own column so that the parse and the checks run once per line.
-    parsed_df = lines_df.withColumn("_json", F.try_parse_json(F.col("raw"))).withColumn(
-        # A variant object casts to a map; arrays, bare scalars and null do not.
-        "_map",
-        F.try_variant_get(F.col("_json"), "$", "map<string,string>"),
-    )
-    is_object = F.col("_map").isNotNull() & _is_one_json_value(F.col("raw")) & ~_is_flagged_invalid_utf8(lines_df)
-    # Only a value whose text opens like JSON can be nested; asking the variant for the kind of
-    # every value is the slow path, taken only by those lines.
-    may_nest = F.exists(F.map_values(F.col("_map")), lambda v: v.startswith("{") | v.startswith("["))
-    values = F.try_variant_get(F.col("_json"), "$", "map<string,variant>")
-    nested = F.map_keys(F.map_filter(values, lambda _k, v: F.schema_of_variant(v).rlike("^(OBJECT|ARRAY)")))
+    if raw is None or has_invalid_utf8:
+        return _MALFORMED
+    try:
+        obj = _DECODER.decode(raw)
+    except (ValueError, RecursionError):
+        return _MALFORMED
+    if type(obj) is not dict:
+        return _MALFORMED
+    if "\\u" in raw and _SURROGATE_ESCAPE.search(raw) and _has_lone_surrogate(obj):
+        return _MALFORMED
+    for value in obj.values():
+        if value is not None and type(value) is not str:
+            break
+    else:
+        return LineFields(obj)  # the common line: strings and nulls only
+    fields: dict[str, str | None] = {}
+    nested = []
+    for key, value in obj.items():
+        if value is None or type(value) is str:
+            fields[key] = value
+        elif isinstance(value, _Number):
+            fields[key] = str.__str__(value)
+        elif value is True or value is False:
+            fields[key] = "true" if value else "false"
+        else:
+            fields[key] = _json_text(value)
+            nested.append(key)
+    return LineFields(fields, frozenset(nested))
+
+
+def csv_fields(raw: str | None, header: list[str], has_invalid_utf8: bool = False) -> LineFields:
+    """The fields of a CSV line by ``header``; malformed unless it has exactly the header's width.
+
+    Each line is judged alone with Python's strict csv reader (a quote left open, a short or a
+    long row are malformed, never padded or cut). An empty field is the exporter's null.
+    """
+    try:
+        row = next(csv.reader([raw], strict=True)) if raw and not has_invalid_utf8 else []
+    except csv.Error:
+        row = []
+    if len(row) != len(header):
+        return _MALFORMED
+    return LineFields({name: (value if value != "" else None) for name, value in zip(header, row, strict=True)})
+
+
+# ---- typing and checking a line ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TypedLine:
+    """A line's contract values (None where absent or not fitting), its ``_extra`` and reason."""
+
+    values: tuple[Any, ...]
+    extra: dict[str, str | None] | None
+    reason: str | None
+    texts: tuple[str | None, ...] = ()
+
+
+@dataclass
+class _ColumnEvidence:
+    values: int = 0
+    unparsable: int = 0
+    example_low: str | None = None
+    example_high: str | None = None
+
+    def add(self, text: str, fits: bool) -> None:
+        self.values += 1
+        if not fits:
+            self.unparsable += 1
+            if self.example_low is None or text < self.example_low:
+                self.example_low = text
+            if self.example_high is None or text > self.example_high:
+                self.example_high = text
+
+
+@dataclass
+class FileSummary:
+    """What one task saw of one file: line outcomes and, per checked column, its values' fit."""
+
+    raw_lines: int = 0
+    accepted_rows: int = 0
+    quarantined_rows: int = 0
+    parsed_rows: int = 0
+    columns: dict[str, _ColumnEvidence] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "raw_lines": self.raw_lines,
+                "accepted_rows": self.accepted_rows,
+                "quarantined_rows": self.quarantined_rows,
+                "parsed_rows": self.parsed_rows,
+                "columns": {name: vars(ev) for name, ev in self.columns.items()},
+            }
+        )
+
+
+class LineTyper:
+    """Types the fields of lines by a contract and names each line's first failing check.
+
+    Args:
+        contract: the raw contract.
+        lateness_days: a line whose event day is more than this many days before its arrival
+            day is ``too_late``.
+        is_json: JSON lines (every column's values are drift evidence; in CSV a string column
+            always fits, so only the other columns are).
+    """
+
+    def __init__(self, contract: Contract, lateness_days: int, is_json: bool) -> None:
+        self.contract = contract
+        self.lateness_days = lateness_days
+        self.names = tuple(c.name for c in contract.columns)
+        self.known = frozenset(self.names)
+        self._casts = tuple(values.caster(c.type) for c in contract.columns)
+        self._is_string = tuple(c.type.strip().lower() == "string" for c in contract.columns)
+        self._required = tuple(i for i, c in enumerate(contract.columns) if not c.nullable)
+        self._enums = tuple(
+            (i, frozenset(self._casts[i](str(a)) for a in c.allowed))
+            for i, c in enumerate(contract.columns)
+            if c.allowed is not None
+        )
+        self._ranges = tuple(
+            (i, c.min, c.max) for i, c in enumerate(contract.columns) if c.min is not None or c.max is not None
+        )
+        self.tracked = tuple(i for i, c in enumerate(contract.columns) if is_json or not self._is_string[i])
+        self.malformed = "malformed_json" if is_json else "malformed_csv"
+        event = contract.event_time
+        self._event_index = self.names.index(event) if event else None
+        self._event_is_date = event is not None and contract.column(event).type.strip().lower() == "date"
+
+    def type_line(self, line: LineFields, arrival_day: int | None = None) -> TypedLine:
+        """Type one line; ``arrival_day`` (epoch days) enables the lateness check."""
+        fields = line.fields
+        width = len(self.names)
+        if fields is None:
+            return TypedLine((None,) * width, None, self.malformed, (None,) * width)
+        nested = line.nested
+        texts: list[str | None] = []
+        typed: list[Any] = []
+        for name, cast, is_string in zip(self.names, self._casts, self._is_string, strict=True):
+            text = fields.get(name)
+            if text is not None:
+                text = text.strip(" ") or None
+            if text is None:
+                value = None
+            elif nested and name in nested:
+                value = None  # an object or array where a scalar is expected
+            else:
+                value = text if is_string else cast(text)
+            texts.append(text)
+            typed.append(value)
+        extra = None
+        if len(fields) > width or any(k not in self.known for k in fields):
+            extra = {k: v for k, v in fields.items() if k not in self.known} or None
+        return TypedLine(tuple(typed), extra, self._reason(texts, typed, arrival_day), tuple(texts))
+
+    def _reason(self, texts: list[str | None], typed: list[Any], arrival_day: int | None) -> str | None:
+        for i in self._required:
+            if texts[i] is None:
+                return f"missing_required:{self.names[i]}"
+        for i, (text, value) in enumerate(zip(texts, typed, strict=True)):
+            if text is not None and value is None:
+                return f"bad_type:{self.names[i]}"
+        for i, allowed in self._enums:
+            if typed[i] is not None and typed[i] not in allowed:
+                return f"unknown_enum:{self.names[i]}"
+        for i, low, high in self._ranges:
+            if typed[i] is not None and (
+                (low is not None and typed[i] < low) or (high is not None and typed[i] > high)
+            ):
+                return f"out_of_range:{self.names[i]}"
+        if self._event_index is not None and arrival_day is not None:
+            event = typed[self._event_index]
+            if event is not None:
+                event_day = event if self._event_is_date else event // 86_400_000_000
+                if event_day < arrival_day - self.lateness_days:
+                    return "too_late"
+        return None
+
+    def add_evidence(self, summary: FileSummary, line: LineFields, typed: TypedLine) -> None:
+        """Count the line in its file's summary (outcome and, per tracked column, its value)."""
+        summary.raw_lines += 1
+        if typed.reason is None:
+            summary.accepted_rows += 1
+        else:
+            summary.quarantined_rows += 1
+        if line.fields is None:
+            return
+        summary.parsed_rows += 1
+        for i in self.tracked:
+            text = typed.texts[i]
+            if text is not None:
+                evidence = summary.columns.get(self.names[i])
+                if evidence is None:
+                    evidence = summary.columns[self.names[i]] = _ColumnEvidence()
+                evidence.add(text, typed.values[i] is not None)
+
+
+# ---- Arrow batches in, Arrow batches out -------------------------------------------------------
+
+
+def _arrow_type(type_text: str) -> pa.DataType:
+    text = type_text.strip().lower()
+    simple = {
+        "string": pa.string(),
+        "int": pa.int32(),
+        "bigint": pa.int64(),
+        "double": pa.float64(),
+        "boolean": pa.bool_(),
+        "date": pa.date32(),
+        # Spark's Arrow timestamps carry the session zone; bronze runs in UTC.
+        "timestamp": pa.timestamp("us", tz="UTC"),
+    }
+    if text in simple:
+        return simple[text]
+    dtype = spark_type(text)
+    return pa.decimal128(dtype.precision, dtype.scale)
+
+
+def classified_schema(contract: Contract) -> str:
+    """The Spark schema (DDL) of classified lines: position, raw text, typed values, outcome."""
+    typed = ", ".join(f"`{c.name}` {spark_type(c.type).simpleString()}" for c in contract.columns)
     return (
-        parsed_df.withColumn("_is_object", is_object)
-        .withColumn(FIELDS, F.when(F.col("_is_object"), F.col("_map")))
-        .withColumn(NESTED, F.when(F.col("_is_object"), F.when(may_nest, nested).otherwise(F.array())))
-        .withColumn(REASON, F.when(~F.col("_is_object"), F.lit("malformed_json")))
-        .drop("_json", "_map", "_is_object")
+        f"source_file string, line_number bigint, raw string, {ARRIVAL} date, {typed}, "
+        f"{EXTRA} map<string,string>, {REASON} string, {SUMMARY} string"
     )
 
 
-def _split_csv(header: list[str]):
-    width = len(header)
+def _arrow_schema(contract: Contract) -> pa.Schema:
+    return pa.schema(
+        [
+            ("source_file", pa.string()),
+            ("line_number", pa.int64()),
+            ("raw", pa.string()),
+            (ARRIVAL, pa.date32()),
+            *[(c.name, _arrow_type(c.type)) for c in contract.columns],
+            (EXTRA, pa.map_(pa.string(), pa.string())),
+            (REASON, pa.string()),
+            (SUMMARY, pa.string()),
+        ]
+    )
 
-    def split(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+
+class _BatchBuilder:
+    """Classifies lines of files into Arrow batches and keeps each file's summary."""
+
+    def __init__(self, contract: Contract, lateness_days: int, csv_header: list[str] | None) -> None:
+        self.typer = LineTyper(contract, lateness_days, is_json=csv_header is None)
+        self.header = csv_header
+        self.schema = _arrow_schema(contract)
+        self.width = len(contract.columns)
+        self.summaries: dict[str, FileSummary] = {}
+
+    def fields(self, raw: str | None, has_invalid_utf8: bool) -> LineFields:
+        if self.header is None:
+            return json_fields(raw, has_invalid_utf8)
+        return csv_fields(raw, self.header, has_invalid_utf8)
+
+    def batch(
+        self,
+        source_file: str,
+        arrival_day: int | None,
+        numbers: Iterable[int],
+        raws: Iterable[str | None],
+        invalid: Iterable[bool],
+    ) -> pa.RecordBatch:
+        summary = self.summaries.setdefault(source_file, FileSummary())
+        typer = self.typer
+        rows = []
+        blanks = (None,) * self.width
+        for number, raw, is_invalid in zip(numbers, raws, invalid, strict=True):
+            line = self.fields(raw, bool(is_invalid))
+            typed = typer.type_line(line, arrival_day)
+            typer.add_evidence(summary, line, typed)
+            if typed.reason is None:
+                extra = list(typed.extra.items()) if typed.extra else None
+                # The raw text stays: a later duplicate check may still refuse the line.
+                rows.append((number, raw, *typed.values, extra, None))
+            else:
+                rows.append((number, raw, *blanks, None, typed.reason))
+        return self._to_batch(source_file, arrival_day, rows)
+
+    def _to_batch(self, source_file: str, arrival_day: int | None, rows: list[tuple]) -> pa.RecordBatch:
+        count = len(rows)
+        columns = list(zip(*rows, strict=True)) if rows else [()] * (self.width + 4)
+        fields = self.schema
+        arrays = [
+            pa.array([source_file] * count, pa.string()),
+            pa.array(columns[0], pa.int64()),
+            pa.array(columns[1], pa.string()),
+            pa.array([arrival_day] * count, pa.date32()),
+            *[pa.array(columns[2 + i], fields.field(4 + i).type) for i in range(self.width)],
+            pa.array(columns[2 + self.width], fields.field(4 + self.width).type),
+            pa.array(columns[3 + self.width], pa.string()),
+            pa.nulls(count, pa.string()),
+        ]
+        return pa.RecordBatch.from_arrays(arrays, schema=fields)
+
+    def summary_batch(self) -> pa.RecordBatch:
+        """One row per file seen: only ``source_file`` and ``_summary`` are set."""
+        names = list(self.summaries)
+        count = len(names)
+        arrays = [pa.array(names, pa.string())]
+        arrays += [pa.nulls(count, f.type) for f in list(self.schema)[1:-1]]
+        arrays.append(pa.array([self.summaries[n].to_json() for n in names], pa.string()))
+        return pa.RecordBatch.from_arrays(arrays, schema=self.schema)
+
+
+def _epoch_day(value: dt.date | None) -> int | None:
+    return None if value is None else (value - _EPOCH).days
+
+
+def _classify_chunks(contract: Contract, lateness_days: int, csv_header: list[str] | None):
+    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        builder = _BatchBuilder(contract, lateness_days, csv_header)
         for batch in batches:
-            fields: list[dict[str, str | None] | None] = []
-            for raw, is_invalid in zip(batch["raw"], _invalid_utf8_flags(batch), strict=True):
-                try:
-                    values = next(csv.reader([raw], strict=True)) if raw and not is_invalid else []
-                except csv.Error:
-                    values = []
-                if len(values) != width:
-                    fields.append(None)  # wrong field count, broken quoting or undecodable bytes
-                else:
-                    # An empty CSV field is the exporter's null.
-                    fields.append(
-                        {name: (value if value != "" else None) for name, value in zip(header, values, strict=True)}
+            for row in batch.to_pylist():
+                chunk = Chunk(row["path"], row["start"], row["end"], row["newlines_before"], row["skip_header"])
+                first, lines, flags = read_chunk(chunk)
+                arrival = _epoch_day(row["arrival_date"])
+                for at in range(0, len(lines), _BATCH_LINES):
+                    part = slice(at, at + _BATCH_LINES)
+                    numbers = range(first + at, first + min(at + _BATCH_LINES, len(lines)))
+                    yield builder.batch(row["source_file"], arrival, numbers, lines[part], flags[part])
+                builder.summaries.setdefault(row["source_file"], FileSummary())
+        yield builder.summary_batch()
+
+    return run
+
+
+def _classify_line_batches(contract: Contract, lateness_days: int, csv_header: list[str] | None):
+    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        builder = _BatchBuilder(contract, lateness_days, csv_header)
+        for batch in batches:
+            columns = batch.to_pydict()
+            flags = columns.get(INVALID_UTF8) or [False] * batch.num_rows
+            # One Arrow batch per (file, arrival) run of lines.
+            start = 0
+            for end in range(1, batch.num_rows + 1):
+                if end == batch.num_rows or (columns["source_file"][end], columns[ARRIVAL][end]) != (
+                    columns["source_file"][start],
+                    columns[ARRIVAL][start],
+                ):
+                    yield builder.batch(
+                        columns["source_file"][start],
+                        _epoch_day(columns[ARRIVAL][start]),
+                        columns["line_number"][start:end],
+                        columns["raw"][start:end],
+                        flags[start:end],
                     )
-            yield batch.assign(**{FIELDS: fields})
+                    start = end
+        yield builder.summary_batch()
 
-    return split
+    return run
 
 
-def with_csv_fields(lines_df: DataFrame, header: list[str]) -> DataFrame:
-    """Split CSV lines by ``header`` into ``_fields``; rows that don't fit get ``malformed_csv``.
+CHUNKS_SCHEMA = (
+    "path string, start bigint, `end` bigint, newlines_before bigint, skip_header boolean, "
+    "source_file string, arrival_date date"
+)
 
-    Python's csv module (in Arrow batches on the executors) is used because a row must be judged
-    alone: Spark's CSV reader would silently pad or drop fields of a short or long row.
+
+def with_chunks_classified(
+    chunks_df: DataFrame, contract: Contract, lateness_days: int, csv_header: list[str] | None = None
+) -> DataFrame:
+    """Read each chunk of ``chunks_df`` (:data:`CHUNKS_SCHEMA`) in its task and classify its lines.
+
+    Returns classified lines (:func:`classified_schema`) without the duplicate check, plus one
+    ``_summary`` row per file and task. ``csv_header`` set means CSV lines split by it.
     """
-    out_schema = StructType([*lines_df.schema.fields, StructField(FIELDS, MapType(StringType(), StringType()))])
-    split_df = lines_df.mapInPandas(_split_csv(list(header)), out_schema)
-    return split_df.withColumn(REASON, F.when(F.col(FIELDS).isNull(), F.lit("malformed_csv")))
-
-
-def _trimmed_values(fields: SparkColumn) -> SparkColumn:
-    """The fields map with surrounding spaces trimmed off its values and blank values null."""
-    return F.transform_values(fields, lambda _k, v: F.when(F.trim(v) != "", F.trim(v)))
-
-
-def _typed_value(text: SparkColumn, col: Column, nested: SparkColumn | None) -> SparkColumn:
-    """The value in the contract type; null when ``text`` is null or does not fit the type."""
-    dtype = spark_type(col.type)
-    value = text if isinstance(dtype, StringType) else text.try_cast(dtype)
-    fits: SparkColumn | None = None
-    if isinstance(dtype, DecimalType):
-        # A cast rounds extra decimals away (10.505 -> 10.51); a value the type cannot hold
-        # exactly is a wrong value, not one to alter silently.
-        exact = text.try_cast(DecimalType(38, max(dtype.scale, 18)))
-        fits = value == exact
-    if nested is not None:
-        is_scalar = ~F.coalesce(F.array_contains(nested, col.name), F.lit(False))
-        fits = is_scalar if fits is None else fits & is_scalar
-    return value if fits is None else F.when(fits, value)
-
-
-def with_contract_columns(fields_df: DataFrame, contract: Contract) -> DataFrame:
-    """Add one typed column per contract column and the first failing check as ``_reason``.
-
-    A value that does not fit its column's type (unparsable, an object or array where a scalar is
-    expected, more decimals than the type holds) is ``bad_type`` and its typed column is null.
-    Also adds ``_extra``: fields present in the line but unknown to the contract (kept, not
-    refused: an added optional column is schema evolution, not an error).
-    """
-    fields = F.col(FIELDS)
-    nested = F.col(NESTED) if NESTED in fields_df.columns else None
-    # Values are trimmed once per line into a map, and typed once into columns that the checks
-    # then read by name: inlining the expressions into every check made the job several times slower.
-    texts_df = fields_df.withColumn(_TEXTS, _trimmed_values(fields))
-    texts = {col.name: F.col(_TEXTS).getItem(col.name) for col in contract.columns}
-    known = F.array(*[F.lit(name) for name in contract.column_names])
-    extra = F.map_filter(fields, lambda k, _v: ~F.array_contains(known, k))
-    typed_df = texts_df.select(
-        "*",
-        *[_typed_value(texts[col.name], col, nested).alias(col.name) for col in contract.columns],
-        F.when(F.size(extra) > 0, extra).alias("_extra"),
-    )
-    typed = {col.name: F.col(col.name) for col in contract.columns}
-    checks: list[SparkColumn] = []
-    for col in contract.columns:
-        if not col.nullable:
-            checks.append(F.when(texts[col.name].isNull(), F.lit(f"missing_required:{col.name}")))
-    for col in contract.columns:
-        is_bad = texts[col.name].isNotNull() & typed[col.name].isNull()
-        checks.append(F.when(is_bad, F.lit(f"bad_type:{col.name}")))
-    for col in contract.columns:
-        if col.allowed is not None:
-            checks.append(
-                F.when(
-                    typed[col.name].isNotNull() & ~typed[col.name].isin(list(col.allowed)),
-                    F.lit(f"unknown_enum:{col.name}"),
-                )
-            )
-    for col in contract.columns:
-        bounds = []
-        if col.min is not None:
-            bounds.append(typed[col.name] < F.lit(col.min))
-        if col.max is not None:
-            bounds.append(typed[col.name] > F.lit(col.max))
-        for bound in bounds:
-            checks.append(F.when(bound, F.lit(f"out_of_range:{col.name}")))
-    return typed_df.withColumn(REASON, F.coalesce(F.col(REASON), *checks)).drop(_TEXTS)
+    return chunks_df.mapInArrow(_classify_chunks(contract, lateness_days, csv_header), classified_schema(contract))
 
 
 def _arrival(ingest_date: str | SparkColumn) -> SparkColumn:
-    """The arrival date of a line: one night's date, or a per-line column in a multi-night batch."""
+    """One night's date, or a per-line date column in a multi-night batch."""
     return ingest_date if isinstance(ingest_date, SparkColumn) else F.to_date(F.lit(ingest_date))
 
 
-def with_lateness_check(
-    typed_df: DataFrame, event_time_col: str, ingest_date: str | SparkColumn, lateness_days: int
+def with_lines_classified(
+    lines_df: DataFrame,
+    contract: Contract,
+    ingest_date: str | SparkColumn,
+    lateness_days: int,
+    csv_header: list[str] | None = None,
 ) -> DataFrame:
-    """Refuse rows whose event is more than ``lateness_days`` before their arrival (``too_late``).
+    """:func:`with_chunks_classified` for lines already in a frame (``source_file``,
+    ``line_number``, ``raw`` and optionally ``has_invalid_utf8``)."""
+    columns = ["source_file", "line_number", "raw", *([INVALID_UTF8] if INVALID_UTF8 in lines_df.columns else [])]
+    framed = lines_df.select(*columns, _arrival(ingest_date).alias(ARRIVAL))
+    run = _classify_line_batches(contract, lateness_days, csv_header)
+    return framed.mapInArrow(run, classified_schema(contract))
 
-    A fixed lateness bound is what lets downstream windows be final after ``lateness_days``: no
-    run can later change a day that is already closed.
+
+# ---- across lines: duplicates, output shapes, stats ------------------------------------------
+
+
+def _is_line() -> SparkColumn:
+    return F.col(SUMMARY).isNull()
+
+
+def build_duplicate_copies(classified_df: DataFrame, keys: tuple[str, ...]) -> DataFrame:
+    """``(source_file, line_number)`` of every valid line that repeats an earlier valid line's key.
+
+    Earlier is by (file, line), among the lines of the same arrival date: the first copy is
+    accepted, the others are ``duplicate``. Refused lines never compete, so a broken copy never
+    shadows a good one. Only the key columns and positions are shuffled, and only repeated keys
+    come out.
     """
-    too_late = F.to_date(F.col(event_time_col)) < F.date_sub(_arrival(ingest_date), lateness_days)
-    return typed_df.withColumn(REASON, F.coalesce(F.col(REASON), F.when(too_late, F.lit("too_late"))))
-
-
-def with_duplicate_check(typed_df: DataFrame, keys: tuple[str, ...]) -> DataFrame:
-    """Mark all but the first (by file, line) of rows sharing a natural key as ``duplicate``.
-
-    Only otherwise valid rows compete, so a broken copy never shadows a good one. Copies arriving
-    on different dates are all kept in bronze (it is the raw history); silver keeps the first.
-    """
-    # Valid and refused rows rank separately, so refused copies never take the first place.
-    # "The same night's files": a multi-night batch compares copies within each arrival date.
-    nights = [F.col(ARRIVAL)] if ARRIVAL in typed_df.columns else []
-    order = Window.partitionBy(F.col(REASON).isNull(), *nights, *[F.col(k) for k in keys]).orderBy(
-        "source_file", "line_number"
+    valid = classified_df.where(_is_line() & F.col(REASON).isNull())
+    position = F.struct(F.col("source_file"), F.col("line_number"))
+    groups = (
+        valid.groupBy(F.col(ARRIVAL), *[F.col(k) for k in keys])
+        .agg(F.count(F.lit(1)).alias("_copies"), F.array_sort(F.collect_list(position)).alias("_positions"))
+        .where(F.col("_copies") > 1)
     )
-    rank = F.when(F.col(REASON).isNull(), F.row_number().over(order))
-    return typed_df.withColumn(REASON, F.coalesce(F.col(REASON), F.when(rank > 1, F.lit("duplicate"))))
+    later = groups.select(F.explode(F.slice(F.col("_positions"), 2, 1 << 30)).alias("_position"))
+    return later.select(F.col("_position.source_file"), F.col("_position.line_number"))
+
+
+def with_duplicate_check(
+    classified_df: DataFrame, keys: tuple[str, ...], duplicates_df: DataFrame | None = None
+) -> DataFrame:
+    """Mark the later copies of a key as ``duplicate`` (see :func:`build_duplicate_copies`).
+
+    Args:
+        duplicates_df: the copies, when already computed (a small frame: it is broadcast).
+    """
+    copies = build_duplicate_copies(classified_df, keys) if duplicates_df is None else duplicates_df
+    marked = copies.select("source_file", "line_number", F.lit(True).alias("_is_duplicate"))
+    joined = classified_df.join(F.broadcast(marked), ["source_file", "line_number"], "left")
+    reason = F.coalesce(F.col(REASON), F.when(F.col("_is_duplicate") & _is_line(), F.lit("duplicate")))
+    return joined.withColumn(REASON, reason).drop("_is_duplicate")
 
 
 def classify_lines(
@@ -239,66 +579,69 @@ def classify_lines(
     lateness_days: int,
     csv_header: list[str] | None = None,
 ) -> DataFrame:
-    """Run every check of a raw source's contract over its lines (see the module docstring).
+    """Run every check of a raw source's contract over lines in a frame (see the module docstring).
 
-    Returns the lines with typed contract columns, ``_extra`` and ``_reason`` (null = accepted).
+    Returns the lines with ``raw``, typed contract columns and ``_extra`` (set on lines accepted
+    before the duplicate check) and ``_reason`` (null = accepted), plus the ``_summary`` rows.
     """
-    fields_df = with_csv_fields(lines_df, csv_header) if csv_header is not None else with_json_fields(lines_df)
-    typed_df = with_contract_columns(fields_df, contract)
-    if contract.event_time:
-        typed_df = with_lateness_check(typed_df, contract.event_time, ingest_date, lateness_days)
-    return with_duplicate_check(typed_df, contract.keys)
+    classified = with_lines_classified(lines_df, contract, ingest_date, lateness_days, csv_header)
+    return with_duplicate_check(classified, contract.keys) if contract.keys else classified
 
 
-def build_bronze_rows(classified_df: DataFrame, bronze: Contract, ingest_date: str | SparkColumn) -> DataFrame:
+def build_bronze_rows(classified_df: DataFrame, bronze: Contract) -> DataFrame:
     """Accepted lines in the bronze contract's shape."""
-    accepted = classified_df.filter(F.col(REASON).isNull())
+    accepted = classified_df.where(_is_line() & F.col(REASON).isNull())
     renamed = accepted.withColumnRenamed("source_file", "_source_file").withColumnRenamed("line_number", "_line_number")
-    return renamed.withColumn("_ingest_date", _arrival(ingest_date)).select(
-        *[F.col(c.name).cast(c.type).alias(c.name) for c in bronze.columns]
-    )
+    return renamed.select(*[F.col(c.name).cast(c.type).alias(c.name) for c in bronze.columns])
 
 
-def build_quarantine_rows(classified_df: DataFrame, quarantine: Contract, ingest_date: str | SparkColumn) -> DataFrame:
+def build_quarantine_rows(classified_df: DataFrame, quarantine: Contract) -> DataFrame:
     """Refused lines in the quarantine contract's shape (raw text kept verbatim)."""
-    refused = classified_df.filter(F.col(REASON).isNotNull()).withColumnRenamed(REASON, "reason")
-    return refused.withColumn("_ingest_date", _arrival(ingest_date)).select(
-        *[F.col(c.name).cast(c.type).alias(c.name) for c in quarantine.columns]
-    )
+    refused = classified_df.where(_is_line() & F.col(REASON).isNotNull()).withColumnRenamed(REASON, "reason")
+    return refused.select(*[F.col(c.name).cast(c.type).alias(c.name) for c in quarantine.columns])
 
 
-def build_file_stats(classified_df: DataFrame, contract: Contract) -> DataFrame:
-    """One row per source file: its lines by outcome and, per contract column, its values' fit.
+def build_file_summaries(classified_df: DataFrame) -> DataFrame:
+    """Per file: the rows that reached Spark by outcome, and the tasks' summaries of it.
 
-    Columns: ``source_file``, ``accepted_rows``, ``quarantined_rows``, ``parsed_rows`` (lines that
-    parsed into fields, whatever their reason) and, per contract column that can hold an
-    unparsable value (in JSON lines: every column), a struct of ``values`` (non-blank values in
-    parsed lines), ``unparsable`` (those that do not fit the type) and ``example_low`` /
-    ``example_high`` (the smallest and largest unparsable text). It is a single aggregation over
-    :func:`classify_lines`' output, so the reconciliation counts and the drift evidence of every
-    column cost one job.
+    ``accepted_rows``/``quarantined_rows`` count the rows Spark holds (before the duplicate
+    check); ``summaries`` are the JSON summaries the tasks wrote while reading the file.
+    Reconciliation compares the two, so a row lost between the tasks and Spark is caught.
     """
-    # Any column of a JSON line may hold an object or array (or be absent, which is the JSON
-    # missing-column check); a CSV string column always fits and its absence is the header's.
-    is_json = NESTED in classified_df.columns
-    columns = [c for c in contract.columns if c.type != "string" or is_json]
-    texts_df = classified_df.withColumn(_TEXTS, _trimmed_values(F.col(FIELDS)))
-    per_column = []
-    for col in columns:
-        text = F.col(_TEXTS).getItem(col.name)
-        # with_contract_columns nulls the typed column exactly when the text does not fit.
-        unparsable = F.when(F.col(col.name).isNull(), text)
-        per_column.append(
-            F.struct(
-                F.count(text).alias("values"),
-                F.count(unparsable).alias("unparsable"),
-                F.min(unparsable).alias("example_low"),
-                F.max(unparsable).alias("example_high"),
-            ).alias(col.name)
-        )
-    return texts_df.groupBy("source_file").agg(
-        F.count(F.when(F.col(REASON).isNull(), True)).alias("accepted_rows"),
-        F.count(F.when(F.col(REASON).isNotNull(), True)).alias("quarantined_rows"),
-        F.count(FIELDS).alias("parsed_rows"),
-        *per_column,
+    is_line = _is_line()
+    return classified_df.groupBy("source_file").agg(
+        F.count(F.when(is_line & F.col(REASON).isNull(), True)).alias("accepted_rows"),
+        F.count(F.when(is_line & F.col(REASON).isNotNull(), True)).alias("quarantined_rows"),
+        F.collect_list(F.col(SUMMARY)).alias("summaries"),
     )
+
+
+def merge_file_stats(summaries: Iterable[str], contract: Contract, is_json: bool) -> dict[str, Any]:
+    """Merge one file's task summaries into its stats for reconciliation and drift checks.
+
+    Returns ``raw_lines``, ``accepted_rows``, ``quarantined_rows`` (before the duplicate
+    check), ``parsed_rows`` (lines that parsed into fields, whatever their reason) and, per
+    contract column that can hold an unparsable value (in JSON lines: every column; in CSV the
+    non-string ones), ``values`` (non-blank values in parsed lines), ``unparsable`` (those not
+    fitting the type) and ``example_low``/``example_high`` (the smallest and largest
+    unparsable text).
+    """
+    merged: dict[str, Any] = {"raw_lines": 0, "accepted_rows": 0, "quarantined_rows": 0, "parsed_rows": 0}
+    columns = [c.name for c in contract.columns if c.type.strip().lower() != "string" or is_json]
+    evidence = {name: _ColumnEvidence() for name in columns}
+    for text in summaries:
+        part = json.loads(text)
+        for key in ("raw_lines", "accepted_rows", "quarantined_rows", "parsed_rows"):
+            merged[key] += part[key]
+        for name, found in part["columns"].items():
+            if name not in evidence:
+                continue
+            total = evidence[name]
+            total.values += found["values"]
+            total.unparsable += found["unparsable"]
+            for example in (found["example_low"], found["example_high"]):
+                if example is not None:
+                    total.example_low = example if total.example_low is None else min(total.example_low, example)
+                    total.example_high = example if total.example_high is None else max(total.example_high, example)
+    merged.update({name: vars(ev) for name, ev in evidence.items()})
+    return merged

@@ -1,8 +1,19 @@
-"""Reading raw landing files into Arrow: the I/O edge of ingestion.
+"""Reading raw landing files as numbered lines, a bounded chunk at a time: the I/O edge of ingestion.
 
-Spark's text reader cannot tell a line's number, which quarantine rows must carry, so files are
-read here as bytes, split into lines with their numbers and handed to Spark as one Arrow table
-(pyarrow moves them without a per-row Python round trip on the Spark side).
+A file is cut into byte ranges (chunks) that Spark tasks read on their own, so no process ever
+holds more than a chunk and its last line, whatever the file's size. A line belongs to the chunk
+holding its first byte: a task reads from one byte before its range to find where its first line
+starts and reads past its end to finish its last line. Line numbers are 1-based and count a CSV
+header (as an editor shows them); a chunk's first line number comes from the newlines before
+it, counted once per chunk (:func:`count_newlines`), so every task knows its numbers up front.
+
+Files are read with plain Python file I/O inside the tasks (local paths and ``file:`` URIs: the
+landing zone is a local or mounted folder, as :func:`list_source_files` already assumed). An
+object-store landing (``s3a://``) would need a reader through Hadoop's file system here.
+
+Lines end at ``\\n``; a ``\\r`` before it (Windows) is dropped. A UTF-8 byte order mark opening
+a file is dropped. A line whose bytes are not UTF-8 keeps its text with U+FFFD replacements and
+is flagged, so that the parser refuses it with the raw text kept.
 """
 
 from __future__ import annotations
@@ -10,22 +21,13 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import pyarrow as pa
-
 INVALID_UTF8 = "has_invalid_utf8"
-
-LINES_SCHEMA = pa.schema(
-    [
-        pa.field("source_file", pa.string(), nullable=False),
-        pa.field("line_number", pa.int64(), nullable=False),
-        pa.field("raw", pa.string()),
-        # The line's bytes were not UTF-8; ``raw`` then holds them with U+FFFD replacements.
-        pa.field(INVALID_UTF8, pa.bool_(), nullable=False),
-    ]
-)
+CHUNK_BYTES = 16 * 1024 * 1024
+_READ_BLOCK = 1024 * 1024
 
 
 class SchemaDriftError(ValueError):
@@ -33,88 +35,184 @@ class SchemaDriftError(ValueError):
 
 
 @dataclass(frozen=True)
-class RawBatch:
-    """The data lines of one source's files for one arrival date."""
+class Chunk:
+    """A byte range ``[start, end)`` of one file and where its lines sit in the file.
 
-    lines: pa.Table
-    files: list[str]
-    csv_headers: dict[str, list[str]]
+    Attributes:
+        path: the file to open.
+        start: first byte of the range.
+        end: end of the range (exclusive); the last line may run past it.
+        newlines_before: newlines in ``[0, start)`` (0 for a file's first chunk).
+        skip_header: the range opens the file and its first line is a CSV header, not data.
+    """
+
+    path: str
+    start: int
+    end: int
+    newlines_before: int = 0
+    skip_header: bool = False
+
+
+@dataclass(frozen=True)
+class NumberedLine:
+    line_number: int
+    raw: str
+    has_invalid_utf8: bool
+
+
+def local_path(path: str) -> str:
+    """A ``file:`` URI as a plain path (other paths are returned unchanged)."""
+    if path.startswith("file://"):
+        return path[len("file://") :]
+    if path.startswith("file:"):
+        return path[len("file:") :]
+    return path
 
 
 def list_source_files(folder: str, suffix: str) -> list[str]:
     """Files of one arrival folder, sorted so line order is reproducible."""
-    root = Path(folder)
+    root = Path(local_path(folder))
     if not root.is_dir():
         return []
     return sorted(str(p) for p in root.iterdir() if p.is_file() and p.name.endswith(suffix))
 
 
-def _decode_lines(data: bytes) -> tuple[list[str], list[bool]]:
-    """Split a file's bytes into text lines and flag the lines that are not valid UTF-8.
+def plan_chunks(path: str, chunk_bytes: int = CHUNK_BYTES, has_header: bool = False) -> list[Chunk]:
+    """Cut a file into ranges of ``chunk_bytes`` (the last one shorter); ``newlines_before`` is
+    left at 0 and filled in by the caller once the chunks' newlines are counted (a single chunk
+    needs no count)."""
+    size = Path(local_path(path)).stat().st_size
+    starts = range(0, max(size, 1), chunk_bytes)
+    return [Chunk(path, start, min(start + chunk_bytes, size), 0, has_header and start == 0) for start in starts]
 
-    A UTF-8 byte order mark opening the file is dropped (Excel writes one before a CSV header,
-    where it would otherwise glue itself to the first column name). Lines are decoded one by one
-    only when the whole file is not UTF-8, so one bad byte refuses one line, not its neighbours.
+
+def count_newlines(chunk: Chunk) -> int:
+    """Newlines in the chunk's byte range (read in blocks; nothing past ``end``)."""
+    count = 0
+    with open(local_path(chunk.path), "rb") as file:
+        file.seek(chunk.start)
+        remaining = chunk.end - chunk.start
+        while remaining > 0:
+            block = file.read(min(_READ_BLOCK, remaining))
+            if not block:
+                break
+            count += block.count(b"\n")
+            remaining -= len(block)
+    return count
+
+
+def with_line_offsets(chunks: list[Chunk], newlines: list[int]) -> list[Chunk]:
+    """The chunks of one file with ``newlines_before`` set from each chunk's newline count."""
+    placed, before = [], 0
+    for chunk, count in zip(chunks, newlines, strict=True):
+        placed.append(Chunk(chunk.path, chunk.start, chunk.end, before, chunk.skip_header))
+        before += count
+    return placed
+
+
+def _owned_bytes(chunk: Chunk) -> tuple[bytes, int]:
+    """The bytes of the lines starting in the chunk, and the number of the first of them."""
+    with open(local_path(chunk.path), "rb") as file:
+        if chunk.start == 0:
+            first_line = 1
+            data = file.read(chunk.end)
+        else:
+            # One byte before the range says whether a line starts exactly at ``start``.
+            file.seek(chunk.start - 1)
+            data = file.read(chunk.end - chunk.start + 1)
+            first_newline = data.find(b"\n")
+            if first_newline < 0 or first_newline >= len(data) - 1:
+                return b"", 0  # no line starts in the range (a long line crosses it, or the file ends)
+            # Lines before ours: those started before ``start - 1`` (one per newline before it
+            # plus the file's first), and the one ending at this newline.
+            first_line = chunk.newlines_before - (1 if data[0:1] == b"\n" else 0) + 2
+            data = data[first_newline + 1 :]
+        if not data.endswith(b"\n"):
+            # Finish the last line, however far it runs past the range.
+            tail = []
+            while True:
+                block = file.read(_READ_BLOCK)
+                if not block:
+                    break
+                cut = block.find(b"\n")
+                if cut >= 0:
+                    tail.append(block[: cut + 1])
+                    break
+                tail.append(block)
+            data += b"".join(tail)
+    return data, first_line
+
+
+def decode_lines(data: bytes) -> tuple[list[str], list[bool]]:
+    """Split bytes into text lines and flag the lines that are not valid UTF-8.
+
+    Lines are decoded one by one only when the whole block is not UTF-8, so one bad byte refuses
+    one line, not its neighbours. The final newline ends the last line; it does not start an
+    empty one. ``\\r`` at the end of a line is dropped.
     """
-    if data.startswith(codecs.BOM_UTF8):
-        data = data[len(codecs.BOM_UTF8) :]
     try:
         lines = data.decode("utf-8").split("\n")
         flags = [False] * len(lines)
     except UnicodeDecodeError:
         lines, flags = [], []
-        for chunk in data.split(b"\n"):
+        for piece in data.split(b"\n"):
             try:
-                lines.append(chunk.decode("utf-8"))
+                lines.append(piece.decode("utf-8"))
                 flags.append(False)
             except UnicodeDecodeError:
-                lines.append(chunk.decode("utf-8", errors="replace"))
+                lines.append(piece.decode("utf-8", errors="replace"))
                 flags.append(True)
     if lines and lines[-1] == "":
-        # The final newline ends the last line; it does not start an empty one.
         lines.pop()
         flags.pop()
-    return lines, flags
+    return [line.rstrip("\r") for line in lines], flags
 
 
-def read_raw_batch(files: list[str], has_header: bool) -> RawBatch:
-    """Read files into ``(source_file, line_number, raw, has_invalid_utf8)`` rows.
+def read_chunk(chunk: Chunk) -> tuple[int, list[str], list[bool]]:
+    """The chunk's data lines: the number of the first, their texts and invalid-UTF-8 flags.
 
-    Line numbers are 1-based and count the header, so they match what an editor shows; CSV
-    headers are kept aside. Undecodable bytes are replaced (U+FFFD) rather than failing the file,
-    and the line is flagged so that the parser refuses it as malformed with the raw text kept.
-    Line endings may be ``\\n`` or ``\\r\\n``.
+    A CSV header is not returned (its line still counts), a file's opening byte order mark is
+    dropped. Memory is the chunk plus its last line.
+    """
+    data, first_line = _owned_bytes(chunk)
+    if chunk.start == 0 and data.startswith(codecs.BOM_UTF8):
+        data = data[len(codecs.BOM_UTF8) :]
+    lines, flags = decode_lines(data)
+    if chunk.skip_header and lines:
+        return first_line + 1, lines[1:], flags[1:]
+    return first_line, lines, flags
+
+
+def iter_numbered_lines(chunk: Chunk) -> Iterator[NumberedLine]:
+    """:func:`read_chunk` line by line (for tests and tools)."""
+    first, lines, flags = read_chunk(chunk)
+    for offset, (raw, flag) in enumerate(zip(lines, flags, strict=True)):
+        yield NumberedLine(first + offset, raw, flag)
+
+
+def read_csv_header(path: str) -> list[str]:
+    """The header of a CSV file: its first line, split (only that line is read).
 
     Raises:
-        SchemaDriftError: a CSV file is empty (has no header) or its header is not UTF-8.
+        SchemaDriftError: the file is empty (has no header) or its header is not UTF-8.
     """
-    source_files: list[str] = []
-    numbers: list[int] = []
-    raws: list[str] = []
-    invalid: list[bool] = []
-    headers: dict[str, list[str]] = {}
-    for path in files:
-        lines, flags = _decode_lines(Path(path).read_bytes())
-        start = 0
-        if has_header:
-            if not lines:
-                raise SchemaDriftError(f"{path}: empty file, expected a CSV header")
-            if flags[0]:
-                raise SchemaDriftError(f"{path}: the CSV header is not valid UTF-8: {lines[0]!r}")
-            headers[path] = next(csv.reader(io.StringIO(lines[0].rstrip("\r"))), [])
-            start = 1
-        for index in range(start, len(lines)):
-            source_files.append(path)
-            numbers.append(index + 1)
-            raws.append(lines[index].rstrip("\r"))
-            invalid.append(flags[index])
-    table = pa.Table.from_arrays(
-        [
-            pa.array(source_files, pa.string()),
-            pa.array(numbers, pa.int64()),
-            pa.array(raws, pa.string()),
-            pa.array(invalid, pa.bool_()),
-        ],
-        schema=LINES_SCHEMA,
-    )
-    return RawBatch(lines=table, files=list(files), csv_headers=headers)
+    with open(local_path(path), "rb") as file:
+        parts = []
+        while True:
+            block = file.read(64 * 1024)
+            if not block:
+                break
+            cut = block.find(b"\n")
+            if cut >= 0:
+                parts.append(block[: cut + 1])
+                break
+            parts.append(block)
+    data = b"".join(parts)
+    if data.startswith(codecs.BOM_UTF8):
+        data = data[len(codecs.BOM_UTF8) :]
+    lines, flags = decode_lines(data)
+    if not lines:
+        raise SchemaDriftError(f"{path}: empty file, expected a CSV header")
+    if flags[0]:
+        raise SchemaDriftError(f"{path}: the CSV header is not valid UTF-8: {lines[0]!r}")
+    return next(csv.reader(io.StringIO(lines[0])), [])

@@ -1,4 +1,9 @@
-"""Exact outputs of the bronze parsing transforms, one small frame each."""
+"""Exact outputs of the bronze parsing steps: fields of a line, typed values and reasons, the
+duplicate check, and classified lines split into bronze and quarantine rows.
+
+The per-line steps are plain Python (they run inside Arrow tasks); the checks across lines
+run on a small Spark frame.
+"""
 
 from __future__ import annotations
 
@@ -8,14 +13,14 @@ import pytest
 from chispa import assert_df_equality
 
 from jobs.ingest.parse import (
+    LineFields,
+    LineTyper,
     build_bronze_rows,
     build_quarantine_rows,
     classify_lines,
-    with_contract_columns,
-    with_csv_fields,
+    csv_fields,
+    json_fields,
     with_duplicate_check,
-    with_json_fields,
-    with_lateness_check,
 )
 from jobs.lake.contracts import Column, Contract
 
@@ -36,94 +41,65 @@ TINY = Contract(
 )
 
 
-def test_with_json_fields_maps_keys_and_flags_broken_lines(spark) -> None:
-    lines = spark.createDataFrame(
-        [
-            ("f", 1, '{"id":"x","n":3}'),
-            ("f", 2, '{"id":"x","n":'),  # truncated
-            ("f", 3, '{"id":"x"} trailing'),  # trailing garbage: from_json alone would accept it
-            ("f", 4, None),  # a null line (cannot come from a file, but must not crash)
-        ],
-        LINES_SCHEMA,
-    )
-    got = with_json_fields(lines).select("line_number", "_fields", "_reason")
-    expected = spark.createDataFrame(
-        [
-            (1, {"id": "x", "n": "3"}, None),
-            (2, None, "malformed_json"),
-            (3, None, "malformed_json"),
-            (4, None, "malformed_json"),
-        ],
-        "line_number bigint, _fields map<string,string>, _reason string",
-    )
-    assert_df_equality(got.orderBy("line_number"), expected.orderBy("line_number"), ignore_nullable=True)
+def micros(value: dt.datetime) -> int:
+    """A UTC timestamp as Arrow and Spark hold it: microseconds since the epoch."""
+    return int((value - dt.datetime(1970, 1, 1)).total_seconds()) * 1_000_000
 
 
-def test_with_csv_fields_splits_by_header_and_refuses_misfit_rows(spark) -> None:
-    lines = spark.createDataFrame(
-        [
-            ("f", 2, 'x,"a, quoted",3'),
-            ("f", 3, "x,,"),  # empty fields are the exporter's nulls
-            ("f", 4, "x,b"),  # one field short
-            ("f", 5, 'x,"unclosed,3'),  # broken quoting
-        ],
-        LINES_SCHEMA,
-    )
-    got = with_csv_fields(lines, ["id", "kind", "n"]).select("line_number", "_fields", "_reason")
-    expected = spark.createDataFrame(
-        [
-            (2, {"id": "x", "kind": "a, quoted", "n": "3"}, None),
-            (3, {"id": "x", "kind": None, "n": None}, None),
-            (4, None, "malformed_csv"),
-            (5, None, "malformed_csv"),
-        ],
-        "line_number bigint, _fields map<string,string>, _reason string",
-    )
-    assert_df_equality(got.orderBy("line_number"), expected.orderBy("line_number"), ignore_nullable=True)
+def epoch_day(value: str) -> int:
+    return (dt.date.fromisoformat(value) - dt.date(1970, 1, 1)).days
 
 
-def test_with_contract_columns_types_values_and_names_the_first_failure(spark) -> None:
-    fields = spark.createDataFrame(
-        [
-            (1, {"id": "k1", "at": "2026-01-05T10:00:00Z", "kind": "a", "n": "2", "extra": "kept"}, None),
-            (2, {"at": "2026-01-05T10:00:00Z", "kind": "a"}, None),  # id missing
-            (3, {"id": "k3", "at": "yesterday", "kind": "a"}, None),
-            (4, {"id": "k4", "at": "2026-01-05T10:00:00Z", "kind": "zz"}, None),
-            (5, {"id": "k5", "at": "2026-01-05T10:00:00Z", "kind": "b", "n": "9"}, None),
-            (6, None, "malformed_json"),  # an earlier reason is kept
-        ],
-        "line_number bigint, _fields map<string,string>, _reason string",
-    )
-    got = with_contract_columns(fields, TINY).select("line_number", "id", "at", "kind", "n", "_extra", "_reason")
-    at = dt.datetime(2026, 1, 5, 10, 0)
-    expected = spark.createDataFrame(
-        [
-            (1, "k1", at, "a", 2, {"extra": "kept"}, None),
-            (2, None, at, "a", None, None, "missing_required:id"),
-            (3, "k3", None, "a", None, None, "bad_type:at"),
-            (4, "k4", at, "zz", None, None, "unknown_enum:kind"),
-            (5, "k5", at, "b", 9, None, "out_of_range:n"),
-            (6, None, None, None, None, None, "malformed_json"),
-        ],
-        "line_number bigint, id string, at timestamp, kind string, n int, _extra map<string,string>, _reason string",
-    )
-    assert_df_equality(got.orderBy("line_number"), expected.orderBy("line_number"), ignore_nullable=True)
+def test_json_fields_maps_keys_and_flags_broken_lines() -> None:
+    # Scalars keep their JSON text (3 -> "3"); a broken line has no fields (malformed_json).
+    assert json_fields('{"id":"x","n":3}').fields == {"id": "x", "n": "3"}
+    assert json_fields('{"id":"x","n":').fields is None  # truncated
+    assert json_fields('{"id":"x"} trailing').fields is None  # trailing garbage
+    assert json_fields(None).fields is None  # a null line (cannot come from a file, but must not crash)
+    assert LineTyper(TINY, 3, is_json=True).type_line(json_fields("{broken")).reason == "malformed_json"
 
 
-def test_with_lateness_check_refuses_events_older_than_the_bound(spark) -> None:
-    rows = spark.createDataFrame(
-        [
-            (1, dt.datetime(2026, 1, 7, 23, 0), None),  # 3 days before arrival: still accepted
-            (2, dt.datetime(2026, 1, 6, 23, 59), None),  # 4 days: too late
-            (3, None, "bad_type:at"),
-        ],
-        "line_number bigint, at timestamp, _reason string",
-    )
-    got = with_lateness_check(rows, "at", "2026-01-10", 3).select("line_number", "_reason")
-    expected = spark.createDataFrame(
-        [(1, None), (2, "too_late"), (3, "bad_type:at")], "line_number bigint, _reason string"
-    )
-    assert_df_equality(got.orderBy("line_number"), expected.orderBy("line_number"), ignore_nullable=True)
+def test_csv_fields_splits_by_header_and_refuses_misfit_rows() -> None:
+    header = ["id", "kind", "n"]
+    assert csv_fields('x,"a, quoted",3', header).fields == {"id": "x", "kind": "a, quoted", "n": "3"}
+    assert csv_fields("x,,", header).fields == {"id": "x", "kind": None, "n": None}  # empty = exporter's null
+    assert csv_fields("x,b", header).fields is None  # one field short
+    assert csv_fields('x,"unclosed,3', header).fields is None  # broken quoting
+    assert LineTyper(TINY, 3, is_json=False).type_line(csv_fields("x,b", header)).reason == "malformed_csv"
+
+
+def test_line_typer_types_values_and_names_the_first_failure() -> None:
+    typer = LineTyper(TINY, 3, is_json=True)
+    at = micros(dt.datetime(2026, 1, 5, 10, 0))
+    lines = [
+        {"id": "k1", "at": "2026-01-05T10:00:00Z", "kind": "a", "n": "2", "extra": "kept"},
+        {"at": "2026-01-05T10:00:00Z", "kind": "a"},  # id missing
+        {"id": "k3", "at": "yesterday", "kind": "a"},
+        {"id": "k4", "at": "2026-01-05T10:00:00Z", "kind": "zz"},
+        {"id": "k5", "at": "2026-01-05T10:00:00Z", "kind": "b", "n": "9"},
+        None,  # an earlier reason is kept
+    ]
+    got = [(t.values, t.extra, t.reason) for t in (typer.type_line(LineFields(f)) for f in lines)]
+    assert got == [
+        (("k1", at, "a", 2), {"extra": "kept"}, None),
+        ((None, at, "a", None), None, "missing_required:id"),
+        (("k3", None, "a", None), None, "bad_type:at"),
+        (("k4", at, "zz", None), None, "unknown_enum:kind"),
+        (("k5", at, "b", 9), None, "out_of_range:n"),
+        ((None, None, None, None), None, "malformed_json"),
+    ]
+
+
+def test_lateness_check_refuses_events_older_than_the_bound() -> None:
+    typer = LineTyper(TINY, 3, is_json=True)
+    arrival = epoch_day("2026-01-10")
+
+    def reason(at: str) -> str | None:
+        return typer.type_line(LineFields({"id": "k", "at": at, "kind": "a"}), arrival).reason
+
+    assert reason("2026-01-07T23:00:00") is None  # 3 days before arrival: still accepted
+    assert reason("2026-01-06T23:59:00") == "too_late"  # 4 days: too late
+    assert reason("yesterday") == "bad_type:at"  # no time, no lateness: the type fails first
 
 
 def test_with_duplicate_check_keeps_the_first_valid_copy(spark) -> None:
@@ -135,7 +111,7 @@ def test_with_duplicate_check_keeps_the_first_valid_copy(spark) -> None:
             ("f", 4, "j", None),
         ],
         "source_file string, line_number bigint, id string, _reason string",
-    )
+    ).selectExpr("*", "DATE'2026-01-05' AS _ingest_date", "CAST(NULL AS STRING) AS _summary")
     got = with_duplicate_check(rows, ("id",)).select("line_number", "_reason")
     expected = spark.createDataFrame(
         [(1, "bad_type:at"), (2, None), (3, "duplicate"), (4, None)], "line_number bigint, _reason string"
@@ -183,11 +159,13 @@ def test_classify_then_split_loses_no_line(spark, csv: bool) -> None:
             Column("_ingest_date", "date"),
         ),
     )
-    accepted = build_bronze_rows(classified, bronze_like, "2026-01-05")
-    refused = build_quarantine_rows(classified, quarantine_like, "2026-01-05")
+    accepted = build_bronze_rows(classified, bronze_like)
+    refused = build_quarantine_rows(classified, quarantine_like)
     assert sorted(r.id for r in accepted.collect()) == ["k1", "k3"]
     assert sorted((r.line_number, r.reason) for r in refused.collect()) == [
         (3, "duplicate"),
         (4, "malformed_csv" if csv else "malformed_json"),
     ]
     assert accepted.count() + refused.count() == len(raws)
+    # The duplicate keeps its raw text in quarantine, like any refused line.
+    assert {r.line_number: r.raw for r in refused.collect()}[3] == raws[1]
