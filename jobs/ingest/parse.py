@@ -197,40 +197,44 @@ class TypedLine:
 
 
 @dataclass
-class _ColumnEvidence:
-    values: int = 0
-    unparsable: int = 0
-    example_low: str | None = None
-    example_high: str | None = None
-
-    def add(self, text: str, fits: bool) -> None:
-        self.values += 1
-        if not fits:
-            self.unparsable += 1
-            if self.example_low is None or text < self.example_low:
-                self.example_low = text
-            if self.example_high is None or text > self.example_high:
-                self.example_high = text
-
-
-@dataclass
 class FileSummary:
-    """What one task saw of one file: line outcomes and, per checked column, its values' fit."""
+    """What one task saw of one file: line outcomes and, per checked column, its values' fit.
 
+    ``values``/``unparsable``/``lows``/``highs`` are indexed by contract column.
+    """
+
+    width: int
     raw_lines: int = 0
     accepted_rows: int = 0
     quarantined_rows: int = 0
     parsed_rows: int = 0
-    columns: dict[str, _ColumnEvidence] = field(default_factory=dict)
+    values: list[int] = field(default_factory=list)
+    unparsable: list[int] = field(default_factory=list)
+    lows: list[str | None] = field(default_factory=list)
+    highs: list[str | None] = field(default_factory=list)
 
-    def to_json(self) -> str:
+    def __post_init__(self) -> None:
+        self.values = [0] * self.width
+        self.unparsable = [0] * self.width
+        self.lows = [None] * self.width
+        self.highs = [None] * self.width
+
+    def to_json(self, names: tuple[str, ...], tracked: tuple[int, ...]) -> str:
         return json.dumps(
             {
                 "raw_lines": self.raw_lines,
                 "accepted_rows": self.accepted_rows,
                 "quarantined_rows": self.quarantined_rows,
                 "parsed_rows": self.parsed_rows,
-                "columns": {name: vars(ev) for name, ev in self.columns.items()},
+                "columns": {
+                    names[i]: {
+                        "values": self.values[i],
+                        "unparsable": self.unparsable[i],
+                        "example_low": self.lows[i],
+                        "example_high": self.highs[i],
+                    }
+                    for i in tracked
+                },
             }
         )
 
@@ -250,64 +254,99 @@ class LineTyper:
         self.contract = contract
         self.lateness_days = lateness_days
         self.names = tuple(c.name for c in contract.columns)
+        self.width = len(self.names)
         self.known = frozenset(self.names)
-        self._casts = tuple(values.caster(c.type) for c in contract.columns)
-        self._is_string = tuple(c.type.strip().lower() == "string" for c in contract.columns)
-        self._required = tuple(i for i, c in enumerate(contract.columns) if not c.nullable)
+        casts = tuple(values.caster(c.type) for c in contract.columns)
+        is_string = tuple(c.type.strip().lower() == "string" for c in contract.columns)
+        # A string column takes the trimmed text as it is (cast None).
+        self._columns = tuple(
+            (i, name, None if string else cast)
+            for i, (name, cast, string) in enumerate(zip(self.names, casts, is_string, strict=True))
+        )
+        self._is_required = tuple(not c.nullable for c in contract.columns)
         self._enums = tuple(
-            (i, frozenset(self._casts[i](str(a)) for a in c.allowed))
+            (i, frozenset(casts[i](str(a)) for a in c.allowed))
             for i, c in enumerate(contract.columns)
             if c.allowed is not None
         )
         self._ranges = tuple(
             (i, c.min, c.max) for i, c in enumerate(contract.columns) if c.min is not None or c.max is not None
         )
-        self.tracked = tuple(i for i, c in enumerate(contract.columns) if is_json or not self._is_string[i])
+        self.tracked = tuple(i for i in range(self.width) if is_json or not is_string[i])
+        self._is_tracked = tuple(i in self.tracked for i in range(self.width))
         self.malformed = "malformed_json" if is_json else "malformed_csv"
         event = contract.event_time
         self._event_index = self.names.index(event) if event else None
         self._event_is_date = event is not None and contract.column(event).type.strip().lower() == "date"
 
-    def type_line(self, line: LineFields, arrival_day: int | None = None) -> TypedLine:
-        """Type one line; ``arrival_day`` (epoch days) enables the lateness check."""
+    def type_line(
+        self, line: LineFields, arrival_day: int | None = None, summary: FileSummary | None = None
+    ) -> TypedLine:
+        """Type one line; ``arrival_day`` (epoch days) enables the lateness check, ``summary``
+        (the line's file) counts the line and its values' fit."""
         fields = line.fields
-        width = len(self.names)
         if fields is None:
-            return TypedLine((None,) * width, None, self.malformed, (None,) * width)
+            if summary is not None:
+                summary.raw_lines += 1
+                summary.quarantined_rows += 1
+            return TypedLine((None,) * self.width, None, self.malformed, (None,) * self.width)
         nested = line.nested
-        texts: list[str | None] = []
-        typed: list[Any] = []
-        for name, cast, is_string in zip(self.names, self._casts, self._is_string, strict=True):
-            text = fields.get(name)
+        get = fields.get
+        texts: list[str | None] = [None] * self.width
+        typed: list[Any] = [None] * self.width
+        missing = bad = None
+        for i, name, cast in self._columns:
+            text = get(name)
             if text is not None:
-                text = text.strip(" ") or None
-            if text is None:
-                value = None
-            elif nested and name in nested:
+                text = text.strip(" ")
+            if not text:
+                if missing is None and self._is_required[i]:
+                    missing = name
+                continue
+            texts[i] = text
+            if nested and name in nested:
                 value = None  # an object or array where a scalar is expected
             else:
-                value = text if is_string else cast(text)
-            texts.append(text)
-            typed.append(value)
+                value = text if cast is None else cast(text)
+            if value is None:
+                if bad is None:
+                    bad = name
+            else:
+                typed[i] = value
+            if summary is not None and self._is_tracked[i]:
+                summary.values[i] += 1
+                if value is None:
+                    summary.unparsable[i] += 1
+                    low, high = summary.lows[i], summary.highs[i]
+                    if low is None or text < low:
+                        summary.lows[i] = text
+                    if high is None or text > high:
+                        summary.highs[i] = text
+        if missing is not None:
+            reason: str | None = f"missing_required:{missing}"
+        elif bad is not None:
+            reason = f"bad_type:{bad}"
+        else:
+            reason = self._value_reason(typed, arrival_day)
         extra = None
-        if len(fields) > width or any(k not in self.known for k in fields):
+        if len(fields) > self.width or not self.known.issuperset(fields):
             extra = {k: v for k, v in fields.items() if k not in self.known} or None
-        return TypedLine(tuple(typed), extra, self._reason(texts, typed, arrival_day), tuple(texts))
+        if summary is not None:
+            summary.raw_lines += 1
+            summary.parsed_rows += 1
+            if reason is None:
+                summary.accepted_rows += 1
+            else:
+                summary.quarantined_rows += 1
+        return TypedLine(tuple(typed), extra, reason, tuple(texts))
 
-    def _reason(self, texts: list[str | None], typed: list[Any], arrival_day: int | None) -> str | None:
-        for i in self._required:
-            if texts[i] is None:
-                return f"missing_required:{self.names[i]}"
-        for i, (text, value) in enumerate(zip(texts, typed, strict=True)):
-            if text is not None and value is None:
-                return f"bad_type:{self.names[i]}"
+    def _value_reason(self, typed: list[Any], arrival_day: int | None) -> str | None:
         for i, allowed in self._enums:
             if typed[i] is not None and typed[i] not in allowed:
                 return f"unknown_enum:{self.names[i]}"
         for i, low, high in self._ranges:
-            if typed[i] is not None and (
-                (low is not None and typed[i] < low) or (high is not None and typed[i] > high)
-            ):
+            value = typed[i]
+            if value is not None and ((low is not None and value < low) or (high is not None and value > high)):
                 return f"out_of_range:{self.names[i]}"
         if self._event_index is not None and arrival_day is not None:
             event = typed[self._event_index]
@@ -316,24 +355,6 @@ class LineTyper:
                 if event_day < arrival_day - self.lateness_days:
                     return "too_late"
         return None
-
-    def add_evidence(self, summary: FileSummary, line: LineFields, typed: TypedLine) -> None:
-        """Count the line in its file's summary (outcome and, per tracked column, its value)."""
-        summary.raw_lines += 1
-        if typed.reason is None:
-            summary.accepted_rows += 1
-        else:
-            summary.quarantined_rows += 1
-        if line.fields is None:
-            return
-        summary.parsed_rows += 1
-        for i in self.tracked:
-            text = typed.texts[i]
-            if text is not None:
-                evidence = summary.columns.get(self.names[i])
-                if evidence is None:
-                    evidence = summary.columns[self.names[i]] = _ColumnEvidence()
-                evidence.add(text, typed.values[i] is not None)
 
 
 # ---- Arrow batches in, Arrow batches out -------------------------------------------------------
@@ -391,6 +412,12 @@ class _BatchBuilder:
         self.width = len(contract.columns)
         self.summaries: dict[str, FileSummary] = {}
 
+    def _summary(self, source_file: str) -> FileSummary:
+        summary = self.summaries.get(source_file)
+        if summary is None:
+            summary = self.summaries[source_file] = FileSummary(self.width)
+        return summary
+
     def fields(self, raw: str | None, has_invalid_utf8: bool) -> LineFields:
         if self.header is None:
             return json_fields(raw, has_invalid_utf8)
@@ -404,14 +431,13 @@ class _BatchBuilder:
         raws: Iterable[str | None],
         invalid: Iterable[bool],
     ) -> pa.RecordBatch:
-        summary = self.summaries.setdefault(source_file, FileSummary())
+        summary = self._summary(source_file)
         typer = self.typer
         rows = []
         blanks = (None,) * self.width
         for number, raw, is_invalid in zip(numbers, raws, invalid, strict=True):
             line = self.fields(raw, bool(is_invalid))
-            typed = typer.type_line(line, arrival_day)
-            typer.add_evidence(summary, line, typed)
+            typed = typer.type_line(line, arrival_day, summary)
             if typed.reason is None:
                 extra = list(typed.extra.items()) if typed.extra else None
                 # The raw text stays: a later duplicate check may still refuse the line.
@@ -442,7 +468,8 @@ class _BatchBuilder:
         count = len(names)
         arrays = [pa.array(names, pa.string())]
         arrays += [pa.nulls(count, f.type) for f in list(self.schema)[1:-1]]
-        arrays.append(pa.array([self.summaries[n].to_json() for n in names], pa.string()))
+        typer = self.typer
+        arrays.append(pa.array([self.summaries[n].to_json(typer.names, typer.tracked) for n in names], pa.string()))
         return pa.RecordBatch.from_arrays(arrays, schema=self.schema)
 
 
@@ -462,7 +489,7 @@ def _classify_chunks(contract: Contract, lateness_days: int, csv_header: list[st
                     part = slice(at, at + _BATCH_LINES)
                     numbers = range(first + at, first + min(at + _BATCH_LINES, len(lines)))
                     yield builder.batch(row["source_file"], arrival, numbers, lines[part], flags[part])
-                builder.summaries.setdefault(row["source_file"], FileSummary())
+                builder._summary(row["source_file"])  # a file without data lines is still seen
         yield builder.summary_batch()
 
     return run
@@ -628,7 +655,7 @@ def merge_file_stats(summaries: Iterable[str], contract: Contract, is_json: bool
     """
     merged: dict[str, Any] = {"raw_lines": 0, "accepted_rows": 0, "quarantined_rows": 0, "parsed_rows": 0}
     columns = [c.name for c in contract.columns if c.type.strip().lower() != "string" or is_json]
-    evidence = {name: _ColumnEvidence() for name in columns}
+    evidence = {name: {"values": 0, "unparsable": 0, "example_low": None, "example_high": None} for name in columns}
     for text in summaries:
         part = json.loads(text)
         for key in ("raw_lines", "accepted_rows", "quarantined_rows", "parsed_rows"):
@@ -637,11 +664,12 @@ def merge_file_stats(summaries: Iterable[str], contract: Contract, is_json: bool
             if name not in evidence:
                 continue
             total = evidence[name]
-            total.values += found["values"]
-            total.unparsable += found["unparsable"]
+            total["values"] += found["values"]
+            total["unparsable"] += found["unparsable"]
             for example in (found["example_low"], found["example_high"]):
                 if example is not None:
-                    total.example_low = example if total.example_low is None else min(total.example_low, example)
-                    total.example_high = example if total.example_high is None else max(total.example_high, example)
-    merged.update({name: vars(ev) for name, ev in evidence.items()})
+                    low, high = total["example_low"], total["example_high"]
+                    total["example_low"] = example if low is None else min(low, example)
+                    total["example_high"] = example if high is None else max(high, example)
+    merged.update(evidence)
     return merged
