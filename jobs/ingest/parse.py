@@ -29,7 +29,7 @@ from typing import Any
 import pyarrow as pa
 import pyspark.sql.functions as F
 from pyspark.sql import Column as SparkColumn
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, Window
 
 from jobs.ingest import values
 from jobs.ingest.raw_files import INVALID_UTF8, Chunk, read_chunk
@@ -570,18 +570,18 @@ def build_duplicate_copies(classified_df: DataFrame, keys: tuple[str, ...]) -> D
 
     Earlier is by (file, line), among the lines of the same arrival date: the first copy is
     accepted, the others are ``duplicate``. Refused lines never compete, so a broken copy never
-    shadows a good one. Only the key columns and positions are shuffled, and only repeated keys
-    come out.
+    shadows a good one. Repeated keys are found by a count per key (only keys are shuffled,
+    partially aggregated); only their copies are then ranked, so the cost of ordering is the
+    duplicates', not the night's.
     """
     valid = classified_df.where(_is_line() & F.col(REASON).isNull())
-    position = F.struct(F.col("source_file"), F.col("line_number"))
-    groups = (
-        valid.groupBy(F.col(ARRIVAL), *[F.col(k) for k in keys])
-        .agg(F.count(F.lit(1)).alias("_copies"), F.array_sort(F.collect_list(position)).alias("_positions"))
-        .where(F.col("_copies") > 1)
-    )
-    later = groups.select(F.explode(F.slice(F.col("_positions"), 2, 1 << 30)).alias("_position"))
-    return later.select(F.col("_position.source_file"), F.col("_position.line_number"))
+    group = [ARRIVAL, *keys]
+    repeated = valid.groupBy(*group).count().where(F.col("count") > 1).drop("count")
+    same_key = [valid[c].eqNullSafe(repeated[c]) for c in group]
+    copies = valid.join(F.broadcast(repeated), same_key, "left_semi")
+    order = Window.partitionBy(*[F.col(c) for c in group]).orderBy("source_file", "line_number")
+    ranked = copies.select("source_file", "line_number", F.row_number().over(order).alias("_copy"))
+    return ranked.where(F.col("_copy") > 1).drop("_copy")
 
 
 def with_duplicate_check(
