@@ -221,7 +221,8 @@ def ingest_nights(
         for path, chunks in _plan_chunks(spark, files, is_csv).items()
         for c in chunks
     ]
-    chunks_df = spark.createDataFrame(chunk_rows, CHUNKS_SCHEMA)
+    # One task per chunk (a list of rows would get only the default parallelism).
+    chunks_df = spark.createDataFrame(spark.sparkContext.parallelize(chunk_rows, len(chunk_rows)), CHUNKS_SCHEMA)
     classified = with_chunks_classified(chunks_df, raw, config.lateness_days, header).persist(
         StorageLevel.MEMORY_AND_DISK
     )

@@ -27,19 +27,21 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyspark.sql.functions as F
 from pyspark.sql import Column as SparkColumn
 from pyspark.sql import DataFrame, Window
 
 from jobs.ingest import values
-from jobs.ingest.raw_files import INVALID_UTF8, Chunk, read_chunk
+from jobs.ingest.columnar import ColumnarJsonTyper, ColumnarResult
+from jobs.ingest.raw_files import INVALID_UTF8, Chunk, read_chunk_arrow
 from jobs.lake.contracts import Contract, spark_type
 
 ARRIVAL = "_ingest_date"
 REASON = "_reason"
 EXTRA = "_extra"
 SUMMARY = "_summary"
-_BATCH_LINES = 8192
+_BATCH_LINES = 32768
 _EPOCH = dt.date(1970, 1, 1)
 
 
@@ -405,12 +407,16 @@ def _arrow_schema(contract: Contract) -> pa.Schema:
 class _BatchBuilder:
     """Classifies lines of files into Arrow batches and keeps each file's summary."""
 
-    def __init__(self, contract: Contract, lateness_days: int, csv_header: list[str] | None) -> None:
+    def __init__(
+        self, contract: Contract, lateness_days: int, csv_header: list[str] | None, use_columnar: bool = True
+    ) -> None:
         self.typer = LineTyper(contract, lateness_days, is_json=csv_header is None)
         self.header = csv_header
         self.schema = _arrow_schema(contract)
         self.width = len(contract.columns)
         self.summaries: dict[str, FileSummary] = {}
+        columnar = ColumnarJsonTyper(contract, lateness_days) if csv_header is None and use_columnar else None
+        self.columnar = columnar if columnar is not None and columnar.supported else None
 
     def _summary(self, source_file: str) -> FileSummary:
         summary = self.summaries.get(source_file)
@@ -422,6 +428,59 @@ class _BatchBuilder:
         if self.header is None:
             return json_fields(raw, has_invalid_utf8)
         return csv_fields(raw, self.header, has_invalid_utf8)
+
+    def classify(
+        self,
+        source_file: str,
+        arrival_day: int | None,
+        first_number: int,
+        raws: pa.StringArray,
+        invalid: pa.BooleanArray,
+    ) -> Iterator[pa.RecordBatch]:
+        """Batches of the lines ``raws`` (numbered from ``first_number``): the plain JSON lines
+        column-wise (:mod:`jobs.ingest.columnar`), the others line by line."""
+        if self.columnar is None:
+            numbers = range(first_number, first_number + len(raws))
+            yield self.batch(source_file, arrival_day, numbers, raws.to_pylist(), invalid.to_pylist())
+            return
+        result = self.columnar.classify(raws, invalid, arrival_day)
+        if len(result.positions):
+            yield self._columnar_batch(source_file, arrival_day, first_number, raws, result)
+        slow = result.slow_positions
+        if slow:
+            taken = pa.array(slow, pa.int64())
+            yield self.batch(
+                source_file,
+                arrival_day,
+                [first_number + i for i in slow],
+                raws.take(taken).to_pylist(),
+                invalid.take(taken).to_pylist(),
+            )
+
+    def _columnar_batch(
+        self, source_file: str, arrival_day: int | None, first_number: int, raws: pa.StringArray, result: ColumnarResult
+    ) -> pa.RecordBatch:
+        summary = self._summary(source_file)
+        count = len(result.positions)
+        accepted = result.reasons.null_count
+        summary.raw_lines += count
+        summary.parsed_rows += count
+        summary.accepted_rows += accepted
+        summary.quarantined_rows += count - accepted
+        for i in self.typer.tracked:
+            summary.values[i] += result.values[i]
+        fields = self.schema
+        arrays = [
+            pa.array([source_file] * count, pa.string()),
+            pc.add(result.positions, first_number),
+            raws.take(result.positions),
+            pa.array([arrival_day] * count, pa.date32()),
+            *[result.typed[i].cast(fields.field(4 + i).type) for i in range(self.width)],
+            pa.nulls(count, fields.field(4 + self.width).type),
+            result.reasons,
+            pa.nulls(count, pa.string()),
+        ]
+        return pa.RecordBatch.from_arrays(arrays, schema=fields)
 
     def batch(
         self,
@@ -483,12 +542,11 @@ def _classify_chunks(contract: Contract, lateness_days: int, csv_header: list[st
         for batch in batches:
             for row in batch.to_pylist():
                 chunk = Chunk(row["path"], row["start"], row["end"], row["newlines_before"], row["skip_header"])
-                first, lines, flags = read_chunk(chunk)
+                first, lines, flags = read_chunk_arrow(chunk)
                 arrival = _epoch_day(row["arrival_date"])
                 for at in range(0, len(lines), _BATCH_LINES):
-                    part = slice(at, at + _BATCH_LINES)
-                    numbers = range(first + at, first + min(at + _BATCH_LINES, len(lines)))
-                    yield builder.batch(row["source_file"], arrival, numbers, lines[part], flags[part])
+                    part = lines.slice(at, _BATCH_LINES), flags.slice(at, _BATCH_LINES)
+                    yield from builder.classify(row["source_file"], arrival, first + at, *part)
                 builder._summary(row["source_file"])  # a file without data lines is still seen
         yield builder.summary_batch()
 
@@ -508,13 +566,18 @@ def _classify_line_batches(contract: Contract, lateness_days: int, csv_header: l
                     columns["source_file"][start],
                     columns[ARRIVAL][start],
                 ):
-                    yield builder.batch(
-                        columns["source_file"][start],
-                        _epoch_day(columns[ARRIVAL][start]),
-                        columns["line_number"][start:end],
-                        columns["raw"][start:end],
-                        flags[start:end],
-                    )
+                    numbers = columns["line_number"][start:end]
+                    source_file, arrival = columns["source_file"][start], _epoch_day(columns[ARRIVAL][start])
+                    if numbers == list(range(numbers[0], numbers[0] + len(numbers))):
+                        yield from builder.classify(
+                            source_file,
+                            arrival,
+                            numbers[0],
+                            pa.array(columns["raw"][start:end], pa.string()),
+                            pa.array(flags[start:end], pa.bool_()),
+                        )
+                    else:
+                        yield builder.batch(source_file, arrival, numbers, columns["raw"][start:end], flags[start:end])
                     start = end
         yield builder.summary_batch()
 

@@ -25,6 +25,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
 INVALID_UTF8 = "has_invalid_utf8"
 CHUNK_BYTES = 16 * 1024 * 1024
 _READ_BLOCK = 1024 * 1024
@@ -179,6 +183,40 @@ def read_chunk(chunk: Chunk) -> tuple[int, list[str], list[bool]]:
         data = data[len(codecs.BOM_UTF8) :]
     lines, flags = decode_lines(data)
     if chunk.skip_header and lines:
+        return first_line + 1, lines[1:], flags[1:]
+    return first_line, lines, flags
+
+
+def split_lines(data: bytes) -> tuple[pa.StringArray, pa.BooleanArray]:
+    """:func:`decode_lines` into Arrow: lines as one string array over ``data`` (no copy, no
+    Python string per line) and the invalid-UTF-8 flags.
+
+    The zero-copy split is taken only when the whole block is UTF-8 (checked once, in C);
+    otherwise the lines are decoded one by one as :func:`decode_lines` does.
+    """
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        lines, flags = decode_lines(data)
+        return pa.array(lines, pa.string()), pa.array(flags, pa.bool_())
+    if not data:
+        return pa.array([], pa.string()), pa.array([], pa.bool_())
+    ends = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 10)
+    # The final newline ends the last line; it does not start an empty one.
+    stops = ends + 1 if len(ends) and ends[-1] == len(data) - 1 else np.append(ends + 1, len(data))
+    offsets = np.concatenate(([0], stops)).astype(np.int64)
+    with_newlines = pa.LargeStringArray.from_buffers(len(stops), pa.py_buffer(offsets), pa.py_buffer(data))
+    lines = pc.utf8_rtrim(with_newlines, characters="\r\n").cast(pa.string())
+    return lines, pa.nulls(len(lines), pa.bool_()).fill_null(False)
+
+
+def read_chunk_arrow(chunk: Chunk) -> tuple[int, pa.StringArray, pa.BooleanArray]:
+    """:func:`read_chunk` with the lines as Arrow arrays (:func:`split_lines`)."""
+    data, first_line = _owned_bytes(chunk)
+    if chunk.start == 0 and data.startswith(codecs.BOM_UTF8):
+        data = data[len(codecs.BOM_UTF8) :]
+    lines, flags = split_lines(data)
+    if chunk.skip_header and len(lines):
         return first_line + 1, lines[1:], flags[1:]
     return first_line, lines, flags
 
