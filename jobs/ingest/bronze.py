@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from pyspark import StorageLevel
 
+from jobs.ingest import local_engine
 from jobs.ingest.parse import (
     CHUNKS_SCHEMA,
     build_bronze_rows,
@@ -37,7 +38,7 @@ from jobs.ingest.raw_files import (
 )
 from jobs.lake.config import LakeConfig
 from jobs.lake.contracts import Contract, load_contract, source_names
-from jobs.lake.small_tables import merge_small
+from jobs.lake.small_tables import is_local_lake, merge_small
 from jobs.lake.tables import replace_dates, replace_slice
 
 if TYPE_CHECKING:
@@ -177,7 +178,12 @@ def _csv_header(source: str, nights: list[str], files: list[str], raw: Contract)
 
 
 def ingest_nights(
-    spark: SparkSession, config: LakeConfig, source: str, nights: list[str], audit: bool = True
+    spark: SparkSession | None,
+    config: LakeConfig,
+    source: str,
+    nights: list[str],
+    audit: bool = True,
+    engine: str = "auto",
 ) -> list[IngestResult]:
     """Ingest the files of ``source`` that arrived on each of ``nights`` in one pass (history import).
 
@@ -190,7 +196,11 @@ def ingest_nights(
     (:func:`jobs.ingest.parse.with_chunks_classified`). Spark then runs two small jobs over the
     cached result (per-file counts and summaries; repeated keys) before the two table writes.
 
+    On a local lake the lines are classified in this process and written by delta-rs, without
+    Spark (:mod:`jobs.ingest.local_engine`; ``spark`` may then be None); elsewhere in Spark tasks.
+
     Args:
+        engine: ``"auto"`` (by the lake root), ``"local"`` or ``"spark"`` (tests compare the two).
         audit: record the results in ``ops.ingest_audit``; a caller ingesting several sources
             in one process passes False and records them all in one commit (:func:`record_audit`).
     """
@@ -208,6 +218,37 @@ def ingest_nights(
     header = _csv_header(source, nights, files, raw) if is_csv else None
     relative = {path: _relative(path, config.landing_root) for path in files}
 
+    if engine == "auto":
+        engine = "local" if is_local_lake(config) else "spark"
+    if engine == "local":
+        results = _ingest_local(config, source, nights, files, night_of, relative, header, raw, bronze, quarantine)
+    else:
+        results = _ingest_spark(
+            spark, config, source, nights, files, night_of, relative, header, raw, bronze, quarantine
+        )
+
+    if audit:
+        record_audit(spark, config, results)
+    for result in results:
+        log.info("ingested %s", result)
+    return results
+
+
+def _ingest_spark(
+    spark: SparkSession,
+    config: LakeConfig,
+    source: str,
+    nights: list[str],
+    files: list[str],
+    night_of: dict[str, str],
+    relative: dict[str, str],
+    header: list[str] | None,
+    raw: Contract,
+    bronze: Contract,
+    quarantine: Contract,
+) -> list[IngestResult]:
+    """Chunks parsed in Spark tasks (``mapInArrow``), written by Spark: the path for cluster lakes."""
+    is_csv = header is not None
     chunk_rows = [
         (
             c.path,
@@ -231,31 +272,11 @@ def ingest_nights(
         per_file = {row["source_file"]: row for row in build_file_summaries(classified).collect()}
         duplicates = build_duplicate_copies(classified, raw.keys).collect() if raw.keys else []
         duplicates_per_file = Counter(row["source_file"] for row in duplicates)
-        file_stats = []
-        for name, row in per_file.items():
-            stats = merge_file_stats(row["summaries"], raw, is_json=not is_csv)
-            # Lines the tasks read vs rows Spark holds: a line lost or doubled on the way fails here.
-            if stats["raw_lines"] != row["accepted_rows"] + row["quarantined_rows"]:
-                raise ReconciliationError(
-                    f"{source} {name}: raw {stats['raw_lines']} != accepted {row['accepted_rows']}"
-                    f" + quarantined {row['quarantined_rows']}"
-                )
-            stats["accepted_rows"] = row["accepted_rows"] - duplicates_per_file[name]
-            stats["quarantined_rows"] = row["quarantined_rows"] + duplicates_per_file[name]
-            file_stats.append({"source_file": name, **stats})
-        results = []
-        for night in nights:
-            night_files = {relative[p] for p in files if night_of[p] == night}
-            stats = [s for s in file_stats if s["source_file"] in night_files]
-            accepted = sum(s["accepted_rows"] for s in stats)
-            quarantined = sum(s["quarantined_rows"] for s in stats)
-            raw_rows = sum(s["raw_lines"] for s in stats)
-            if raw_rows != accepted + quarantined or len(stats) != len(night_files):
-                raise ReconciliationError(
-                    f"{source} {night}: raw {raw_rows} != accepted {accepted} + quarantined {quarantined}"
-                )
-            results.append(IngestResult(source, night, len(night_files), raw_rows, accepted, quarantined))
-        check_value_drift(file_stats, raw, check_required=not is_csv)
+        counts = {name: (row["accepted_rows"], row["quarantined_rows"]) for name, row in per_file.items()}
+        summaries = {name: row["summaries"] for name, row in per_file.items()}
+        results = _reconcile(
+            source, nights, files, night_of, relative, raw, is_csv, counts, summaries, duplicates_per_file
+        )
         final = classified
         if duplicates:
             duplicates_df = spark.createDataFrame(duplicates, "source_file string, line_number bigint")
@@ -272,10 +293,85 @@ def ingest_nights(
     finally:
         classified.unpersist()
 
-    if audit:
-        record_audit(spark, config, results)
-    for result in results:
-        log.info("ingested %s", result)
+    return results
+
+
+def _ingest_local(
+    config: LakeConfig,
+    source: str,
+    nights: list[str],
+    files: list[str],
+    night_of: dict[str, str],
+    relative: dict[str, str],
+    header: list[str] | None,
+    raw: Contract,
+    bronze: Contract,
+    quarantine: Contract,
+) -> list[IngestResult]:
+    """Chunks parsed in the driver, written by delta-rs: the path for local lakes
+    (:mod:`jobs.ingest.local_engine`)."""
+    chunks = [
+        (chunk, relative[path], night_of[path])
+        for path, planned in local_engine.plan_local_chunks(files, header is not None).items()
+        for chunk in planned
+    ]
+    folder = local_engine.work_dir(config)
+    try:
+        classified = local_engine.classify_files(raw, config.lateness_days, header, chunks, folder)
+        duplicates = local_engine.duplicate_copies(classified.keys, raw.keys)
+        counts = {name: (classified.accepted[name], classified.quarantined[name]) for name in classified.summaries}
+        copies = Counter(duplicates.column("source_file").to_pylist() if duplicates is not None else [])
+        results = _reconcile(
+            source, nights, files, night_of, relative, raw, header is not None, counts, classified.summaries, copies
+        )
+        local_engine.write_tables(config, classified, duplicates, bronze, quarantine, nights)
+    finally:
+        local_engine.remove_work_dir(folder)
+    return results
+
+
+def _reconcile(
+    source: str,
+    nights: list[str],
+    files: list[str],
+    night_of: dict[str, str],
+    relative: dict[str, str],
+    raw: Contract,
+    is_csv: bool,
+    counts: dict[str, tuple[int, int]],
+    summaries: dict[str, list[str]],
+    duplicates_per_file: Counter,
+) -> list[IngestResult]:
+    """Per-file stats from the tasks' summaries, checked against the rows classified, then per night.
+
+    Raises:
+        ReconciliationError: a line was lost or doubled between reading and classifying.
+        SchemaDriftError: see :func:`check_value_drift`.
+    """
+    file_stats = []
+    for name, (accepted_rows, quarantined_rows) in counts.items():
+        stats = merge_file_stats(summaries[name], raw, is_json=not is_csv)
+        # Lines the tasks read vs rows classified: a line lost or doubled on the way fails here.
+        if stats["raw_lines"] != accepted_rows + quarantined_rows:
+            raise ReconciliationError(
+                f"{source} {name}: raw {stats['raw_lines']} != accepted {accepted_rows} + quarantined {quarantined_rows}"
+            )
+        stats["accepted_rows"] = accepted_rows - duplicates_per_file[name]
+        stats["quarantined_rows"] = quarantined_rows + duplicates_per_file[name]
+        file_stats.append({"source_file": name, **stats})
+    results = []
+    for night in nights:
+        night_files = {relative[p] for p in files if night_of[p] == night}
+        stats = [s for s in file_stats if s["source_file"] in night_files]
+        accepted = sum(s["accepted_rows"] for s in stats)
+        quarantined = sum(s["quarantined_rows"] for s in stats)
+        raw_rows = sum(s["raw_lines"] for s in stats)
+        if raw_rows != accepted + quarantined or len(stats) != len(night_files):
+            raise ReconciliationError(
+                f"{source} {night}: raw {raw_rows} != accepted {accepted} + quarantined {quarantined}"
+            )
+        results.append(IngestResult(source, night, len(night_files), raw_rows, accepted, quarantined))
+    check_value_drift(file_stats, raw, check_required=not is_csv)
     return results
 
 

@@ -1,0 +1,247 @@
+"""Bronze ingest on a local lake without Spark: the same classification, written by delta-rs.
+
+On one machine Spark adds more than it gives to this step: turning Arrow batches into Spark rows,
+caching them and writing them through Spark's Parquet writer cost ~30 s per million interaction
+lines here, against ~6 s for the classification itself (measured, see README "Performance").
+So on a local lake the job runs in the driver process:
+
+1. each file is cut into byte-range chunks (:mod:`jobs.ingest.raw_files`), classified by the
+   same :class:`jobs.ingest.parse._BatchBuilder` the Spark tasks use, two chunks at a time in
+   threads (pyarrow's reader and kernels release the GIL), and written to a staging Parquet file
+   as it goes; only the valid lines' keys stay in memory, for the duplicate check;
+2. repeated keys are found on those keys (:func:`duplicate_copies`, the rule of
+   :func:`jobs.ingest.parse.build_duplicate_copies`);
+3. the staging file is streamed twice into the bronze and quarantine tables with delta-rs, each
+   one overwrite of the nights' partitions (the ``replaceWhere`` the Spark path does).
+
+Memory is a few chunks plus the keys, whatever the file size. On other lake roots (``s3a://``)
+:mod:`jobs.ingest.bronze` runs the Spark path, whose tasks parse the chunks where they run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+import tempfile
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from jobs.ingest.parse import ARRIVAL, REASON, _BatchBuilder
+from jobs.ingest.raw_files import Chunk, count_newlines, plan_chunks, read_chunk_arrow, with_line_offsets
+from jobs.lake.config import LakeConfig
+from jobs.lake.contracts import Contract
+from jobs.lake.small_tables import _commit, _path, _retried, slice_predicate
+
+_EPOCH = dt.date(1970, 1, 1)
+_BATCH_LINES = 65536
+THREADS = 2
+
+
+@dataclass
+class Classified:
+    """What the classification pass leaves: per-file line counts and summaries, the valid lines'
+    keys, and the staging Parquet file of every classified line."""
+
+    staging: Path
+    accepted: dict[str, int] = field(default_factory=dict)
+    quarantined: dict[str, int] = field(default_factory=dict)
+    summaries: dict[str, list[str]] = field(default_factory=dict)
+    keys: list[pa.Table] = field(default_factory=list)
+
+
+def plan_local_chunks(files: list[str], has_header: bool) -> dict[str, list[Chunk]]:
+    """Each file's chunks with their line offsets (newlines counted only for multi-chunk files)."""
+    planned = {}
+    for path in files:
+        chunks = plan_chunks(path, has_header=has_header)
+        if len(chunks) > 1:
+            chunks = with_line_offsets(chunks, [count_newlines(c) for c in chunks])
+        planned[path] = chunks
+    return planned
+
+
+def _classify_chunk(
+    contract: Contract, lateness_days: int, header: list[str] | None, chunk: Chunk, source_file: str, night: str
+) -> tuple[list[pa.RecordBatch], dict[str, str]]:
+    builder = _BatchBuilder(contract, lateness_days, header)
+    first, lines, flags = read_chunk_arrow(chunk)
+    arrival = (dt.date.fromisoformat(night) - _EPOCH).days
+    batches = []
+    for at in range(0, len(lines), _BATCH_LINES):
+        batches += builder.classify(
+            source_file, arrival, first + at, lines.slice(at, _BATCH_LINES), flags.slice(at, _BATCH_LINES)
+        )
+    builder._summary(source_file)  # a file without data lines is still seen
+    typer = builder.typer
+    return batches, {name: s.to_json(typer.names, typer.tracked) for name, s in builder.summaries.items()}
+
+
+def classify_files(
+    contract: Contract,
+    lateness_days: int,
+    header: list[str] | None,
+    chunks: list[tuple[Chunk, str, str]],
+    work_dir: Path,
+) -> Classified:
+    """Classify ``chunks`` (chunk, source file name, arrival night) into ``work_dir``'s staging file."""
+    staging = work_dir / "classified.arrow"
+    result = Classified(staging)
+    schema = _BatchBuilder(contract, lateness_days, header).schema
+    keys = [ARRIVAL, *contract.keys, "source_file", "line_number"]
+    # Arrow IPC, uncompressed: writing it is a copy (Parquet with lz4 took ~2 s per million
+    # lines here) and it is read back memory-mapped.
+    with (
+        pa.OSFile(str(staging), "wb") as sink,
+        pa.ipc.new_file(sink, schema) as writer,
+        ThreadPoolExecutor(THREADS) as pool,
+    ):
+        pending: deque = deque()
+        items = iter(chunks)
+        while True:
+            # One chunk more in flight than threads: workers never wait for the writer, and
+            # memory stays a few chunks whatever the file size.
+            while len(pending) <= THREADS and (item := next(items, None)) is not None:
+                pending.append(pool.submit(_classify_chunk, contract, lateness_days, header, *item))
+            if not pending:
+                break
+            batches, summaries = pending.popleft().result()
+            for name, text in summaries.items():
+                result.summaries.setdefault(name, []).append(text)
+                result.accepted.setdefault(name, 0)
+                result.quarantined.setdefault(name, 0)
+            for batch in batches:
+                if not batch.num_rows:
+                    continue
+                writer.write_batch(batch)
+                name = batch.column(0)[0].as_py()
+                valid = pc.is_null(batch.column(REASON))
+                accepted = pc.sum(valid.cast(pa.int64())).as_py() or 0
+                result.accepted[name] += accepted
+                result.quarantined[name] += batch.num_rows - accepted
+                if contract.keys and accepted:
+                    result.keys.append(pa.Table.from_batches([batch.select(keys).filter(valid)]))
+    return result
+
+
+def duplicate_copies(keys: list[pa.Table], key_names: tuple[str, ...]) -> pa.Table | None:
+    """``(source_file, line_number)`` of valid lines that repeat an earlier valid line's key.
+
+    The rule of :func:`jobs.ingest.parse.build_duplicate_copies`: among lines of one arrival
+    date with equal keys, the first by (file, line) is kept, the later ones are ``duplicate``.
+    None when there are none.
+    """
+    if not keys or not key_names:
+        return None
+    table = pa.concat_tables(keys)
+    group = [ARRIVAL, *key_names]
+    counts = table.group_by(group).aggregate([("line_number", "count")])
+    repeated = counts.filter(pc.greater(counts.column("line_number_count"), 1)).select(group)
+    if not repeated.num_rows:
+        return None
+    copies = table.join(repeated, keys=group, join_type="left semi")
+    ordered = copies.sort_by([(c, "ascending") for c in [*group, "source_file", "line_number"]])
+    # A copy is later when the copy before it (in this order) has the same keys.
+    equal = pa.array([True] * (ordered.num_rows - 1), pa.bool_())
+    for name in group:
+        column = ordered.column(name).combine_chunks()
+        equal = pc.and_(equal, pc.fill_null(pc.equal(column.slice(1), column.slice(0, len(column) - 1)), False))
+    later = pa.concat_arrays([pa.array([False]), equal])
+    return (
+        ordered.filter(later)
+        .select(["source_file", "line_number"])
+        .append_column("_is_copy", pa.array([True] * pc.sum(later.cast(pa.int64())).as_py(), pa.bool_()))
+    )
+
+
+def _final_batches(
+    staging: Path, duplicates: pa.Table | None, accepted: bool, target: pa.Schema
+) -> Iterator[pa.RecordBatch]:
+    """The staging lines, duplicates marked, that are ``accepted`` (or refused), shaped as ``target``."""
+    with pa.memory_map(str(staging)) as source:
+        reader = pa.ipc.open_file(source)
+        batches = [reader.get_batch(i) for i in range(reader.num_record_batches)]
+    for batch in batches:
+        reason = batch.column(REASON)
+        if duplicates is not None:
+            # A later copy of a valid line becomes ``duplicate``.
+            rows = pa.table(
+                {
+                    "source_file": batch.column("source_file"),
+                    "line_number": batch.column("line_number"),
+                    "_row": pa.array(np.arange(batch.num_rows)),
+                }
+            )
+            hits = rows.join(duplicates, keys=["source_file", "line_number"], join_type="inner").column("_row")
+            is_copy = np.zeros(batch.num_rows, dtype=bool)
+            is_copy[hits.to_numpy()] = True
+            reason = pc.if_else(pc.and_(pa.array(is_copy), pc.is_null(reason)), "duplicate", reason)
+        keep = pc.is_null(reason) if accepted else pc.is_valid(reason)
+        columns = {
+            "_source_file": batch.column("source_file"),
+            "_line_number": batch.column("line_number"),
+            "reason": reason,
+        }
+        arrays = [
+            (columns[f.name] if f.name in columns else batch.column(f.name)).filter(keep).cast(f.type) for f in target
+        ]
+        yield pa.RecordBatch.from_arrays(arrays, schema=target)
+
+
+def write_tables(
+    config: LakeConfig,
+    classified: Classified,
+    duplicates: pa.Table | None,
+    bronze: Contract,
+    quarantine: Contract,
+    nights: list[str],
+) -> None:
+    """Overwrite the nights' partitions of the bronze and quarantine tables (one commit each)."""
+    from deltalake import DeltaTable, write_deltalake
+    from deltalake.exceptions import TableNotFoundError
+
+    where = slice_predicate({ARRIVAL: [dt.date.fromisoformat(n) for n in nights]})
+    for contract, accepted in ((bronze, True), (quarantine, False)):
+        path = _path(config, contract.name)
+
+        def write(path: str = path, contract: Contract = contract, accepted: bool = accepted) -> None:
+            try:
+                table = DeltaTable(path)
+            except TableNotFoundError:
+                table = None
+            # An existing table's own schema (a Spark-made one may differ in nullability).
+            target = pa.schema(table.schema().to_arrow()) if table is not None else contract.arrow_schema()
+            rows = pa.RecordBatchReader.from_batches(
+                target, _final_batches(classified.staging, duplicates, accepted, target)
+            )
+            if table is None:
+                write_deltalake(
+                    path,
+                    rows,
+                    mode="error",
+                    partition_by=list(contract.partition_by) or None,
+                    commit_properties=_commit(contract.name),
+                )
+            else:
+                write_deltalake(
+                    table, rows, mode="overwrite", predicate=where, commit_properties=_commit(contract.name)
+                )
+
+        _retried(write, contract.name)
+
+
+def work_dir(config: LakeConfig) -> Path:
+    """A private folder for one ingest's staging file (removed by :func:`remove_work_dir`)."""
+    root = config.home / "tmp"
+    root.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix="ingest-", dir=root))
+
+
+def remove_work_dir(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
