@@ -147,7 +147,18 @@ def test_contracts_with_types_the_columnar_path_does_not_know_stay_on_the_line_p
 
 @pytest.mark.parametrize(
     "data",
-    [b"", b"a", b"a\n", b"a\nb", b"a\r\nb\r\n", b"\n\n", b"a\r\r\n\rb\n", "\u00e9\n\u00fc".encode(), b"\xff\nok\n", b"\r"],
+    [
+        b"",
+        b"a",
+        b"a\n",
+        b"a\nb",
+        b"a\r\nb\r\n",
+        b"\n\n",
+        b"a\r\r\n\rb\n",
+        "\u00e9\n\u00fc".encode(),
+        b"\xff\nok\n",
+        b"\r",
+    ],
 )
 def test_split_lines_matches_decode_lines(data: bytes) -> None:
     lines, flags = split_lines(data)
