@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import shutil
 import sys
 import tempfile
-import time
 from dataclasses import replace
 from pathlib import Path
 
+from jobs.devtools import bench
 from jobs.devtools.meter import StageMeter
 from jobs.lake.config import load_config
 from jobs.lake.spark import get_spark
@@ -42,32 +41,8 @@ def _concatenate(files: list[Path], target: Path) -> int:
 
 
 def pyarrow_reference(path: Path) -> tuple[int, float]:
-    """Rows and seconds of pyarrow's read_json + write_table over the file's well-typed lines.
-
-    pyarrow's reader stops at a broken line or at a key whose type changes (a bad value), so the
-    reference reads a copy without those lines, made before the clock starts.
-    """
-    import pyarrow.json as pj
-    import pyarrow.parquet as pq
-
-    kinds: dict[str, type] = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        clean = Path(tmp) / "clean.jsonl"
-        with open(path, "rb") as src, open(clean, "wb") as dst:
-            for line in src:
-                try:
-                    obj = json.loads(line)
-                except ValueError:
-                    continue
-                if not isinstance(obj, dict) or any(
-                    v is not None and kinds.setdefault(k, type(v)) is not type(v) for k, v in obj.items()
-                ):
-                    continue
-                dst.write(line.rstrip(b"\r\n") + b"\n")
-        started = time.monotonic()
-        table = pj.read_json(clean)
-        pq.write_table(table, Path(tmp) / "out.parquet")
-        return table.num_rows, time.monotonic() - started
+    """:func:`jobs.devtools.bench.pyarrow_reference` of one file."""
+    return bench.pyarrow_reference([str(path)])
 
 
 def main(argv: list[str] | None = None) -> int:
