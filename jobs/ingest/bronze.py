@@ -139,7 +139,7 @@ def landing_files(config: LakeConfig, source: str, night: str) -> tuple[str, lis
     return folder, list_source_files(folder, _SUFFIX[raw.format or "jsonl"])
 
 
-def ingest_source(spark: SparkSession, config: LakeConfig, source: str, run_date: str) -> IngestResult:
+def ingest_source(spark: SparkSession | None, config: LakeConfig, source: str, run_date: str) -> IngestResult:
     """Ingest the files of ``source`` that arrived on ``run_date`` (``YYYY-MM-DD``).
 
     Raises:
@@ -375,7 +375,7 @@ def _reconcile(
     return results
 
 
-def record_audit(spark: SparkSession, config: LakeConfig, results: list[IngestResult]) -> None:
+def record_audit(spark: SparkSession | None, config: LakeConfig, results: list[IngestResult]) -> None:
     """Upsert one ``ops.ingest_audit`` row per (source, night) of ``results``, in one commit."""
     audit = load_contract("ops.ingest_audit")
     # Wall clock belongs in ops tables only: it says when, never what.
