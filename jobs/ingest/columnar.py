@@ -30,6 +30,7 @@ _MICROS_PER_DAY = 86_400_000_000
 # and escaped key names are the line path's), no NaN/Infinity token (pyarrow accepts them,
 # strict JSON does not).
 _NON_FINITE = r"[:,\[]\s*[-+]?(NaN|Inf)"
+_MAX_READS = 256
 _ERROR_ROW = re.compile(r" in row (\d+)$")
 # The timestamp shape taken here; any other (offsets, fractions, a space) is the line path's.
 _CANONICAL_TIMESTAMP = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$"
@@ -139,9 +140,16 @@ class ColumnarJsonTyper:
         done: list[tuple[int, pa.Table]] = []
         slow: list[int] = []
         pending = [(0, len(lines))]
+        reads = 0
         while pending:
             start, end = pending.pop()
             if start >= end:
+                continue
+            reads += 1
+            if reads > _MAX_READS:
+                # A batch this dirty (a value shape pyarrow refuses on most lines) is cheaper on
+                # the line path than split into ever smaller reads.
+                slow.extend(range(start, end))
                 continue
             result = self._read(lines.slice(start, end - start))
             if isinstance(result, pa.Table):
