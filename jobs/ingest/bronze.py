@@ -139,6 +139,26 @@ def landing_files(config: LakeConfig, source: str, night: str) -> tuple[str, lis
     return folder, list_source_files(folder, _SUFFIX[raw.format or "jsonl"])
 
 
+@dataclass(frozen=True)
+class _Landed:
+    """One source's files for the nights being ingested, and the raw contract that judges them."""
+
+    source: str
+    nights: list[str]
+    night_of: dict[str, str]  # file path -> arrival night
+    relative: dict[str, str]  # file path -> its name under the landing root (``source_file``)
+    header: list[str] | None  # the CSV header the files share; None for JSON lines
+    raw: Contract
+
+    @property
+    def files(self) -> list[str]:
+        return list(self.night_of)
+
+    def contract(self, layer: str) -> Contract:
+        """The ``bronze`` or ``quarantine`` contract of the source."""
+        return load_contract(f"{layer}.{self.source}")
+
+
 def ingest_source(spark: SparkSession | None, config: LakeConfig, source: str, run_date: str) -> IngestResult:
     """Ingest the files of ``source`` that arrived on ``run_date`` (``YYYY-MM-DD``).
 
@@ -205,8 +225,6 @@ def ingest_nights(
             in one process passes False and records them all in one commit (:func:`record_audit`).
     """
     raw = load_contract(f"raw.{source}")
-    bronze = load_contract(f"bronze.{source}")
-    quarantine = load_contract(f"quarantine.{source}")
     night_of: dict[str, str] = {}
     for night in nights:
         folder, files = landing_files(config, source, night)
@@ -214,18 +232,21 @@ def ingest_nights(
             raise MissingSourceError(f"source {source!r}: no {raw.format} file arrived for {night} in {folder}")
         night_of.update(dict.fromkeys(files, night))
     files = list(night_of)
-    is_csv = raw.format == "csv"
-    header = _csv_header(source, nights, files, raw) if is_csv else None
-    relative = {path: _relative(path, config.landing_root) for path in files}
+    landed = _Landed(
+        source=source,
+        nights=nights,
+        night_of=night_of,
+        relative={path: _relative(path, config.landing_root) for path in files},
+        header=_csv_header(source, nights, files, raw) if raw.format == "csv" else None,
+        raw=raw,
+    )
 
     if engine == "auto":
         engine = "local" if is_local_lake(config) else "spark"
     if engine == "local":
-        results = _ingest_local(config, source, nights, files, night_of, relative, header, raw, bronze, quarantine)
+        results = _ingest_local(config, landed)
     else:
-        results = _ingest_spark(
-            spark, config, source, nights, files, night_of, relative, header, raw, bronze, quarantine
-        )
+        results = _ingest_spark(spark, config, landed)
 
     if audit:
         record_audit(spark, config, results)
@@ -237,18 +258,11 @@ def ingest_nights(
 def _ingest_spark(
     spark: SparkSession,
     config: LakeConfig,
-    source: str,
-    nights: list[str],
-    files: list[str],
-    night_of: dict[str, str],
-    relative: dict[str, str],
-    header: list[str] | None,
-    raw: Contract,
-    bronze: Contract,
-    quarantine: Contract,
+    landed: _Landed,
 ) -> list[IngestResult]:
     """Chunks parsed in Spark tasks (``mapInArrow``), written by Spark: the path for cluster lakes."""
-    is_csv = header is not None
+    raw, header, nights = landed.raw, landed.header, landed.nights
+    bronze, quarantine = landed.contract("bronze"), landed.contract("quarantine")
     chunk_rows = [
         (
             c.path,
@@ -256,10 +270,10 @@ def _ingest_spark(
             c.end,
             c.newlines_before,
             c.skip_header,
-            relative[path],
-            dt.date.fromisoformat(night_of[path]),
+            landed.relative[path],
+            dt.date.fromisoformat(landed.night_of[path]),
         )
-        for path, chunks in _plan_chunks(spark, files, is_csv).items()
+        for path, chunks in _plan_chunks(spark, landed.files, header is not None).items()
         for c in chunks
     ]
     # One task per chunk (a list of rows would get only the default parallelism).
@@ -274,9 +288,7 @@ def _ingest_spark(
         duplicates_per_file = Counter(row["source_file"] for row in duplicates)
         counts = {name: (row["accepted_rows"], row["quarantined_rows"]) for name, row in per_file.items()}
         summaries = {name: row["summaries"] for name, row in per_file.items()}
-        results = _reconcile(
-            source, nights, files, night_of, relative, raw, is_csv, counts, summaries, duplicates_per_file
-        )
+        results = _reconcile(landed, counts, summaries, duplicates_per_file)
         final = classified
         if duplicates:
             duplicates_df = spark.createDataFrame(duplicates, "source_file string, line_number bigint")
@@ -298,46 +310,32 @@ def _ingest_spark(
 
 def _ingest_local(
     config: LakeConfig,
-    source: str,
-    nights: list[str],
-    files: list[str],
-    night_of: dict[str, str],
-    relative: dict[str, str],
-    header: list[str] | None,
-    raw: Contract,
-    bronze: Contract,
-    quarantine: Contract,
+    landed: _Landed,
 ) -> list[IngestResult]:
     """Chunks parsed in the driver, written by delta-rs: the path for local lakes
     (:mod:`jobs.ingest.local_engine`)."""
     chunks = [
-        (chunk, relative[path], night_of[path])
-        for path, planned in local_engine.plan_local_chunks(files, header is not None).items()
+        (chunk, landed.relative[path], landed.night_of[path])
+        for path, planned in local_engine.plan_local_chunks(landed.files, landed.header is not None).items()
         for chunk in planned
     ]
     folder = local_engine.work_dir(config)
     try:
-        classified = local_engine.classify_files(raw, config.lateness_days, header, chunks, folder)
-        duplicates = local_engine.duplicate_copies(classified.keys, raw.keys)
+        classified = local_engine.classify_files(landed.raw, config.lateness_days, landed.header, chunks, folder)
+        duplicates = local_engine.duplicate_copies(classified.keys, landed.raw.keys)
         counts = {name: (classified.accepted[name], classified.quarantined[name]) for name in classified.summaries}
         copies = Counter(duplicates.column("source_file").to_pylist() if duplicates is not None else [])
-        results = _reconcile(
-            source, nights, files, night_of, relative, raw, header is not None, counts, classified.summaries, copies
+        results = _reconcile(landed, counts, classified.summaries, copies)
+        local_engine.write_tables(
+            config, classified, duplicates, landed.contract("bronze"), landed.contract("quarantine"), landed.nights
         )
-        local_engine.write_tables(config, classified, duplicates, bronze, quarantine, nights)
     finally:
         local_engine.remove_work_dir(folder)
     return results
 
 
 def _reconcile(
-    source: str,
-    nights: list[str],
-    files: list[str],
-    night_of: dict[str, str],
-    relative: dict[str, str],
-    raw: Contract,
-    is_csv: bool,
+    landed: _Landed,
     counts: dict[str, tuple[int, int]],
     summaries: dict[str, list[str]],
     duplicates_per_file: Counter,
@@ -348,6 +346,7 @@ def _reconcile(
         ReconciliationError: a line was lost or doubled between reading and classifying.
         SchemaDriftError: see :func:`check_value_drift`.
     """
+    source, raw, is_csv = landed.source, landed.raw, landed.header is not None
     file_stats = []
     for name, (accepted_rows, quarantined_rows) in counts.items():
         stats = merge_file_stats(summaries[name], raw, is_json=not is_csv)
@@ -360,8 +359,8 @@ def _reconcile(
         stats["quarantined_rows"] = quarantined_rows + duplicates_per_file[name]
         file_stats.append({"source_file": name, **stats})
     results = []
-    for night in nights:
-        night_files = {relative[p] for p in files if night_of[p] == night}
+    for night in landed.nights:
+        night_files = {landed.relative[p] for p, arrived in landed.night_of.items() if arrived == night}
         stats = [s for s in file_stats if s["source_file"] in night_files]
         accepted = sum(s["accepted_rows"] for s in stats)
         quarantined = sum(s["quarantined_rows"] for s in stats)

@@ -35,7 +35,7 @@ from pyspark.sql import DataFrame, Window
 from jobs.ingest import values
 from jobs.ingest.columnar import ColumnarJsonTyper, ColumnarResult
 from jobs.ingest.raw_files import INVALID_UTF8, Chunk, read_chunk_arrow
-from jobs.lake.contracts import Contract, spark_type
+from jobs.lake.contracts import Contract, arrow_type, spark_type
 
 ARRIVAL = "_ingest_date"
 REASON = "_reason"
@@ -362,24 +362,6 @@ class LineTyper:
 # ---- Arrow batches in, Arrow batches out -------------------------------------------------------
 
 
-def _arrow_type(type_text: str) -> pa.DataType:
-    text = type_text.strip().lower()
-    simple = {
-        "string": pa.string(),
-        "int": pa.int32(),
-        "bigint": pa.int64(),
-        "double": pa.float64(),
-        "boolean": pa.bool_(),
-        "date": pa.date32(),
-        # Spark's Arrow timestamps carry the session zone; bronze runs in UTC.
-        "timestamp": pa.timestamp("us", tz="UTC"),
-    }
-    if text in simple:
-        return simple[text]
-    dtype = spark_type(text)
-    return pa.decimal128(dtype.precision, dtype.scale)
-
-
 def classified_schema(contract: Contract) -> str:
     """The Spark schema (DDL) of classified lines: position, raw text, typed values, outcome."""
     typed = ", ".join(f"`{c.name}` {spark_type(c.type).simpleString()}" for c in contract.columns)
@@ -396,7 +378,7 @@ def _arrow_schema(contract: Contract) -> pa.Schema:
             ("line_number", pa.int64()),
             ("raw", pa.string()),
             (ARRIVAL, pa.date32()),
-            *[(c.name, _arrow_type(c.type)) for c in contract.columns],
+            *[(c.name, arrow_type(c.type)) for c in contract.columns],
             (EXTRA, pa.map_(pa.string(), pa.string())),
             (REASON, pa.string()),
             (SUMMARY, pa.string()),

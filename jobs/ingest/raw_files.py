@@ -24,6 +24,7 @@ import io
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import pyarrow as pa
@@ -114,6 +115,18 @@ def with_line_offsets(chunks: list[Chunk], newlines: list[int]) -> list[Chunk]:
     return placed
 
 
+def _read_through_newline(file: BinaryIO) -> bytes:
+    """From the file's position up to and including the next newline (or the end), in blocks."""
+    parts = []
+    while block := file.read(_READ_BLOCK):
+        cut = block.find(b"\n")
+        if cut >= 0:
+            parts.append(block[: cut + 1])
+            break
+        parts.append(block)
+    return b"".join(parts)
+
+
 def _owned_bytes(chunk: Chunk) -> tuple[bytes, int]:
     """The bytes of the lines starting in the chunk, and the number of the first of them."""
     with open(local_path(chunk.path), "rb") as file:
@@ -133,17 +146,7 @@ def _owned_bytes(chunk: Chunk) -> tuple[bytes, int]:
             data = data[first_newline + 1 :]
         if not data.endswith(b"\n"):
             # Finish the last line, however far it runs past the range.
-            tail = []
-            while True:
-                block = file.read(_READ_BLOCK)
-                if not block:
-                    break
-                cut = block.find(b"\n")
-                if cut >= 0:
-                    tail.append(block[: cut + 1])
-                    break
-                tail.append(block)
-            data += b"".join(tail)
+            data += _read_through_newline(file)
     return data, first_line
 
 
@@ -235,17 +238,7 @@ def read_csv_header(path: str) -> list[str]:
         SchemaDriftError: the file is empty (has no header) or its header is not UTF-8.
     """
     with open(local_path(path), "rb") as file:
-        parts = []
-        while True:
-            block = file.read(64 * 1024)
-            if not block:
-                break
-            cut = block.find(b"\n")
-            if cut >= 0:
-                parts.append(block[: cut + 1])
-                break
-            parts.append(block)
-    data = b"".join(parts)
+        data = _read_through_newline(file)
     if data.startswith(codecs.BOM_UTF8):
         data = data[len(codecs.BOM_UTF8) :]
     lines, flags = decode_lines(data)
