@@ -25,6 +25,7 @@ Two rules are worth stating up front:
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable
 
 import pyspark.sql.functions as F
@@ -232,6 +233,24 @@ CUSTOMER_KEY_LENGTH = 20
 # analytics convention). Gaps are compared in whole seconds (``unix_seconds``), in the journey's
 # sessions and in the feature window that counts them alike.
 SESSION_GAP_MINUTES = 30
+
+# An anonymous event (device only) is attributed to its device's linked customer when it happened
+# at most this long before the link (the device's first login): the pre-login browsing that led to
+# it. Older anonymous activity stays anonymous. The bound is what keeps a night's cost following
+# the day: a new link re-resolves at most this many days (plus the lateness bound) of history,
+# never every partition since the device first appeared (measured on the 30-day bench world:
+# ~850 links a night whose anonymous events reached back to day 1, so every night rewrote every
+# silver.interactions and journey partition).
+PRE_LOGIN_ATTRIBUTION_DAYS = 7
+
+
+def oldest_attributable_date(run_date: str, lateness_days: int) -> dt.date:
+    """The oldest event date a device link arriving on ``run_date`` can attribute.
+
+    The linking event happened at most ``lateness_days`` before its arrival (older lines are
+    quarantined), and attributes :data:`PRE_LOGIN_ATTRIBUTION_DAYS` before itself.
+    """
+    return dt.date.fromisoformat(run_date) - dt.timedelta(days=lateness_days + PRE_LOGIN_ATTRIBUTION_DAYS)
 
 
 def customer_key(customer_id: Column) -> Column:

@@ -34,7 +34,7 @@ import logging
 import pyspark.sql.functions as F
 from pyspark.sql import Column, DataFrame, SparkSession, Window
 
-from jobs.domain import SESSION_GAP_MINUTES, customer_key, is_late, is_new_session
+from jobs.domain import SESSION_GAP_MINUTES, customer_key, is_late, is_new_session, oldest_attributable_date
 from jobs.lake.config import LakeConfig
 from jobs.lake.contracts import load_contract
 from jobs.lake.tables import arrived_between, merge_rows, read_table, sql_dates, table_exists
@@ -243,11 +243,14 @@ def touched_customers(
     device_links_df: DataFrame,
     run_date: str,
     through: str | None = None,
+    relinked_since: dt.date | None = None,
 ) -> DataFrame:
     """Customers whose journey ``run_date``'s arrivals can change, with the first day they can change.
 
     Arrivals: interactions, orders and scans first arrived on ``run_date``, and the anonymous
-    events of devices whose link changed that night (re-attributed to a customer).
+    events of devices whose link changed that night (re-attributed to a customer). Such an event
+    older than ``relinked_since`` (:func:`jobs.domain.oldest_attributable_date`) cannot have been
+    re-attributed: its partitions are not read.
     """
 
     def arrived(column: str) -> Column:
@@ -259,7 +262,10 @@ def touched_customers(
         interactions_df.filter(arrived("first_ingest_date"))
         .select("customer_key", F.col("event_date").alias("start_date"))
         .unionByName(
-            interactions_df.filter(F.col("customer_id").isNull())
+            interactions_df.filter(
+                F.col("customer_id").isNull()
+                & (F.col("event_date") >= F.lit(relinked_since) if relinked_since else F.lit(True))
+            )
             .join(relinked, "device_id", "left_semi")
             .select("customer_key", F.col("event_date").alias("start_date"))
         )
@@ -300,7 +306,8 @@ def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | N
     shipments = read_table(spark, config, "silver.shipments")
     links = read_table(spark, config, "silver.device_links")
 
-    touched = touched_customers(orders, interactions, events, links, run_date, through).cache()
+    relinked_since = oldest_attributable_date(run_date, config.lateness_days)
+    touched = touched_customers(orders, interactions, events, links, run_date, through, relinked_since).cache()
     try:
         first = touched.agg(F.min("start_date")).first()[0]
         if first is None:

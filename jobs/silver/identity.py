@@ -10,8 +10,9 @@ The rule (also the description of ``schemas/silver/device_links.yaml``):
   (:func:`jobs.domain.customer_key`): deterministic across runs and machines, no secret
   (``customer_id`` is an internal id, not PII).
 * An interaction's ``customer_key`` is the key of its own ``customer_id``; an anonymous event
-  (device only) takes the key of its device's link, also for activity *before* the login; it is
-  null when the device was never linked. A later login of another customer on the same device
+  (device only) takes the key of its device's link when it happened at most
+  :data:`jobs.domain.PRE_LOGIN_ATTRIBUTION_DAYS` before the link (also activity *before* the
+  login); it is null when the device was never linked or the event is older than that. A later login of another customer on the same device
   does not move the device (their own events keep their own key).
 
 Because a device's link is a minimum over its linking events, the nightly job merges each night's
@@ -26,7 +27,7 @@ from __future__ import annotations
 import pyspark.sql.functions as F
 from pyspark.sql import Column, DataFrame, SparkSession
 
-from jobs.domain import customer_key
+from jobs.domain import PRE_LOGIN_ATTRIBUTION_DAYS, customer_key
 from jobs.lake.config import LakeConfig
 from jobs.lake.contracts import load_contract
 from jobs.lake.tables import arrived_between, merge_rows, read_table
@@ -80,19 +81,26 @@ def build_device_links(interactions_df: DataFrame) -> DataFrame:
     return links.select(*[F.col(c.name).cast(c.type) for c in contract.columns])
 
 
-def with_customer_key(interactions_df: DataFrame, device_links_df: DataFrame) -> DataFrame:
-    """Add ``customer_key``: own ``customer_id``'s key, else the device's link, else null.
+def with_customer_key(
+    interactions_df: DataFrame, device_links_df: DataFrame, attribution_days: int = PRE_LOGIN_ATTRIBUTION_DAYS
+) -> DataFrame:
+    """Add ``customer_key``: own ``customer_id``'s key, else the device's link (for an event at most
+    ``attribution_days`` before the link), else null.
 
     Args:
-        interactions_df: rows with ``device_id`` and ``customer_id`` (blank ids already null).
-        device_links_df: ``silver.device_links`` rows (at least ``device_id, customer_key``).
+        interactions_df: rows with ``device_id``, ``customer_id`` (blank ids already null) and ``event_at``.
+        device_links_df: ``silver.device_links`` rows (at least ``device_id, customer_key, linked_at``).
     """
     links = device_links_df.select(
-        F.col("device_id").alias("_link_device_id"), F.col("customer_key").alias("_link_key")
+        F.col("device_id").alias("_link_device_id"),
+        F.col("customer_key").alias("_link_key"),
+        F.col("linked_at").alias("_linked_at"),
     )
     joined = interactions_df.join(links, F.col("device_id") == F.col("_link_device_id"), "left")
-    resolved = F.coalesce(customer_key(F.col("customer_id")), F.col("_link_key"))
-    return joined.withColumn("customer_key", resolved).drop("_link_device_id", "_link_key")
+    window_start = F.col("_linked_at") - F.expr(f"INTERVAL {attribution_days} DAYS")
+    linked_key = F.when(F.col("event_at") >= window_start, F.col("_link_key"))
+    resolved = F.coalesce(customer_key(F.col("customer_id")), linked_key)
+    return joined.withColumn("customer_key", resolved).drop("_link_device_id", "_link_key", "_linked_at")
 
 
 def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | None = None) -> None:

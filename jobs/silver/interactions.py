@@ -6,8 +6,9 @@ Attribution follows the identity rule of :mod:`jobs.silver.identity`: an event's
 1. merges D's linking events into ``silver.device_links`` (:func:`jobs.silver.identity.run`);
 2. merges D's arrivals into ``silver.interactions`` (first arrival of an ``event_id`` wins),
    resolved against the links as they now stand;
-3. re-resolves, in every date of ``silver.interactions``, the anonymous events of the devices whose
-   link D brought or made earlier (their ``link_ingest_date`` is D).
+3. re-resolves the anonymous events of the devices whose link D brought or made earlier (their
+   ``link_ingest_date`` is D): only the event dates such a link can attribute
+   (:func:`jobs.domain.oldest_attributable_date` on), read and rewritten by partition.
 
 Invariant after every run: each row's ``customer_key`` is what the current links say. Links only
 move to an earlier event, and every move re-resolves the device's history, so D then D+1, D+1
@@ -19,9 +20,10 @@ from __future__ import annotations
 import pyspark.sql.functions as F
 from pyspark.sql import DataFrame, SparkSession
 
+from jobs.domain import oldest_attributable_date
 from jobs.lake.config import LakeConfig
 from jobs.lake.contracts import load_contract
-from jobs.lake.tables import arrived_between, commit_metadata_set, merge_rows, read_table
+from jobs.lake.tables import arrived_between, commit_metadata_set, merge_rows, read_table, sql_dates
 from jobs.silver import identity
 from jobs.silver.orders import filter_first_arrival
 from jobs.silver.pii import hashed_pii, pii_key
@@ -80,23 +82,28 @@ def _re_resolve_devices(
     from delta.tables import DeltaTable
 
     changed = device_links_df.filter(arrived_between(F.col("link_ingest_date"), run_date, through)).select("device_id")
+    # Older events cannot take a key from tonight's links: the read and the MERGE skip their partitions.
+    oldest = oldest_attributable_date(run_date, config.lateness_days)
     anonymous = (
         read_table(spark, config, "silver.interactions")
-        .filter(F.col("customer_id").isNull())
+        .filter((F.col("event_date") >= F.lit(oldest)) & F.col("customer_id").isNull())
         .join(changed, "device_id", "left_semi")
-        .select("event_id", "device_id", "customer_id", F.col("customer_key").alias("_stored_key"))
+        .select(
+            "event_id", "event_at", "event_date", "device_id", "customer_id", F.col("customer_key").alias("_stored_key")
+        )
     )
     fixes = (
         identity.with_customer_key(anonymous, device_links_df)
         .filter(~F.col("customer_key").eqNullSafe(F.col("_stored_key")))
-        .select("event_id", "customer_key")
-    )
-    if fixes.isEmpty():
+        .select("event_id", "event_date", "customer_key")
+    ).localCheckpoint()
+    dates = sorted(row[0] for row in fixes.select("event_date").distinct().collect())
+    if not dates:
         return
     merge = (
         DeltaTable.forPath(spark, config.table_path("silver.interactions"))
         .alias("t")
-        .merge(fixes.alias("s"), "t.event_id = s.event_id")
+        .merge(fixes.alias("s"), f"t.event_date IN ({sql_dates(dates)}) AND t.event_id = s.event_id")
         .whenMatchedUpdate(set={"customer_key": "s.customer_key"})
     )
     with commit_metadata_set(spark, "silver.interactions"):

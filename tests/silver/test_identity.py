@@ -113,19 +113,35 @@ def test_identity_story_pre_login_activity_belongs_to_the_device_owner(spark) ->
 
 
 def test_with_customer_key_prefers_the_events_own_customer_over_the_device_link(spark) -> None:
+    linked_at = at(DAY_B, "09:00")
     events = spark.createDataFrame(
-        [("E1", "D1", None), ("E2", "D1", "C9"), ("E3", None, None), ("E4", "D5", None)],
-        "event_id string, device_id string, customer_id string",
+        [
+            ("E1", "D1", None, at(DAY_A, "08:00")),
+            ("E2", "D1", "C9", at(DAY_A, "08:00")),
+            ("E3", None, None, at(DAY_A, "08:00")),
+            ("E4", "D5", None, at(DAY_A, "08:00")),
+            ("E5", "D1", None, linked_at - dt.timedelta(days=7)),
+            ("E6", "D1", None, linked_at - dt.timedelta(days=7, seconds=1)),
+            ("E7", "D1", None, linked_at + dt.timedelta(days=30)),
+        ],
+        "event_id string, device_id string, customer_id string, event_at timestamp",
     )
-    links = spark.createDataFrame([("D1", ckey("C1"))], "device_id string, customer_key string")
+    links = spark.createDataFrame(
+        [("D1", ckey("C1"), linked_at)], "device_id string, customer_key string, linked_at timestamp"
+    )
     expected = spark.createDataFrame(
         [
-            ("E1", "D1", None, ckey("C1")),  # anonymous on a linked device -> the device's customer
-            ("E2", "D1", "C9", ckey("C9")),  # a second customer on the same device keeps their own key
-            ("E3", None, None, None),  # no device, no customer -> null
-            ("E4", "D5", None, None),  # unlinked device -> null
+            ("E1", "D1", None, at(DAY_A, "08:00"), ckey("C1")),  # anonymous on a linked device -> its customer
+            ("E2", "D1", "C9", at(DAY_A, "08:00"), ckey("C9")),  # a second customer on the device keeps their key
+            ("E3", None, None, at(DAY_A, "08:00"), None),  # no device, no customer -> null
+            ("E4", "D5", None, at(DAY_A, "08:00"), None),  # unlinked device -> null
+            # PRE_LOGIN_ATTRIBUTION_DAYS = 7: exactly 7 days before the link is still pre-login
+            # activity; one second older stays anonymous; any time after the link is attributed.
+            ("E5", "D1", None, linked_at - dt.timedelta(days=7), ckey("C1")),
+            ("E6", "D1", None, linked_at - dt.timedelta(days=7, seconds=1), None),
+            ("E7", "D1", None, linked_at + dt.timedelta(days=30), ckey("C1")),
         ],
-        "event_id string, device_id string, customer_id string, customer_key string",
+        "event_id string, device_id string, customer_id string, event_at timestamp, customer_key string",
     )
     assert_df_equality(with_customer_key(events, links), expected, ignore_row_order=True, ignore_nullable=True)
 
