@@ -205,6 +205,54 @@ def merge_rows(
         merge.execute()
 
 
+def merge_changed_rows(
+    spark: SparkSession,
+    df: DataFrame,
+    config: LakeConfig,
+    table: str,
+    keys: tuple[str, ...],
+    partition_column: str,
+    stored_since: object | None = None,
+) -> list:
+    """Upsert only the rows of ``df`` that are new or differ from the stored row, into the
+    partitions of ``partition_column`` they live in; return those partition values.
+
+    For a job that recomputes more rows than changed (every scan of an order that got one new
+    scan): a MERGE of all of them rewrites every file holding any of them, though most are equal.
+    Comparing first costs one read of the stored rows (from partition ``stored_since`` on, which
+    must hold every stored row of ``df``'s keys) and writes only the partitions that changed.
+    A key whose stored row sits in another partition is updated there (the partitions of both
+    are listed to the MERGE).
+    """
+    import pyspark.sql.functions as F
+
+    path = config.table_path(table)
+    if not table_exists(spark, path):
+        merge_rows(spark, df, config, table, keys, partition_by=(partition_column,))
+        return sorted(r[0] for r in df.select(partition_column).distinct().collect())
+    stored = read_table(spark, config, table)
+    if stored_since is not None:
+        stored = stored.filter(F.col(partition_column) >= F.lit(stored_since))
+    stored_of_keys = stored.join(df.select(*keys), list(keys), "left_semi").select(*df.columns)
+    changed = df.exceptAll(stored_of_keys).localCheckpoint()
+    # Partitions to rewrite: where the changed rows go, and where their keys' stored rows are.
+    touched = changed.select(*keys, partition_column).unionByName(
+        stored_of_keys.join(changed.select(*keys), list(keys), "left_semi").select(*keys, partition_column)
+    )
+    dates = sorted(r[0] for r in touched.select(partition_column).distinct().collect())
+    if dates:
+        merge_rows(
+            spark,
+            changed,
+            config,
+            table,
+            keys,
+            partition_by=(partition_column,),
+            target_filter=f"t.`{partition_column}` IN ({sql_dates(dates)})",
+        )
+    return dates
+
+
 def later_as_of_dates(
     spark: SparkSession, config: LakeConfig, table: str, column: str, run_date: str, horizon_days: int | None
 ) -> list[str]:

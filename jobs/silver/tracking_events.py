@@ -26,7 +26,7 @@ from pyspark.sql import DataFrame, SparkSession, Window
 from jobs.domain import milestone_rank
 from jobs.lake.config import LakeConfig
 from jobs.lake.contracts import load_contract
-from jobs.lake.tables import arrived_between, merge_rows, read_table
+from jobs.lake.tables import arrived_between, merge_changed_rows, read_table
 from jobs.silver.orders import filter_first_arrival
 from jobs.silver.shipments import SHIPMENT_WINDOW_DAYS
 
@@ -74,4 +74,9 @@ def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | N
     window_start = dt.date.fromisoformat(run_date) - dt.timedelta(days=SHIPMENT_WINDOW_DAYS)
     scans = bronze.filter(F.col("_ingest_date") >= F.lit(window_start)).join(touched, "order_id", "left_semi")
     events = build_tracking_events(scans)
-    merge_rows(spark, events, config, contract.name, contract.keys, partition_by=contract.partition_by)
+    # Most recomputed scans are unchanged (only a late scan moves the seq of those after it):
+    # only changed rows are merged, into their own event-date partitions. Stored scans of these
+    # orders arrived in the window, so their event dates are at most the lateness bound older.
+    (partition,) = contract.partition_by
+    stored_since = window_start - dt.timedelta(days=config.lateness_days)
+    merge_changed_rows(spark, events, config, contract.name, contract.keys, partition, stored_since)
