@@ -21,9 +21,11 @@ most ``JOURNEY_LOOKBACK_DAYS``, plus the order's promise and delivery time):
   (rating <= 2), repeated tracking view (an undelivered order's view after >= 2 earlier views of it).
 
 Because every rule looks back a bounded time, a night only recomputes, for each customer its
-arrivals touch, the rows from their earliest new touchpoint on (reading ``JOURNEY_LOOKBACK_DAYS``
-before it for context), and merges the rows whose content changed: the partitions written are the
-days that really changed.
+arrivals touch, the rows from their earliest new touchpoint on, and merges the rows whose content
+changed: the partitions written are the days that really changed. The context before that day
+comes from the stored journey (:func:`journey_context`: the last row, the last customer-initiated
+row with its session, and the tracking views of the ``JOURNEY_LOOKBACK_DAYS`` before), so silver
+is read only from the first changed day on; the first build reads its context from silver.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ log = logging.getLogger(__name__)
 JOURNEY_LOOKBACK_DAYS = 45
 REPEATED_TRACKING_VIEWS = 3  # the third view of an undelivered order is a pain point
 LOW_REVIEW_MAX_RATING = 2
+SCAN_TYPE_PREFIX = "shipment_"  # a carrier scan's touchpoint type: not the customer's own action
 
 STAGE_OF_TYPE = {
     "app_open": "discover",
@@ -121,7 +124,7 @@ def scan_touchpoints(tracking_events_df: DataFrame, orders_df: DataFrame) -> Dat
         "customer_key",
         F.concat(F.lit("scan:"), "scan_id").alias("touchpoint_id"),
         F.col("scan_at").alias("touchpoint_at"),
-        F.concat(F.lit("shipment_"), "event").alias("touchpoint_type"),
+        F.concat(F.lit(SCAN_TYPE_PREFIX), "event").alias("touchpoint_type"),
         F.lit("carrier").alias("channel"),
         "order_id",
         F.lit(None).cast("int").alias("rating"),
@@ -130,12 +133,21 @@ def scan_touchpoints(tracking_events_df: DataFrame, orders_df: DataFrame) -> Dat
     )
 
 
-def all_touchpoints(orders_df: DataFrame, interactions_df: DataFrame, tracking_events_df: DataFrame) -> DataFrame:
-    """The union of the three kinds of touchpoints (columns ``TOUCHPOINT_COLUMNS``)."""
+def all_touchpoints(
+    orders_df: DataFrame,
+    interactions_df: DataFrame,
+    tracking_events_df: DataFrame,
+    owners_df: DataFrame | None = None,
+) -> DataFrame:
+    """The union of the three kinds of touchpoints (columns ``TOUCHPOINT_COLUMNS``).
+
+    ``owners_df``: the orders whose customers the scans belong to (default ``orders_df``; wider
+    when ``orders_df`` is only the orders whose placement is wanted).
+    """
     return (
         interaction_touchpoints(interactions_df)
         .unionByName(order_touchpoints(orders_df))
-        .unionByName(scan_touchpoints(tracking_events_df, orders_df))
+        .unionByName(scan_touchpoints(tracking_events_df, orders_df if owners_df is None else owners_df))
     )
 
 
@@ -158,6 +170,8 @@ def build_customer_journey(
     Args:
         touchpoints_df: every touchpoint of the customers concerned from ``lookback_days`` before
             the first row wanted (rows closer to that start lack context; callers drop them).
+            With a ``session_id`` column, a row where it is set is a stored journey row used as
+            context (:func:`journey_context`): it carries its session on to the rows after it.
         orders_df: ``silver.orders`` (``order_id``, ``promised_delivery_date``).
         shipments_df: ``silver.shipments`` (``order_id``, ``delivered_at``).
     """
@@ -174,16 +188,15 @@ def build_customer_journey(
     initiated = touchpoints_df.filter("is_customer_initiated")
     previous_initiated_at = F.lag("touchpoint_at").over(by_customer)
     starts_session = is_new_session(previous_initiated_at, F.col("touchpoint_at"), session_gap_minutes)
-    sessions = (
-        initiated.withColumn("_session_first", F.when(starts_session, F.col("touchpoint_id")))
-        .withColumn(
-            "_session_first",
-            F.last("_session_first", ignorenulls=True).over(by_customer.rowsBetween(Window.unboundedPreceding, 0)),
-        )
-        .select(
-            "touchpoint_id",
-            F.substring(F.sha2(F.concat_ws(":", "customer_key", "_session_first"), 256), 1, 16).alias("session_id"),
-        )
+    stored_session = F.col("session_id") if "session_id" in touchpoints_df.columns else F.lit(None).cast("string")
+    new_session_id = F.substring(F.sha2(F.concat_ws(":", "customer_key", "touchpoint_id"), 256), 1, 16)
+    sessions = initiated.withColumn(
+        "_session", F.coalesce(stored_session, F.when(starts_session, new_session_id))
+    ).select(
+        "touchpoint_id",
+        F.last("_session", ignorenulls=True)
+        .over(by_customer.rowsBetween(Window.unboundedPreceding, 0))
+        .alias("_session_id"),
     )
 
     promises = orders_df.select("order_id", "promised_delivery_date")
@@ -196,7 +209,8 @@ def build_customer_journey(
     earlier_views = F.count(F.when(is_view, 1)).over(by_order_time)
 
     journey = (
-        touchpoints_df.join(sessions, "touchpoint_id", "left")
+        touchpoints_df.drop("session_id")
+        .join(sessions.withColumnRenamed("_session_id", "session_id"), "touchpoint_id", "left")
         .join(promises, "order_id", "left")
         .join(deliveries, "order_id", "left")
         .withColumn("touchpoint_date", F.to_date("touchpoint_at"))
@@ -234,6 +248,52 @@ def build_customer_journey(
     ]
     journey = journey.withColumn("pain_points", sum(F.col(f).cast("int") for f in flags))
     return journey.select(*[F.col(c.name).cast(c.type) for c in contract.columns])
+
+
+def journey_context(
+    stored_journey_df: DataFrame, touched_df: DataFrame, lookback_days: int = JOURNEY_LOOKBACK_DAYS
+) -> DataFrame:
+    """The stored journey rows that recomputing each touched customer from its ``start_date`` needs.
+
+    Every rule looks back at a bounded part of the customer's earlier touchpoints, and the stored
+    rows before ``start_date`` are final (tonight's arrivals are all on or after it), so instead
+    of recomputing ``lookback_days`` of history from silver the recomputation starts from:
+
+    * the customer's last row before ``start_date`` (the gap to the previous touchpoint);
+    * the last customer-initiated row before it, with its ``session_id`` (a session that goes on);
+    * the tracking page views of the ``lookback_days`` before it (the repeated-view count).
+
+    Args:
+        stored_journey_df: ``gold.customer_journey`` (pruned to the dates needed by the caller).
+        touched_df: ``customer_key, start_date`` (:func:`touched_customers`).
+
+    Returns:
+        Touchpoint rows (``TOUCHPOINT_COLUMNS`` + ``session_id``) for :func:`build_customer_journey`.
+    """
+    before = (
+        stored_journey_df.join(touched_df, "customer_key")
+        .filter(
+            (F.col("touchpoint_date") < F.col("start_date"))
+            & (F.col("touchpoint_date") >= F.date_sub("start_date", lookback_days))
+        )
+        .withColumn("is_customer_initiated", ~F.col("touchpoint_type").startswith(SCAN_TYPE_PREFIX))
+    )
+    order = F.struct("touchpoint_at", "touchpoint_id")
+    last_any = before.groupBy("customer_key").agg(F.max(order).alias("_last")).select("customer_key", "_last.*")
+    last_initiated = (
+        before.filter("is_customer_initiated")
+        .groupBy("customer_key")
+        .agg(F.max(order).alias("_last"))
+        .select("customer_key", "_last.*")
+    )
+    wanted = (
+        last_any.unionByName(last_initiated)
+        .unionByName(before.filter(F.col("touchpoint_type") == "tracking_page_view").select(*last_any.columns))
+        .distinct()
+    )
+    return before.join(wanted, ["customer_key", "touchpoint_at", "touchpoint_id"], "left_semi").select(
+        *TOUCHPOINT_COLUMNS, "session_id"
+    )
 
 
 def touched_customers(
@@ -314,28 +374,41 @@ def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | N
             log.info("journey %s: no customer touched", run_date)
             return []
         context_start = first - dt.timedelta(days=JOURNEY_LOOKBACK_DAYS)
-        # Partition pruning on each silver table, then the exact per-customer context window.
+        path = config.table_path(contract.name)
+        stored_exists = table_exists(spark, path)
+        # Silver is read from the first day that changes (partition pruning) when the stored
+        # journey gives the context before it (journey_context: a few rows per customer instead
+        # of 45 days of three silver tables); the first build reads its context from silver.
+        since = first if stored_exists else context_start
         touchpoints = (
             all_touchpoints(
-                orders.filter(F.col("order_date") >= F.lit(context_start)),
-                interactions.filter(F.col("event_date") >= F.lit(context_start)),
-                events.filter(F.col("event_date") >= F.lit(context_start)),
+                orders.filter(F.col("order_date") >= F.lit(since)),
+                interactions.filter(F.col("event_date") >= F.lit(since)),
+                events.filter(F.col("event_date") >= F.lit(since)),
+                # A scan's order may be older than the scan: its owner is looked up further back.
+                owners_df=orders.filter(F.col("order_date") >= F.lit(context_start)),
             )
             .join(touched, "customer_key")
-            .filter(F.to_date("touchpoint_at") >= F.date_sub("start_date", JOURNEY_LOOKBACK_DAYS))
+            .filter(
+                F.to_date("touchpoint_at")
+                >= (F.col("start_date") if stored_exists else F.date_sub("start_date", JOURNEY_LOOKBACK_DAYS))
+            )
+            .drop("start_date")
         )
+        if stored_exists:
+            stored = read_table(spark, config, contract.name)
+            context = journey_context(stored.filter(F.col("touchpoint_date") >= F.lit(context_start)), touched)
+            touchpoints = touchpoints.withColumn("session_id", F.lit(None).cast("string")).unionByName(context)
         journey = (
-            build_customer_journey(touchpoints.drop("start_date"), orders, shipments)
+            build_customer_journey(touchpoints, orders, shipments)
             .join(touched, "customer_key")
             .filter(F.col("touchpoint_date") >= F.col("start_date"))
             .drop("start_date")
         )
-        path = config.table_path(contract.name)
-        if not table_exists(spark, path):
+        if not stored_exists:
             changed = journey
         else:
-            stored = read_table(spark, config, contract.name).filter(F.col("touchpoint_date") >= F.lit(first))
-            changed = changed_rows(journey, stored)
+            changed = changed_rows(journey, stored.filter(F.col("touchpoint_date") >= F.lit(first)))
         changed = changed.localCheckpoint()
         dates = sorted(r[0] for r in changed.select("touchpoint_date").distinct().collect())
         if not dates:

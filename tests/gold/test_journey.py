@@ -5,11 +5,12 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 
+import pyspark.sql.functions as F
 import pytest
 from chispa import assert_df_equality
 from frames import contract_frame
 
-from jobs.gold.journey import all_touchpoints, build_customer_journey, changed_rows
+from jobs.gold.journey import all_touchpoints, build_customer_journey, changed_rows, journey_context
 from jobs.gold.journey_daily import build_funnel_daily, build_journey_daily
 from jobs.lake.contracts import load_contract
 
@@ -56,7 +57,13 @@ def _scan(scan_id, when, event, seq, order_id="O1"):
 
 
 @pytest.fixture(scope="module")
-def story(spark):
+def story(story_inputs):
+    orders, interactions, events, shipments = story_inputs
+    return build_customer_journey(all_touchpoints(orders, interactions, events), orders, shipments)
+
+
+@pytest.fixture(scope="module")
+def story_inputs(spark):
     interactions = contract_frame(
         spark,
         "silver.interactions",
@@ -107,8 +114,7 @@ def story(spark):
         ],
     )
     shipments = contract_frame(spark, "silver.shipments", [{"order_id": "O1", "delivered_at": at(6, 15)}])
-    journey = build_customer_journey(all_touchpoints(orders, interactions, events), orders, shipments)
-    return journey
+    return orders, interactions, events, shipments
 
 
 def test_the_story_has_the_exact_touchpoints_stages_sessions_and_flags(spark, story) -> None:
@@ -330,3 +336,43 @@ def test_changed_rows_are_new_or_different_rows_only(spark) -> None:
         schema,
     )
     assert sorted(r.touchpoint_id for r in changed_rows(recomputed, stored).collect()) == ["b", "c"]
+
+
+@pytest.mark.parametrize("start_day", [2, 4, 5, 6])
+def test_recomputing_from_a_day_with_the_stored_context_gives_the_full_journey(spark, story_inputs, start_day) -> None:
+    """A night recomputes a customer from its first changed day with journey_context (stored rows
+    before it) instead of the history: the rows from that day on are the full build's, exactly."""
+    orders, interactions, events, shipments = story_inputs
+    # A session across midnight (3rd 23:50 -> 4th 00:10): starting on the 4th must carry it on.
+    interactions = interactions.unionByName(
+        contract_frame(
+            spark,
+            "silver.interactions",
+            [_event("E20", at(3, 23, 50), "app_open"), _event("E21", at(4, 0, 10), "search")],
+        )
+    )
+    touchpoints = all_touchpoints(orders, interactions, events)
+    full = build_customer_journey(touchpoints, orders, shipments)
+    start = dt.date(2026, 3, start_day)
+    touched = spark.createDataFrame([(KEY, start)], "customer_key string, start_date date")
+
+    context = journey_context(full, touched)
+    from_start = touchpoints.filter(F.to_date("touchpoint_at") >= start).withColumn(
+        "session_id", F.lit(None).cast("string")
+    )
+    incremental = build_customer_journey(from_start.unionByName(context), orders, shipments)
+
+    wanted = full.filter(F.col("touchpoint_date") >= start)
+    assert_df_equality(
+        incremental.filter(F.col("touchpoint_date") >= start), wanted, ignore_row_order=True, ignore_nullable=True
+    )
+    # The context is a few rows, not the days before: the last row, the last customer-initiated
+    # row and the tracking views of the 45 days before the start.
+    ids = sorted(r.touchpoint_id for r in context.collect())
+    expected = {
+        2: ["order:O1", "scan:S1"],  # the order is the last initiated row, the scan the last row
+        4: ["interaction:E20", "interaction:E7"],  # E20 (last, initiated) opens the session E21 goes on with
+        5: ["interaction:E7", "interaction:E8"],  # E8 last; E7 and E8 make E9 a repeated view
+        6: ["interaction:E10", "interaction:E7", "interaction:E8", "interaction:E9"],  # E10 last
+    }
+    assert ids == expected[start_day]
