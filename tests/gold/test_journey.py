@@ -338,7 +338,8 @@ def test_changed_rows_are_new_or_different_rows_only(spark) -> None:
     assert sorted(r.touchpoint_id for r in changed_rows(recomputed, stored).collect()) == ["b", "c"]
 
 
-@pytest.mark.parametrize("start_day", [2, 4, 5, 6])
+# The 4th: a session goes on across midnight; the 5th: E9 is a repeated view through E7 and E8.
+@pytest.mark.parametrize("start_day", [4, 5])
 def test_recomputing_from_a_day_with_the_stored_context_gives_the_full_journey(spark, story_inputs, start_day) -> None:
     """A night recomputes a customer from its first changed day with journey_context (stored rows
     before it) instead of the history: the rows from that day on are the full build's, exactly."""
@@ -370,9 +371,7 @@ def test_recomputing_from_a_day_with_the_stored_context_gives_the_full_journey(s
     # row and the tracking views of the 45 days before the start.
     ids = sorted(r.touchpoint_id for r in context.collect())
     expected = {
-        2: ["order:O1", "scan:S1"],  # the order is the last initiated row, the scan the last row
         4: ["interaction:E20", "interaction:E7"],  # E20 (last, initiated) opens the session E21 goes on with
         5: ["interaction:E7", "interaction:E8"],  # E8 last; E7 and E8 make E9 a repeated view
-        6: ["interaction:E10", "interaction:E7", "interaction:E8", "interaction:E9"],  # E10 last
     }
     assert ids == expected[start_day]
