@@ -127,13 +127,17 @@ def cmd_env(args: argparse.Namespace) -> int:
 
 
 def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt  # a `kill` stops the children as Ctrl-C does
+    raise KeyboardInterrupt
 
 
 def cmd_airflow_up(args: argparse.Namespace) -> int:
     from jobs.devtools.airflow_local import AirflowStartError, banner, local_airflow, serve_until_interrupted
 
-    signal.signal(signal.SIGTERM, _interrupt)
+    # The components run in sessions of their own, so only this process hears the terminal: Ctrl-C,
+    # a closed terminal and `kill` all stop them through the same path. SIGINT is set explicitly
+    # because a shell starting us in the background makes us ignore it.
+    for stop_signal in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(stop_signal, _interrupt)
     print("starting Airflow: scheduler, dag-processor, api-server ...", flush=True)
     try:
         with local_airflow(load_config(), port=args.port, parallelism=args.parallelism) as airflow:
@@ -312,7 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for noisy in ("great_expectations", "py4j", "mlflow.store"):
+    for noisy in ("great_expectations", "py4j", "mlflow.store", "httpx"):  # httpx: a line per REST call
         logging.getLogger(noisy).setLevel(logging.WARNING)
     args = build_parser().parse_args(argv)
     return int(args.func(args) or 0)

@@ -378,7 +378,11 @@ def credentials(config: LakeConfig) -> tuple[str, Login]:
 
 
 def _log_line(event: dict[str, Any]) -> str:
-    return f"{event.get('level', '')} {event.get('event', '')}".strip()
+    line = f"{event.get('level', '')} {event.get('event', '')}".strip()
+    # "Task failed with exception" carries the exception itself as structured detail.
+    for error in event.get("error_detail") or []:
+        line += f"\n  {error.get('exc_type')}: {error.get('exc_value')}"
+    return line
 
 
 def _run_seconds(run: dict[str, Any]) -> float:
