@@ -151,12 +151,24 @@ def cmd_airflow_up(args: argparse.Namespace) -> int:
 
 
 def cmd_airflow_trigger(args: argparse.Namespace) -> int:
+    import httpx
+
     from jobs.devtools.airflow_local import DAG_ID, AirflowApi, credentials
 
     url, login = credentials(load_config())
+    day = args.date.isoformat()
     with AirflowApi(url, login) as api:
-        api.unpause(DAG_ID)
-        run_id = api.trigger(DAG_ID, args.date)
+        try:
+            api.unpause(DAG_ID)
+            run_id = api.trigger(DAG_ID, args.date)
+        except httpx.ConnectError:
+            print(f"no Airflow answers at {url}: start it with `cxlake airflow up`")
+            return 1
+        except httpx.HTTPStatusError as error:
+            if error.response.status_code != 409:
+                raise
+            print(f"{DAG_ID} already has a run for {day}; rerun it: airflow tasks clear {DAG_ID} -s {day} -e {day} -y")
+            return 1
         print(f"triggered {DAG_ID} {run_id}: {url}/dags/{DAG_ID}/runs/{run_id}", flush=True)
         if not args.wait:
             return 0
