@@ -275,7 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     up.add_argument("--port", type=int, default=None, help="API server port (default AIRFLOW__API__PORT or 8080)")
     up.add_argument(
-        "--parallelism", type=int, default=None, help="tasks at once (default AIRFLOW__CORE__PARALLELISM or 3)"
+        "--parallelism", type=int, default=None, help="tasks at once (default AIRFLOW__CORE__PARALLELISM or 2)"
     )
     up.set_defaults(func=cmd_airflow_up)
     trigger = airflow_sub.add_parser("trigger", help="trigger cx_nightly for a date on `cxlake airflow up` (REST API)")

@@ -10,10 +10,12 @@ from pathlib import Path
 from jobs.lake.config import PROJECT_ROOT, LakeConfig
 
 DEFAULT_API_PORT = 8080
-# Tasks run at once by the local scheduler. A task is mostly a JVM start and driver latency, so
-# three overlap well on two cores: the three landing sensors and ingests, then build_gold,
-# build_journey and build_features together.
-DEFAULT_PARALLELISM = 3
+# Tasks the local scheduler runs at once: one per core. A Spark task's JVM start is ~12 s of CPU;
+# with 3 (build_gold, build_journey, build_features at once) each start took ~70 s on two busy
+# cores and the gold step 7.3 min, with 2 the same step took 3.7 min (demo night, 2026-11-30;
+# other jobs loaded the cores both times, more so the first). The sensors and ingests that
+# wait for a slot take seconds.
+DEFAULT_PARALLELISM = 2
 
 
 def api_settings(port: int | str) -> dict[str, str]:

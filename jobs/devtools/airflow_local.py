@@ -154,7 +154,7 @@ def local_airflow(
     Args:
         config: the lake whose settings the components and their tasks get.
         port: the API server's port (default: ``AIRFLOW__API__PORT`` or 8080).
-        parallelism: tasks run at once (default: ``AIRFLOW__CORE__PARALLELISM`` or the project's 3).
+        parallelism: tasks run at once (default: ``AIRFLOW__CORE__PARALLELISM`` or the project's 2).
         ready_timeout: seconds to wait for the API server, the heartbeats and the parsed DAG.
 
     Yields:
