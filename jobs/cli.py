@@ -6,6 +6,8 @@ cxlake dags-test --date YYYY-MM-DD    one night through Airflow (`airflow dags t
 cxlake demo [--days N ...]            simulate, run the DAG for each day, print a summary
 cxlake summary                        what the lake holds now
 eval "$(cxlake env)"                  export the settings: the `airflow` CLI then finds cx_nightly
+cxlake airflow up [--port 8080]       scheduler, DAG processor, API server (LocalExecutor) until Ctrl-C
+cxlake airflow trigger --date D       run cx_nightly for D on that Airflow (REST API) [--wait]
 cxlake bench --size quick|large       per-stage seconds, rows, Spark jobs, commits, memory
 cxlake models compare --model eta     recent runs of cx_eta [--last N]: metrics, versions, aliases
 """
@@ -16,6 +18,7 @@ import argparse
 import datetime as dt
 import json
 import logging
+import signal
 import sys
 import time
 from pathlib import Path
@@ -123,6 +126,57 @@ def cmd_env(args: argparse.Namespace) -> int:
     return 0
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def cmd_airflow_up(args: argparse.Namespace) -> int:
+    from jobs.devtools.airflow_local import AirflowStartError, banner, local_airflow, serve_until_interrupted
+
+    # The components run in sessions of their own, so only this process hears the terminal: Ctrl-C,
+    # a closed terminal and `kill` all stop them through the same path. SIGINT is set explicitly
+    # because a shell starting us in the background makes us ignore it.
+    for stop_signal in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(stop_signal, _interrupt)
+    print("starting Airflow: scheduler, dag-processor, api-server ...", flush=True)
+    try:
+        with local_airflow(load_config(), port=args.port, parallelism=args.parallelism) as airflow:
+            print(banner(airflow), flush=True)
+            return serve_until_interrupted(airflow)
+    except AirflowStartError as error:
+        print(error)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def cmd_airflow_trigger(args: argparse.Namespace) -> int:
+    import httpx
+
+    from jobs.devtools.airflow_local import DAG_ID, AirflowApi, credentials
+
+    url, login = credentials(load_config())
+    day = args.date.isoformat()
+    with AirflowApi(url, login) as api:
+        try:
+            api.unpause(DAG_ID)
+            run_id = api.trigger(DAG_ID, args.date)
+        except httpx.ConnectError:
+            print(f"no Airflow answers at {url}: start it with `cxlake airflow up`")
+            return 1
+        except httpx.HTTPStatusError as error:
+            if error.response.status_code != 409:
+                raise
+            print(f"{DAG_ID} already has a run for {day}; rerun it: airflow tasks clear {DAG_ID} -s {day} -e {day} -y")
+            return 1
+        print(f"triggered {DAG_ID} {run_id}: {url}/dags/{DAG_ID}/runs/{run_id}", flush=True)
+        if not args.wait:
+            return 0
+        outcome = api.wait_for_run(DAG_ID, run_id, timeout=args.timeout)
+    print(outcome.describe())
+    return 0 if outcome.state == "success" else 1
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from jobs.devtools import bench
 
@@ -213,6 +267,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     env = sub.add_parser("env", help='the settings as export lines: eval "$(cxlake env)", then use airflow by hand')
     env.set_defaults(func=cmd_env)
+
+    airflow = sub.add_parser("airflow", help="a local Airflow on the project's settings (scheduler, API server)")
+    airflow_sub = airflow.add_subparsers(dest="airflow_command", required=True)
+    up = airflow_sub.add_parser(
+        "up", help="run scheduler, dag-processor and api-server (LocalExecutor, 127.0.0.1) until Ctrl-C"
+    )
+    up.add_argument("--port", type=int, default=None, help="API server port (default AIRFLOW__API__PORT or 8080)")
+    up.add_argument(
+        "--parallelism", type=int, default=None, help="tasks at once (default AIRFLOW__CORE__PARALLELISM or 2)"
+    )
+    up.set_defaults(func=cmd_airflow_up)
+    trigger = airflow_sub.add_parser("trigger", help="trigger cx_nightly for a date on `cxlake airflow up` (REST API)")
+    trigger.add_argument("--date", type=_date, required=True, help="the night's logical date")
+    trigger.add_argument("--wait", action="store_true", help="wait for the run to end; print task states and time")
+    trigger.add_argument("--timeout", type=float, default=3600, help="seconds to wait with --wait (default 3600)")
+    trigger.set_defaults(func=cmd_airflow_trigger)
+
     bench = sub.add_parser("bench", help="per-stage wall time, Spark jobs, Delta commits and memory at a size")
     bench.add_argument("--size", choices=("demo", "quick", "large"), default="quick")
     bench.add_argument("--seed", type=int, default=7)
@@ -257,7 +328,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for noisy in ("great_expectations", "py4j", "mlflow.store"):
+    for noisy in ("great_expectations", "py4j", "mlflow.store", "httpx"):  # httpx: a line per REST call
         logging.getLogger(noisy).setLevel(logging.WARNING)
     args = build_parser().parse_args(argv)
     return int(args.func(args) or 0)

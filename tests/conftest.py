@@ -18,6 +18,7 @@ TESTS_DIR = Path(__file__).resolve().parent
 SLOW_MODULES = (
     "pipeline/test_nightly_backfill.py",
     "pipeline/test_simulated_nights.py",
+    "test_airflow_scheduler.py",
     "test_airflow_e2e.py",
     "cluster/test_standalone_cluster.py",
     "cluster/test_s3_lake.py",

@@ -1,8 +1,8 @@
 """A real `airflow dags test cx_nightly` on tiny hand-written raw files, asserting exact gold values.
 
-The landing files (tests/data/e2e) describe one arrival day, 2026-03-03, including orders placed
-and scans made on the two days before (late arrivals within the 3-day bound), a resent scan, an
-exact duplicate order line and three broken lines.
+The landing files and the tables are tests/e2e_night.py's (one arrival day, 2026-03-03, with late
+arrivals, a resent scan, a duplicate order line and three broken lines); tests/test_airflow_scheduler.py
+runs the same night under the real scheduler.
 """
 
 from __future__ import annotations
@@ -12,33 +12,12 @@ from pathlib import Path
 
 import mlflow
 import pytest
+from e2e_night import LANDING, RUN_DATE, TABLES
 
 from jobs.devtools.airflow_env import dags_test, ensure_airflow_db
 from jobs.lake.tables import read_table
 
-LANDING = Path(__file__).resolve().parent / "data" / "e2e" / "landing"
-RUN_DATE = "2026-03-03"
-TABLES = [
-    "bronze.orders",
-    "bronze.tracking_scans",
-    "bronze.interactions",
-    "quarantine.orders",
-    "quarantine.tracking_scans",
-    "quarantine.interactions",
-    "silver.orders",
-    "silver.shipments",
-    "silver.tracking_events",
-    "silver.interactions",
-    "silver.device_links",
-    "silver.customers",
-    "gold.cx_kpi_daily",
-    "gold.customer_journey",
-    "gold.journey_daily",
-    "gold.funnel_daily",
-    "features.customer_daily",
-    "features.order_eta",
-    "features.shipment_scan",
-]
+pytestmark = pytest.mark.airflow
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""Environment for running the project's Airflow (``airflow dags test``) on the embedded default."""
+"""The project's Airflow settings: ``airflow dags test``, ``cxlake airflow up`` and hand-run ``airflow`` commands."""
 
 from __future__ import annotations
 
@@ -9,13 +9,36 @@ from pathlib import Path
 
 from jobs.lake.config import PROJECT_ROOT, LakeConfig
 
+DEFAULT_API_PORT = 8080
+# Tasks the local scheduler runs at once: one per core. A Spark task's JVM start is ~12 s of CPU;
+# with 3 (build_gold, build_journey, build_features at once) each start took ~70 s on two busy
+# cores and the gold step 7.3 min, with 2 the same step took 3.7 min (demo night, 2026-11-30;
+# other jobs loaded the cores both times, more so the first). The sensors and ingests that
+# wait for a slot take seconds.
+DEFAULT_PARALLELISM = 2
 
-def project_settings(config: LakeConfig) -> dict[str, str]:
+
+def api_settings(port: int | str) -> dict[str, str]:
+    """Where the local API server listens and where task processes reach its execution API.
+
+    Loopback only: the simple auth manager keeps plain-text passwords, fit for a laptop, not a
+    network. The base URL names 127.0.0.1, not ``localhost`` (which may resolve to ::1, where
+    nothing listens); Airflow derives the execution API URL of the task processes from it.
+    """
+    return {
+        "AIRFLOW__API__HOST": "127.0.0.1",
+        "AIRFLOW__API__PORT": str(port),
+        "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",
+    }
+
+
+def project_settings(config: LakeConfig, api_port: int | str = DEFAULT_API_PORT) -> dict[str, str]:
     """What Airflow and the DAG's tasks need to run this project's lake, and only that.
 
     Airflow's home and SQLite DB under ``$CXLAKE_HOME/airflow``, our ``dags/`` folder, no example
-    DAGs; the lake, landing and MLflow store the config names. ``cxlake env`` prints these as
-    ``export`` lines, so a data engineer's own ``airflow`` commands see what the DAG runs see.
+    DAGs; the local scheduler's executor and API server (``cxlake airflow up``); the lake, landing
+    and MLflow store the config names. ``cxlake env`` prints these as ``export`` lines, so a data
+    engineer's own ``airflow`` commands see what the DAG runs see.
     """
     return {
         "AIRFLOW_HOME": str(Path(config.home) / "airflow"),
@@ -23,6 +46,17 @@ def project_settings(config: LakeConfig) -> dict[str, str]:
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+        # Airflow 3 has no SequentialExecutor and lets LocalExecutor run on SQLite: each task is
+        # its own process, as in production, and only the scheduler, DAG processor and API
+        # server write the DB (task processes go through the API server).
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__CORE__PARALLELISM": str(DEFAULT_PARALLELISM),
+        # The simulated landing holds past dates: an @daily run for the real yesterday would wait
+        # hours for files that never come and, with max_active_runs=1, hold back the nights
+        # triggered by hand. Manual runs and backfills still run.
+        "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
+        **api_settings(api_port),
         "CXLAKE_HOME": str(config.home),
         "CXLAKE_LAKE_ROOT": config.lake_root,
         "CXLAKE_LANDING_ROOT": config.landing_root,
@@ -40,6 +74,13 @@ _AIRFLOW_DEFAULTS = (
     "AIRFLOW__CORE__LOAD_EXAMPLES",
     "AIRFLOW__CORE__UNIT_TEST_MODE",
     "AIRFLOW__LOGGING__LOGGING_LEVEL",
+    "AIRFLOW__CORE__EXECUTOR",
+    "AIRFLOW__CORE__PARALLELISM",
+    "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE",
+    "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS",
+    "AIRFLOW__API__HOST",
+    "AIRFLOW__API__PORT",
+    "AIRFLOW__API__BASE_URL",
 )
 
 
@@ -50,7 +91,8 @@ def resolved_settings(config: LakeConfig) -> dict[str, str]:
     overridden; the lake settings are always the config's (the lake the caller configured is the
     one the DAG's tasks must use).
     """
-    settings = project_settings(config)
+    # A caller's port moves the base URL with it (unless they set that too).
+    settings = project_settings(config, api_port=os.environ.get("AIRFLOW__API__PORT", DEFAULT_API_PORT))
     return {key: os.environ.get(key, value) if key in _AIRFLOW_DEFAULTS else value for key, value in settings.items()}
 
 
@@ -67,7 +109,8 @@ def shell_exports(config: LakeConfig) -> str:
     return "\n".join(f"export {key}={shlex.quote(value)}" for key, value in resolved_settings(config).items())
 
 
-def _airflow_bin() -> str:
+def airflow_bin() -> str:
+    """The ``airflow`` command of this interpreter's environment (else the one on PATH)."""
     candidate = Path(sys.executable).parent / "airflow"
     return str(candidate) if candidate.exists() else "airflow"
 
@@ -77,7 +120,7 @@ def airflow(config: LakeConfig, *args: str, capture: bool = False) -> subprocess
     env = airflow_env(config)
     Path(env["AIRFLOW_HOME"]).mkdir(parents=True, exist_ok=True)
     return subprocess.run(
-        [_airflow_bin(), *args], env=env, check=False, text=True, capture_output=capture, cwd=PROJECT_ROOT
+        [airflow_bin(), *args], env=env, check=False, text=True, capture_output=capture, cwd=PROJECT_ROOT
     )
 
 
