@@ -4,7 +4,7 @@ import datetime as dt
 
 from chispa import assert_df_equality
 
-from jobs.gold.kpi import build_cx_kpi_daily, build_cx_kpi_daily_as_of
+from jobs.gold.kpi import build_cx_kpi_daily, build_cx_kpi_daily_as_of, kpi_days_as_of
 from jobs.lake.contracts import load_contract
 
 
@@ -72,3 +72,15 @@ def test_several_as_of_dates_give_one_row_per_day_from_the_latest_run(spark) -> 
         load_contract("gold.cx_kpi_daily").spark_schema(),
     )
     assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)
+
+
+def test_each_day_is_computed_as_of_the_latest_run_covering_it() -> None:
+    # Runs of the 3rd and the 5th with a 2-day bound cover the 1st-3rd and the 3rd-5th: the 3rd is
+    # covered by both, and the run of the 5th (later: more of that day's data has arrived) wins.
+    assert kpi_days_as_of(["2026-03-05", "2026-03-03"], lateness_days=2) == [
+        (d(1), d(3)),
+        (d(2), d(3)),
+        (d(3), d(5)),
+        (d(4), d(5)),
+        (d(5), d(5)),
+    ]
