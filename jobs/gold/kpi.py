@@ -55,7 +55,8 @@ def build_cx_kpi_daily_as_of(
         .agg(F.count("*").alias("orders_placed"))
     )
     delivered = (
-        shipments_df.withColumn("kpi_date", F.to_date("delivered_at"))
+        shipments_df.select("order_id", "delivered_at", "delivered_ingest_date")
+        .withColumn("kpi_date", F.to_date("delivered_at"))
         .join(calendar, "kpi_date")
         .filter(F.col("delivered_ingest_date") <= F.col("as_of_date"))
         .join(orders_df.select("order_id", "placed_at", "promised_delivery_date", "first_ingest_date"), "order_id")

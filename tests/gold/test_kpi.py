@@ -27,14 +27,16 @@ def _inputs(spark):
         ],
         "order_id string, placed_at timestamp, order_date date, promised_delivery_date date, first_ingest_date date",
     )
+    # silver.shipments has a first_ingest_date of its own (its first scan's arrival): set after
+    # every as-of date here, so that mistaking it for the order's would drop every delivery.
     shipments = spark.createDataFrame(
         [
-            ("O1", ts(3, 15), d(3)),
-            ("O2", ts(3, 12), d(3)),
-            ("O3", ts(2, 22), d(2)),
-            ("O4", ts(3, 20), d(4)),  # its delivered scan arrives on the 4th: not yet known
+            ("O1", ts(3, 15), d(3), d(9)),
+            ("O2", ts(3, 12), d(3), d(9)),
+            ("O3", ts(2, 22), d(2), d(9)),
+            ("O4", ts(3, 20), d(4), d(9)),  # its delivered scan arrives on the 4th: not yet known
         ],
-        "order_id string, delivered_at timestamp, delivered_ingest_date date",
+        "order_id string, delivered_at timestamp, delivered_ingest_date date, first_ingest_date date",
     )
     return orders, shipments
 
