@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 DATA_DOCS_SITE = "cxlake"
 _SAMPLE_ROWS = 5
 PANDAS_MAX_ROWS = 200_000
+_PANDAS_SOURCE = "cxlake_pandas"
+_SPARK_SOURCE = "cxlake_spark"
 
 
 class DataQualityError(ValueError):
@@ -170,6 +172,19 @@ def validation_data(df: DataFrame | pd.DataFrame, max_rows: int = PANDAS_MAX_ROW
     return small if len(small) <= max_rows else df.localCheckpoint()
 
 
+def _batch_definition(source: Any, asset_name: str, batch_name: str) -> Any:
+    """The whole-dataframe batch definition ``batch_name`` of ``source``'s asset ``asset_name``
+    (both added when missing)."""
+    try:
+        asset = source.get_asset(asset_name)
+    except LookupError:
+        asset = source.add_dataframe_asset(name=asset_name)
+    try:
+        return asset.get_batch_definition(batch_name)
+    except KeyError:
+        return asset.add_batch_definition_whole_dataframe(batch_name)
+
+
 def validate_dataframe(
     df: DataFrame | pd.DataFrame,
     suite_name: str,
@@ -207,19 +222,19 @@ def validate_dataframe(
 
     data = validation_data(df, pandas_max_rows)
     if isinstance(data, pd.DataFrame):
-        source = context.data_sources.add_or_update_pandas(name="cxlake_pandas")
+        source = context.data_sources.add_or_update_pandas(name=_PANDAS_SOURCE)
     else:
-        source = context.data_sources.add_or_update_spark(name="cxlake_spark")
+        source = context.data_sources.add_or_update_spark(name=_SPARK_SOURCE)
     asset_name = f"asset_{suite.name}"
-    try:
-        asset = source.get_asset(asset_name)
-    except LookupError:
-        asset = source.add_dataframe_asset(name=asset_name)
     batch_name = f"batch_{suite.name}"
-    try:
-        batch_definition = asset.get_batch_definition(batch_name)
-    except KeyError:
-        batch_definition = asset.add_batch_definition_whole_dataframe(batch_name)
+    batch_definition = _batch_definition(source, asset_name, batch_name)
+    # A suite validated in the other engine on an earlier night has a stored definition that
+    # refers to that engine's asset, and GX loads it before overwriting it: re-adding a data
+    # source drops its assets, so the asset may be gone ("Could not find asset ... within
+    # 'cxlake_pandas'"). It is made to resolve again first.
+    other_name = _SPARK_SOURCE if source.name == _PANDAS_SOURCE else _PANDAS_SOURCE
+    if other_name in context.data_sources.all():
+        _batch_definition(context.data_sources.get(other_name), asset_name, batch_name)
     result_format: dict[str, Any] = {"result_format": "SUMMARY"}
     if index_columns:
         result_format["unexpected_index_column_names"] = list(index_columns)

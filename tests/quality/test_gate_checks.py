@@ -197,6 +197,22 @@ def test_large_slices_are_validated_in_spark_with_the_same_report(spark) -> None
     assert "'order_id': 'O2'" in str(failure.value)
 
 
+def test_a_suite_validated_in_pandas_then_in_spark_on_a_stored_context(spark, lake_config, tmp_path: Path) -> None:
+    """A suite whose slice outgrows the pandas limit one night (e.g. the journey days of a wide
+    re-attribution) is validated in Spark; its definition stored by an earlier pandas night, whose
+    asset a later pandas suite had dropped, crashed GX ("Could not find asset ... within
+    'cxlake_pandas'") instead of validating."""
+    from dataclasses import replace
+
+    context = quality_context(replace(lake_config, home=tmp_path / "home"))
+    expectations = lambda: contract_expectations(load_contract("silver.orders"))  # noqa: E731 (one set per suite)
+    good = _orders(spark, [_order("O1")])
+    for suite in ("grows", "stays_small"):  # nights of small slices: both in pandas
+        validate_dataframe(good, suite, expectations(), context, build_docs=False)
+    result = validate_dataframe(good, "grows", expectations(), context, pandas_max_rows=0, build_docs=False)
+    assert result.success and result.evaluated == len(expectations())
+
+
 def test_gate_records_findings_and_data_docs(spark, lake_config, tmp_path: Path) -> None:
     from dataclasses import replace
 
