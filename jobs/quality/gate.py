@@ -31,8 +31,6 @@ log = logging.getLogger(__name__)
 DATA_DOCS_SITE = "cxlake"
 _SAMPLE_ROWS = 5
 PANDAS_MAX_ROWS = 200_000
-_PANDAS_SOURCE = "cxlake_pandas"
-_SPARK_SOURCE = "cxlake_spark"
 
 
 class DataQualityError(ValueError):
@@ -221,20 +219,17 @@ def validate_dataframe(
     import pandas as pd
 
     data = validation_data(df, pandas_max_rows)
-    if isinstance(data, pd.DataFrame):
-        source = context.data_sources.add_or_update_pandas(name=_PANDAS_SOURCE)
-    else:
-        source = context.data_sources.add_or_update_spark(name=_SPARK_SOURCE)
-    asset_name = f"asset_{suite.name}"
-    batch_name = f"batch_{suite.name}"
-    batch_definition = _batch_definition(source, asset_name, batch_name)
-    # A suite validated in the other engine on an earlier night has a stored definition that
-    # refers to that engine's asset, and GX loads it before overwriting it: re-adding a data
-    # source drops its assets, so the asset may be gone ("Could not find asset ... within
-    # 'cxlake_pandas'"). It is made to resolve again first.
-    other_name = _SPARK_SOURCE if source.name == _PANDAS_SOURCE else _PANDAS_SOURCE
-    if other_name in context.data_sources.all():
-        _batch_definition(context.data_sources.get(other_name), asset_name, batch_name)
+    # Each data source is added once and kept: re-adding one (add_or_update) drops its assets,
+    # and a suite's stored definition still refers to the asset of the engine it last ran in, which
+    # GX loads before overwriting it ("Could not find asset ... within 'cxlake_pandas'" the first
+    # night a suite's slice outgrew pandas).
+    kind = "pandas" if isinstance(data, pd.DataFrame) else "spark"
+    name = f"cxlake_{kind}"
+    try:
+        source = context.data_sources.get(name)
+    except KeyError:
+        source = getattr(context.data_sources, f"add_{kind}")(name=name)
+    batch_definition = _batch_definition(source, f"asset_{suite.name}", f"batch_{suite.name}")
     result_format: dict[str, Any] = {"result_format": "SUMMARY"}
     if index_columns:
         result_format["unexpected_index_column_names"] = list(index_columns)
