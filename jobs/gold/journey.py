@@ -270,29 +270,31 @@ def journey_context(
     Returns:
         Touchpoint rows (``TOUCHPOINT_COLUMNS`` + ``session_id``) for :func:`build_customer_journey`.
     """
+    # One pass over the touched customers' stored rows (``touched_df`` is small: broadcast, so
+    # the stored journey is filtered where it is read, not shuffled): each row is kept if it is
+    # the customer's latest, the latest customer-initiated, or a tracking view.
     before = (
-        stored_journey_df.join(touched_df, "customer_key")
+        stored_journey_df.join(F.broadcast(touched_df), "customer_key")
         .filter(
             (F.col("touchpoint_date") < F.col("start_date"))
             & (F.col("touchpoint_date") >= F.date_sub("start_date", lookback_days))
         )
         .withColumn("is_customer_initiated", ~F.col("touchpoint_type").startswith(SCAN_TYPE_PREFIX))
+        .select(*TOUCHPOINT_COLUMNS, "session_id")
     )
-    order = F.struct("touchpoint_at", "touchpoint_id")
-    last_any = before.groupBy("customer_key").agg(F.max(order).alias("_last")).select("customer_key", "_last.*")
-    last_initiated = (
-        before.filter("is_customer_initiated")
-        .groupBy("customer_key")
-        .agg(F.max(order).alias("_last"))
-        .select("customer_key", "_last.*")
+    newest_first = (F.desc("touchpoint_at"), F.desc("touchpoint_id"))
+    latest = Window.partitionBy("customer_key").orderBy(*newest_first)
+    latest_of_kind = Window.partitionBy("customer_key", "is_customer_initiated").orderBy(*newest_first)
+    keep = (
+        (F.col("_newest") == 1)
+        | (F.col("is_customer_initiated") & (F.col("_newest_of_kind") == 1))
+        | (F.col("touchpoint_type") == "tracking_page_view")
     )
-    wanted = (
-        last_any.unionByName(last_initiated)
-        .unionByName(before.filter(F.col("touchpoint_type") == "tracking_page_view").select(*last_any.columns))
-        .distinct()
-    )
-    return before.join(wanted, ["customer_key", "touchpoint_at", "touchpoint_id"], "left_semi").select(
-        *TOUCHPOINT_COLUMNS, "session_id"
+    return (
+        before.withColumn("_newest", F.row_number().over(latest))
+        .withColumn("_newest_of_kind", F.row_number().over(latest_of_kind))
+        .filter(keep)
+        .drop("_newest", "_newest_of_kind")
     )
 
 
@@ -347,9 +349,15 @@ def touched_customers(
     )
 
 
-def changed_rows(recomputed_df: DataFrame, stored_df: DataFrame) -> DataFrame:
-    """Rows of ``recomputed_df`` that are new or differ from the stored row (nulls compare equal)."""
-    stored = stored_df.join(recomputed_df.select("touchpoint_id"), "touchpoint_id", "left_semi")
+def changed_rows(recomputed_df: DataFrame, stored_df: DataFrame, touched_df: DataFrame) -> DataFrame:
+    """Rows of ``recomputed_df`` that are new or differ from the stored row (nulls compare equal).
+
+    A stored row equal to a recomputed one has its customer, so only the touched customers'
+    stored rows are compared (``touched_df``: small, broadcast). Filtering by the recomputed
+    rows' ids instead would evaluate the recomputation twice (measured: 35 s against 10 s on
+    the quick bench's last night).
+    """
+    stored = stored_df.join(F.broadcast(touched_df.select("customer_key")), "customer_key", "left_semi")
     return recomputed_df.exceptAll(stored.select(*recomputed_df.columns))
 
 
@@ -408,7 +416,7 @@ def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | N
         if not stored_exists:
             changed = journey
         else:
-            changed = changed_rows(journey, stored.filter(F.col("touchpoint_date") >= F.lit(first)))
+            changed = changed_rows(journey, stored.filter(F.col("touchpoint_date") >= F.lit(first)), touched)
         changed = changed.localCheckpoint()
         dates = sorted(r[0] for r in changed.select("touchpoint_date").distinct().collect())
         if not dates:

@@ -335,7 +335,9 @@ def test_changed_rows_are_new_or_different_rows_only(spark) -> None:
         ],
         schema,
     )
-    assert sorted(r.touchpoint_id for r in changed_rows(recomputed, stored).collect()) == ["b", "c"]
+    # The recomputation touched customer k only; a stored row of another customer never matches.
+    touched = spark.createDataFrame([("k", dt.date(2026, 3, 1))], "customer_key string, start_date date")
+    assert sorted(r.touchpoint_id for r in changed_rows(recomputed, stored, touched).collect()) == ["b", "c"]
 
 
 # The 4th: a session goes on across midnight; the 5th: E9 is a repeated view through E7 and E8.
