@@ -14,7 +14,7 @@ from jobs.features.lane_stats import (
 )
 from jobs.lake.config import LakeConfig
 from jobs.lake.contracts import load_contract
-from jobs.lake.tables import arrived_between, merge_rows, read_table
+from jobs.lake.tables import arrived_between, merge_rows, read_table, sql_dates
 
 
 def with_placement_features(orders_df: DataFrame) -> DataFrame:
@@ -129,8 +129,20 @@ def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | N
     last = F.lit(through or run_date).cast("date")
     arrived = arrived_between(F.col("first_ingest_date"), run_date, through)
     targets = orders.filter(arrived | (F.col("order_date") > last)).localCheckpoint()
-    rows = targets.count()
+    rows, oldest = targets.agg(F.count("*"), F.min("first_ingest_date")).first()
     if rows:
         features = build_order_eta_features(targets, orders, events)
-        merge_rows(spark, features, config, contract.name, contract.keys, partition_by=contract.partition_by)
+        # A stored row's as_of_date is its order's first arrival as known when written: never
+        # before the first arrival known now (arrivals only add up). So the stored rows of these
+        # orders sit in partitions from the oldest target's on: the MERGE reads those only,
+        # not the history.
+        merge_rows(
+            spark,
+            features,
+            config,
+            contract.name,
+            contract.keys,
+            partition_by=contract.partition_by,
+            target_filter=f"t.as_of_date >= {sql_dates([oldest])}",
+        )
     return rows
