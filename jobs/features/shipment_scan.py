@@ -29,7 +29,7 @@ from jobs.features.lane_stats import DECIMALS, day_end, deliveries_known, lane_t
 from jobs.features.order_eta import with_placement_features
 from jobs.lake.config import LakeConfig
 from jobs.lake.contracts import load_contract
-from jobs.lake.tables import merge_rows, read_table
+from jobs.lake.tables import merge_rows, read_table, sql_dates
 
 # Leg delay feature -> (leg start, leg end, lane+carrier mean statistic). ``placed_at`` is the
 # order's; the other ends are the first known scan of each milestone at this scan.
@@ -174,5 +174,16 @@ def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | N
     rows = targets.count()
     if rows:
         features = build_shipment_scan_features(targets, events, orders)
-        merge_rows(spark, features, config, contract.name, contract.keys, partition_by=contract.partition_by)
+        # A stored row's as_of_date came from first arrivals known when it was written, never
+        # earlier than those known now (arrivals only add up), and every target's is run_date or
+        # later: the MERGE reads the partitions from run_date on, not the history.
+        merge_rows(
+            spark,
+            features,
+            config,
+            contract.name,
+            contract.keys,
+            partition_by=contract.partition_by,
+            target_filter=f"t.as_of_date >= {sql_dates([run_date])}",
+        )
     return rows

@@ -307,6 +307,23 @@ def run_all(
     Args:
         stage: wraps each step (``with stage("silver"): ...``): a benchmark's meter; default none.
     """
+    config = config or load_config()
+    stage = stage or (lambda name: nullcontext())
+    report = run_data_stages(run_date, config, stage)
+    with stage("training"):
+        report["train_eta"] = train_eta(run_date, config)
+        report["train_churn"] = train_churn(run_date, config)
+    with stage("scoring"):
+        report["score"] = score_models(run_date, config)
+    with stage("model_reports"):
+        report["reports"] = build_model_reports(run_date, config)
+    return report
+
+
+def run_data_stages(
+    run_date: str, config: LakeConfig | None = None, stage: Callable[[str], AbstractContextManager] | None = None
+) -> dict[str, Any]:
+    """A night's data stages, ingest to the gold gate (:func:`run_all` without the models)."""
     from dataclasses import asdict
 
     from jobs.ingest.bronze import ingest_nights, record_audit
@@ -335,13 +352,6 @@ def run_all(
         report["features"] = build_features(run_date, config)
     with stage("gold_gate"):
         report["validate_gold"] = validate_gold(run_date, report["journey"], config)
-    with stage("training"):
-        report["train_eta"] = train_eta(run_date, config)
-        report["train_churn"] = train_churn(run_date, config)
-    with stage("scoring"):
-        report["score"] = score_models(run_date, config)
-    with stage("model_reports"):
-        report["reports"] = build_model_reports(run_date, config)
     return report
 
 
