@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from typing import NamedTuple
 
 import pyspark.sql.functions as F
 from pyspark.sql import Column, DataFrame, SparkSession, Window
@@ -39,7 +40,7 @@ from pyspark.sql import Column, DataFrame, SparkSession, Window
 from jobs.domain import SESSION_GAP_MINUTES, customer_key, is_late, is_new_session, oldest_attributable_date
 from jobs.lake.config import LakeConfig
 from jobs.lake.contracts import load_contract
-from jobs.lake.tables import arrived_between, merge_rows, read_table, sql_dates, table_exists
+from jobs.lake.tables import arrived_between, merge_rows, read_table, sql_dates, table_exists, table_version
 
 log = logging.getLogger(__name__)
 
@@ -361,8 +362,16 @@ def changed_rows(recomputed_df: DataFrame, stored_df: DataFrame, touched_df: Dat
     return recomputed_df.exceptAll(stored.select(*recomputed_df.columns))
 
 
-def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | None = None) -> list[dt.date]:
-    """Merge the journey rows that ``run_date``'s arrivals changed; return the days written.
+class JourneyWrite(NamedTuple):
+    """What a night's journey merge wrote: the touchpoint days it changed, and its Delta version
+    (None when nothing changed), whose change data feed holds exactly the rows it wrote."""
+
+    days: list[dt.date]
+    version: int | None
+
+
+def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | None = None) -> JourneyWrite:
+    """Merge the journey rows that ``run_date``'s arrivals changed; return the days and the version written.
 
     Rows never disappear: touchpoints only arrive (an anonymous event re-attributed to another
     customer moves with its ``touchpoint_id``).
@@ -380,7 +389,7 @@ def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | N
         first = touched.agg(F.min("start_date")).first()[0]
         if first is None:
             log.info("journey %s: no customer touched", run_date)
-            return []
+            return JourneyWrite([], None)
         context_start = first - dt.timedelta(days=JOURNEY_LOOKBACK_DAYS)
         path = config.table_path(contract.name)
         stored_exists = table_exists(spark, path)
@@ -420,7 +429,7 @@ def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | N
         changed = changed.localCheckpoint()
         dates = sorted(r[0] for r in changed.select("touchpoint_date").distinct().collect())
         if not dates:
-            return []
+            return JourneyWrite([], None)
         # The date never changes for an id; the literal list lets Delta prune files.
         merge_rows(
             spark,
@@ -431,7 +440,8 @@ def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | N
             partition_by=contract.partition_by,
             target_filter=f"t.touchpoint_date IN ({sql_dates(dates)})",
         )
-        log.info("journey %s: %d day(s) changed, from %s", run_date, len(dates), dates[0])
-        return dates
+        version = table_version(spark, config, contract.name)
+        log.info("journey %s: %d day(s) changed, from %s (version %s)", run_date, len(dates), dates[0], version)
+        return JourneyWrite(dates, version)
     finally:
         touched.unpersist()

@@ -47,6 +47,7 @@ class Contract:
     format: str | None = None
     event_time: str | None = None
     description: str = ""
+    change_data_feed: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -154,7 +155,18 @@ def load_contract(name: str) -> Contract:
     # so a column is declared once, where it is born.
     base = load_contract(raw["extends"]) if raw.get("extends") else None
     columns = (base.columns if base else ()) + tuple(_column(c, name) for c in raw.get("columns", ()))
-    known = {"name", "version", "columns", "keys", "partition_by", "format", "event_time", "description", "extends"}
+    known = {
+        "name",
+        "version",
+        "columns",
+        "keys",
+        "partition_by",
+        "format",
+        "event_time",
+        "description",
+        "extends",
+        "change_data_feed",
+    }
     return Contract(
         name=name,
         version=int(raw["version"]),
@@ -164,6 +176,7 @@ def load_contract(name: str) -> Contract:
         format=raw.get("format"),
         event_time=raw.get("event_time", base.event_time if base else None),
         description=raw.get("description", base.description if base else ""),
+        change_data_feed=bool(raw.get("change_data_feed", False)),
         extra={k: v for k, v in raw.items() if k not in known},
     )
 
@@ -195,6 +208,9 @@ def contract_fingerprint(contract: Contract) -> str:
 
     body = asdict(contract)
     body.pop("version")
+    # Likewise a table option at its default (no change data feed) is left out.
+    if not body["change_data_feed"]:
+        body.pop("change_data_feed")
     # Only non-default column attributes: a new optional attribute in the format (say `feature`)
     # leaves every existing contract's fingerprint unchanged.
     defaults = asdict(Column(name="", type=""))

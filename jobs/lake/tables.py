@@ -187,12 +187,17 @@ def merge_rows(
     from delta.tables import DeltaTable
 
     path = config.table_path(table)
+    change_data_feed = _declares_change_data_feed(table)
     if not DeltaTable.isDeltaTable(spark, path):
         writer = df.write.format("delta").mode("overwrite").option("userMetadata", commit_metadata(table))
+        if change_data_feed:
+            writer = writer.option(CHANGE_DATA_FEED, "true")
         if partition_by:
             writer = writer.partitionBy(*partition_by)
         writer.save(path)
         return
+    if change_data_feed:
+        ensure_change_data_feed(spark, path)
     on = " AND ".join([*([target_filter] if target_filter else []), *(f"t.`{k}` <=> s.`{k}`" for k in keys)])
     merge = (
         DeltaTable.forPath(spark, path)
@@ -203,6 +208,44 @@ def merge_rows(
     )
     with commit_metadata_set(spark, table):
         merge.execute()
+
+
+CHANGE_DATA_FEED = "delta.enableChangeDataFeed"
+
+
+def _declares_change_data_feed(table: str) -> bool:
+    from jobs.lake.contracts import load_contract
+
+    return load_contract(table).change_data_feed
+
+
+def ensure_change_data_feed(spark: SparkSession, path: str) -> None:
+    """Turn the change data feed on for a table created before its contract asked for it.
+
+    A metadata lookup when it is on already (every night); one ALTER commit the first time.
+    """
+    shown = spark.sql(f"SHOW TBLPROPERTIES delta.`{path}` ('{CHANGE_DATA_FEED}')").collect()
+    if not shown or shown[0]["value"] != "true":
+        spark.sql(f"ALTER TABLE delta.`{path}` SET TBLPROPERTIES ('{CHANGE_DATA_FEED}' = 'true')")
+
+
+def changed_rows_of_commit(spark: SparkSession, path: str, version: int) -> DataFrame:
+    """The rows commit ``version`` inserted or updated (their new values), from the change data feed.
+
+    Needs the change data feed on at that version (``change_data_feed: true`` in the contract).
+    """
+    import pyspark.sql.functions as F
+
+    changes = (
+        spark.read.format("delta")
+        .option("readChangeFeed", "true")
+        .option("startingVersion", version)
+        .option("endingVersion", version)
+        .load(path)
+    )
+    return changes.filter(F.col("_change_type").isin("insert", "update_postimage")).drop(
+        "_change_type", "_commit_version", "_commit_timestamp"
+    )
 
 
 def merge_changed_rows(

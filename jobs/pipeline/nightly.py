@@ -100,7 +100,11 @@ def landing_arrived(
 
 
 def _gate(
-    layer: str, run_date: str, config: LakeConfig | None, journey_days: list[str] | None = None
+    layer: str,
+    run_date: str,
+    config: LakeConfig | None,
+    journey_days: list[str] | None = None,
+    journey_version: int | None = None,
 ) -> dict[str, Any]:
     """Validate the night's slices of ``layer``'s declared gates (``jobs.quality.gates``), record the
     findings and the Data Docs, then stop on critical failures.
@@ -116,7 +120,7 @@ def _gate(
 
     config = config or load_config()
     spark = _session(config)
-    checks = build_checks(GATES[layer], Night(spark, config, run_date, journey_days))
+    checks = build_checks(GATES[layer], Night(spark, config, run_date, journey_days, journey_version))
     results = run_checks(checks, quality_context(config))
     record_findings(spark, config, run_date, results)
     raise_critical(results)
@@ -146,12 +150,14 @@ def validate_gold(
     """Great Expectations gate on the gold and feature rows ``run_date`` wrote, before models read them.
 
     Args:
-        journey: ``build_journey``'s result; its ``changed_days`` are the journey days validated.
+        journey: ``build_journey``'s result: the journey rows its ``version`` wrote (change data
+            feed) are validated, and the journey_daily and funnel rows of its ``changed_days``.
 
     Raises:
         DataQualityError: a critical expectation failed; scoring and reports must not run.
     """
-    return _gate("gold", run_date, config, journey.get("changed_days") if journey else None)
+    journey = journey or {}
+    return _gate("gold", run_date, config, journey.get("changed_days"), journey.get("version"))
 
 
 def build_silver(run_date: str, config: LakeConfig | None = None) -> None:
@@ -191,9 +197,9 @@ def build_journey(run_date: str, config: LakeConfig | None = None) -> dict[str, 
 
     config = config or load_config()
     spark = _session(config)
-    changed = journey.run(spark, config, run_date)
-    journey_daily.run(spark, config, changed)
-    return {"changed_days": [d.isoformat() for d in changed]}
+    written = journey.run(spark, config, run_date)
+    journey_daily.run(spark, config, written.days)
+    return {"changed_days": [d.isoformat() for d in written.days], "version": written.version}
 
 
 def build_features(run_date: str, config: LakeConfig | None = None) -> dict[str, Any]:
@@ -293,7 +299,7 @@ def import_history(
     with stage("kpis"):
         kpi.run(spark, config, first, last)
     with stage("journey"):
-        journey_daily.run(spark, config, journey.run(spark, config, first, last))
+        journey_daily.run(spark, config, journey.run(spark, config, first, last).days)
     with stage("features"):
         _features(spark, config, first, last)
     return {"nights": len(dates), "raw_lines": landed}

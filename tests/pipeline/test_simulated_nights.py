@@ -29,7 +29,7 @@ from e2e_night import NIGHTLY_TABLES
 from jobs.devtools.simulator import SimulationConfig, simulate
 from jobs.devtools.summary import delta_tables
 from jobs.ingest.bronze import SOURCES
-from jobs.lake.tables import commit_partitions, read_table, table_version
+from jobs.lake.tables import changed_rows_of_commit, commit_partitions, read_table, table_version
 from jobs.pipeline import nightly
 
 DATES = ["2026-01-05", "2026-01-06", "2026-01-07"]
@@ -263,3 +263,7 @@ def test_the_journey_merge_of_a_night_writes_only_the_days_that_changed(spark, l
     assert written == changed_days
     metrics = commit["metrics"]
     assert int(metrics["numTargetRowsInserted"]) + int(metrics["numTargetRowsUpdated"]) == new.exceptAll(old).count()
+    # The commit's change data feed holds exactly those rows: what the gold gate validates.
+    assert_df_equality(
+        changed_rows_of_commit(spark, path, after), new.exceptAll(old), ignore_row_order=True, ignore_nullable=True
+    )

@@ -112,3 +112,39 @@ def test_a_declaration_checks_the_nights_slice_with_its_extras(spark, lake_confi
 def test_optional_gates_of_absent_tables_are_skipped(spark, lake_config) -> None:
     assert not os.path.exists(lake_config.table_path("gold.cx_kpi_daily"))
     assert build_checks(GOLD, Night(spark, lake_config, D.isoformat())) == []
+
+
+def _touchpoint(touchpoint_id: str, day: dt.date) -> dict:
+    return {
+        "customer_key": "K1",
+        "touchpoint_id": touchpoint_id,
+        "touchpoint_at": dt.datetime.combine(day, dt.time(9)),
+        "touchpoint_date": day,
+        "touchpoint_type": "login",
+        "channel": "app",
+        "journey_stage": "discover",
+        "pain_points": 0,
+    }
+
+
+def test_the_journey_suite_validates_the_rows_the_nights_merge_wrote(spark, lake_config) -> None:
+    from jobs.lake.tables import merge_rows, table_version
+
+    (journey_gate,) = [g for g in GOLD if g.table == "gold.customer_journey"]
+    table = "gold.customer_journey"
+    keys = ("touchpoint_date", "touchpoint_id")
+    earlier = D - dt.timedelta(days=1)
+    stored = [_touchpoint("T1", earlier), _touchpoint("T2", earlier), _touchpoint("T3", D)]
+    merge_rows(spark, contract_frame(spark, table, stored), lake_config, table, keys, partition_by=("touchpoint_date",))
+    # Tonight: T2 changes (a re-attributed day: one row of an older day), T4 arrives; T1, T3 stay.
+    tonight = [{**_touchpoint("T2", earlier), "channel": "web"}, _touchpoint("T4", D)]
+    merge_rows(spark, contract_frame(spark, table, tonight), lake_config, table, keys, partition_by=("touchpoint_date",))
+    version = table_version(spark, lake_config, table)
+    _write(spark, lake_config, "silver.customers", [{"customer_key": "K1"}])  # the suite's reference
+
+    night = Night(spark, lake_config, D.isoformat(), [earlier.isoformat(), D.isoformat()], version)
+    (check,) = build_checks([journey_gate], night)
+    assert sorted((r.touchpoint_id, r.channel) for r in check.df.collect()) == [("T2", "web"), ("T4", "app")]
+    # A journey result without a version (an older run's) falls back to its days' rows.
+    (check,) = build_checks([journey_gate], Night(spark, lake_config, D.isoformat(), [earlier.isoformat()]))
+    assert sorted(r.touchpoint_id for r in check.df.collect()) == ["T1", "T2"]
