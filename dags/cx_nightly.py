@@ -110,7 +110,7 @@ def cx_nightly():
     features = _step("build_features", RUN_DATE)
     silver_ok >> [kpis, journey, features]
     # Gold and features are gated before anything reads them: a critical failure stops training,
-    # scoring and reports (all downstream of the gate). The journey's changed days are validated.
+    # scoring and reports (all downstream of the gate). The journey rows the night wrote are validated.
     gold_ok = _step("validate_gold", RUN_DATE, journey, **NO_RETRY)
     [kpis, features] >> gold_ok
     # Retraining is on a cadence (or after drift); scoring uses whatever is champion afterwards.
