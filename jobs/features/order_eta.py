@@ -132,17 +132,26 @@ def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | N
     rows, oldest = targets.agg(F.count("*"), F.min("first_ingest_date")).first()
     if rows:
         features = build_order_eta_features(targets, orders, events)
-        # A stored row's as_of_date is its order's first arrival as known when written: never
-        # before the first arrival known now (arrivals only add up). So the stored rows of these
-        # orders sit in partitions from the oldest target's on: the MERGE reads those only,
-        # not the history.
-        merge_rows(
-            spark,
-            features,
-            config,
-            contract.name,
-            contract.keys,
-            partition_by=contract.partition_by,
-            target_filter=f"t.as_of_date >= {sql_dates([oldest])}",
-        )
+        merge_feature_rows(spark, features, config, contract.name, oldest)
     return rows
+
+
+def merge_feature_rows(
+    spark: SparkSession, features: DataFrame, config: LakeConfig, table: str, oldest: object
+) -> None:
+    """Merge ``features`` rows (``as_of_date`` partitions) whose ``as_of_date`` is ``oldest`` or later.
+
+    A stored row's ``as_of_date`` comes from first arrivals as known when it was written: never
+    before those known now (arrivals only add up). So the stored rows of these keys sit in
+    partitions from ``oldest`` on: the MERGE reads those only, not the history.
+    """
+    contract = load_contract(table)
+    merge_rows(
+        spark,
+        features,
+        config,
+        table,
+        contract.keys,
+        partition_by=contract.partition_by,
+        target_filter=f"t.as_of_date >= {sql_dates([oldest])}",
+    )

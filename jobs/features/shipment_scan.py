@@ -26,10 +26,10 @@ from pyspark.sql import Column, DataFrame, SparkSession
 
 from jobs.domain import MILESTONE_AT, MILESTONE_RANK, TRANSIT_MILESTONES, first_scan_at, hours_between, milestone_rank
 from jobs.features.lane_stats import DECIMALS, day_end, deliveries_known, lane_transit_stats
-from jobs.features.order_eta import with_placement_features
+from jobs.features.order_eta import merge_feature_rows, with_placement_features
 from jobs.lake.config import LakeConfig
 from jobs.lake.contracts import load_contract
-from jobs.lake.tables import merge_rows, read_table, sql_dates
+from jobs.lake.tables import read_table
 
 # Leg delay feature -> (leg start, leg end, lane+carrier mean statistic). ``placed_at`` is the
 # order's; the other ends are the first known scan of each milestone at this scan.
@@ -174,16 +174,5 @@ def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | N
     rows = targets.count()
     if rows:
         features = build_shipment_scan_features(targets, events, orders)
-        # A stored row's as_of_date came from first arrivals known when it was written, never
-        # earlier than those known now (arrivals only add up), and every target's is run_date or
-        # later: the MERGE reads the partitions from run_date on, not the history.
-        merge_rows(
-            spark,
-            features,
-            config,
-            contract.name,
-            contract.keys,
-            partition_by=contract.partition_by,
-            target_filter=f"t.as_of_date >= {sql_dates([run_date])}",
-        )
+        merge_feature_rows(spark, features, config, contract.name, run_date)  # every target's as_of_date >= run_date
     return rows

@@ -186,8 +186,10 @@ def merge_rows(
     """
     from delta.tables import DeltaTable
 
+    from jobs.lake.contracts import load_contract
+
     path = config.table_path(table)
-    change_data_feed = _declares_change_data_feed(table)
+    change_data_feed = load_contract(table).change_data_feed
     if not DeltaTable.isDeltaTable(spark, path):
         writer = df.write.format("delta").mode("overwrite").option("userMetadata", commit_metadata(table))
         if change_data_feed:
@@ -211,12 +213,6 @@ def merge_rows(
 
 
 CHANGE_DATA_FEED = "delta.enableChangeDataFeed"
-
-
-def _declares_change_data_feed(table: str) -> bool:
-    from jobs.lake.contracts import load_contract
-
-    return load_contract(table).change_data_feed
 
 
 def ensure_change_data_feed(spark: SparkSession, path: str) -> None:
