@@ -24,8 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Generic, TypeVar
 
+import numpy as np
 import pandas as pd
-from pyspark.sql import SparkSession
+import pyspark.sql.functions as F
+from pyspark.sql import Column, SparkSession
 
 from jobs.lake.config import LakeConfig
 from jobs.lake.tables import table_version
@@ -76,6 +78,24 @@ class ModelTraining(Generic[Rows]):
     too_little: Callable[[Rows], TooLittleData | None]  # None: enough to train
     fit: Callable[[Rows, LakeConfig, str], Fitted]  # (rows, config, run_date) -> fitted and evaluated
     score_champion: Callable[[PyFuncModel, pd.DataFrame], float]  # a loaded model's metric on the holdout
+
+
+def sample_key(key: str) -> Column:
+    """A stable pseudo-random number per key (64-bit xxhash): all rows of a key share it, on every run."""
+    return F.xxhash64(F.col(key))
+
+
+def sample_cut(hashes: pd.Series, max_keys: int) -> int | None:
+    """The :func:`sample_key` value below which ``max_keys`` of the keys lie (``hashes``: their values, per row).
+
+    Keeping the rows whose key is below the cut trains on a deterministic sample of whole keys
+    (every scan of a sampled order, every as-of date of a sampled customer), spread evenly over
+    time. None when there are no more than ``max_keys`` distinct keys: everything is kept.
+    """
+    distinct = np.unique(hashes.to_numpy())
+    if len(distinct) <= max_keys:
+        return None
+    return int(distinct[max_keys])
 
 
 def _drift_flagged(spark: SparkSession, config: LakeConfig, model_name: str, run_date: str) -> bool:

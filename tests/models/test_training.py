@@ -134,3 +134,21 @@ def test_not_due_unless_forced_or_drifted(toy_config, monkeypatch: pytest.Monkey
     assert not training.train(_spec([]), None, toy_config, RUN_DATE).trained
     drifted = training.train(_spec([0.5]), None, replace(toy_config, psi_triggers_retraining=True), RUN_DATE)
     assert drifted.trained and asked == ["cx_toy"]
+
+
+def test_sample_cut_keeps_whole_keys_below_the_cut() -> None:
+    # Four distinct hashes (30 is one key's three rows): for two keys the cut is the third smallest
+    # distinct value, so keys -7 and 12 are kept and every row of 30 goes with it.
+    hashes = pd.Series([30, 12, 30, 99, -7, 30])
+    assert training.sample_cut(hashes, 2) == 30
+    assert training.sample_cut(hashes, 3) == 99
+    # No more distinct keys than allowed: no cut, everything is trained on.
+    assert training.sample_cut(hashes, 4) is None
+
+
+def test_sample_key_is_one_stable_value_per_key(spark) -> None:
+    rows = spark.createDataFrame([("o1", 1), ("o2", 1), ("o1", 2)], "order_id string, scan int")
+    keys = {(r.order_id, r.key) for r in rows.select("order_id", training.sample_key("order_id").alias("key")).collect()}
+    # One value per order whatever its other columns; the values are Spark's xxhash64 (seed 42) of
+    # the key, pinned so that a changed hash (a different training sample) shows up here.
+    assert keys == {("o1", 536870201476573235), ("o2", -1406476341037154058)}

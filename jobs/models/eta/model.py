@@ -19,6 +19,7 @@ import pandas as pd
 
 from jobs.domain import PROMISE_HOUR
 from jobs.lake.feature_catalog import Feature, features_of
+from jobs.models import LGBM_THREADS
 
 QUANTILES = {"p10": 0.1, "p50": 0.5, "p90": 0.9}
 PLACEMENT_TABLE = "features.order_eta"
@@ -34,7 +35,7 @@ LGBM_PARAMS = {
     "subsample": 1.0,
     "deterministic": True,
     "force_col_wise": True,
-    "n_jobs": 1,
+    "n_jobs": LGBM_THREADS,
     "verbose": -1,
 }
 
