@@ -219,3 +219,39 @@ def test_a_late_visit_joins_two_sessions_from_its_arrival_date(spark) -> None:
     rows = build_customer_daily(*_frames(spark, facts), ["2026-03-10", "2026-03-11", "2026-03-12"])
     sessions = {r.as_of_date: r.sessions_7d for r in rows.collect()}
     assert sessions == {d(3, 10): 2, d(3, 11): 2, d(3, 12): 1}
+
+
+def test_an_order_known_late_and_a_delivery_date_that_moves_earlier(spark) -> None:
+    """An order arriving 40 days after it was placed counts from its arrival, in the windows that
+    still hold its date; a delivered scan timed earlier, arriving later, moves the delivery date."""
+    facts = {
+        "orders": [
+            order("O8", "C7", ts(1, 20), 25, d(1, 25), ingest=d(3, 1)),
+            order("O10", "C7", ts(3, 2), 5, d(3, 5)),
+        ],
+        "scans": [
+            scan("S10", "O10", "delivered", ts(3, 6)),  # a day after the promise
+            scan("S11", "O10", "delivered", ts(3, 4), ingest=d(3, 8)),  # really a day early
+        ],
+        "events": [],
+    }
+    dates = ["2026-02-28", "2026-03-01", "2026-03-07", "2026-03-08"]
+    rows = {r.as_of_date: r for r in build_customer_daily(*_frames(spark, facts), dates).collect()}
+    columns = ("orders_30d", "orders_90d", "amount_90d", "purchase_days_total", "days_since_last_order", "tenure_days")
+    # Nothing known on Feb 28 (O8 arrives on Mar 1): no row.
+    assert sorted(rows) == [d(3, 1), d(3, 7), d(3, 8)]
+    # Mar 1: O8 only, placed 40 days before: out of the 30-day window, in the 90-day one.
+    assert tuple(rows[d(3, 1)][c] for c in columns) == (0, 1, 25.0, 1, 40, 40)
+    # Mar 7: O10 too (5 days old); O8 is 46 days old. O10 delivered on the 6th: one day late.
+    assert tuple(rows[d(3, 7)][c] for c in columns) == (1, 2, 30.0, 2, 5, 46)
+    assert (rows[d(3, 7)].deliveries_90d, rows[d(3, 7)].late_deliveries_90d, rows[d(3, 7)].mean_days_late_90d) == (
+        1,
+        1,
+        1.0,
+    )
+    # Mar 8: the scan timed on the 4th arrived: the same delivery, now a day early.
+    assert (rows[d(3, 8)].deliveries_90d, rows[d(3, 8)].late_deliveries_90d, rows[d(3, 8)].mean_days_late_90d) == (
+        1,
+        0,
+        -1.0,
+    )
