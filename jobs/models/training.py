@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 import numpy as np
 import pandas as pd
 import pyspark.sql.functions as F
-from pyspark.sql import Column, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 
 from jobs.lake.config import LakeConfig
 from jobs.lake.tables import table_version
@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MODEL_ARTIFACT = "model"  # the pyfunc model's name in the run (``runs:/<run id>/model``)
+_SAMPLE_KEY = "_sample_key"
 Rows = TypeVar("Rows")  # what a model reads for training (driver-side frames)
 
 
@@ -96,6 +97,24 @@ def sample_cut(hashes: pd.Series, max_keys: int) -> int | None:
     if len(distinct) <= max_keys:
         return None
     return int(distinct[max_keys])
+
+
+def sampled_by_key(
+    rows_df: DataFrame, companion_df: DataFrame, key: str, max_keys: int
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``rows_df`` and ``companion_df`` on the driver, both cut to the same sample of at most ``max_keys`` keys.
+
+    The sample is chosen from ``rows_df`` (one or a few rows per key: e.g. one per order) once on
+    the driver; ``companion_df`` (e.g. several scans per order) is cut in Spark before it is
+    collected, so the driver never holds more than the sample's rows.
+    """
+    rows = rows_df.withColumn(_SAMPLE_KEY, sample_key(key)).toPandas()
+    cut = sample_cut(rows[_SAMPLE_KEY], max_keys)
+    if cut is not None:
+        log.info("training on %d of %d %s values (a sample by key)", max_keys, rows[key].nunique(), key)
+        rows = rows[rows[_SAMPLE_KEY] < cut].reset_index(drop=True)
+        companion_df = companion_df.filter(sample_key(key) < F.lit(cut))
+    return rows.drop(columns=_SAMPLE_KEY), companion_df.toPandas()
 
 
 def _drift_flagged(spark: SparkSession, config: LakeConfig, model_name: str, run_date: str) -> bool:

@@ -148,7 +148,21 @@ def test_sample_cut_keeps_whole_keys_below_the_cut() -> None:
 
 def test_sample_key_is_one_stable_value_per_key(spark) -> None:
     rows = spark.createDataFrame([("o1", 1), ("o2", 1), ("o1", 2)], "order_id string, scan int")
-    keys = {(r.order_id, r.key) for r in rows.select("order_id", training.sample_key("order_id").alias("key")).collect()}
+    keys = {
+        (r.order_id, r.key) for r in rows.select("order_id", training.sample_key("order_id").alias("key")).collect()
+    }
     # One value per order whatever its other columns; the values are Spark's xxhash64 (seed 42) of
     # the key, pinned so that a changed hash (a different training sample) shows up here.
     assert keys == {("o1", 536870201476573235), ("o2", -1406476341037154058)}
+
+
+def test_sampled_by_key_cuts_both_frames_to_the_same_whole_keys(spark) -> None:
+    orders = spark.createDataFrame([("o1",), ("o2",)], "order_id string")
+    scans = spark.createDataFrame([("o1", 1), ("o2", 1), ("o2", 2)], "order_id string, scan int")
+    # One key allowed: o2 has the smaller hash (pinned above), so o2 and both its scans stay.
+    kept_orders, kept_scans = training.sampled_by_key(orders, scans, "order_id", 1)
+    assert kept_orders.to_dict("records") == [{"order_id": "o2"}]
+    assert sorted(map(tuple, kept_scans.to_numpy().tolist())) == [("o2", 1), ("o2", 2)]
+    # Room for both: everything, untouched.
+    all_orders, all_scans = training.sampled_by_key(orders, scans, "order_id", 2)
+    assert (len(all_orders), len(all_scans), list(all_orders.columns)) == (2, 3, ["order_id"])

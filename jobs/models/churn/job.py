@@ -15,7 +15,6 @@ Spark (``mapInPandas``, model broadcast), into ``gold.churn_scores``.
 from __future__ import annotations
 
 import datetime as dt
-import logging
 from pathlib import Path
 
 import numpy as np
@@ -32,19 +31,16 @@ from jobs.models.churn import model as churn
 from jobs.models.promotion import PromotionMetric
 from jobs.models.tracking import TrainingRun
 
-log = logging.getLogger(__name__)
-
 MODEL_NAME = "cx_churn"
 INPUT_TABLES = ("features.customer_daily", "silver.orders")
 HOLDOUT_SHARE = 0.25
 MIN_TRAINING_ROWS = 200
 MIN_AS_OF_DATES = 3
 # Past this many customers in the panel the model trains on a deterministic sample of customers,
-# each with all its as-of dates and orders (jobs.models.training.sample_key), so the driver's
+# each with all its as-of dates and orders (jobs.models.training.sampled_by_key), so the driver's
 # frames and the fit stay bounded on the large bench (285 k customers); the quick bench's 44 k and
 # the demo's are below it.
 MAX_TRAINING_CUSTOMERS = 100_000
-_SAMPLE_KEY = "_sample_key"
 
 
 def observed_until(run_date: str, lateness_days: int) -> dt.date:
@@ -80,27 +76,11 @@ def _params(config: LakeConfig) -> dict[str, object]:
 
 def _read(spark: SparkSession, config: LakeConfig, run_date: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The weekly panel and the purchase log known by ``run_date`` (at most ``MAX_TRAINING_CUSTOMERS`` customers), on the driver."""
-    panel = (
-        panel_rows(
-            read_table(spark, config, "features.customer_daily"),
-            run_date,
-            config.churn_horizon_days,
-            config.lateness_days,
-        )
-        .withColumn(_SAMPLE_KEY, training.sample_key("customer_key"))
-        .toPandas()
+    panel = panel_rows(
+        read_table(spark, config, "features.customer_daily"), run_date, config.churn_horizon_days, config.lateness_days
     )
     orders = order_log(read_table(spark, config, "silver.orders"), run_date)
-    cut = training.sample_cut(panel[_SAMPLE_KEY], MAX_TRAINING_CUSTOMERS)
-    if cut is not None:
-        log.info(
-            "churn training: %d of %d customers (sampled by customer)",
-            MAX_TRAINING_CUSTOMERS,
-            panel["customer_key"].nunique(),
-        )
-        panel = panel[panel[_SAMPLE_KEY] < cut].reset_index(drop=True)
-        orders = orders.filter(training.sample_key("customer_key") < F.lit(cut))
-    return panel.drop(columns=_SAMPLE_KEY), orders.toPandas()
+    return training.sampled_by_key(panel, orders, "customer_key", MAX_TRAINING_CUSTOMERS)
 
 
 def _too_little(rows: tuple[pd.DataFrame, pd.DataFrame]) -> training.TooLittleData | None:

@@ -16,7 +16,6 @@ one per scan, each with the model version and the MLflow run that produced it.
 from __future__ import annotations
 
 import datetime as dt
-import logging
 from pathlib import Path
 
 import pandas as pd
@@ -32,8 +31,6 @@ from jobs.models.eta import model as eta_model
 from jobs.models.promotion import PromotionMetric
 from jobs.models.tracking import TrainingRun
 
-log = logging.getLogger(__name__)
-
 MODEL_NAME = "cx_eta"
 INPUT_TABLES = ("features.order_eta", "features.shipment_scan", "silver.tracking_events", "silver.orders")
 MATURITY_DAYS = 14
@@ -44,11 +41,10 @@ MATURITY_DAYS = 14
 TRAINING_WINDOW_DAYS = 90
 MIN_TRAINING_ORDERS = 50
 # Past this many matured orders the model trains on a deterministic sample of them, each with all its
-# scans (jobs.models.training.sample_key): the fit is 15 boosters x 3 quantiles on the driver, and
+# scans (jobs.models.training.sampled_by_key): each stage fits 5 x 3 quantile boosters on the driver, and
 # the large bench's ~230 k orders (~1.8 M scan rows) took over 10 minutes. The quick bench's ~17 k
 # orders and the demo's are below it, so they train on everything.
 MAX_TRAINING_ORDERS = 40_000
-_SAMPLE_KEY = "_sample_key"
 HOLDOUT_SHARE = 0.2
 
 
@@ -105,15 +101,7 @@ def _read(spark: SparkSession, config: LakeConfig, run_date: str) -> tuple[pd.Da
         read_table(spark, config, "silver.tracking_events"),
         run_date,
     )
-    # One row per matured order: the sample is chosen on the driver, and the scans (several per
-    # order) are cut in Spark, so the driver never holds more than the sample's scans.
-    placement = placement_df.withColumn(_SAMPLE_KEY, training.sample_key("order_id")).toPandas()
-    cut = training.sample_cut(placement[_SAMPLE_KEY], MAX_TRAINING_ORDERS)
-    if cut is not None:
-        log.info("ETA training: %d of %d matured orders (sampled by order)", MAX_TRAINING_ORDERS, len(placement))
-        placement = placement[placement[_SAMPLE_KEY] < cut].reset_index(drop=True)
-        scan_df = scan_df.filter(training.sample_key("order_id") < F.lit(cut))
-    return placement.drop(columns=_SAMPLE_KEY), scan_df.toPandas()
+    return training.sampled_by_key(placement_df, scan_df, "order_id", MAX_TRAINING_ORDERS)
 
 
 def _too_little(rows: tuple[pd.DataFrame, pd.DataFrame]) -> training.TooLittleData | None:
