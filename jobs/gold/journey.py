@@ -40,7 +40,15 @@ from pyspark.sql import Column, DataFrame, SparkSession, Window
 from jobs.domain import SESSION_GAP_MINUTES, customer_key, is_late, is_new_session, oldest_attributable_date
 from jobs.lake.config import LakeConfig
 from jobs.lake.contracts import load_contract
-from jobs.lake.tables import arrived_between, merge_rows, read_table, sql_dates, table_exists, table_version
+from jobs.lake.tables import (
+    arrived_between,
+    merge_rows,
+    partition_values,
+    read_table,
+    sql_dates,
+    table_exists,
+    table_version,
+)
 
 log = logging.getLogger(__name__)
 
@@ -422,24 +430,30 @@ def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | N
             .filter(F.col("touchpoint_date") >= F.col("start_date"))
             .drop("start_date")
         )
+        keys = (*contract.partition_by, *contract.keys)
         if not stored_exists:
-            changed = journey
+            # The first build writes every row once; its days are then listed from the table
+            # written (no second pass over the journey, nor a copy of it kept for one).
+            merge_rows(spark, journey, config, contract.name, keys, partition_by=contract.partition_by)
+            dates = partition_values(spark, path, "touchpoint_date")
         else:
-            changed = changed_rows(journey, stored.filter(F.col("touchpoint_date") >= F.lit(first)), touched)
-        changed = changed.localCheckpoint()
-        dates = sorted(r[0] for r in changed.select("touchpoint_date").distinct().collect())
+            stored_since_first = stored.filter(F.col("touchpoint_date") >= F.lit(first))
+            changed = changed_rows(journey, stored_since_first, touched).localCheckpoint()
+            dates = sorted(r[0] for r in changed.select("touchpoint_date").distinct().collect())
+            if not dates:
+                return JourneyWrite([], None)
+            # The date never changes for an id; the literal list lets Delta prune files.
+            merge_rows(
+                spark,
+                changed,
+                config,
+                contract.name,
+                keys,
+                partition_by=contract.partition_by,
+                target_filter=f"t.touchpoint_date IN ({sql_dates(dates)})",
+            )
         if not dates:
             return JourneyWrite([], None)
-        # The date never changes for an id; the literal list lets Delta prune files.
-        merge_rows(
-            spark,
-            changed,
-            config,
-            contract.name,
-            (*contract.partition_by, *contract.keys),
-            partition_by=contract.partition_by,
-            target_filter=f"t.touchpoint_date IN ({sql_dates(dates)})",
-        )
         version = table_version(spark, config, contract.name)
         log.info("journey %s: %d day(s) changed, from %s (version %s)", run_date, len(dates), dates[0], version)
         return JourneyWrite(dates, version)

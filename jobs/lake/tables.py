@@ -54,6 +54,15 @@ def read_table_or_empty(spark: SparkSession, config: LakeConfig, table: str, sch
     return spark.createDataFrame([], schema)
 
 
+def partition_values(spark: SparkSession, path: str, column: str) -> list:
+    """The values of partition column ``column`` in the Delta table at ``path``, sorted.
+
+    Partition values live in the table's file list: the query reads no data column.
+    """
+    rows = spark.read.format("delta").load(path).select(column).distinct().collect()
+    return sorted(row[0] for row in rows)
+
+
 def table_version(spark: SparkSession, config: LakeConfig, table: str) -> int | None:
     """Latest Delta version of a table (None when it does not exist)."""
     from delta.tables import DeltaTable
@@ -189,17 +198,16 @@ def merge_rows(
     from jobs.lake.contracts import load_contract
 
     path = config.table_path(table)
-    change_data_feed = load_contract(table).change_data_feed
+    properties = load_contract(table).delta_properties
     if not DeltaTable.isDeltaTable(spark, path):
         writer = df.write.format("delta").mode("overwrite").option("userMetadata", commit_metadata(table))
-        if change_data_feed:
-            writer = writer.option(CHANGE_DATA_FEED, "true")
+        for name, value in properties.items():
+            writer = writer.option(name, value)
         if partition_by:
             writer = writer.partitionBy(*partition_by)
         writer.save(path)
         return
-    if change_data_feed:
-        ensure_change_data_feed(spark, path)
+    ensure_table_properties(spark, path, properties)
     on = " AND ".join([*([target_filter] if target_filter else []), *(f"t.`{k}` <=> s.`{k}`" for k in keys)])
     merge = (
         DeltaTable.forPath(spark, path)
@@ -212,17 +220,19 @@ def merge_rows(
         merge.execute()
 
 
-CHANGE_DATA_FEED = "delta.enableChangeDataFeed"
+def ensure_table_properties(spark: SparkSession, path: str, properties: dict[str, str]) -> None:
+    """Set the Delta table properties a contract asks for (:attr:`Contract.delta_properties`) on a
+    table created before it asked: e.g. the change data feed, or deletion vectors.
 
-
-def ensure_change_data_feed(spark: SparkSession, path: str) -> None:
-    """Turn the change data feed on for a table created before its contract asked for it.
-
-    A metadata lookup when it is on already (every night); one ALTER commit the first time.
+    One metadata lookup when they are set already (every night); one ALTER commit the first time.
     """
-    shown = spark.sql(f"SHOW TBLPROPERTIES delta.`{path}` ('{CHANGE_DATA_FEED}')").collect()
-    if not shown or shown[0]["value"] != "true":
-        spark.sql(f"ALTER TABLE delta.`{path}` SET TBLPROPERTIES ('{CHANGE_DATA_FEED}' = 'true')")
+    if not properties:
+        return
+    shown = {row["key"]: row["value"] for row in spark.sql(f"SHOW TBLPROPERTIES delta.`{path}`").collect()}
+    missing = {name: value for name, value in properties.items() if shown.get(name) != value}
+    if missing:
+        assignments = ", ".join(f"'{name}' = '{value}'" for name, value in missing.items())
+        spark.sql(f"ALTER TABLE delta.`{path}` SET TBLPROPERTIES ({assignments})")
 
 
 def changed_rows_of_commit(spark: SparkSession, path: str, version: int) -> DataFrame:
@@ -268,7 +278,8 @@ def merge_changed_rows(
     path = config.table_path(table)
     if not table_exists(spark, path):
         merge_rows(spark, df, config, table, keys, partition_by=(partition_column,))
-        return sorted(r[0] for r in df.select(partition_column).distinct().collect())
+        # Every partition is new: listed from the table written, not by computing ``df`` again.
+        return partition_values(spark, path, partition_column)
     stored = read_table(spark, config, table)
     if stored_since is not None:
         stored = stored.filter(F.col(partition_column) >= F.lit(stored_since))

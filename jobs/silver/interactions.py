@@ -23,7 +23,7 @@ from pyspark.sql import DataFrame, SparkSession
 from jobs.domain import oldest_attributable_date
 from jobs.lake.config import LakeConfig
 from jobs.lake.contracts import load_contract
-from jobs.lake.tables import arrived_between, commit_metadata_set, merge_rows, read_table, sql_dates
+from jobs.lake.tables import arrived_between, commit_metadata_set, merge_rows, read_table, sql_dates, table_exists
 from jobs.silver import identity
 from jobs.silver.orders import filter_first_arrival
 from jobs.silver.pii import hashed_pii, pii_key
@@ -123,6 +123,7 @@ def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | N
         arrived_between(F.col("_ingest_date"), run_date, through)
     )
     silver = build_silver_interactions(arrived, links, pii_key(config))
+    existed = table_exists(spark, config.table_path(contract.name))
     merge_rows(
         spark,
         silver,
@@ -132,4 +133,7 @@ def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | N
         update_condition=EARLIER_ARRIVAL,
         partition_by=contract.partition_by,
     )
-    _re_resolve_devices(spark, config, links, run_date, through)
+    if existed:
+        # A table this run created holds only rows resolved against the links as they now stand
+        # (a history import's first build): nothing to re-resolve.
+        _re_resolve_devices(spark, config, links, run_date, through)
