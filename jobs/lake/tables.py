@@ -235,8 +235,9 @@ def ensure_table_properties(spark: SparkSession, path: str, properties: dict[str
         spark.sql(f"ALTER TABLE delta.`{path}` SET TBLPROPERTIES ({assignments})")
 
 
-def changed_rows_of_commit(spark: SparkSession, path: str, version: int) -> DataFrame:
-    """The rows commit ``version`` inserted or updated (their new values), from the change data feed.
+def changed_rows_of_commit(spark: SparkSession, path: str, version: int, old_values: bool = False) -> DataFrame:
+    """The rows commit ``version`` inserted or updated (their new values, and with ``old_values``
+    the updated rows' values before it too), from the change data feed.
 
     Needs the change data feed on at that version (``change_data_feed: true`` in the contract).
     """
@@ -249,7 +250,8 @@ def changed_rows_of_commit(spark: SparkSession, path: str, version: int) -> Data
         .option("endingVersion", version)
         .load(path)
     )
-    return changes.filter(F.col("_change_type").isin("insert", "update_postimage")).drop(
+    kinds = ["insert", "update_postimage", *(["update_preimage"] if old_values else [])]
+    return changes.filter(F.col("_change_type").isin(*kinds)).drop(
         "_change_type", "_commit_version", "_commit_timestamp"
     )
 

@@ -377,3 +377,64 @@ def test_recomputing_from_a_day_with_the_stored_context_gives_the_full_journey(s
         5: ["interaction:E7", "interaction:E8"],  # E8 last; E7 and E8 make E9 a repeated view
     }
     assert ids == expected[start_day]
+
+
+def test_a_night_merges_the_journey_daily_rows_of_the_customer_days_it_changed(spark, lake_config) -> None:
+    from delta.tables import DeltaTable
+
+    from jobs.gold import journey_daily
+    from jobs.lake.tables import merge_rows, read_table, table_version
+
+    d1, d2 = dt.date(2026, 3, 1), dt.date(2026, 3, 2)
+    journey_table, keys = "gold.customer_journey", ("touchpoint_date", "touchpoint_id")
+
+    def touchpoint(touchpoint_id: str, customer: str, day: dt.date, kind: str = "login") -> dict:
+        return {
+            "customer_key": customer,
+            "touchpoint_id": touchpoint_id,
+            "touchpoint_at": dt.datetime.combine(day, dt.time(9, int(touchpoint_id[1:]))),
+            "touchpoint_date": day,
+            "touchpoint_type": kind,
+            "session_id": f"s-{customer}",
+            "journey_stage": "discover",
+            "pain_points": 0,
+        }
+
+    def write(rows: list[dict]) -> int:
+        frame = contract_frame(spark, journey_table, rows)
+        merge_rows(spark, frame, lake_config, journey_table, keys, partition_by=("touchpoint_date",))
+        return table_version(spark, lake_config, journey_table)
+
+    stored = [
+        touchpoint("T1", "K1", d1),
+        touchpoint("T2", "K1", d1),
+        touchpoint("T3", "K2", d1),
+        touchpoint("T4", "K1", d2),
+        touchpoint("T6", "K3", d2, "product_view"),
+        touchpoint("T7", "K5", d1),  # never changes: its row is neither rewritten nor copied
+    ]
+    journey_daily.run(spark, lake_config, [d1, d2], write(stored))  # no journey_daily yet: whole days
+    # Tonight: T2 is re-attributed K1 -> K2 (both customers' d1 change), T6 K3 -> K1 (K3's d2 is
+    # left without touchpoints: its row goes), T5 arrives for K4 (a new customer-day).
+    tonight = [touchpoint("T2", "K2", d1), touchpoint("T6", "K1", d2, "product_view"), touchpoint("T5", "K4", d2)]
+    version = write(tonight)
+    journey_daily.run(spark, lake_config, [d1, d2], version)
+
+    daily_path = lake_config.table_path("gold.journey_daily")
+    (merge,) = DeltaTable.forPath(spark, daily_path).history(1).select("operation", "operationMetrics").collect()
+    metrics = merge.operationMetrics
+    assert merge.operation == "MERGE"
+    # (K1,d1), (K2,d1), (K1,d2) updated; (K3,d2) deleted; (K4,d2) inserted; (K5,d1) untouched.
+    assert (metrics["numTargetRowsUpdated"], metrics["numTargetRowsDeleted"], metrics["numTargetRowsInserted"]) == (
+        "3",
+        "1",
+        "1",
+    )
+    assert metrics["numTargetRowsCopied"] == "0"
+    # Exactly what rebuilding both days from the whole journey gives.
+    expected = build_journey_daily(read_table(spark, lake_config, journey_table))
+    assert_df_equality(
+        read_table(spark, lake_config, "gold.journey_daily"), expected, ignore_row_order=True, ignore_nullable=True
+    )
+    got = {(r.customer_key, r.journey_date.day): (r.touchpoints, r.product_views) for r in expected.collect()}
+    assert got == {("K1", 1): (1, 0), ("K2", 1): (2, 0), ("K5", 1): (1, 0), ("K1", 2): (2, 1), ("K4", 2): (1, 0)}
