@@ -48,7 +48,7 @@ def _properties(spark, path: str) -> dict[str, str]:
 
 
 def test_a_contract_with_deletion_vectors_gets_merges_that_copy_no_row(spark, lake_config) -> None:
-    table = "silver.device_links"  # its contract asks for deletion vectors; the helper reads no columns
+    table = "gold.journey_daily"  # its contract asks for deletion vectors; the helper reads no columns
     schema = "device_id string, n int"
     path = lake_config.table_path(table)
     # A table created before the contract asked for them: the next MERGE turns them on first.
