@@ -14,15 +14,7 @@ from pyspark.sql import DataFrame, SparkSession, Window
 
 from jobs.lake.config import LakeConfig
 from jobs.lake.contracts import load_contract
-from jobs.lake.tables import (
-    changed_rows_of_commit,
-    commit_metadata_set,
-    ensure_table_properties,
-    read_table,
-    replace_dates,
-    sql_dates,
-    table_exists,
-)
+from jobs.lake.tables import read_table, replace_dates
 
 FUNNEL_STEPS = {
     "product_view_sessions": ["product_view"],
@@ -97,67 +89,14 @@ def build_funnel_daily(journey_df: DataFrame) -> DataFrame:
     return funnel.select(*[F.col(c.name).cast(c.type) for c in contract.columns])
 
 
-def merge_changed_customer_days(
-    spark: SparkSession, config: LakeConfig, changed_dates: list[dt.date], journey_version: int
-) -> None:
-    """Recompute the journey_daily rows of the (customer, day) pairs whose journey rows commit
-    ``journey_version`` of ``gold.customer_journey`` changed, and merge them.
-
-    The pairs come from that commit's change data feed, old values included: a touchpoint
-    re-attributed to another customer changes the day of both. A pair left without touchpoints
-    loses its row. Every other pair's journey rows are unchanged, so its stored row is already the
-    one a rebuild of the whole day would write: a night writes the customers it touched, not the
-    days' every customer.
-    """
-    from delta.tables import DeltaTable
-
-    contract = load_contract("gold.journey_daily")
-    keys = ["customer_key", "journey_date"]
-    changes = changed_rows_of_commit(
-        spark, config.table_path("gold.customer_journey"), journey_version, old_values=True
-    )
-    pairs = changes.select("customer_key", F.col("touchpoint_date").alias("journey_date")).distinct().localCheckpoint()
-    journey = read_table(spark, config, "gold.customer_journey").filter(F.col("touchpoint_date").isin(changed_dates))
-    touched = journey.join(
-        F.broadcast(pairs.withColumnRenamed("journey_date", "touchpoint_date")),
-        ["customer_key", "touchpoint_date"],
-        "left_semi",
-    )
-    rows = pairs.join(build_journey_daily(touched).withColumn("_present", F.lit(True)), keys, "left")
-    on = " AND ".join([f"t.journey_date IN ({sql_dates(changed_dates)})", *(f"t.{k} = s.{k}" for k in keys)])
-    columns = {c.name: f"s.{c.name}" for c in contract.columns}
-    # Before the MERGE is planned: a plan made before deletion vectors were on cannot write them.
-    ensure_table_properties(spark, config.table_path(contract.name), contract.delta_properties)
-    merge = (
-        DeltaTable.forPath(spark, config.table_path(contract.name))
-        .alias("t")
-        .merge(rows.alias("s"), on)
-        .whenMatchedDelete(condition="s._present IS NULL")
-        .whenMatchedUpdate(set=columns)
-        .whenNotMatchedInsert(condition="s._present", values=columns)
-    )
-    with commit_metadata_set(spark, contract.name):
-        merge.execute()
-
-
-def run(
-    spark: SparkSession, config: LakeConfig, changed_dates: list[dt.date], journey_version: int | None = None
-) -> None:
-    """Bring the journey_daily days in ``changed_dates`` and the funnel days they can affect up to date.
-
-    With ``journey_version`` (the journey commit that changed those days) and a stored table,
-    only the changed customer-days are recomputed (:func:`merge_changed_customer_days`); without
-    (a first build, or a caller that does not know it) whole days are replaced.
-    """
+def run(spark: SparkSession, config: LakeConfig, changed_dates: list[dt.date]) -> None:
+    """Replace the journey_daily days in ``changed_dates`` and the funnel days they can affect."""
     if not changed_dates:
         return
     journey = read_table(spark, config, "gold.customer_journey")
     daily = load_contract("gold.journey_daily")
-    if journey_version is not None and table_exists(spark, config.table_path(daily.name)):
-        merge_changed_customer_days(spark, config, changed_dates, journey_version)
-    else:
-        days = journey.filter(F.col("touchpoint_date").isin(changed_dates))
-        replace_dates(build_journey_daily(days), config, daily.name, "journey_date", changed_dates, daily.partition_by)
+    days = journey.filter(F.col("touchpoint_date").isin(changed_dates))
+    replace_dates(build_journey_daily(days), config, daily.name, "journey_date", changed_dates, daily.partition_by)
 
     funnel = load_contract("gold.funnel_daily")
     funnel_dates = sorted(set(changed_dates) | {d - dt.timedelta(days=1) for d in changed_dates})

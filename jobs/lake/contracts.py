@@ -48,18 +48,7 @@ class Contract:
     event_time: str | None = None
     description: str = ""
     change_data_feed: bool = False
-    deletion_vectors: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def delta_properties(self) -> dict[str, str]:
-        """The Delta table properties the contract asks for: set when the table is created, and
-        on an older table before its next MERGE (:func:`jobs.lake.tables.ensure_table_properties`)."""
-        asked = {
-            "delta.enableChangeDataFeed": self.change_data_feed,
-            "delta.enableDeletionVectors": self.deletion_vectors,
-        }
-        return {name: "true" for name, on in asked.items() if on}
 
     @property
     def column_names(self) -> list[str]:
@@ -177,7 +166,6 @@ def load_contract(name: str) -> Contract:
         "description",
         "extends",
         "change_data_feed",
-        "deletion_vectors",
     }
     return Contract(
         name=name,
@@ -189,7 +177,6 @@ def load_contract(name: str) -> Contract:
         event_time=raw.get("event_time", base.event_time if base else None),
         description=raw.get("description", base.description if base else ""),
         change_data_feed=bool(raw.get("change_data_feed", False)),
-        deletion_vectors=bool(raw.get("deletion_vectors", False)),
         extra={k: v for k, v in raw.items() if k not in known},
     )
 
@@ -224,9 +211,6 @@ def contract_fingerprint(contract: Contract) -> str:
     # Likewise a table option at its default (no change data feed) is left out.
     if not body["change_data_feed"]:
         body.pop("change_data_feed")
-    # How Delta stores an update (deletion vectors or rewritten files) changes neither the schema
-    # nor any row: a storage option, not a new contract version.
-    body.pop("deletion_vectors")
     # Only non-default column attributes: a new optional attribute in the format (say `feature`)
     # leaves every existing contract's fingerprint unchanged.
     defaults = asdict(Column(name="", type=""))

@@ -198,16 +198,17 @@ def merge_rows(
     from jobs.lake.contracts import load_contract
 
     path = config.table_path(table)
-    properties = load_contract(table).delta_properties
+    change_data_feed = load_contract(table).change_data_feed
     if not DeltaTable.isDeltaTable(spark, path):
         writer = df.write.format("delta").mode("overwrite").option("userMetadata", commit_metadata(table))
-        for name, value in properties.items():
-            writer = writer.option(name, value)
+        if change_data_feed:
+            writer = writer.option(CHANGE_DATA_FEED, "true")
         if partition_by:
             writer = writer.partitionBy(*partition_by)
         writer.save(path)
         return
-    ensure_table_properties(spark, path, properties)
+    if change_data_feed:
+        ensure_change_data_feed(spark, path)
     on = " AND ".join([*([target_filter] if target_filter else []), *(f"t.`{k}` <=> s.`{k}`" for k in keys)])
     merge = (
         DeltaTable.forPath(spark, path)
@@ -220,24 +221,21 @@ def merge_rows(
         merge.execute()
 
 
-def ensure_table_properties(spark: SparkSession, path: str, properties: dict[str, str]) -> None:
-    """Set the Delta table properties a contract asks for (:attr:`Contract.delta_properties`) on a
-    table created before it asked: e.g. the change data feed, or deletion vectors.
+CHANGE_DATA_FEED = "delta.enableChangeDataFeed"
 
-    One metadata lookup when they are set already (every night); one ALTER commit the first time.
+
+def ensure_change_data_feed(spark: SparkSession, path: str) -> None:
+    """Turn the change data feed on for a table created before its contract asked for it.
+
+    A metadata lookup when it is on already (every night); one ALTER commit the first time.
     """
-    if not properties:
-        return
-    shown = {row["key"]: row["value"] for row in spark.sql(f"SHOW TBLPROPERTIES delta.`{path}`").collect()}
-    missing = {name: value for name, value in properties.items() if shown.get(name) != value}
-    if missing:
-        assignments = ", ".join(f"'{name}' = '{value}'" for name, value in missing.items())
-        spark.sql(f"ALTER TABLE delta.`{path}` SET TBLPROPERTIES ({assignments})")
+    shown = spark.sql(f"SHOW TBLPROPERTIES delta.`{path}` ('{CHANGE_DATA_FEED}')").collect()
+    if not shown or shown[0]["value"] != "true":
+        spark.sql(f"ALTER TABLE delta.`{path}` SET TBLPROPERTIES ('{CHANGE_DATA_FEED}' = 'true')")
 
 
-def changed_rows_of_commit(spark: SparkSession, path: str, version: int, old_values: bool = False) -> DataFrame:
-    """The rows commit ``version`` inserted or updated (their new values, and with ``old_values``
-    the updated rows' values before it too), from the change data feed.
+def changed_rows_of_commit(spark: SparkSession, path: str, version: int) -> DataFrame:
+    """The rows commit ``version`` inserted or updated (their new values), from the change data feed.
 
     Needs the change data feed on at that version (``change_data_feed: true`` in the contract).
     """
@@ -250,8 +248,7 @@ def changed_rows_of_commit(spark: SparkSession, path: str, version: int, old_val
         .option("endingVersion", version)
         .load(path)
     )
-    kinds = ["insert", "update_postimage", *(["update_preimage"] if old_values else [])]
-    return changes.filter(F.col("_change_type").isin(*kinds)).drop(
+    return changes.filter(F.col("_change_type").isin("insert", "update_postimage")).drop(
         "_change_type", "_commit_version", "_commit_timestamp"
     )
 

@@ -198,7 +198,7 @@ def build_journey(run_date: str, config: LakeConfig | None = None) -> dict[str, 
     config = config or load_config()
     spark = _session(config)
     written = journey.run(spark, config, run_date)
-    journey_daily.run(spark, config, written.days, written.version)
+    journey_daily.run(spark, config, written.days)
     return {"changed_days": [d.isoformat() for d in written.days], "version": written.version}
 
 
