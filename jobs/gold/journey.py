@@ -440,18 +440,17 @@ def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | N
             stored_since_first = stored.filter(F.col("touchpoint_date") >= F.lit(first))
             changed = changed_rows(journey, stored_since_first, touched).localCheckpoint()
             dates = sorted(r[0] for r in changed.select("touchpoint_date").distinct().collect())
-            if not dates:
-                return JourneyWrite([], None)
-            # The date never changes for an id; the literal list lets Delta prune files.
-            merge_rows(
-                spark,
-                changed,
-                config,
-                contract.name,
-                keys,
-                partition_by=contract.partition_by,
-                target_filter=f"t.touchpoint_date IN ({sql_dates(dates)})",
-            )
+            if dates:
+                # The date never changes for an id; the literal list lets Delta prune files.
+                merge_rows(
+                    spark,
+                    changed,
+                    config,
+                    contract.name,
+                    keys,
+                    partition_by=contract.partition_by,
+                    target_filter=f"t.touchpoint_date IN ({sql_dates(dates)})",
+                )
         if not dates:
             return JourneyWrite([], None)
         version = table_version(spark, config, contract.name)
