@@ -12,13 +12,19 @@ arrived in the lake by D (``first_ingest_date <= D``) and is timed before the en
 counts when silver first knew it by D (``orders.first_ingest_date <= D``).
 
 All doubles are rounded to 6 decimals so the tables do not change with Spark's summation order
-(partitioning, adaptive execution), which would otherwise flip the last bits between runs.
+(partitioning, adaptive execution), which would otherwise flip the last bits between runs; the one
+unrounded sum, ``transit_days_sum``, is only pooled into rounded means.
+
+Both feature tables of a night read the statistics of the same few dates: the night computes them
+once (:func:`lane_stats`, :mod:`jobs.features.delivery_features`).
 """
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import pyspark.sql.functions as F
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import Column, DataFrame, Window
 
 from jobs.domain import (
     DELIVERED,
@@ -69,8 +75,10 @@ def day_end(date: Column) -> Column:
     return F.date_add(date, 1).cast("timestamp")
 
 
-def _known_by(stats_date: Column, scan_at: Column, first_ingest_date: Column) -> Column:
-    return (first_ingest_date <= stats_date) & (scan_at < day_end(stats_date))
+def known_date(scan_at: Column, first_ingest_date: Column) -> Column:
+    """The first stats date a scan counts for (the known-by rule): the later of its arrival date and
+    its (UTC) day, since ``first_ingest_date <= D and scan_at < day_end(D)`` holds exactly from there on."""
+    return F.greatest(first_ingest_date, F.to_date(scan_at))
 
 
 def deliveries_known(
@@ -85,9 +93,14 @@ def deliveries_known(
     after D neither counts nor moves ``delivered_at`` on D, even if it is timed earlier. Leg
     timestamps follow the same rule, so a leg scan arriving late stays out of D's leg means.
 
-    One plan for all dates: the (small) dates frame is broadcast against the delivered scans with
-    a range condition (a nested-loop join costing dates x delivered scans); the leg scans are then
-    joined on ``order_id`` only, so their cost does not grow with the number of dates.
+    What the lake knows of an order only changes on the days its scans become known
+    (:func:`known_date`), so each order is worked out once per such day from its first known
+    delivery on (a *state*, usually one: scans rarely arrive after the delivery), and a state
+    counts for the stats dates from its first day to the next state's, or to the day its delivery
+    leaves the window. Only these few states per order meet the (small, broadcast) dates frame:
+    its cost grows with dates x orders, not dates x scans. Measured on the large bench's history
+    (59 stats dates, 2.27 M scans, 8.5 M rows out): 13.8 s, against 30.9 s for joining each date
+    to the scans known by it.
 
     Args:
         orders_df: ``silver.orders`` rows (all of them that may be known by the dates).
@@ -102,34 +115,37 @@ def deliveries_known(
         promised_delivery_date``, the first known ``picked_at, left_warehouse_at, first_hub_at,
         out_for_delivery_at, first_failed_attempt_at`` (null if not known) and ``delivered_at``.
     """
-    dates = F.broadcast(as_of_dates_df.select(F.col("stats_date").cast("date").alias("stats_date")).distinct())
-    scans = tracking_events_df.select("order_id", "event", "scan_at", "first_ingest_date")
-    delivered_scans = scans.filter(F.col("event") == DELIVERED)
-    delivered = (
-        dates.join(delivered_scans, _known_by(F.col("stats_date"), F.col("scan_at"), F.col("first_ingest_date")))
-        .groupBy("stats_date", "order_id")
-        .agg(F.min("scan_at").alias("delivered_at"))
-        # The upper bound (end of the stats date) is the known-by rule itself.
-        .filter(F.to_date("delivered_at") > F.date_sub("stats_date", window_days))
+    scans = tracking_events_df.filter(F.col("event").isin(DELIVERED, *LEG_MILESTONES)).select(
+        "order_id", "event", "scan_at", known_date(F.col("scan_at"), F.col("first_ingest_date")).alias("_known")
     )
-    leg_scans = scans.filter(F.col("event").isin(*LEG_MILESTONES)).select(
-        F.col("order_id").alias("_leg_order_id"),
-        F.col("event").alias("_leg_event"),
-        F.col("scan_at").alias("_leg_at"),
-        F.col("first_ingest_date").alias("_leg_ingest_date"),
+    first_delivered = (
+        scans.filter(F.col("event") == DELIVERED).groupBy("order_id").agg(F.min("_known").alias("_delivered_known"))
     )
-    leg_known = (F.col("order_id") == F.col("_leg_order_id")) & _known_by(
-        F.col("stats_date"), F.col("_leg_at"), F.col("_leg_ingest_date")
+    # What is known of an order changes only on the days its scans become known: from its first
+    # known delivery on, each such day starts a state that lasts until the next one.
+    changes = (
+        scans.join(first_delivered, "order_id")
+        .filter(F.col("_known") >= F.col("_delivered_known"))
+        .select("order_id", F.col("_known").alias("_from"))
+        .distinct()
     )
-    with_legs = (
-        delivered.join(leg_scans, leg_known, "left")
-        .groupBy("stats_date", "order_id", "delivered_at")
+    state_scans = scans.select(
+        F.col("order_id").alias("_s_order_id"),
+        F.col("event").alias("_s_event"),
+        F.col("scan_at").alias("_s_at"),
+        F.col("_known").alias("_s_known"),
+    )
+    states = (
+        changes.join(state_scans, (F.col("_s_order_id") == F.col("order_id")) & (F.col("_s_known") <= F.col("_from")))
+        .groupBy("order_id", "_from")
         .agg(
+            first_scan_at(DELIVERED, F.col("_s_event"), F.col("_s_at")).alias("delivered_at"),
             *[
-                first_scan_at(event, F.col("_leg_event"), F.col("_leg_at")).alias(name)
+                first_scan_at(event, F.col("_s_event"), F.col("_s_at")).alias(name)
                 for event, name in LEG_MILESTONES.items()
-            ]
+            ],
         )
+        .withColumn("_next", F.lead("_from").over(Window.partitionBy("order_id").orderBy("_from")))
     )
     orders = orders_df.select(
         "order_id",
@@ -139,19 +155,26 @@ def deliveries_known(
         "promised_delivery_date",
         F.col("first_ingest_date").alias("_order_ingest_date"),
     )
-    return (
-        with_legs.join(orders, "order_id")
-        .filter(F.col("_order_ingest_date") <= F.col("stats_date"))
-        .select(
-            "stats_date",
-            "order_id",
-            "lane",
-            "carrier",
-            "placed_at",
-            "promised_delivery_date",
-            *LEG_MILESTONES.values(),
-            "delivered_at",
-        )
+    # A state counts for D from its first day (once the order is known too) until the next state,
+    # or until its delivery leaves the window (delivered date > D - window_days).
+    valid = (
+        states.join(orders, "order_id")
+        .withColumn("_start", F.greatest("_from", "_order_ingest_date"))
+        .withColumn("_leaves_window", F.date_add(F.to_date("delivered_at"), window_days))
+        .withColumn("_end", F.coalesce(F.least("_next", "_leaves_window"), "_leaves_window"))
+        .filter(F.col("_start") < F.col("_end"))
+    )
+    dates = F.broadcast(as_of_dates_df.select(F.col("stats_date").cast("date").alias("stats_date")).distinct())
+    counted = (F.col("stats_date") >= F.col("_start")) & (F.col("stats_date") < F.col("_end"))
+    return dates.join(valid, counted).select(
+        "stats_date",
+        "order_id",
+        "lane",
+        "carrier",
+        "placed_at",
+        "promised_delivery_date",
+        *LEG_MILESTONES.values(),
+        "delivered_at",
     )
 
 
@@ -161,13 +184,6 @@ def _rounded(value: Column) -> Column:
 
 def _transit_days() -> Column:
     return delivery_days(F.col("placed_at"), F.col("delivered_at"))
-
-
-def _count_and_mean_transit(deliveries_df: DataFrame, keys: list[str]) -> DataFrame:
-    return deliveries_df.groupBy(*keys).agg(
-        F.count("*").alias("deliveries"),
-        _rounded(F.avg(_transit_days())).alias("transit_days_mean"),
-    )
 
 
 def lane_transit_stats(deliveries_df: DataFrame) -> DataFrame:
@@ -182,7 +198,8 @@ def lane_transit_stats(deliveries_df: DataFrame) -> DataFrame:
         deliveries_df: the output of :func:`deliveries_known`.
 
     Returns:
-        ``stats_date, lane, carrier, deliveries`` (bigint), ``transit_days_mean/_p50/_p90``
+        ``stats_date, lane, carrier, deliveries`` (bigint), ``transit_days_sum`` (unrounded: the
+        wider groupings pool it, :func:`carrier_transit_stats`), ``transit_days_mean/_p50/_p90``
         (placed -> delivered, days), ``on_time_rate`` (delivered UTC date <= promised date),
         ``days_late_mean`` (delivered date - promised date, negative = early), the mean hours of
         each leg (:data:`LEG_HOURS`) and the mean hours from each milestone to delivery
@@ -193,6 +210,7 @@ def lane_transit_stats(deliveries_df: DataFrame) -> DataFrame:
     transit_days = _transit_days()
     return deliveries_df.groupBy("stats_date", "lane", "carrier").agg(
         F.count("*").alias("deliveries"),
+        F.sum(transit_days).alias("transit_days_sum"),
         _rounded(F.avg(transit_days)).alias("transit_days_mean"),
         _rounded(F.percentile(transit_days, 0.5)).alias("transit_days_p50"),
         _rounded(F.percentile(transit_days, 0.9)).alias("transit_days_p90"),
@@ -209,17 +227,42 @@ def lane_transit_stats(deliveries_df: DataFrame) -> DataFrame:
     )
 
 
-def carrier_transit_stats(deliveries_df: DataFrame) -> DataFrame:
+def _pooled(lane_stats_df: DataFrame, keys: list[str]) -> DataFrame:
+    return lane_stats_df.groupBy(*keys).agg(
+        F.sum("deliveries").alias("deliveries"),
+        _rounded(F.sum("transit_days_sum") / F.sum("deliveries")).alias("transit_days_mean"),
+    )
+
+
+def carrier_transit_stats(lane_stats_df: DataFrame) -> DataFrame:
     """Per (``stats_date, carrier``) on any lane: ``deliveries`` and ``transit_days_mean``.
 
-    A fallback signal for a lane the carrier rarely serves.
+    A fallback signal for a lane the carrier rarely serves. Pooled from the lane rows
+    (:func:`lane_transit_stats`: counts and unrounded sums), not from the deliveries again.
     """
-    return _count_and_mean_transit(deliveries_df, ["stats_date", "carrier"])
+    return _pooled(lane_stats_df, ["stats_date", "carrier"])
 
 
-def lane_all_carriers_transit_stats(deliveries_df: DataFrame) -> DataFrame:
+def lane_all_carriers_transit_stats(lane_stats_df: DataFrame) -> DataFrame:
     """Per (``stats_date, lane``) with any carrier: ``deliveries`` and ``transit_days_mean``.
 
-    A fallback signal for a carrier new on the lane.
+    A fallback signal for a carrier new on the lane. Pooled from the lane rows, as
+    :func:`carrier_transit_stats`.
     """
-    return _count_and_mean_transit(deliveries_df, ["stats_date", "lane"])
+    return _pooled(lane_stats_df, ["stats_date", "lane"])
+
+
+class LaneStats(NamedTuple):
+    """The statistics of a set of stats dates at the three groupings the feature tables use."""
+
+    lane_carrier: DataFrame  # :func:`lane_transit_stats`
+    carrier: DataFrame  # :func:`carrier_transit_stats`
+    lane: DataFrame  # :func:`lane_all_carriers_transit_stats`
+
+
+def lane_stats(lane_stats_df: DataFrame) -> LaneStats:
+    """The three groupings from the lane rows (:func:`lane_transit_stats`); checkpoint those first
+    when the groupings are read more than once, or each read recomputes the deliveries."""
+    return LaneStats(
+        lane_stats_df, carrier_transit_stats(lane_stats_df), lane_all_carriers_transit_stats(lane_stats_df)
+    )

@@ -6,12 +6,7 @@ import pyspark.sql.functions as F
 from pyspark.sql import DataFrame, SparkSession
 
 from jobs.domain import customer_key, delivery_days
-from jobs.features.lane_stats import (
-    carrier_transit_stats,
-    deliveries_known,
-    lane_all_carriers_transit_stats,
-    lane_transit_stats,
-)
+from jobs.features.lane_stats import LaneStats, deliveries_known, lane_stats, lane_transit_stats
 from jobs.lake.config import LakeConfig
 from jobs.lake.contracts import load_contract
 from jobs.lake.tables import arrived_between, merge_rows, read_table, sql_dates
@@ -74,8 +69,16 @@ def _renamed(stats_df: DataFrame, keys: list[str], features: dict[str, str]) -> 
     return stats_df.select(*keys, *[F.col(source).alias(name) for name, source in features.items()])
 
 
+def stats_dates(target_orders_df: DataFrame) -> DataFrame:
+    """The ``stats_date`` of each target order: the day before its (UTC) placement day."""
+    return target_orders_df.select(F.date_sub(F.to_date("placed_at"), 1).alias("stats_date"))
+
+
 def build_order_eta_features(
-    target_orders_df: DataFrame, orders_df: DataFrame, tracking_events_df: DataFrame
+    target_orders_df: DataFrame,
+    orders_df: DataFrame,
+    tracking_events_df: DataFrame,
+    stats: LaneStats | None = None,
 ) -> DataFrame:
     """Orders -> rows of ``features.order_eta``: the order at placement plus its lane's recent history.
 
@@ -92,6 +95,9 @@ def build_order_eta_features(
         orders_df: all ``silver.orders`` rows (history; may include the targets and later orders,
             which are ignored by the known-by rule).
         tracking_events_df: all ``silver.tracking_events`` rows (history; later arrivals ignored).
+        stats: the lane statistics of (at least) the targets' :func:`stats_dates`, when the caller
+            computed them already (:mod:`jobs.features.delivery_features`); else computed here
+            from ``orders_df`` and ``tracking_events_df``.
 
     Returns:
         The ``features.order_eta`` columns in contract order. ``as_of_date`` is the order's
@@ -100,10 +106,11 @@ def build_order_eta_features(
     """
     contract = load_contract("features.order_eta")
     targets = target_orders_df.withColumn("stats_date", F.date_sub(F.to_date("placed_at"), 1))
-    deliveries = deliveries_known(orders_df, tracking_events_df, targets.select("stats_date"))
-    lane_carrier = _renamed(lane_transit_stats(deliveries), ["stats_date", "lane", "carrier"], _LANE_CARRIER_FEATURES)
-    carrier = _renamed(carrier_transit_stats(deliveries), ["stats_date", "carrier"], _CARRIER_FEATURES)
-    lane = _renamed(lane_all_carriers_transit_stats(deliveries), ["stats_date", "lane"], _LANE_FEATURES)
+    if stats is None:
+        stats = lane_stats(lane_transit_stats(deliveries_known(orders_df, tracking_events_df, stats_dates(targets))))
+    lane_carrier = _renamed(stats.lane_carrier, ["stats_date", "lane", "carrier"], _LANE_CARRIER_FEATURES)
+    carrier = _renamed(stats.carrier, ["stats_date", "carrier"], _CARRIER_FEATURES)
+    lane = _renamed(stats.lane, ["stats_date", "lane"], _LANE_FEATURES)
     features = (
         targets.join(lane_carrier, ["stats_date", "lane", "carrier"], "left")
         .join(carrier, ["stats_date", "carrier"], "left")
@@ -116,22 +123,38 @@ def build_order_eta_features(
     return features.select(*[F.col(c.name).cast(c.type) for c in contract.columns])
 
 
-def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | None = None) -> int:
-    """Merge the ``features.order_eta`` rows that ``run_date``'s arrivals create or can change.
+def target_orders(orders_df: DataFrame, run_date: str, through: str | None = None) -> DataFrame:
+    """The ``silver.orders`` rows whose ``features.order_eta`` row ``run_date``'s arrivals create
+    or can change: the orders first arrived then (to ``through``) and, when dates run out of
+    order, orders placed after it (their lane statistics, as of the day before placement, include
+    its arrivals). In nightly order the second set is empty."""
+    last = F.lit(through or run_date).cast("date")
+    arrived = arrived_between(F.col("first_ingest_date"), run_date, through)
+    return orders_df.filter(arrived | (F.col("order_date") > last))
 
-    Those are the orders first arrived on ``run_date`` and, when dates run out of order, orders
-    placed after ``run_date`` (their lane statistics, as of the day before placement, include
-    ``run_date``'s arrivals). In nightly order the second set is empty. Returns the rows merged.
+
+def run(
+    spark: SparkSession,
+    config: LakeConfig,
+    run_date: str,
+    through: str | None = None,
+    targets: DataFrame | None = None,
+    stats: LaneStats | None = None,
+) -> int:
+    """Merge the ``features.order_eta`` rows of :func:`target_orders`; return the rows merged.
+
+    ``targets`` (computed once, e.g. a local checkpoint) and ``stats`` (covering their
+    :func:`stats_dates`) are passed by :mod:`jobs.features.delivery_features`, which shares the
+    lane statistics with ``features.shipment_scan``; alone, both are computed here.
     """
     contract = load_contract("features.order_eta")
     orders = read_table(spark, config, "silver.orders")
     events = read_table(spark, config, "silver.tracking_events")
-    last = F.lit(through or run_date).cast("date")
-    arrived = arrived_between(F.col("first_ingest_date"), run_date, through)
-    targets = orders.filter(arrived | (F.col("order_date") > last)).localCheckpoint()
+    if targets is None:
+        targets = target_orders(orders, run_date, through).localCheckpoint()
     rows, oldest = targets.agg(F.count("*"), F.min("first_ingest_date")).first()
     if rows:
-        features = build_order_eta_features(targets, orders, events)
+        features = build_order_eta_features(targets, orders, events, stats)
         merge_feature_rows(spark, features, config, contract.name, oldest)
     return rows
 

@@ -74,8 +74,28 @@ def _rounded_hours(start: Column, end: Column) -> Column:
     return F.round(hours_between(start, end), DECIMALS)
 
 
+def _with_as_of_date(target_scans_df: DataFrame, orders_df: DataFrame) -> DataFrame:
+    """Scans with ``_as_of``: the night both the scan and its order had arrived (inner join: a scan
+    whose order is not in silver yet has no row)."""
+    order_arrival = orders_df.select("order_id", F.col("first_ingest_date").alias("_order_ingest_date"))
+    return (
+        target_scans_df.select(*_SCAN_COLUMNS)
+        .join(order_arrival, "order_id")
+        .withColumn("_as_of", F.greatest("first_ingest_date", "_order_ingest_date"))
+        .drop("_order_ingest_date")
+    )
+
+
+def stats_dates(target_scans_df: DataFrame, orders_df: DataFrame) -> DataFrame:
+    """The ``stats_date`` of each target scan's row: the day before its ``as_of_date``."""
+    return _with_as_of_date(target_scans_df, orders_df).select(F.date_sub("_as_of", 1).alias("stats_date"))
+
+
 def build_shipment_scan_features(
-    target_scans_df: DataFrame, tracking_events_df: DataFrame, orders_df: DataFrame
+    target_scans_df: DataFrame,
+    tracking_events_df: DataFrame,
+    orders_df: DataFrame,
+    lane_stats_df: DataFrame | None = None,
 ) -> DataFrame:
     """Tracking scans -> rows of ``features.shipment_scan`` (one per target scan with a known order).
 
@@ -87,6 +107,9 @@ def build_shipment_scan_features(
             ignored by the known-scan rule; the targets need not be repeated here.
         orders_df: all ``silver.orders`` rows (the targets' orders, and the history of the lane
             statistics).
+        lane_stats_df: :func:`jobs.features.lane_stats.lane_transit_stats` of (at least) the
+            targets' :func:`stats_dates`, when the caller computed them already
+            (:mod:`jobs.features.delivery_features`); else computed here.
 
     Returns:
         The ``features.shipment_scan`` columns in contract order, doubles rounded to 6 decimals.
@@ -94,14 +117,7 @@ def build_shipment_scan_features(
         ``lane_remaining_hours_mean`` is null without history and once delivered or returned.
     """
     contract = load_contract("features.shipment_scan")
-    order_arrival = orders_df.select("order_id", F.col("first_ingest_date").alias("_order_ingest_date"))
-    targets = (
-        target_scans_df.select(*_SCAN_COLUMNS)
-        .join(order_arrival, "order_id")
-        .withColumn("_as_of", F.greatest("first_ingest_date", "_order_ingest_date"))
-        .drop("_order_ingest_date")
-        .withColumn("_rank", milestone_rank(F.col("event")))
-    )
+    targets = _with_as_of_date(target_scans_df, orders_df).withColumn("_rank", milestone_rank(F.col("event")))
     # A target is one of its own known scans, whether or not the caller repeated it in the history.
     history = tracking_events_df.select(*_SCAN_COLUMNS).unionByName(target_scans_df.select(*_SCAN_COLUMNS)).distinct()
     known = history.select(
@@ -136,7 +152,9 @@ def build_shipment_scan_features(
         .withColumn("stats_date", F.date_sub("as_of_date", 1))
     )
     orders = orders_df.select("order_id", "placed_at", "promised_delivery_date", "lane", "carrier")
-    stats = lane_transit_stats(deliveries_known(orders_df, history, so_far.select("stats_date")))
+    stats = lane_stats_df
+    if stats is None:
+        stats = lane_transit_stats(deliveries_known(orders_df, history, so_far.select("stats_date")))
     features = (
         so_far.join(orders, "order_id")
         .join(stats, ["stats_date", "lane", "carrier"], "left")
@@ -152,27 +170,42 @@ def build_shipment_scan_features(
     return features.select(*[F.col(c.name).cast(c.type) for c in contract.columns])
 
 
-def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | None = None) -> int:  # noqa: ARG001
-    """Merge the ``features.shipment_scan`` rows that ``run_date``'s arrivals create or can change.
+def target_scans(orders_df: DataFrame, tracking_events_df: DataFrame, run_date: str) -> DataFrame:
+    """The scans whose ``features.shipment_scan`` row ``run_date``'s arrivals create or can change:
+    those whose ``as_of_date`` (the night both the scan and its order had arrived) is ``run_date``
+    or later, i.e. scans first arrived then and the scans of orders that arrived then. Later ones
+    exist only when dates run out of order: their known scans and lane statistics include this
+    night's arrivals."""
+    day = F.lit(run_date).cast("date")
+    arrived_orders = orders_df.filter(F.col("first_ingest_date") >= day).select("order_id")
+    return (
+        tracking_events_df.filter(F.col("first_ingest_date") >= day)
+        .unionByName(tracking_events_df.join(arrived_orders, "order_id", "left_semi"))
+        .dropDuplicates(["scan_id"])
+    )
 
-    Targets: the rows whose ``as_of_date`` (the night both the scan and its order had arrived) is
-    ``run_date`` or later: scans first arrived then, and the scans of orders that arrived then.
-    Later ones exist only when dates run out of order: their known scans and lane statistics
-    include this night's arrivals. Returns the rows merged.
+
+def run(
+    spark: SparkSession,
+    config: LakeConfig,
+    run_date: str,
+    through: str | None = None,  # noqa: ARG001
+    targets: DataFrame | None = None,
+    lane_stats_df: DataFrame | None = None,
+) -> int:
+    """Merge the ``features.shipment_scan`` rows of :func:`target_scans`; return the rows merged.
+
+    ``targets`` (computed once, e.g. a local checkpoint) and ``lane_stats_df`` (covering their
+    :func:`stats_dates`) are passed by :mod:`jobs.features.delivery_features`, which shares the
+    lane statistics with ``features.order_eta``; alone, both are computed here.
     """
     contract = load_contract("features.shipment_scan")
     orders = read_table(spark, config, "silver.orders")
     events = read_table(spark, config, "silver.tracking_events")
-    day = F.lit(run_date).cast("date")
-    arrived_orders = orders.filter(F.col("first_ingest_date") >= day).select("order_id")
-    targets = (
-        events.filter(F.col("first_ingest_date") >= day)
-        .unionByName(events.join(arrived_orders, "order_id", "left_semi"))
-        .dropDuplicates(["scan_id"])
-        .localCheckpoint()
-    )
+    if targets is None:
+        targets = target_scans(orders, events, run_date).localCheckpoint()
     rows = targets.count()
     if rows:
-        features = build_shipment_scan_features(targets, events, orders)
+        features = build_shipment_scan_features(targets, events, orders, lane_stats_df)
         merge_feature_rows(spark, features, config, contract.name, run_date)  # every target's as_of_date >= run_date
     return rows

@@ -209,19 +209,20 @@ def build_features(run_date: str, config: LakeConfig | None = None) -> dict[str,
 
 
 def _features(spark: SparkSession, config: LakeConfig, first: str, last: str | None = None) -> dict[str, Any]:
-    """The three feature tables for the nights ``first`` to ``last``, built at once (each reads
-    only silver and writes its own table)."""
-    from jobs.features import customer_daily, order_eta, shipment_scan
+    """The three feature tables for the nights ``first`` to ``last``, built at once: customer_daily
+    beside the two tables that share the night's lane statistics (each reads only silver and
+    writes its own tables)."""
+    from jobs.features import customer_daily, delivery_features
     from jobs.lake.spark import run_concurrently
 
-    tables = {
-        "customer_daily_partitions": customer_daily,
-        "order_eta_rows": order_eta,
-        "shipment_scan_rows": shipment_scan,
-    }
-    return run_concurrently(
-        spark, {name: partial(t.run, config=config, run_date=first, through=last) for name, t in tables.items()}
+    built = run_concurrently(
+        spark,
+        {
+            "customer_daily_partitions": partial(customer_daily.run, config=config, run_date=first, through=last),
+            "delivery": partial(delivery_features.run, config=config, run_date=first, through=last),
+        },
     )
+    return {"customer_daily_partitions": built["customer_daily_partitions"], **built["delivery"]}
 
 
 def train_eta(run_date: str, config: LakeConfig | None = None, force: bool = False) -> dict[str, Any]:

@@ -223,8 +223,8 @@ def test_deliveries_known_applies_the_known_by_rule_per_stats_date(spark) -> Non
 
 
 LANE_STATS = (
-    "stats_date date, lane string, carrier string, deliveries bigint, transit_days_mean double, "
-    "transit_days_p50 double, transit_days_p90 double, on_time_rate double, days_late_mean double, "
+    "stats_date date, lane string, carrier string, deliveries bigint, transit_days_sum double, "
+    "transit_days_mean double, transit_days_p50 double, transit_days_p90 double, on_time_rate double, days_late_mean double, "
     "placed_to_picked_hours_mean double, picked_to_left_warehouse_hours_mean double, "
     "left_warehouse_to_first_hub_hours_mean double, first_hub_to_out_for_delivery_hours_mean double, "
     "transit_hours_mean double, picked_to_delivered_hours_mean double, left_warehouse_to_delivered_hours_mean double, "
@@ -246,9 +246,9 @@ def test_lane_transit_stats_per_stats_date(spark) -> None:
     # A single early delivery without leg scans: every leg mean is null.
     single = {"deliveries": 1, "on_time_rate": 1.0, "days_late_mean": -1.0}
     o6 = {**single, "lane": "WH-A>R1", "carrier": "boxberry", "transit_hours_mean": 48.0}
-    o6 |= {"transit_days_mean": 2.0, "transit_days_p50": 2.0, "transit_days_p90": 2.0}
+    o6 |= {"transit_days_sum": 2.0, "transit_days_mean": 2.0, "transit_days_p50": 2.0, "transit_days_p90": 2.0}
     o9 = {**single, "lane": "WH-B>R2", "carrier": "cdek", "transit_hours_mean": 24.0}
-    o9 |= {"transit_days_mean": 1.0, "transit_days_p50": 1.0, "transit_days_p90": 1.0}
+    o9 |= {"transit_days_sum": 1.0, "transit_days_mean": 1.0, "transit_days_p50": 1.0, "transit_days_p90": 1.0}
     expected = _frame(
         spark,
         LANE_STATS,
@@ -258,6 +258,7 @@ def test_lane_transit_stats_per_stats_date(spark) -> None:
                 "lane": "WH-A>R1",
                 "carrier": "cdek",
                 "deliveries": 3,
+                "transit_days_sum": 11.75,  # unrounded, for the pooled groupings
                 "transit_days_mean": 3.916667,  # 11.75 / 3
                 "transit_days_p50": 3.25,
                 "transit_days_p90": 5.05,  # 3.25 + 0.8 * (5.5 - 3.25): exact percentile, interpolated
@@ -281,6 +282,7 @@ def test_lane_transit_stats_per_stats_date(spark) -> None:
                 "lane": "WH-A>R1",
                 "carrier": "cdek",
                 "deliveries": 5,
+                "transit_days_sum": 17.5,  # 3.25 + 5.5 + 4.25 + 2.5 + 2.0
                 "transit_days_mean": 3.5,
                 "transit_days_p50": 3.25,
                 "transit_days_p90": 5.0,  # 4.25 + 0.6 * 1.25
@@ -307,9 +309,10 @@ def test_lane_transit_stats_per_stats_date(spark) -> None:
 
 def test_carrier_and_lane_stats_pool_the_other_dimension(spark) -> None:
     orders, scans, dates = _history(spark)
-    deliveries = deliveries_known(orders, scans, dates).cache()  # shared by both aggregates below
-    carrier = carrier_transit_stats(deliveries).orderBy("stats_date", "carrier")
-    lane = lane_all_carriers_transit_stats(deliveries).orderBy("stats_date", "lane")
+    # Pooled from the lane x carrier rows (counts and unrounded sums), as the features read them.
+    per_lane = lane_transit_stats(deliveries_known(orders, scans, dates)).cache()  # shared by both below
+    carrier = carrier_transit_stats(per_lane).orderBy("stats_date", "carrier")
+    lane = lane_all_carriers_transit_stats(per_lane).orderBy("stats_date", "lane")
     expected_carrier = spark.createDataFrame(
         [
             (D10, "boxberry", 1, 2.0),
@@ -330,4 +333,79 @@ def test_carrier_and_lane_stats_pool_the_other_dimension(spark) -> None:
     )
     assert_df_equality(carrier, expected_carrier, ignore_nullable=True)
     assert_df_equality(lane, expected_lane, ignore_nullable=True)
-    deliveries.unpersist()
+    per_lane.unpersist()
+
+
+def _reference_deliveries_known(orders, scans, dates, window_days: int):
+    """The known-by rule applied literally, one stats date at a time (what deliveries_known must equal)."""
+    import pyspark.sql.functions as F
+
+    from jobs.features.lane_stats import LEG_MILESTONES
+
+    per_date = []
+    for (day,) in dates.distinct().collect():
+        d = F.lit(day).cast("date")
+        known = scans.filter((F.col("first_ingest_date") <= d) & (F.to_date("scan_at") <= d))
+        delivered = (
+            known.filter(F.col("event") == "delivered").groupBy("order_id").agg(F.min("scan_at").alias("delivered_at"))
+        )
+        legs = known.groupBy("order_id").agg(
+            *[
+                F.min(F.when(F.col("event") == event, F.col("scan_at"))).alias(name)
+                for event, name in LEG_MILESTONES.items()
+            ]
+        )
+        rows = (
+            delivered.filter(F.to_date("delivered_at") > F.date_sub(d, window_days))
+            .join(legs, "order_id", "left")
+            .join(orders.filter(F.col("first_ingest_date") <= d), "order_id")
+            .select(
+                d.alias("stats_date"),
+                "order_id",
+                "lane",
+                "carrier",
+                "placed_at",
+                "promised_delivery_date",
+                *LEG_MILESTONES.values(),
+                "delivered_at",
+            )
+        )
+        per_date.append(rows)
+    result = per_date[0]
+    for rows in per_date[1:]:
+        result = result.unionByName(rows)
+    return result
+
+
+def test_deliveries_known_equals_the_rule_applied_date_by_date_on_random_histories(spark) -> None:
+    """Late scans of every kind (a delivered scan timed before the first known one, legs after the
+    delivery, scans known on the day they are timed), orders known late, and the window's edges:
+    the state-per-change-day computation must give exactly the rows of the rule applied per date."""
+    import random
+
+    rng = random.Random(20261201)
+    events = ["picked", "left_warehouse", "arrived_hub", "out_for_delivery", "delivery_failed", "delivered", "created"]
+    orders, scans = [], []
+    for n in range(80):
+        placed = dt.datetime(2026, 3, 1) + dt.timedelta(hours=rng.randrange(0, 24 * 20))
+        order_ingest = placed.date() + dt.timedelta(days=rng.choice([0, 0, 0, 1, 4]))
+        orders.append(_order(f"R{n}", placed, placed.date() + dt.timedelta(days=3), ingest=order_ingest))
+        # Mostly one delivered scan, sometimes none or two (the second may arrive first).
+        kinds = [rng.choice(events) for _ in range(rng.randrange(0, 6))] + ["delivered"] * rng.choice([0, 1, 1, 1, 2])
+        for k, event in enumerate(kinds):
+            at = placed + dt.timedelta(hours=rng.randrange(1, 24 * 8))
+            ingest = at.date() + dt.timedelta(days=rng.choice([0, 0, 0, 1, 3, 6]))
+            scans.append(_scan(f"S{n}-{k}", f"R{n}", at, event, ingest=ingest))
+    orders_df = contract_frame(spark, "silver.orders", orders)
+    scans_df = contract_frame(
+        spark, "silver.tracking_events", scans, carrier="cdek", seq=1, is_out_of_order_arrival=False
+    )
+    dates = spark.createDataFrame(
+        [(dt.date(2026, 3, 1) + dt.timedelta(days=i),) for i in range(0, 32, 2)], "stats_date date"
+    )
+    window_days = 8  # short, so that deliveries leave the window within the dates
+
+    got = deliveries_known(orders_df, scans_df, dates, window_days=window_days)
+    expected = _reference_deliveries_known(orders_df, scans_df, dates, window_days)
+    assert expected.count() > 200  # the random history does exercise the rule
+    assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)
