@@ -95,12 +95,13 @@ def deliveries_known(
 
     What the lake knows of an order only changes on the days its scans become known
     (:func:`known_date`), so each order is worked out once per such day from its first known
-    delivery on (a *state*, usually one: scans rarely arrive after the delivery), and a state
-    counts for the stats dates from its first day to the next state's, or to the day its delivery
-    leaves the window. Only these few states per order meet the (small, broadcast) dates frame:
-    its cost grows with dates x orders, not dates x scans. Measured on the large bench's history
-    (59 stats dates, 2.27 M scans, 8.5 M rows out): 13.8 s, against 30.9 s for joining each date
-    to the scans known by it.
+    delivery on (a *state*, usually one: scans rarely arrive after the delivery), in one window
+    pass over its scans sorted by that day; a state counts for the stats dates from its first day
+    to the next state's, or to the day its delivery leaves the window. Only these few states per
+    order meet the (small, broadcast) dates frame, so the cost grows with dates x orders, not
+    dates x scans. Measured on the large bench's silver (2.27 M scans): 59 stats dates (8.5 M rows
+    out) in 14.9 s against 30.9 s for joining each date to the scans known by it; 5 dates in 10.8
+    s against 14.2 s.
 
     Args:
         orders_df: ``silver.orders`` rows (all of them that may be known by the dates).
@@ -115,37 +116,31 @@ def deliveries_known(
         promised_delivery_date``, the first known ``picked_at, left_warehouse_at, first_hub_at,
         out_for_delivery_at, first_failed_attempt_at`` (null if not known) and ``delivered_at``.
     """
+    epoch = F.lit("1970-01-01").cast("date")  # days as numbers: a range frame needs them
+    day = F.datediff(known_date(F.col("scan_at"), F.col("first_ingest_date")), epoch)
     scans = tracking_events_df.filter(F.col("event").isin(DELIVERED, *LEG_MILESTONES)).select(
-        "order_id", "event", "scan_at", known_date(F.col("scan_at"), F.col("first_ingest_date")).alias("_known")
+        "order_id", "event", "scan_at", day.alias("_day")
     )
-    first_delivered = (
-        scans.filter(F.col("event") == DELIVERED).groupBy("order_id").agg(F.min("_known").alias("_delivered_known"))
-    )
-    # What is known of an order changes only on the days its scans become known: from its first
-    # known delivery on, each such day starts a state that lasts until the next one.
-    changes = (
-        scans.join(first_delivered, "order_id")
-        .filter(F.col("_known") >= F.col("_delivered_known"))
-        .select("order_id", F.col("_known").alias("_from"))
-        .distinct()
-    )
-    state_scans = scans.select(
-        F.col("order_id").alias("_s_order_id"),
-        F.col("event").alias("_s_event"),
-        F.col("scan_at").alias("_s_at"),
-        F.col("_known").alias("_s_known"),
+    # One pass over each order's scans in the order they became known: the running first scan of
+    # each milestone over the days so far is the state from that day on; the next later day ends it.
+    by_day = Window.partitionBy("order_id").orderBy("_day")
+    so_far = by_day.rangeBetween(Window.unboundedPreceding, 0)
+    later = by_day.rangeBetween(1, Window.unboundedFollowing)
+    running = scans.select(
+        "order_id",
+        "_day",
+        first_scan_at(DELIVERED, F.col("event"), F.col("scan_at")).over(so_far).alias("delivered_at"),
+        *[
+            first_scan_at(event, F.col("event"), F.col("scan_at")).over(so_far).alias(name)
+            for event, name in LEG_MILESTONES.items()
+        ],
+        F.min("_day").over(later).alias("_next_day"),
     )
     states = (
-        changes.join(state_scans, (F.col("_s_order_id") == F.col("order_id")) & (F.col("_s_known") <= F.col("_from")))
-        .groupBy("order_id", "_from")
-        .agg(
-            first_scan_at(DELIVERED, F.col("_s_event"), F.col("_s_at")).alias("delivered_at"),
-            *[
-                first_scan_at(event, F.col("_s_event"), F.col("_s_at")).alias(name)
-                for event, name in LEG_MILESTONES.items()
-            ],
-        )
-        .withColumn("_next", F.lead("_from").over(Window.partitionBy("order_id").orderBy("_from")))
+        running.filter(F.col("delivered_at").isNotNull())
+        .dropDuplicates(["order_id", "_day"])  # the rows of one day hold the same state (range frame)
+        .withColumn("_from", F.date_add(epoch, F.col("_day")))
+        .withColumn("_next", F.date_add(epoch, F.col("_next_day")))
     )
     orders = orders_df.select(
         "order_id",
