@@ -337,44 +337,39 @@ def test_carrier_and_lane_stats_pool_the_other_dimension(spark) -> None:
 
 
 def _reference_deliveries_known(orders, scans, dates, window_days: int):
-    """The known-by rule applied literally, one stats date at a time (what deliveries_known must equal)."""
+    """The known-by rule applied literally: every stats date with every scan known by it (what
+    deliveries_known must equal, without its per-order states)."""
     import pyspark.sql.functions as F
 
     from jobs.features.lane_stats import LEG_MILESTONES
 
-    per_date = []
-    for (day,) in dates.distinct().collect():
-        d = F.lit(day).cast("date")
-        known = scans.filter((F.col("first_ingest_date") <= d) & (F.to_date("scan_at") <= d))
-        delivered = (
-            known.filter(F.col("event") == "delivered").groupBy("order_id").agg(F.min("scan_at").alias("delivered_at"))
+    def first(event: str):
+        return F.min(F.when(F.col("event") == event, F.col("scan_at")))
+
+    known = (
+        dates.distinct()
+        .crossJoin(scans)
+        .filter((F.col("first_ingest_date") <= F.col("stats_date")) & (F.to_date("scan_at") <= F.col("stats_date")))
+    )
+    per_date = known.groupBy("stats_date", "order_id").agg(
+        first("delivered").alias("delivered_at"), *[first(event).alias(name) for event, name in LEG_MILESTONES.items()]
+    )
+    order_columns = ["order_id", "lane", "carrier", "placed_at", "promised_delivery_date", "first_ingest_date"]
+    return (
+        per_date.filter(F.to_date("delivered_at") > F.date_sub("stats_date", window_days))
+        .join(orders.select(*order_columns).withColumnRenamed("first_ingest_date", "_order_ingest"), "order_id")
+        .filter(F.col("_order_ingest") <= F.col("stats_date"))
+        .select(
+            "stats_date",
+            "order_id",
+            "lane",
+            "carrier",
+            "placed_at",
+            "promised_delivery_date",
+            *LEG_MILESTONES.values(),
+            "delivered_at",
         )
-        legs = known.groupBy("order_id").agg(
-            *[
-                F.min(F.when(F.col("event") == event, F.col("scan_at"))).alias(name)
-                for event, name in LEG_MILESTONES.items()
-            ]
-        )
-        rows = (
-            delivered.filter(F.to_date("delivered_at") > F.date_sub(d, window_days))
-            .join(legs, "order_id", "left")
-            .join(orders.filter(F.col("first_ingest_date") <= d), "order_id")
-            .select(
-                d.alias("stats_date"),
-                "order_id",
-                "lane",
-                "carrier",
-                "placed_at",
-                "promised_delivery_date",
-                *LEG_MILESTONES.values(),
-                "delivered_at",
-            )
-        )
-        per_date.append(rows)
-    result = per_date[0]
-    for rows in per_date[1:]:
-        result = result.unionByName(rows)
-    return result
+    )
 
 
 def test_deliveries_known_equals_the_rule_applied_date_by_date_on_random_histories(spark) -> None:
