@@ -7,8 +7,10 @@ So on a local lake the job runs in the driver process:
 
 1. each file is cut into byte-range chunks (:mod:`jobs.ingest.raw_files`), classified by the
    same :class:`jobs.ingest.parse._BatchBuilder` the Spark tasks use, two chunks at a time in
-   threads (pyarrow's reader and kernels release the GIL), and written to a staging Parquet file
-   as it goes; only the valid lines' keys stay in memory, for the duplicate check;
+   threads (pyarrow's reader and kernels release the GIL), and written to a staging Arrow file
+   as it goes, in chunk order: each chunk counts its own newlines, so its lines are numbered
+   from the chunks before it without reading the files once more to count them first; only
+   the valid lines' keys stay in memory, for the duplicate check;
 2. repeated keys are found on those keys (:func:`duplicate_copies`, the rule of
    :func:`jobs.ingest.parse.build_duplicate_copies`);
 3. the staging file is streamed twice into the bronze and quarantine tables with delta-rs, each
@@ -34,7 +36,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from jobs.ingest.parse import ARRIVAL, REASON, _BatchBuilder
-from jobs.ingest.raw_files import Chunk, count_newlines, plan_chunks, read_chunk_arrow, with_line_offsets
+from jobs.ingest.raw_files import Chunk, plan_chunks, read_chunk_arrow_counted
 from jobs.lake.config import LakeConfig
 from jobs.lake.contracts import Contract
 from jobs.lake.small_tables import _commit, _path, _retried, slice_predicate
@@ -57,21 +59,18 @@ class Classified:
 
 
 def plan_local_chunks(files: list[str], has_header: bool) -> dict[str, list[Chunk]]:
-    """Each file's chunks with their line offsets (newlines counted only for multi-chunk files)."""
-    planned = {}
-    for path in files:
-        chunks = plan_chunks(path, has_header=has_header)
-        if len(chunks) > 1:
-            chunks = with_line_offsets(chunks, [count_newlines(c) for c in chunks])
-        planned[path] = chunks
-    return planned
+    """Each file's chunks, in file order; their line offsets are added as they are classified
+    (:func:`classify_files`), from the newlines each chunk counts."""
+    return {path: plan_chunks(path, has_header=has_header) for path in files}
 
 
 def _classify_chunk(
     contract: Contract, lateness_days: int, header: list[str] | None, chunk: Chunk, source_file: str, night: str
-) -> tuple[list[pa.RecordBatch], dict[str, str]]:
+) -> tuple[list[pa.RecordBatch], dict[str, str], int]:
+    """The chunk's classified batches (lines numbered as if no line came before the chunk),
+    its file summaries, and its newline count."""
     builder = _BatchBuilder(contract, lateness_days, header)
-    first, lines, flags = read_chunk_arrow(chunk)
+    first, lines, flags, newlines = read_chunk_arrow_counted(chunk)
     arrival = (dt.date.fromisoformat(night) - _EPOCH).days
     batches = []
     for at in range(0, len(lines), _BATCH_LINES):
@@ -80,7 +79,16 @@ def _classify_chunk(
         )
     builder._summary(source_file)  # a file without data lines is still seen
     typer = builder.typer
-    return batches, {name: s.to_json(typer.names, typer.tracked) for name, s in builder.summaries.items()}
+    return batches, {name: s.to_json(typer.names, typer.tracked) for name, s in builder.summaries.items()}, newlines
+
+
+def _numbered_from(batch: pa.RecordBatch, lines_before: int) -> pa.RecordBatch:
+    """``batch`` with ``lines_before`` added to its line numbers."""
+    if not lines_before:
+        return batch
+    index = batch.schema.get_field_index("line_number")
+    moved = pc.add(batch.column(index), pa.scalar(lines_before, pa.int64()))
+    return batch.set_column(index, batch.schema.field(index), moved)
 
 
 def classify_files(
@@ -90,7 +98,8 @@ def classify_files(
     chunks: list[tuple[Chunk, str, str]],
     work_dir: Path,
 ) -> Classified:
-    """Classify ``chunks`` (chunk, source file name, arrival night) into ``work_dir``'s staging file."""
+    """Classify ``chunks`` (chunk, source file name, arrival night; a file's chunks in order,
+    ``newlines_before`` unset) into ``work_dir``'s staging file."""
     staging = work_dir / "classified.arrow"
     result = Classified(staging)
     schema = _BatchBuilder(contract, lateness_days, header).schema
@@ -103,22 +112,27 @@ def classify_files(
         ThreadPoolExecutor(THREADS) as pool,
     ):
         pending: deque = deque()
+        newlines_seen: dict[str, int] = {}  # per file: newlines of its chunks already written
         items = iter(chunks)
         while True:
             # One chunk more in flight than threads: workers never wait for the writer, and
             # memory stays a few chunks whatever the file size.
             while len(pending) <= THREADS and (item := next(items, None)) is not None:
-                pending.append(pool.submit(_classify_chunk, contract, lateness_days, header, *item))
+                pending.append((item[0].path, pool.submit(_classify_chunk, contract, lateness_days, header, *item)))
             if not pending:
                 break
-            batches, summaries = pending.popleft().result()
+            path, done = pending.popleft()
+            batches, summaries, newlines = done.result()
+            lines_before = newlines_seen.get(path, 0)
+            newlines_seen[path] = lines_before + newlines
             for name, text in summaries.items():
                 result.summaries.setdefault(name, []).append(text)
                 result.accepted.setdefault(name, 0)
                 result.quarantined.setdefault(name, 0)
-            for batch in batches:
-                if not batch.num_rows:
+            for chunk_batch in batches:
+                if not chunk_batch.num_rows:
                     continue
+                batch = _numbered_from(chunk_batch, lines_before)
                 writer.write_batch(batch)
                 name = batch.column(0)[0].as_py()
                 valid = pc.is_null(batch.column(REASON))

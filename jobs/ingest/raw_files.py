@@ -127,19 +127,22 @@ def _read_through_newline(file: BinaryIO) -> bytes:
     return b"".join(parts)
 
 
-def _owned_bytes(chunk: Chunk) -> tuple[bytes, int]:
-    """The bytes of the lines starting in the chunk, and the number of the first of them."""
+def _owned_bytes(chunk: Chunk) -> tuple[bytes, int, int]:
+    """The bytes of the lines starting in the chunk, the number of the first of them, and the
+    newlines in ``[start, end)`` (what :func:`count_newlines` counts, from the bytes read anyway)."""
     with open(local_path(chunk.path), "rb") as file:
         if chunk.start == 0:
             first_line = 1
             data = file.read(chunk.end)
+            newlines = data.count(b"\n")
         else:
             # One byte before the range says whether a line starts exactly at ``start``.
             file.seek(chunk.start - 1)
             data = file.read(chunk.end - chunk.start + 1)
+            newlines = data.count(b"\n", 1)
             first_newline = data.find(b"\n")
             if first_newline < 0 or first_newline >= len(data) - 1:
-                return b"", 0  # no line starts in the range (a long line crosses it, or the file ends)
+                return b"", 0, newlines  # no line starts in the range (a long line crosses it, or the file ends)
             # Lines before ours: those started before ``start - 1`` (one per newline before it
             # plus the file's first), and the one ending at this newline.
             first_line = chunk.newlines_before - (1 if data[0:1] == b"\n" else 0) + 2
@@ -147,7 +150,7 @@ def _owned_bytes(chunk: Chunk) -> tuple[bytes, int]:
         if not data.endswith(b"\n"):
             # Finish the last line, however far it runs past the range.
             data += _read_through_newline(file)
-    return data, first_line
+    return data, first_line, newlines
 
 
 def decode_lines(data: bytes) -> tuple[list[str], list[bool]]:
@@ -181,7 +184,7 @@ def read_chunk(chunk: Chunk) -> tuple[int, list[str], list[bool]]:
     A CSV header is not returned (its line still counts), a file's opening byte order mark is
     dropped. Memory is the chunk plus its last line.
     """
-    data, first_line = _owned_bytes(chunk)
+    data, first_line, _ = _owned_bytes(chunk)
     if chunk.start == 0 and data.startswith(codecs.BOM_UTF8):
         data = data[len(codecs.BOM_UTF8) :]
     lines, flags = decode_lines(data)
@@ -215,13 +218,22 @@ def split_lines(data: bytes) -> tuple[pa.StringArray, pa.BooleanArray]:
 
 def read_chunk_arrow(chunk: Chunk) -> tuple[int, pa.StringArray, pa.BooleanArray]:
     """:func:`read_chunk` with the lines as Arrow arrays (:func:`split_lines`)."""
-    data, first_line = _owned_bytes(chunk)
+    first_line, lines, flags, _ = read_chunk_arrow_counted(chunk)
+    return first_line, lines, flags
+
+
+def read_chunk_arrow_counted(chunk: Chunk) -> tuple[int, pa.StringArray, pa.BooleanArray, int]:
+    """:func:`read_chunk_arrow` and the chunk's :func:`count_newlines`, counted in the bytes it
+    reads anyway: a reader that takes a file's chunks in order can number their lines as it goes
+    (the first line number is relative to ``newlines_before``, which it then adds) instead of
+    reading every file once more beforehand to count them."""
+    data, first_line, newlines = _owned_bytes(chunk)
     if chunk.start == 0 and data.startswith(codecs.BOM_UTF8):
         data = data[len(codecs.BOM_UTF8) :]
     lines, flags = split_lines(data)
     if chunk.skip_header and len(lines):
-        return first_line + 1, lines[1:], flags[1:]
-    return first_line, lines, flags
+        return first_line + 1, lines[1:], flags[1:], newlines
+    return first_line, lines, flags, newlines
 
 
 def iter_numbered_lines(chunk: Chunk) -> Iterator[NumberedLine]:

@@ -15,6 +15,7 @@ from jobs.ingest.raw_files import (
     count_newlines,
     iter_numbered_lines,
     plan_chunks,
+    read_chunk_arrow_counted,
     read_csv_header,
     with_line_offsets,
 )
@@ -23,9 +24,21 @@ CHUNK_SIZES = [1, 2, 3, 7, 1 << 20]
 
 
 def _rows(path: Path, has_header: bool, chunk_bytes: int) -> list[tuple]:
-    chunks = plan_chunks(str(path), chunk_bytes, has_header)
-    chunks = with_line_offsets(chunks, [count_newlines(c) for c in chunks])
-    return [(line.line_number, line.raw, line.has_invalid_utf8) for c in chunks for line in iter_numbered_lines(c)]
+    planned = plan_chunks(str(path), chunk_bytes, has_header)
+    chunks = with_line_offsets(planned, [count_newlines(c) for c in planned])
+    rows = [(line.line_number, line.raw, line.has_invalid_utf8) for c in chunks for line in iter_numbered_lines(c)]
+    # The local ingest reads the chunks in order without counting first: each chunk's own count
+    # numbers the next one's lines. Both ways must give the same lines and numbers.
+    counted, newlines_before = [], 0
+    for chunk in planned:
+        first, lines, flags, newlines = read_chunk_arrow_counted(chunk)
+        counted += [
+            (newlines_before + first + i, raw, flag)
+            for i, (raw, flag) in enumerate(zip(lines.to_pylist(), flags.to_pylist(), strict=True))
+        ]
+        newlines_before += newlines
+    assert counted == rows
+    return rows
 
 
 @pytest.mark.parametrize("chunk_bytes", CHUNK_SIZES)
