@@ -32,16 +32,11 @@ _MICROS_PER_DAY = 86_400_000_000
 _NON_FINITE = r"[:,\[]\s*[-+]?(NaN|Inf)"
 _MAX_READS = 256
 _ERROR_ROW = re.compile(r" in row (\d+)$")
-# The timestamp shape taken here; any other (offsets, fractions, a space) is the line path's.
-_CANONICAL_TIMESTAMP = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$"
-_TIMESTAMP_FIELDS = {
-    "year": (0, 4),
-    "month": (5, 7),
-    "day": (8, 10),
-    "hour": (11, 13),
-    "minute": (14, 16),
-    "second": (17, 19),
-}
+# The timestamp shape taken here, every field in its range; any other (offsets, fractions, a space,
+# hour 24, second 60) is the line path's. Only a day past its month's end (2026-02-30) still
+# parses, rolled over by strptime, so the day is checked against the parsed timestamp.
+_CANONICAL_TIMESTAMP = r"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])T([01]\d|2[0-3]):[0-5]\d:[0-5]\dZ$"
+_DAY_FIELD = (8, 10)
 _INT32 = (-(2**31), 2**31 - 1)
 
 
@@ -241,11 +236,9 @@ class ColumnarJsonTyper:
                     shaped = pc.fill_null(pc.match_substring_regex(value, _CANONICAL_TIMESTAMP), False)
                     canonical = pc.if_else(shaped, value, None)
                     stamp = pc.strptime(canonical, format="%Y-%m-%dT%H:%M:%SZ", unit="us", error_is_null=True)
-                    # strptime rolls 2026-02-30 over to 2026-03-02: each field must come back.
-                    same = shaped
-                    for part, (begin, end) in _TIMESTAMP_FIELDS.items():
-                        written = pc.cast(pc.utf8_slice_codeunits(canonical, begin, end), pa.int64())
-                        same = pc.and_(same, pc.fill_null(pc.equal(getattr(pc, part)(stamp), written), False))
+                    # strptime rolls 2026-02-30 over to 2026-03-02: the day must come back.
+                    written_day = pc.cast(pc.utf8_slice_codeunits(canonical, *_DAY_FIELD), pa.int64())
+                    same = pc.and_(shaped, pc.fill_null(pc.equal(pc.day(stamp), written_day), False))
                     micros = pc.cast(stamp, pa.int64())
                     # Day arithmetic below truncates; before 1970 it would have to floor.
                     ok = pc.and_(same, pc.fill_null(pc.greater_equal(micros, 0), False))

@@ -46,6 +46,12 @@ def _edge_lines() -> list[str]:
         "2026-02-30T10:00:00Z",  # no such day: strptime would roll it over to March 2
         "2026-01-05T24:00:00Z",
         "2026-01-05T10:60:00Z",
+        "2026-01-05T10:00:60Z",  # a leap second: not a timestamp Spark takes either
+        "2026-13-01T10:00:00Z",
+        "2026-01-00T10:00:00Z",
+        "2026-04-31T10:00:00Z",
+        "2025-02-29T10:00:00Z",  # not a leap year
+        "2024-02-29T10:00:00Z",  # a leap year: a real day (too_late, but typed)
         "1969-12-31T23:59:59Z",  # before 1970: day arithmetic must floor, so the line path takes it
         "0000-01-01T00:00:00Z",
         "9999-12-31T23:59:59Z",
