@@ -51,6 +51,18 @@ LEG_MILESTONES = {
     "delivery_failed": "first_failed_attempt_at",
 }
 
+# The columns of a (stats date, delivery) row (:func:`deliveries_known`).
+DELIVERY_COLUMNS = (
+    "stats_date",
+    "order_id",
+    "lane",
+    "carrier",
+    "placed_at",
+    "promised_delivery_date",
+    *LEG_MILESTONES.values(),
+    "delivered_at",
+)
+
 # Mean leg durations (start column, end column) -> statistics column.
 LEG_HOURS = {
     "placed_to_picked_hours_mean": ("placed_at", "picked_at"),
@@ -161,16 +173,7 @@ def deliveries_known(
     )
     dates = F.broadcast(as_of_dates_df.select(F.col("stats_date").cast("date").alias("stats_date")).distinct())
     counted = (F.col("stats_date") >= F.col("_start")) & (F.col("stats_date") < F.col("_end"))
-    return dates.join(valid, counted).select(
-        "stats_date",
-        "order_id",
-        "lane",
-        "carrier",
-        "placed_at",
-        "promised_delivery_date",
-        *LEG_MILESTONES.values(),
-        "delivered_at",
-    )
+    return dates.join(valid, counted).select(*DELIVERY_COLUMNS)
 
 
 def _rounded(value: Column) -> Column:

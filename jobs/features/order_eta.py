@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pyspark.sql.functions as F
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 
 from jobs.domain import customer_key, delivery_days
 from jobs.features.lane_stats import LaneStats, deliveries_known, lane_stats, lane_transit_stats
@@ -69,9 +69,14 @@ def _renamed(stats_df: DataFrame, keys: list[str], features: dict[str, str]) -> 
     return stats_df.select(*keys, *[F.col(source).alias(name) for name, source in features.items()])
 
 
+def _stats_date() -> Column:
+    """An order's ``stats_date``: the day before its (UTC) placement day."""
+    return F.date_sub(F.to_date("placed_at"), 1)
+
+
 def stats_dates(target_orders_df: DataFrame) -> DataFrame:
-    """The ``stats_date`` of each target order: the day before its (UTC) placement day."""
-    return target_orders_df.select(F.date_sub(F.to_date("placed_at"), 1).alias("stats_date"))
+    """The ``stats_date`` of each target order (:func:`_stats_date`)."""
+    return target_orders_df.select(_stats_date().alias("stats_date"))
 
 
 def build_order_eta_features(
@@ -105,7 +110,7 @@ def build_order_eta_features(
         (:func:`jobs.domain.customer_key`). Counts are 0 without history, means null.
     """
     contract = load_contract("features.order_eta")
-    targets = target_orders_df.withColumn("stats_date", F.date_sub(F.to_date("placed_at"), 1))
+    targets = target_orders_df.withColumn("stats_date", _stats_date())
     if stats is None:
         stats = lane_stats(lane_transit_stats(deliveries_known(orders_df, tracking_events_df, stats_dates(targets))))
     lane_carrier = _renamed(stats.lane_carrier, ["stats_date", "lane", "carrier"], _LANE_CARRIER_FEATURES)

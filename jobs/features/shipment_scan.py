@@ -86,9 +86,14 @@ def _with_as_of_date(target_scans_df: DataFrame, orders_df: DataFrame) -> DataFr
     )
 
 
+def _stats_date(as_of_date: str) -> Column:
+    """A row's ``stats_date``: the day before its ``as_of_date`` (what the previous night held)."""
+    return F.date_sub(as_of_date, 1)
+
+
 def stats_dates(target_scans_df: DataFrame, orders_df: DataFrame) -> DataFrame:
-    """The ``stats_date`` of each target scan's row: the day before its ``as_of_date``."""
-    return _with_as_of_date(target_scans_df, orders_df).select(F.date_sub("_as_of", 1).alias("stats_date"))
+    """The ``stats_date`` of each target scan's row (:func:`_stats_date`)."""
+    return _with_as_of_date(target_scans_df, orders_df).select(_stats_date("_as_of").alias("stats_date"))
 
 
 def build_shipment_scan_features(
@@ -149,7 +154,7 @@ def build_shipment_scan_features(
             ],
         )
         .withColumn("as_of_date", F.col("_as_of"))
-        .withColumn("stats_date", F.date_sub("as_of_date", 1))
+        .withColumn("stats_date", _stats_date("as_of_date"))
     )
     orders = orders_df.select("order_id", "placed_at", "promised_delivery_date", "lane", "carrier")
     stats = lane_stats_df

@@ -341,10 +341,11 @@ def _reference_deliveries_known(orders, scans, dates, window_days: int):
     deliveries_known must equal, without its per-order states)."""
     import pyspark.sql.functions as F
 
-    from jobs.features.lane_stats import LEG_MILESTONES
+    from jobs.domain import first_scan_at
+    from jobs.features.lane_stats import DELIVERY_COLUMNS, LEG_MILESTONES
 
     def first(event: str):
-        return F.min(F.when(F.col("event") == event, F.col("scan_at")))
+        return first_scan_at(event, F.col("event"), F.col("scan_at"))
 
     known = (
         dates.distinct()
@@ -359,16 +360,7 @@ def _reference_deliveries_known(orders, scans, dates, window_days: int):
         per_date.filter(F.to_date("delivered_at") > F.date_sub("stats_date", window_days))
         .join(orders.select(*order_columns).withColumnRenamed("first_ingest_date", "_order_ingest"), "order_id")
         .filter(F.col("_order_ingest") <= F.col("stats_date"))
-        .select(
-            "stats_date",
-            "order_id",
-            "lane",
-            "carrier",
-            "placed_at",
-            "promised_delivery_date",
-            *LEG_MILESTONES.values(),
-            "delivered_at",
-        )
+        .select(*DELIVERY_COLUMNS)
     )
 
 
