@@ -280,8 +280,11 @@ def journey_context(
         Touchpoint rows (``TOUCHPOINT_COLUMNS`` + ``session_id``) for :func:`build_customer_journey`.
     """
     # One pass over the touched customers' stored rows (``touched_df`` is small: broadcast, so
-    # the stored journey is filtered where it is read, not shuffled): each row is kept if it is
-    # the customer's latest, the latest customer-initiated, or a tracking view.
+    # the stored journey is filtered where it is read, not shuffled), then one hash aggregation
+    # per customer: the newest row, the newest customer-initiated row and the list of tracking
+    # views, instead of two row_number windows that sort every stored row of the touched
+    # customers (same rows; at the large bench's last night 9-15 s against 11-16 s: the read of
+    # the 45 days dominates either way).
     before = (
         stored_journey_df.join(F.broadcast(touched_df), "customer_key")
         .filter(
@@ -289,22 +292,27 @@ def journey_context(
             & (F.col("touchpoint_date") >= F.date_sub("start_date", lookback_days))
         )
         .withColumn("is_customer_initiated", ~F.col("touchpoint_type").startswith(SCAN_TYPE_PREFIX))
-        .select(*TOUCHPOINT_COLUMNS, "session_id")
     )
-    newest_first = (F.desc("touchpoint_at"), F.desc("touchpoint_id"))
-    latest = Window.partitionBy("customer_key").orderBy(*newest_first)
-    latest_of_kind = Window.partitionBy("customer_key", "is_customer_initiated").orderBy(*newest_first)
-    keep = (
-        (F.col("_newest") == 1)
-        | (F.col("is_customer_initiated") & (F.col("_newest_of_kind") == 1))
-        | (F.col("touchpoint_type") == "tracking_page_view")
+    columns = [*TOUCHPOINT_COLUMNS, "session_id"]
+    # Structs compare field by field: (touchpoint_at, touchpoint_id) first is the journey's order.
+    row = F.struct(F.col("touchpoint_at").alias("_at"), F.col("touchpoint_id").alias("_id"), *columns)
+    is_view = F.col("touchpoint_type") == "tracking_page_view"
+    per_customer = before.groupBy("customer_key").agg(
+        F.collect_list(F.when(is_view, row)).alias("views"),
+        F.max(row).alias("newest"),
+        F.max(F.when(F.col("is_customer_initiated"), row)).alias("newest_initiated"),
     )
-    return (
-        before.withColumn("_newest", F.row_number().over(latest))
-        .withColumn("_newest_of_kind", F.row_number().over(latest_of_kind))
-        .filter(keep)
-        .drop("_newest", "_newest_of_kind")
+    # Each kept row once: a view is in ``views`` already, and the newest initiated row may be the newest.
+    newest = F.when(F.col("newest.touchpoint_type") != "tracking_page_view", F.col("newest"))
+    newest_initiated = F.when(
+        (F.col("newest_initiated.touchpoint_type") != "tracking_page_view")
+        & (F.col("newest_initiated._id") != F.col("newest._id")),
+        F.col("newest_initiated"),
     )
+    kept = per_customer.select(
+        F.explode(F.concat("views", F.array(newest, newest_initiated))).alias("kept")
+    ).filter(F.col("kept").isNotNull())
+    return kept.select(*[F.col(f"kept.{c}").alias(c) for c in columns])
 
 
 def touched_customers(

@@ -8,7 +8,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from jobs.ingest.local_engine import classify_files
+from jobs.ingest.local_engine import _copy_mask, classify_files, copies_by_file, duplicate_copies
 from jobs.ingest.raw_files import plan_chunks
 from jobs.lake.contracts import load_contract
 
@@ -51,3 +51,26 @@ def test_lines_keep_their_file_numbers_whatever_the_chunk_cuts(tmp_path: Path, c
     assert [number for number, *_ in whole] == list(range(1, 41))  # every line, numbered as an editor shows
     assert whole[5][2] == "malformed_json"
     assert _classified(path, chunk_bytes, tmp_path / "cut") == whole
+
+
+def test_later_copies_are_found_per_file_and_line() -> None:
+    """duplicate_copies keeps the first copy of a key per arrival day by (file, line); the mask
+    marks exactly the later copies, also in a batch that spans two files."""
+    keys = pa.table(
+        {
+            "_ingest_date": pa.array([1, 1, 1, 1, 2], pa.int32()),
+            "event_id": ["E1", "E1", "E2", "E1", "E1"],
+            "source_file": ["a", "a", "b", "b", "c"],
+            "line_number": pa.array([3, 9, 1, 2, 1], pa.int64()),
+        }
+    )
+    # E1 on day 1: a:3 first, a:9 and b:2 later copies; E2 once; E1 on day 2 is another day's first.
+    copies = copies_by_file(duplicate_copies([keys], ("event_id",)))
+    assert {name: lines.tolist() for name, lines in copies.items()} == {"a": [9], "b": [2]}
+    batch = pa.record_batch(
+        {"source_file": ["a", "a", "b", "b", "c"], "line_number": pa.array([3, 9, 1, 2, 9], pa.int64())}
+    )
+    assert _copy_mask(batch, copies).tolist() == [False, True, False, True, False]
+    one_file = pa.record_batch({"source_file": ["a", "a"], "line_number": pa.array([9, 10], pa.int64())})
+    assert _copy_mask(one_file, copies).tolist() == [True, False]
+    assert _copy_mask(pa.record_batch({"source_file": ["c"], "line_number": pa.array([9], pa.int64())}), copies) is None
