@@ -309,9 +309,9 @@ def journey_context(
         & (F.col("newest_initiated._id") != F.col("newest._id")),
         F.col("newest_initiated"),
     )
-    kept = per_customer.select(
-        F.explode(F.concat("views", F.array(newest, newest_initiated))).alias("kept")
-    ).filter(F.col("kept").isNotNull())
+    kept = per_customer.select(F.explode(F.concat("views", F.array(newest, newest_initiated))).alias("kept")).filter(
+        F.col("kept").isNotNull()
+    )
     return kept.select(*[F.col(f"kept.{c}").alias(c) for c in columns])
 
 

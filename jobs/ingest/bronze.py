@@ -322,7 +322,7 @@ def _ingest_local(
     folder = local_engine.work_dir(config)
     try:
         classified = local_engine.classify_files(landed.raw, config.lateness_days, landed.header, chunks, folder)
-        duplicates = local_engine.duplicate_copies(classified.keys, landed.raw.keys)
+        duplicates = classified.duplicates
         counts = {name: (classified.accepted[name], classified.quarantined[name]) for name in classified.summaries}
         copies = Counter(duplicates.column("source_file").to_pylist() if duplicates is not None else [])
         results = _reconcile(landed, counts, classified.summaries, copies)

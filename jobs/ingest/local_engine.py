@@ -10,13 +10,14 @@ So on a local lake the job runs in the driver process:
    threads (pyarrow's reader and kernels release the GIL), and written to a staging Arrow file
    as it goes, in chunk order: each chunk counts its own newlines, so its lines are numbered
    from the chunks before it without reading the files once more to count them first; only
-   the valid lines' keys stay in memory, for the duplicate check;
+   the valid lines' keys of the nights being read stay in memory, for the duplicate check;
 2. repeated keys are found on those keys (:func:`duplicate_copies`, the rule of
-   :func:`jobs.ingest.parse.build_duplicate_copies`);
+   :func:`jobs.ingest.parse.build_duplicate_copies`), a night at a time as soon as its chunks
+   are classified;
 3. the staging file is streamed twice into the bronze and quarantine tables with delta-rs, each
    one overwrite of the nights' partitions (the ``replaceWhere`` the Spark path does).
 
-Memory is a few chunks plus the keys, whatever the file size. On other lake roots (``s3a://``)
+Memory is a few chunks plus a night's keys, whatever the file size. On other lake roots (``s3a://``)
 :mod:`jobs.ingest.bronze` runs the Spark path, whose tasks parse the chunks where they run.
 """
 
@@ -25,7 +26,7 @@ from __future__ import annotations
 import datetime as dt
 import shutil
 import tempfile
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -48,14 +49,20 @@ THREADS = 2
 
 @dataclass
 class Classified:
-    """What the classification pass leaves: per-file line counts and summaries, the valid lines'
-    keys, and the staging Parquet file of every classified line."""
+    """What the classification pass leaves: per-file line counts and summaries, the later copies
+    of valid lines (:func:`duplicate_copies`, one table per arrival night) and the staging file
+    of every classified line."""
 
     staging: Path
     accepted: dict[str, int] = field(default_factory=dict)
     quarantined: dict[str, int] = field(default_factory=dict)
     summaries: dict[str, list[str]] = field(default_factory=dict)
-    keys: list[pa.Table] = field(default_factory=list)
+    copies: list[pa.Table] = field(default_factory=list)
+
+    @property
+    def duplicates(self) -> pa.Table | None:
+        """``(source_file, line_number, _is_copy)`` of every later copy; None when there is none."""
+        return pa.concat_tables(self.copies) if self.copies else None
 
 
 def plan_local_chunks(files: list[str], has_header: bool) -> dict[str, list[Chunk]]:
@@ -99,7 +106,7 @@ def classify_files(
     work_dir: Path,
 ) -> Classified:
     """Classify ``chunks`` (chunk, source file name, arrival night; a file's chunks in order,
-    ``newlines_before`` unset) into ``work_dir``'s staging file."""
+    ``newlines_before`` unset) into ``work_dir``'s staging file, and find the later copies."""
     staging = work_dir / "classified.arrow"
     result = Classified(staging)
     schema = _BatchBuilder(contract, lateness_days, header).schema
@@ -113,15 +120,22 @@ def classify_files(
     ):
         pending: deque = deque()
         newlines_seen: dict[str, int] = {}  # per file: newlines of its chunks already written
+        # Copies repeat a key within one arrival night, so each night's keys are checked as soon
+        # as its last chunk is in, by this thread while the workers classify the next chunks
+        # (it waits for them most of the time): memory holds one night's keys, not the run's.
+        chunks_left = Counter(night for _, _, night in chunks)
+        night_keys: dict[str, list[pa.Table]] = {}
         items = iter(chunks)
         while True:
             # One chunk more in flight than threads: workers never wait for the writer, and
             # memory stays a few chunks whatever the file size.
             while len(pending) <= THREADS and (item := next(items, None)) is not None:
-                pending.append((item[0].path, pool.submit(_classify_chunk, contract, lateness_days, header, *item)))
+                pending.append(
+                    (item[0].path, item[2], pool.submit(_classify_chunk, contract, lateness_days, header, *item))
+                )
             if not pending:
                 break
-            path, done = pending.popleft()
+            path, night, done = pending.popleft()
             batches, summaries, newlines = done.result()
             lines_before = newlines_seen.get(path, 0)
             newlines_seen[path] = lines_before + newlines
@@ -140,7 +154,12 @@ def classify_files(
                 result.accepted[name] += accepted
                 result.quarantined[name] += batch.num_rows - accepted
                 if contract.keys and accepted:
-                    result.keys.append(pa.Table.from_batches([batch.select(keys).filter(valid)]))
+                    night_keys.setdefault(night, []).append(pa.Table.from_batches([batch.select(keys).filter(valid)]))
+            chunks_left[night] -= 1
+            if not chunks_left[night]:
+                copies = duplicate_copies(night_keys.pop(night, []), contract.keys)
+                if copies is not None:
+                    result.copies.append(copies)
     return result
 
 

@@ -138,7 +138,9 @@ def test_the_journey_suite_validates_the_rows_the_nights_merge_wrote(spark, lake
     merge_rows(spark, contract_frame(spark, table, stored), lake_config, table, keys, partition_by=("touchpoint_date",))
     # Tonight: T2 changes (a re-attributed day: one row of an older day), T4 arrives; T1, T3 stay.
     tonight = [{**_touchpoint("T2", earlier), "channel": "web"}, _touchpoint("T4", D)]
-    merge_rows(spark, contract_frame(spark, table, tonight), lake_config, table, keys, partition_by=("touchpoint_date",))
+    merge_rows(
+        spark, contract_frame(spark, table, tonight), lake_config, table, keys, partition_by=("touchpoint_date",)
+    )
     version = table_version(spark, lake_config, table)
     _write(spark, lake_config, "silver.customers", [{"customer_key": "K1"}])  # the suite's reference
 
