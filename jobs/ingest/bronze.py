@@ -322,12 +322,12 @@ def _ingest_local(
     folder = local_engine.work_dir(config)
     try:
         classified = local_engine.classify_files(landed.raw, config.lateness_days, landed.header, chunks, folder)
-        duplicates = classified.duplicates
+        copies = local_engine.copies_by_file(classified.duplicates)
         counts = {name: (classified.accepted[name], classified.quarantined[name]) for name in classified.summaries}
-        copies = Counter(duplicates.column("source_file").to_pylist() if duplicates is not None else [])
-        results = _reconcile(landed, counts, classified.summaries, copies)
+        per_file = Counter({name: len(lines) for name, lines in copies.items()})
+        results = _reconcile(landed, counts, classified.summaries, per_file)
         local_engine.write_tables(
-            config, classified, duplicates, landed.contract("bronze"), landed.contract("quarantine"), landed.nights
+            config, classified, copies, landed.contract("bronze"), landed.contract("quarantine"), landed.nights
         )
     finally:
         local_engine.remove_work_dir(folder)

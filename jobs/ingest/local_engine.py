@@ -61,7 +61,7 @@ class Classified:
 
     @property
     def duplicates(self) -> pa.Table | None:
-        """``(source_file, line_number, _is_copy)`` of every later copy; None when there is none."""
+        """``(source_file, line_number)`` of every later copy; None when there is none."""
         return pa.concat_tables(self.copies) if self.copies else None
 
 
@@ -186,11 +186,7 @@ def duplicate_copies(keys: list[pa.Table], key_names: tuple[str, ...]) -> pa.Tab
         column = ordered.column(name).combine_chunks()
         equal = pc.and_(equal, pc.fill_null(pc.equal(column.slice(1), column.slice(0, len(column) - 1)), False))
     later = pa.concat_arrays([pa.array([False]), equal])
-    return (
-        ordered.filter(later)
-        .select(["source_file", "line_number"])
-        .append_column("_is_copy", pa.array([True] * pc.sum(later.cast(pa.int64())).as_py(), pa.bool_()))
-    )
+    return ordered.filter(later).select(["source_file", "line_number"])
 
 
 def copies_by_file(duplicates: pa.Table | None) -> dict[str, np.ndarray]:
@@ -253,7 +249,7 @@ def _final_batches(
 def write_tables(
     config: LakeConfig,
     classified: Classified,
-    duplicates: pa.Table | None,
+    copies: dict[str, np.ndarray],
     bronze: Contract,
     quarantine: Contract,
     nights: list[str],
@@ -263,7 +259,6 @@ def write_tables(
     from deltalake.exceptions import TableNotFoundError
 
     where = slice_predicate({ARRIVAL: [dt.date.fromisoformat(n) for n in nights]})
-    copies = copies_by_file(duplicates)
     for contract, accepted in ((bronze, True), (quarantine, False)):
         path = _path(config, contract.name)
 
