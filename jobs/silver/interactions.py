@@ -23,7 +23,15 @@ from pyspark.sql import DataFrame, SparkSession
 from jobs.domain import oldest_attributable_date
 from jobs.lake.config import LakeConfig
 from jobs.lake.contracts import load_contract
-from jobs.lake.tables import arrived_between, commit_metadata_set, merge_rows, read_table, sql_dates, table_exists
+from jobs.lake.tables import (
+    arrived_between,
+    commit_metadata_set,
+    key_range_filter,
+    merge_rows,
+    read_table,
+    sql_dates,
+    table_exists,
+)
 from jobs.silver import identity
 from jobs.silver.orders import filter_first_arrival
 from jobs.silver.pii import hashed_pii, pii_key
@@ -124,6 +132,9 @@ def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | N
     )
     silver = build_silver_interactions(arrived, links, pii_key(config))
     existed = table_exists(spark, config.table_path(contract.name))
+    # The arrivals' event ids (copies included) bound the ids the MERGE can match: the scan of the
+    # table skips the files outside them (large bench's last night: 16.9 -> 9.7 s, range included).
+    (key,) = contract.keys
     merge_rows(
         spark,
         silver,
@@ -132,6 +143,7 @@ def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | N
         contract.keys,
         update_condition=EARLIER_ARRIVAL,
         partition_by=contract.partition_by,
+        target_filter=key_range_filter(arrived, key) if existed else None,
     )
     if existed:
         # A table this run created holds only rows resolved against the links as they now stand

@@ -1,10 +1,12 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
+import pyarrow as pa
 from delta.tables import DeltaTable
 
-from jobs.lake.tables import merge_changed_rows, read_table
+from jobs.lake.tables import key_range_filter, merge_changed_rows, merge_rows, read_table
 
 D1, D2, D3 = dt.date(2026, 3, 1), dt.date(2026, 3, 2), dt.date(2026, 3, 3)
 SCHEMA = "scan_id string, event_date date, seq int"
@@ -41,3 +43,32 @@ def test_merge_changed_rows_writes_only_the_rows_and_partitions_that_changed(spa
     # Nothing changed: no commit at all.
     assert merge_changed_rows(spark, recomputed, lake_config, TABLE, ("scan_id",), "event_date", D1) == []
     assert DeltaTable.forPath(spark, path).history().count() == created + 1
+
+
+def test_a_key_range_filter_skips_the_files_outside_the_source_keys_and_matches_the_same_rows(
+    spark, lake_config
+) -> None:
+    from deltalake import DeltaTable as RustTable
+
+    schema = "event_id string, seq int"
+    # Three files with disjoint id ranges (E1-E2, E3-E4, E5-E6), as nights write time-ordered ids.
+    stored = spark.createDataFrame([(f"E{i}", i) for i in range(1, 7)], schema).repartitionByRange(3, "event_id")
+    merge_rows(spark, stored, lake_config, TABLE, ("event_id",))
+    path = Path(lake_config.table_path(TABLE))
+    files = pa.table(RustTable(str(path)).get_add_actions(flatten=True)).to_pylist()
+    assert sorted(f["min.event_id"] for f in files) == ["E1", "E3", "E5"]
+
+    source = spark.createDataFrame([("E3", 30), ("E4", 40), ("E45", 45)], schema)
+    range_filter = key_range_filter(source, "event_id")
+    # The files the range excludes are moved away: a MERGE that read them would fail.
+    outside = [path / f["path"] for f in files if f["min.event_id"] != "E3"]
+    for file in outside:
+        file.rename(file.with_suffix(".away"))
+    merge_rows(spark, source, lake_config, TABLE, ("event_id",), target_filter=range_filter)
+    for file in outside:
+        file.with_suffix(".away").rename(file)
+
+    got = sorted(map(tuple, read_table(spark, lake_config, TABLE).collect()))
+    # E3, E4 updated, E45 inserted ("E45" sorts between "E4" and "E5"), the others untouched.
+    assert got == [("E1", 1), ("E2", 2), ("E3", 30), ("E4", 40), ("E45", 45), ("E5", 5), ("E6", 6)]
+    assert key_range_filter(source.filter("seq > 100"), "event_id") is None  # no keys: no filter
