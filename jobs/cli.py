@@ -217,6 +217,23 @@ def cmd_features(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_jvm_archive(args: argparse.Namespace) -> int:
+    from jobs.lake.spark import build_class_archive, existing_class_archive
+
+    existing = existing_class_archive()
+    if args.if_missing and existing is not None:
+        print(f"JVM class archive: {existing}")
+        return 0
+    print("writing the JVM class archive (a Spark start, a Delta write, MERGE and read) ...", flush=True)
+    started = time.monotonic()
+    archive = build_class_archive()
+    if archive is None:
+        print("not written: Spark still starts without it (see the error above)", file=sys.stderr)
+        return 1
+    print(f"JVM class archive: {archive} ({archive.stat().st_size / 2**20:.0f} MB, {time.monotonic() - started:.0f} s)")
+    return 0
+
+
 def cmd_models_compare(args: argparse.Namespace) -> int:
     from jobs.models.compare import compare_runs, experiment_name, format_table
 
@@ -313,6 +330,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     features = sub.add_parser("features", help="list the feature registry (schemas/features/)")
     features.set_defaults(func=cmd_features)
+
+    archive = sub.add_parser(
+        "jvm-archive", help="write the class archive that makes every later Spark start faster (JDK AppCDS)"
+    )
+    archive.add_argument("--if-missing", action="store_true", help="do nothing when this machine has one already")
+    archive.set_defaults(func=cmd_jvm_archive)
 
     summary = sub.add_parser("summary", help="print the lake's tables, KPIs and latest model run")
     summary.set_defaults(func=cmd_summary)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from urllib.parse import urlparse
 
-from jobs.lake.spark import delta_package, resolved_jars_cache
+from jobs.lake.spark import _class_archive_options, class_archive_path, delta_package, resolved_jars_cache
 
 
 def test_the_resolved_delta_jars_are_kept_for_the_next_start(spark) -> None:
@@ -16,3 +16,28 @@ def test_the_resolved_delta_jars_are_kept_for_the_next_start(spark) -> None:
     assert any("/io.delta_delta-spark_" in jar for jar in jars)
     # The running session has exactly those jars, whichever way it started.
     assert spark.sparkContext.getConf().get("spark.jars").split(",") == jars
+
+
+def test_the_driver_maps_the_class_archive_exactly_when_this_machine_has_one(spark) -> None:
+    # `make test` writes the archive first (`cxlake jvm-archive --if-missing`); a bare pytest may not.
+    jars = spark.sparkContext.getConf().get("spark.jars").split(",")
+    archive = class_archive_path(jars)
+    arguments = list(spark._jvm.java.lang.management.ManagementFactory.getRuntimeMXBean().getInputArguments())
+    assert (f"-XX:SharedArchiveFile={archive}" in arguments) == archive.exists()
+
+
+def test_class_archive_options_write_use_or_skip_the_archive(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.delenv("CXLAKE_JVM_ARCHIVE_DUMP", raising=False)
+    jars = ["file:/somewhere/delta-spark.jar"]
+    assert _class_archive_options([]) == ""  # jars not resolved yet: no key to find an archive by
+    assert _class_archive_options(jars) == ""  # none written on this machine
+    archive = class_archive_path(jars)
+    assert archive.parent == tmp_path / "cxlake"
+    archive.parent.mkdir()
+    archive.write_bytes(b"")
+    assert _class_archive_options(jars).split()[0] == f"-XX:SharedArchiveFile={archive}"
+    assert class_archive_path([*jars, "file:/other.jar"]) != archive  # other jars, other archive
+    # The archive's own process writes it instead of reading one.
+    monkeypatch.setenv("CXLAKE_JVM_ARCHIVE_DUMP", str(tmp_path / "new.jsa"))
+    assert _class_archive_options(jars).split()[0] == f"-XX:ArchiveClassesAtExit={tmp_path / 'new.jsa'}"
