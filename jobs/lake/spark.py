@@ -41,7 +41,8 @@ def spark_settings(config: LakeConfig) -> dict[str, str]:
         # Compiled query code is cached by its source text, 100 classes by default: a night's
         # queries generate more than that, so every night compiled them all again (a JFR profile of
         # a demo night's second night in one process: 25 % of the JVM's CPU in Janino). Kept, the
-        # same queries on the next date mostly hit (6-12 %; that night's data stages 70 -> 63 s).
+        # same queries on the next date mostly hit (6-12 %). Wall time: one back-to-back pair of
+        # that night's data stages 70 -> 63 s; the demo bench's last night 108.5 -> 107.5 s (noise).
         "spark.sql.codegen.cache.maxEntries": "4000",
         # VACUUM lists table directories with this many tasks (default 10000): on a small lake
         # that is minutes of empty tasks per table (measured: 46 s -> 10-16 s per VACUUM).

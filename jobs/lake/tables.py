@@ -212,7 +212,10 @@ def merge_rows(
     if change_data_feed:
         ensure_change_data_feed(spark, path)
     on: str | Column = " AND ".join(
-        [*([target_filter] if isinstance(target_filter, str) else []), *(f"t.`{k}` <=> s.`{k}`" for k in keys)]
+        [
+            *([target_filter] if isinstance(target_filter, str) and target_filter else []),
+            *(f"t.`{k}` <=> s.`{k}`" for k in keys),
+        ]
     )
     if target_filter is not None and not isinstance(target_filter, str):
         on = target_filter & F.expr(on)
