@@ -154,13 +154,17 @@ def class_archive_path(jars: list[str]) -> Path:
     return root / "cxlake" / f"jvm-classes-{digest}.jsa"
 
 
+def _resolved_jars(config: LakeConfig) -> list[str] | None:
+    """The jar files Ivy resolved for ``config``'s packages (:func:`resolved_jars_cache`), None before the first start."""
+    cache = resolved_jars_cache(jar_packages(spark_settings(config)))
+    return cache.read_text().split(",") if cache.exists() else None
+
+
 def existing_class_archive(config: LakeConfig | None = None) -> Path | None:
     """This machine's class archive for ``config``'s jars, when written already (None otherwise)."""
-    cache = resolved_jars_cache(jar_packages(spark_settings(config or load_config())))
-    if not cache.exists():
-        return None
-    archive = class_archive_path(cache.read_text().split(","))
-    return archive if archive.exists() else None
+    jars = _resolved_jars(config or load_config())
+    archive = class_archive_path(jars) if jars else None
+    return archive if archive is not None and archive.exists() else None
 
 
 def _class_archive_options(jars: list[str]) -> str:
@@ -214,11 +218,11 @@ def build_class_archive(config: LakeConfig | None = None) -> Path | None:
             capture_output=True,
             text=True,
         )
-        cache = resolved_jars_cache(jar_packages(spark_settings(config)))
-        if done.returncode != 0 or not partial.exists() or not cache.exists():
+        jars = _resolved_jars(config)
+        if done.returncode != 0 or not partial.exists() or not jars:
             log.error("JVM class archive not written (exit %s): %s", done.returncode, done.stderr[-2000:])
             return None
-        archive = class_archive_path(cache.read_text().split(","))
+        archive = class_archive_path(jars)
         archive.parent.mkdir(parents=True, exist_ok=True)
         # Written whole, then moved into place: a process starting meanwhile sees none or all of it.
         staged = archive.with_suffix(f".{os.getpid()}.tmp")
