@@ -244,6 +244,16 @@ SESSION_GAP_MINUTES = 30
 PRE_LOGIN_ATTRIBUTION_DAYS = 7
 
 
+def oldest_arrival_date(run_date: str, lateness_days: int) -> dt.date:
+    """The oldest event date a row first arriving on ``run_date`` can have.
+
+    Bronze quarantines a line dated more than ``lateness_days`` before its arrival (reason
+    ``too_late``), so a night's arrivals lie in the event-date partitions from this date on: a
+    scan for them reads those partitions, not the whole history.
+    """
+    return dt.date.fromisoformat(run_date) - dt.timedelta(days=lateness_days)
+
+
 def oldest_attributable_date(run_date: str, lateness_days: int) -> dt.date:
     """The oldest event date a device link arriving on ``run_date`` can attribute.
 

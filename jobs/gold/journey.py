@@ -37,7 +37,14 @@ from typing import NamedTuple
 import pyspark.sql.functions as F
 from pyspark.sql import Column, DataFrame, SparkSession, Window
 
-from jobs.domain import SESSION_GAP_MINUTES, customer_key, is_late, is_new_session, oldest_attributable_date
+from jobs.domain import (
+    SESSION_GAP_MINUTES,
+    customer_key,
+    is_late,
+    is_new_session,
+    oldest_arrival_date,
+    oldest_attributable_date,
+)
 from jobs.lake.config import LakeConfig
 from jobs.lake.contracts import load_contract
 from jobs.lake.tables import (
@@ -323,28 +330,31 @@ def touched_customers(
     run_date: str,
     through: str | None = None,
     relinked_since: dt.date | None = None,
+    arrived_since: dt.date | None = None,
 ) -> DataFrame:
     """Customers whose journey ``run_date``'s arrivals can change, with the first day they can change.
 
     Arrivals: interactions, orders and scans first arrived on ``run_date``, and the anonymous
     events of devices whose link changed that night (re-attributed to a customer). Such an event
     older than ``relinked_since`` (:func:`jobs.domain.oldest_attributable_date`) cannot have been
-    re-attributed: its partitions are not read.
+    re-attributed: its partitions are not read. Likewise no interaction or scan first arrived on
+    ``run_date`` is dated before ``arrived_since`` (:func:`jobs.domain.oldest_arrival_date` of
+    the first night): the search for the arrivals reads the partitions from there on.
     """
 
     def arrived(column: str) -> Column:
         return arrived_between(F.col(column), run_date, through)
 
+    def dated_since(day: dt.date | None) -> Column:
+        return F.col("event_date") >= F.lit(day) if day else F.lit(True)
+
     owners = orders_df.select("order_id", customer_key(F.col("customer_id")).alias("customer_key"))
     relinked = device_links_df.filter(arrived("link_ingest_date")).select("device_id")
     starts = (
-        interactions_df.filter(arrived("first_ingest_date"))
+        interactions_df.filter(dated_since(arrived_since) & arrived("first_ingest_date"))
         .select("customer_key", F.col("event_date").alias("start_date"))
         .unionByName(
-            interactions_df.filter(
-                F.col("customer_id").isNull()
-                & (F.col("event_date") >= F.lit(relinked_since) if relinked_since else F.lit(True))
-            )
+            interactions_df.filter(F.col("customer_id").isNull() & dated_since(relinked_since))
             .join(relinked, "device_id", "left_semi")
             .select("customer_key", F.col("event_date").alias("start_date"))
         )
@@ -354,7 +364,7 @@ def touched_customers(
             )
         )
         .unionByName(
-            tracking_events_df.filter(arrived("first_ingest_date"))
+            tracking_events_df.filter(dated_since(arrived_since) & arrived("first_ingest_date"))
             .join(owners, "order_id")
             .select("customer_key", F.col("event_date").alias("start_date"))
         )
@@ -400,7 +410,10 @@ def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | N
     links = read_table(spark, config, "silver.device_links")
 
     relinked_since = oldest_attributable_date(run_date, config.lateness_days)
-    touched = touched_customers(orders, interactions, events, links, run_date, through, relinked_since).cache()
+    arrived_since = oldest_arrival_date(run_date, config.lateness_days)
+    touched = touched_customers(
+        orders, interactions, events, links, run_date, through, relinked_since, arrived_since
+    ).cache()
     try:
         first = touched.agg(F.min("start_date")).first()[0]
         if first is None:

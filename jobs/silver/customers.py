@@ -19,7 +19,7 @@ from __future__ import annotations
 import pyspark.sql.functions as F
 from pyspark.sql import Column, DataFrame, SparkSession
 
-from jobs.domain import customer_key
+from jobs.domain import customer_key, oldest_arrival_date, oldest_attributable_date
 from jobs.lake.config import LakeConfig
 from jobs.lake.contracts import load_contract
 from jobs.lake.tables import arrived_between, merge_rows, read_table_or_empty
@@ -113,13 +113,21 @@ def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | N
 
     keyed_orders = orders.withColumn("customer_key", customer_key(F.col("customer_id")))
     relinked_devices = links.filter(arrived_between(F.col("link_ingest_date"), run_date, through)).select("device_id")
+    # The searches for the night's arrivals and re-attributions read only the event dates they
+    # can have (bronze quarantines lines older than the lateness bound), not the whole history.
+    # A relink's previous owner is found too: their linking event is later than the new one,
+    # which arrived tonight, so it is dated within the lateness bound.
+    arrivals = interactions.filter(F.col("event_date") >= F.lit(oldest_arrival_date(run_date, config.lateness_days)))
+    attributable = interactions.filter(
+        F.col("event_date") >= F.lit(oldest_attributable_date(run_date, config.lateness_days))
+    )
     touched = (
         keyed_orders.filter(arrived_between(F.col("first_ingest_date"), run_date, through))
         .select("customer_key")
         .unionByName(
-            interactions.filter(arrived_between(F.col("first_ingest_date"), run_date, through)).select("customer_key")
+            arrivals.filter(arrived_between(F.col("first_ingest_date"), run_date, through)).select("customer_key")
         )
-        .unionByName(interactions.join(relinked_devices, "device_id", "left_semi").select("customer_key"))
+        .unionByName(attributable.join(relinked_devices, "device_id", "left_semi").select("customer_key"))
         .filter(F.col("customer_key").isNotNull())
         .distinct()
     )

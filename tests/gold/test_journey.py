@@ -10,7 +10,13 @@ import pytest
 from chispa import assert_df_equality
 from frames import contract_frame
 
-from jobs.gold.journey import all_touchpoints, build_customer_journey, changed_rows, journey_context
+from jobs.gold.journey import (
+    all_touchpoints,
+    build_customer_journey,
+    changed_rows,
+    journey_context,
+    touched_customers,
+)
 from jobs.gold.journey_daily import build_funnel_daily, build_journey_daily
 from jobs.lake.contracts import load_contract
 
@@ -377,3 +383,67 @@ def test_recomputing_from_a_day_with_the_stored_context_gives_the_full_journey(s
         5: ["interaction:E7", "interaction:E8"],  # E8 last; E7 and E8 make E9 a repeated view
     }
     assert ids == expected[start_day]
+
+
+def test_touched_customers_start_at_their_earliest_arrival_and_search_only_the_dates_arrivals_can_have(spark) -> None:
+    night, d = "2026-03-10", dt.date
+    key_of = {c: hashlib.sha256(f"cxlake-customer:{c}".encode()).hexdigest()[:20] for c in ("C1", "C2", "C3", "C4")}
+    interactions = contract_frame(
+        spark,
+        "silver.interactions",
+        [
+            # C1: two arrivals tonight, dated the 9th and the 8th: starts on the 8th.
+            {"event_id": "e1", "event_date": d(2026, 3, 9), "customer_id": "C1", "first_ingest_date": d(2026, 3, 10)},
+            {"event_id": "e2", "event_date": d(2026, 3, 8), "customer_id": "C1", "first_ingest_date": d(2026, 3, 10)},
+            # Arrived on an earlier night: touches no one.
+            {"event_id": "e3", "event_date": d(2026, 3, 5), "customer_id": "C2", "first_ingest_date": d(2026, 3, 6)},
+            # Anonymous events of device D1, whose link tonight re-attributes them to C3: the one of
+            # the 4th (within relinked_since) starts C3 there; the one of the 1st is not searched.
+            {"event_id": "e4", "event_date": d(2026, 3, 4), "device_id": "D1", "first_ingest_date": d(2026, 3, 4)},
+            {"event_id": "e5", "event_date": d(2026, 3, 1), "device_id": "D1", "first_ingest_date": d(2026, 3, 1)},
+            # Dated before arrived_since yet first arrived tonight: bronze quarantines such a line
+            # (too_late), so the search does not read that partition and finds no C4 here.
+            {"event_id": "e6", "event_date": d(2026, 3, 2), "customer_id": "C4", "first_ingest_date": d(2026, 3, 10)},
+        ],
+    ).withColumn(
+        "customer_key",
+        F.when(F.col("event_id").isin("e4", "e5"), F.lit(key_of["C3"])).otherwise(
+            F.substring(F.sha2(F.concat(F.lit("cxlake-customer:"), "customer_id"), 256), 1, 20)
+        ),
+    )
+    orders = contract_frame(
+        spark,
+        "silver.orders",
+        [
+            # An order placed on the 3rd arriving tonight starts C2 on the 3rd: orders are not pruned.
+            {"order_id": "O1", "customer_id": "C2", "order_date": d(2026, 3, 3), "first_ingest_date": d(2026, 3, 10)},
+            {"order_id": "O2", "customer_id": "C4", "order_date": d(2026, 2, 20), "first_ingest_date": d(2026, 2, 20)},
+        ],
+    )
+    scans = contract_frame(
+        spark,
+        "silver.tracking_events",
+        [
+            # A scan arriving tonight touches its order's customer (C4) on the scan's date.
+            {"scan_id": "S1", "order_id": "O2", "event_date": d(2026, 3, 9), "first_ingest_date": d(2026, 3, 10)},
+            {"scan_id": "S2", "order_id": "O2", "event_date": d(2026, 3, 6), "first_ingest_date": d(2026, 3, 6)},
+        ],
+    )
+    links = contract_frame(
+        spark,
+        "silver.device_links",
+        [{"device_id": "D1", "customer_id": "C3", "customer_key": key_of["C3"], "link_ingest_date": d(2026, 3, 10)}],
+    )
+
+    touched = touched_customers(
+        orders, interactions, scans, links, night, relinked_since=d(2026, 3, 3), arrived_since=d(2026, 3, 7)
+    )
+
+    assert sorted(touched.collect()) == sorted(
+        [
+            (key_of["C1"], d(2026, 3, 8)),
+            (key_of["C2"], d(2026, 3, 3)),
+            (key_of["C3"], d(2026, 3, 4)),
+            (key_of["C4"], d(2026, 3, 9)),
+        ]
+    )
