@@ -16,8 +16,8 @@ seconds of class loading and JIT compilation (first MERGE, first gate, GX's impo
 preceded by the data stages of the day before (``dates[-2]``), not counted (``warm_up_seconds``):
 on a scratch empty lake before night 1, and as an idempotent rerun of the history's last night
 before the last night. Night 1 runs first, before the history: run after the last night it
-reused the very queries the last night had just compiled (Spark caches generated code by its
-source), which flattered it (large bench, caab700: 45.8 s against 56 s run cold of that cache).
+could reuse the queries the last night had just compiled for the same date (Spark caches
+generated code by its source); now each measured night is the first to run its date.
 
 and writes a table on stdout and ``$CXLAKE_HOME/bench/<size>.json``: ``size``,
 ``interaction_events``, ``total_seconds``, ``driver_peak_rss_mb``, ``jvm_peak_rss_mb``, ``stages``
