@@ -49,6 +49,7 @@ from jobs.lake.config import LakeConfig
 from jobs.lake.contracts import load_contract
 from jobs.lake.tables import (
     arrived_between,
+    first_arrived,
     merge_rows,
     partition_values,
     read_table,
@@ -342,29 +343,24 @@ def touched_customers(
     the first night): the search for the arrivals reads the partitions from there on.
     """
 
-    def arrived(column: str) -> Column:
-        return arrived_between(F.col(column), run_date, through)
-
-    def dated_since(day: dt.date | None) -> Column:
-        return F.col("event_date") >= F.lit(day) if day else F.lit(True)
-
     owners = orders_df.select("order_id", customer_key(F.col("customer_id")).alias("customer_key"))
-    relinked = device_links_df.filter(arrived("link_ingest_date")).select("device_id")
+    relinked = device_links_df.filter(arrived_between(F.col("link_ingest_date"), run_date, through)).select("device_id")
+    anonymous = interactions_df.filter(F.col("customer_id").isNull())
     starts = (
-        interactions_df.filter(dated_since(arrived_since) & arrived("first_ingest_date"))
+        first_arrived(interactions_df, run_date, through, arrived_since)
         .select("customer_key", F.col("event_date").alias("start_date"))
         .unionByName(
-            interactions_df.filter(F.col("customer_id").isNull() & dated_since(relinked_since))
+            (anonymous.filter(F.col("event_date") >= F.lit(relinked_since)) if relinked_since else anonymous)
             .join(relinked, "device_id", "left_semi")
             .select("customer_key", F.col("event_date").alias("start_date"))
         )
         .unionByName(
-            orders_df.filter(arrived("first_ingest_date")).select(
+            first_arrived(orders_df, run_date, through).select(
                 customer_key(F.col("customer_id")).alias("customer_key"), F.col("order_date").alias("start_date")
             )
         )
         .unionByName(
-            tracking_events_df.filter(dated_since(arrived_since) & arrived("first_ingest_date"))
+            first_arrived(tracking_events_df, run_date, through, arrived_since)
             .join(owners, "order_id")
             .select("customer_key", F.col("event_date").alias("start_date"))
         )

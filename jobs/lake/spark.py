@@ -163,8 +163,10 @@ def _resolved_jars(config: LakeConfig) -> list[str] | None:
 def existing_class_archive(config: LakeConfig | None = None) -> Path | None:
     """This machine's class archive for ``config``'s jars, when written already (None otherwise)."""
     jars = _resolved_jars(config or load_config())
-    archive = class_archive_path(jars) if jars else None
-    return archive if archive is not None and archive.exists() else None
+    if not jars:
+        return None
+    archive = class_archive_path(jars)
+    return archive if archive.exists() else None
 
 
 def _class_archive_options(jars: list[str]) -> str:

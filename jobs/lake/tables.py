@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 from jobs.lake.config import LakeConfig
 
 if TYPE_CHECKING:
+    import datetime as dt
+
     from pyspark.sql import Column, DataFrame, SparkSession
 
 
@@ -25,6 +27,25 @@ def arrived_between(column: Column, run_date: str, through: str | None = None) -
 
     first = F.lit(run_date).cast("date")
     return column == first if through is None else column.between(first, F.lit(through).cast("date"))
+
+
+def first_arrived(
+    df: DataFrame,
+    run_date: str,
+    through: str | None = None,
+    dated_since: dt.date | None = None,
+    date_column: str = "event_date",
+) -> DataFrame:
+    """Rows of ``df`` whose ``first_ingest_date`` is the night ``run_date`` (or within ``[run_date, through]``).
+
+    ``dated_since`` (:func:`jobs.domain.oldest_arrival_date` of ``run_date``): no such row is
+    dated earlier (bronze quarantines older lines), so a table partitioned by ``date_column`` is
+    read from there on instead of whole.
+    """
+    import pyspark.sql.functions as F
+
+    arrived = arrived_between(F.col("first_ingest_date"), run_date, through)
+    return df.filter(arrived if dated_since is None else (F.col(date_column) >= F.lit(dated_since)) & arrived)
 
 
 def nights(first: str, last: str) -> list[str]:

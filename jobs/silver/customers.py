@@ -22,7 +22,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from jobs.domain import customer_key, oldest_arrival_date, oldest_attributable_date
 from jobs.lake.config import LakeConfig
 from jobs.lake.contracts import load_contract
-from jobs.lake.tables import arrived_between, merge_rows, read_table_or_empty
+from jobs.lake.tables import arrived_between, first_arrived, merge_rows, read_table_or_empty
 
 # On equal times the order's contact details beat an interaction's (a checkout form is the
 # stronger evidence), then the greater record id: a total order, so the pick is deterministic.
@@ -117,16 +117,14 @@ def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | N
     # can have (bronze quarantines lines older than the lateness bound), not the whole history.
     # A relink's previous owner is found too: their linking event is later than the new one,
     # which arrived tonight, so it is dated within the lateness bound.
-    arrivals = interactions.filter(F.col("event_date") >= F.lit(oldest_arrival_date(run_date, config.lateness_days)))
+    arrivals = first_arrived(interactions, run_date, through, oldest_arrival_date(run_date, config.lateness_days))
     attributable = interactions.filter(
         F.col("event_date") >= F.lit(oldest_attributable_date(run_date, config.lateness_days))
     )
     touched = (
-        keyed_orders.filter(arrived_between(F.col("first_ingest_date"), run_date, through))
+        first_arrived(keyed_orders, run_date, through)
         .select("customer_key")
-        .unionByName(
-            arrivals.filter(arrived_between(F.col("first_ingest_date"), run_date, through)).select("customer_key")
-        )
+        .unionByName(arrivals.select("customer_key"))
         .unionByName(attributable.join(relinked_devices, "device_id", "left_semi").select("customer_key"))
         .filter(F.col("customer_key").isNotNull())
         .distinct()
