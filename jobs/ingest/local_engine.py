@@ -41,6 +41,7 @@ from jobs.ingest.raw_files import Chunk, plan_chunks, read_chunk_arrow_counted
 from jobs.lake.config import LakeConfig
 from jobs.lake.contracts import Contract
 from jobs.lake.small_tables import _commit, _path, _retried, slice_predicate
+from jobs.lake.tables import refuse_orphaned_files
 
 _EPOCH = dt.date(1970, 1, 1)
 _BATCH_LINES = 65536
@@ -266,6 +267,7 @@ def write_tables(
             try:
                 table = DeltaTable(path)
             except TableNotFoundError:
+                refuse_orphaned_files(path)  # a folder that lost its log is not a new table
                 table = None
             # An existing table's own schema (a Spark-made one may differ in nullability).
             target = pa.schema(table.schema().to_arrow()) if table is not None else contract.arrow_schema()

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from jobs.lake.config import LakeConfig
 from jobs.lake.contracts import load_contract
-from jobs.lake.tables import commit_metadata
+from jobs.lake.tables import commit_metadata, refuse_orphaned_files
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -159,6 +159,7 @@ def _open(config: LakeConfig, table: str):  # -> deltalake.DeltaTable | None
     try:
         return DeltaTable(_path(config, table))
     except TableNotFoundError:
+        refuse_orphaned_files(_path(config, table))  # a folder that lost its log is not "no table"
         return None
 
 

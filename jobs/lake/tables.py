@@ -56,10 +56,76 @@ def nights(first: str, last: str) -> list[str]:
     return [(start + dt.timedelta(days=i)).isoformat() for i in range((end - start).days + 1)]
 
 
+ORPHAN_RECHECK_SECONDS = (0.5, 1.0, 0.0)  # how long a concurrent first commit may take to appear
+
+
+class OrphanedTableFilesError(RuntimeError):
+    """A lake table's folder holds files but no Delta log: it cannot be read, nor created again."""
+
+
+def refuse_orphaned_files(path: str, spark: SparkSession | None = None) -> None:
+    """Raise :class:`OrphanedTableFilesError` when ``path``, which is not a Delta table, holds files.
+
+    A table whose ``_delta_log`` went missing (moved, deleted, a backup restored without it) looks
+    like no table at all. Writing it as a new one would keep only tonight's rows, leave the old
+    files unreferenced and let the next VACUUM delete them, while the gates, which check the
+    night's slice, pass (measured on a copy of the demo lake: ``silver.orders`` recreated with 24
+    of its 2,699 rows). So a folder with any file in it is never taken for a new table: the night
+    stops here and says how to recover. Local paths are listed with ``os``; other file systems
+    (``s3a://``) through Spark's Hadoop client, which needs ``spark``.
+    """
+    import time
+
+    for wait in ORPHAN_RECHECK_SECONDS:
+        found = _some_files(path, spark)
+        # Another process's first write puts its files down before its first commit: wait for
+        # that commit a moment before calling the files orphans.
+        if not found or _some_files(f"{path.rstrip('/')}/_delta_log", spark):
+            return
+        time.sleep(wait)
+    raise OrphanedTableFilesError(
+        f"{path} holds files but no Delta log (_delta_log), e.g. {', '.join(found)}. "
+        "It is not created again over them: the old rows would be lost. Restore the folder's "
+        "_delta_log from where it went (or a backup); if this folder is the leftover of a first "
+        "write that never committed, move it away, then run again."
+    )
+
+
+def _some_files(path: str, spark: SparkSession | None, limit: int = 3) -> list[str]:
+    """Up to ``limit`` files anywhere under ``path`` (none when it does not exist)."""
+    import os
+    from urllib.parse import urlparse
+
+    scheme = urlparse(path).scheme
+    if scheme in ("", "file"):
+        found: list[str] = []
+        for folder, _, files in os.walk(path.removeprefix("file:")):
+            found += [os.path.join(folder, name) for name in files]
+            if len(found) >= limit:
+                break
+        return sorted(found)[:limit]
+    if spark is None:
+        raise ValueError(f"listing {path} needs a SparkSession (Hadoop file system)")
+    jvm = spark.sparkContext._jvm
+    folder = jvm.org.apache.hadoop.fs.Path(path)
+    fs = folder.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+    if not fs.exists(folder):
+        return []
+    listing, found = fs.listFiles(folder, True), []
+    while listing.hasNext() and len(found) < limit:
+        found.append(listing.next().getPath().toString())
+    return found
+
+
 def table_exists(spark: SparkSession, path: str) -> bool:
+    """Whether ``path`` is a Delta table; a folder with files but no log is an error, not "no"
+    (:func:`refuse_orphaned_files`): every caller would go on to read it as empty or create it."""
     from delta.tables import DeltaTable
 
-    return DeltaTable.isDeltaTable(spark, path)
+    if DeltaTable.isDeltaTable(spark, path):
+        return True
+    refuse_orphaned_files(path, spark)
+    return False
 
 
 def read_table(spark: SparkSession, config: LakeConfig, table: str) -> DataFrame:
@@ -89,7 +155,7 @@ def table_version(spark: SparkSession, config: LakeConfig, table: str) -> int | 
     from delta.tables import DeltaTable
 
     path = config.table_path(table)
-    if not DeltaTable.isDeltaTable(spark, path):
+    if not table_exists(spark, path):
         return None
     return int(DeltaTable.forPath(spark, path).history(1).collect()[0]["version"])
 
@@ -129,6 +195,8 @@ def commit_metadata_set(spark: SparkSession, table: str) -> Iterator[None]:
 def _overwrite_where(
     df: DataFrame, config: LakeConfig, table: str, predicate: str, partition_by: tuple[str, ...]
 ) -> None:
+    # Checked first: on a folder that lost its log, this overwrite would create a new table.
+    table_exists(df.sparkSession, config.table_path(table))
     writer = (
         df.write.format("delta")
         .mode("overwrite")
@@ -222,7 +290,7 @@ def merge_rows(
 
     path = config.table_path(table)
     change_data_feed = load_contract(table).change_data_feed
-    if not DeltaTable.isDeltaTable(spark, path):
+    if not table_exists(spark, path):
         writer = df.write.format("delta").mode("overwrite").option("userMetadata", commit_metadata(table))
         if change_data_feed:
             writer = writer.option(CHANGE_DATA_FEED, "true")

@@ -72,3 +72,35 @@ def test_a_key_range_filter_skips_the_files_outside_the_source_keys_and_matches_
     # E3, E4 updated, E45 inserted ("E45" sorts between "E4" and "E5"), the others untouched.
     assert got == [("E1", 1), ("E2", 2), ("E3", 30), ("E4", 40), ("E45", 45), ("E5", 5), ("E6", 6)]
     assert key_range_filter(source.filter("seq > 100"), "event_id") is None  # no keys: no filter
+
+
+def test_a_folder_with_files_but_no_delta_log_is_refused_unless_its_first_commit_appears(tmp_path) -> None:
+    import threading
+
+    import pytest
+
+    from jobs.lake.tables import OrphanedTableFilesError, refuse_orphaned_files
+
+    refuse_orphaned_files(str(tmp_path / "never_written"))  # no folder: a new table
+    (tmp_path / "empty").mkdir()
+    refuse_orphaned_files(str(tmp_path / "empty"))  # an empty folder holds nothing to lose
+
+    lost = tmp_path / "lost" / "order_date=2026-03-01"
+    lost.mkdir(parents=True)
+    (lost / "part-0.parquet").write_bytes(b"rows")
+    with pytest.raises(OrphanedTableFilesError, match=r"lost holds files but no Delta log.*part-0\.parquet"):
+        refuse_orphaned_files(f"file:{tmp_path / 'lost'}")
+
+    # Another process's first write: its files are down, its first commit lands a moment later.
+    racing = tmp_path / "racing"
+    racing.mkdir()
+    (racing / "part-0.parquet").write_bytes(b"rows")
+
+    def commit() -> None:
+        (racing / "_delta_log").mkdir()
+        (racing / "_delta_log" / "00000000000000000000.json").write_text("{}")
+
+    timer = threading.Timer(0.2, commit)
+    timer.start()
+    refuse_orphaned_files(str(racing))  # no error: the log appeared within the wait
+    timer.join()

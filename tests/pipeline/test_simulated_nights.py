@@ -20,6 +20,7 @@ import json
 import shutil
 from collections import Counter
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import pyspark.sql.functions as F
 import pytest
@@ -267,3 +268,48 @@ def test_the_journey_merge_of_a_night_writes_only_the_days_that_changed(spark, l
     assert_df_equality(
         changed_rows_of_commit(spark, path, after), new.exceptAll(old), ignore_row_order=True, ignore_nullable=True
     )
+
+
+def _data_files(lake: Path) -> dict[str, int]:
+    """Every file under the lake outside the Delta logs, with its size."""
+    return {str(p.relative_to(lake)): p.stat().st_size for p in lake.rglob("*") if p.is_file() and "_delta_log" not in p.parts}
+
+
+@pytest.mark.parametrize(
+    ("table", "stopped_at"),
+    [
+        ("bronze.orders", "ingest orders"),  # written by delta-rs (the local ingest engine)
+        ("silver.orders", "build_silver"),  # written by a Spark MERGE
+    ],
+)
+def test_a_table_that_lost_its_delta_log_stops_the_night_loudly_and_no_file_is_lost(
+    lakes, tmp_path, table: str, stopped_at: str
+) -> None:
+    """Before the guard, the night recreated the table from tonight's rows alone and every gate passed."""
+    from jobs.lake.tables import OrphanedTableFilesError
+
+    lake = tmp_path / "lake"
+    shutil.copytree(lakes.in_order_config.lake_root, lake)
+    config = replace(lakes.in_order_config, lake_root=str(lake))
+    folder = Path(config.table_path(table).removeprefix("file:"))
+    shutil.move(folder / "_delta_log", tmp_path / "moved_delta_log")
+    before = _data_files(lake)
+
+    steps = {f"ingest {source}": (lambda s=source: nightly.ingest(s, DATES[2], config)) for source in SOURCES}
+    steps["build_silver"] = lambda: nightly.build_silver(DATES[2], config)
+    failed = None
+    for name, step in steps.items():
+        try:
+            step()
+        except OrphanedTableFilesError as error:
+            failed = (name, str(error))
+            break
+    assert failed is not None, "the night went on over a table without its log"
+    name, message = failed
+    assert name == stopped_at
+    assert str(folder) in message and "Restore the folder's _delta_log" in message
+    # No file deleted or shrunk anywhere (the steps before it only added files), none created in its
+    # place: the log moved back gives the table as it was.
+    after = _data_files(lake)
+    assert all(after.get(f) == size for f, size in before.items())
+    assert not (folder / "_delta_log").exists()
