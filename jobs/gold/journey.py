@@ -26,6 +26,8 @@ changed: the partitions written are the days that really changed. The context be
 comes from the stored journey (:func:`journey_context`: the last row, the last customer-initiated
 row with its session, and the tracking views of the ``JOURNEY_LOOKBACK_DAYS`` before), so silver
 is read only from the first changed day on; the first build reads its context from silver.
+The same run replaces the changed days of the daily aggregates (:mod:`jobs.gold.journey_daily`),
+before its merge: a run killed between the two writes finds the same changes when it reruns.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from jobs.domain import (
     oldest_arrival_date,
     oldest_attributable_date,
 )
+from jobs.gold import journey_daily
 from jobs.lake.config import LakeConfig
 from jobs.lake.contracts import load_contract
 from jobs.lake.tables import (
@@ -384,6 +387,14 @@ def changed_rows(recomputed_df: DataFrame, stored_df: DataFrame, touched_df: Dat
     return recomputed_df.exceptAll(stored.select(*recomputed_df.columns))
 
 
+def journey_after_merge(stored_df: DataFrame, changed_df: DataFrame) -> DataFrame:
+    """The journey as merging ``changed_df`` into ``stored_df`` will leave it (a row's date never
+    changes, so its id alone says which stored row it replaces)."""
+    # The night's changed ids are few next to the stored days: broadcast, the stored rows are not shuffled.
+    replaced = F.broadcast(changed_df.select("touchpoint_id"))
+    return stored_df.join(replaced, "touchpoint_id", "left_anti").unionByName(changed_df.select(*stored_df.columns))
+
+
 class JourneyWrite(NamedTuple):
     """What a night's journey merge wrote: the touchpoint days it changed, and its Delta version
     (None when nothing changed), whose change data feed holds exactly the rows it wrote."""
@@ -393,9 +404,12 @@ class JourneyWrite(NamedTuple):
 
 
 def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | None = None) -> JourneyWrite:
-    """Merge the journey rows that ``run_date``'s arrivals changed; return the days and the version written.
+    """Merge the journey rows that ``run_date``'s arrivals changed, and replace those days' rows of
+    ``gold.journey_daily`` and ``gold.funnel_daily`` (:mod:`jobs.gold.journey_daily`); return the
+    days and the journey version written.
 
-    Rows never disappear: touchpoints only arrive (an anonymous event re-attributed to another
+    The daily tables are written first, from the journey as the merge will leave it, so that a
+    kill anywhere converges on rerun. Rows never disappear: touchpoints only arrive (an anonymous event re-attributed to another
     customer moves with its ``touchpoint_id``).
     """
     contract = load_contract("gold.customer_journey")
@@ -404,6 +418,15 @@ def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | N
     events = read_table(spark, config, "silver.tracking_events")
     shipments = read_table(spark, config, "silver.shipments")
     links = read_table(spark, config, "silver.device_links")
+
+    if table_exists(spark, config.table_path(contract.name)) and not all(
+        table_exists(spark, config.table_path(name)) for name in journey_daily.DAILY_TABLES
+    ):
+        # A first build killed after its journey write: the daily tables are built from it now.
+        stored = read_table(spark, config, contract.name)
+        days = partition_values(spark, config.table_path(contract.name), "touchpoint_date")
+        log.info("journey %s: building the daily tables the first build left unwritten (%d days)", run_date, len(days))
+        journey_daily.run(spark, config, days, stored)
 
     relinked_since = oldest_attributable_date(run_date, config.lateness_days)
     arrived_since = oldest_arrival_date(run_date, config.lateness_days)
@@ -450,14 +473,21 @@ def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | N
         keys = (*contract.partition_by, *contract.keys)
         if not stored_exists:
             # The first build writes every row once; its days are then listed from the table
-            # written (no second pass over the journey, nor a copy of it kept for one).
+            # written (no second pass over the journey, nor a copy of it kept for one). The daily
+            # tables follow; a kill between the two is caught up by the next run (above).
             merge_rows(spark, journey, config, contract.name, keys, partition_by=contract.partition_by)
             dates = partition_values(spark, path, "touchpoint_date")
+            journey_daily.run(spark, config, dates, read_table(spark, config, contract.name))
         else:
             stored_since_first = stored.filter(F.col("touchpoint_date") >= F.lit(first))
             changed = changed_rows(journey, stored_since_first, touched).localCheckpoint()
             dates = sorted(r[0] for r in changed.select("touchpoint_date").distinct().collect())
             if dates:
+                # The daily tables first, from the journey as the merge will leave it: killed
+                # between the two writes, the journey is unmerged, and the rerun finds the same
+                # changes and writes the same daily rows. (Merged first, a rerun found nothing to
+                # change and the daily tables stayed stale for good.)
+                journey_daily.run(spark, config, dates, journey_after_merge(stored, changed))
                 # The date never changes for an id; the literal list lets Delta prune files.
                 merge_rows(
                     spark,

@@ -89,11 +89,20 @@ def build_funnel_daily(journey_df: DataFrame) -> DataFrame:
     return funnel.select(*[F.col(c.name).cast(c.type) for c in contract.columns])
 
 
-def run(spark: SparkSession, config: LakeConfig, changed_dates: list[dt.date]) -> None:
-    """Replace the journey_daily days in ``changed_dates`` and the funnel days they can affect."""
+DAILY_TABLES = ("gold.journey_daily", "gold.funnel_daily")
+
+
+def run(
+    spark: SparkSession, config: LakeConfig, changed_dates: list[dt.date], journey: DataFrame | None = None
+) -> None:
+    """Replace the journey_daily days in ``changed_dates`` and the funnel days they can affect.
+
+    ``journey``: the journey to aggregate (default: the stored table); :mod:`jobs.gold.journey`
+    passes the journey as its merge will leave it, and writes these tables before that merge.
+    """
     if not changed_dates:
         return
-    journey = read_table(spark, config, "gold.customer_journey")
+    journey = read_table(spark, config, "gold.customer_journey") if journey is None else journey
     daily = load_contract("gold.journey_daily")
     days = journey.filter(F.col("touchpoint_date").isin(changed_dates))
     replace_dates(build_journey_daily(days), config, daily.name, "journey_date", changed_dates, daily.partition_by)

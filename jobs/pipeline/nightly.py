@@ -193,12 +193,10 @@ def build_gold(run_date: str, config: LakeConfig | None = None) -> None:
 
 def build_journey(run_date: str, config: LakeConfig | None = None) -> dict[str, Any]:
     """Merge the journey rows the night's arrivals changed; rebuild those days' daily and funnel rows."""
-    from jobs.gold import journey, journey_daily
+    from jobs.gold import journey
 
     config = config or load_config()
-    spark = _session(config)
-    written = journey.run(spark, config, run_date)
-    journey_daily.run(spark, config, written.days)
+    written = journey.run(_session(config), config, run_date)  # the daily and funnel rows included
     return {"changed_days": [d.isoformat() for d in written.days], "version": written.version}
 
 
@@ -279,7 +277,7 @@ def import_history(
     Args:
         stage: wraps each step (``with stage("silver"): ...``): a benchmark's meter; default none.
     """
-    from jobs.gold import journey, journey_daily, kpi
+    from jobs.gold import journey, kpi
     from jobs.ingest.bronze import ingest_nights, record_audit
     from jobs.lake.tables import nights
 
@@ -300,7 +298,7 @@ def import_history(
     with stage("kpis"):
         kpi.run(spark, config, first, last)
     with stage("journey"):
-        journey_daily.run(spark, config, journey.run(spark, config, first, last).days)
+        journey.run(spark, config, first, last)  # the daily and funnel rows included
     with stage("features"):
         _features(spark, config, first, last)
     return {"nights": len(dates), "raw_lines": landed}

@@ -272,7 +272,11 @@ def test_the_journey_merge_of_a_night_writes_only_the_days_that_changed(spark, l
 
 def _data_files(lake: Path) -> dict[str, int]:
     """Every file under the lake outside the Delta logs, with its size."""
-    return {str(p.relative_to(lake)): p.stat().st_size for p in lake.rglob("*") if p.is_file() and "_delta_log" not in p.parts}
+    return {
+        str(p.relative_to(lake)): p.stat().st_size
+        for p in lake.rglob("*")
+        if p.is_file() and "_delta_log" not in p.parts
+    }
 
 
 @pytest.mark.parametrize(
@@ -313,3 +317,33 @@ def test_a_table_that_lost_its_delta_log_stops_the_night_loudly_and_no_file_is_l
     after = _data_files(lake)
     assert all(after.get(f) == size for f, size in before.items())
     assert not (folder / "_delta_log").exists()
+
+
+def test_a_journey_run_killed_between_its_writes_converges_on_rerun(spark, lakes, tmp_path) -> None:
+    """Kill points of the journey step, rerun as Airflow would retry it: the same three tables."""
+    from delta.tables import DeltaTable
+
+    from jobs.gold.journey_daily import DAILY_TABLES
+
+    tables = ("gold.customer_journey", *DAILY_TABLES)
+    lake = tmp_path / "lake"
+    shutil.copytree(lakes.in_order_config.lake_root, lake)
+    config = replace(lakes.in_order_config, lake_root=str(lake))
+
+    def rows(table: str) -> list:
+        return sorted(read_table(spark, config, table).collect(), key=repr)
+
+    # Killed after the daily tables of the last night, before its journey merge: the journey as
+    # it stood after night 2 beside night 3's daily rows.
+    DeltaTable.forPath(spark, config.table_path("gold.customer_journey")).restoreToVersion(lakes.journey_versions[0])
+    assert rows("gold.customer_journey") != lakes.reference["gold.customer_journey"]
+    assert nightly.build_journey(DATES[2], config)["changed_days"]  # the rerun finds the changes again
+    for table in tables:
+        assert rows(table) == lakes.reference[table], table
+
+    # A first build killed after its journey write, before any daily table: the next run builds them.
+    for table in DAILY_TABLES:
+        shutil.rmtree(config.table_path(table).removeprefix("file:"))
+    assert nightly.build_journey(DATES[2], config)["changed_days"] == []  # no journey row changes
+    for table in tables:
+        assert rows(table) == lakes.reference[table], table
