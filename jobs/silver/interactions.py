@@ -34,7 +34,7 @@ from jobs.lake.tables import (
 )
 from jobs.silver import identity
 from jobs.silver.orders import filter_first_arrival
-from jobs.silver.pii import hashed_pii, pii_key
+from jobs.silver.pii import checked_pii_key, hashed_pii, record_key_fingerprint
 
 # Within one arrival date the batch's own deduplication (file, line) picks the copy, so across
 # dates the earlier date decides; the same event on the target decides the MERGE.
@@ -125,12 +125,13 @@ def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | N
     ``silver.interactions`` for the date.
     """
     contract = load_contract("silver.interactions")
+    hashing_key = checked_pii_key(spark, config, contract.name)  # before any write of the night
     identity.run(spark, config, run_date, through)
     links = read_table(spark, config, "silver.device_links")
     arrived = read_table(spark, config, "bronze.interactions").filter(
         arrived_between(F.col("_ingest_date"), run_date, through)
     )
-    silver = build_silver_interactions(arrived, links, pii_key(config))
+    silver = build_silver_interactions(arrived, links, hashing_key)
     existed = table_exists(spark, config.table_path(contract.name))
     # The arrivals' event ids (copies included) bound the ids the MERGE can match: the scan of the
     # table skips the files outside them (large bench's last night: 16.9 -> 9.7 s, range included).
@@ -145,6 +146,7 @@ def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | N
         partition_by=contract.partition_by,
         target_filter=key_range_filter(arrived, key) if existed else None,
     )
+    record_key_fingerprint(spark, config, contract.name, hashing_key)
     if existed:
         # A table this run created holds only rows resolved against the links as they now stand
         # (a history import's first build): nothing to re-resolve.

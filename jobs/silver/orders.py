@@ -8,7 +8,7 @@ from pyspark.sql import DataFrame, SparkSession, Window
 from jobs.lake.config import LakeConfig
 from jobs.lake.contracts import load_contract
 from jobs.lake.tables import arrived_between, merge_rows
-from jobs.silver.pii import hashed_pii, pii_key
+from jobs.silver.pii import checked_pii_key, hashed_pii, record_key_fingerprint
 
 # Exact resends of an order can arrive on several dates; the earliest copy is the record. The
 # same order on the target decides a MERGE, so the end state does not depend on run order.
@@ -61,5 +61,7 @@ def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | N
     bronze = spark.read.format("delta").load(config.table_path("bronze.orders"))
     arrived = bronze.filter(arrived_between(F.col("_ingest_date"), run_date, through))
     contract = load_contract("silver.orders")
-    silver = build_silver_orders(arrived, pii_key(config))
+    hashing_key = checked_pii_key(spark, config, contract.name)
+    silver = build_silver_orders(arrived, hashing_key)
     merge_rows(spark, silver, config, contract.name, contract.keys, update_condition=EARLIER_ARRIVAL)
+    record_key_fingerprint(spark, config, contract.name, hashing_key)
