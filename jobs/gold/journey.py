@@ -409,8 +409,8 @@ def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | N
     days and the journey version written.
 
     The daily tables are written first, from the journey as the merge will leave it, so that a
-    kill anywhere converges on rerun. Rows never disappear: touchpoints only arrive (an anonymous event re-attributed to another
-    customer moves with its ``touchpoint_id``).
+    kill anywhere converges on rerun. Rows never disappear: touchpoints only arrive (an anonymous
+    event re-attributed to another customer moves with its ``touchpoint_id``).
     """
     contract = load_contract("gold.customer_journey")
     orders = read_table(spark, config, "silver.orders")
@@ -477,7 +477,7 @@ def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | N
             # tables follow; a kill between the two is caught up by the next run (above).
             merge_rows(spark, journey, config, contract.name, keys, partition_by=contract.partition_by)
             dates = partition_values(spark, path, "touchpoint_date")
-            journey_daily.run(spark, config, dates, read_table(spark, config, contract.name))
+            journey_daily.run(spark, config, dates)
         else:
             stored_since_first = stored.filter(F.col("touchpoint_date") >= F.lit(first))
             changed = changed_rows(journey, stored_since_first, touched).localCheckpoint()
