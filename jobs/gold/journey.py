@@ -395,6 +395,13 @@ def journey_after_merge(stored_df: DataFrame, changed_df: DataFrame) -> DataFram
     return stored_df.join(replaced, "touchpoint_id", "left_anti").unionByName(changed_df.select(*stored_df.columns))
 
 
+def _daily_tables_of_every_day(spark: SparkSession, config: LakeConfig, path: str) -> list[dt.date]:
+    """Build the daily tables from every day of the stored journey at ``path``; return the days."""
+    days = partition_values(spark, path, "touchpoint_date")
+    journey_daily.run(spark, config, days)
+    return days
+
+
 class JourneyWrite(NamedTuple):
     """What a night's journey merge wrote: the touchpoint days it changed, and its Delta version
     (None when nothing changed), whose change data feed holds exactly the rows it wrote."""
@@ -419,14 +426,12 @@ def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | N
     shipments = read_table(spark, config, "silver.shipments")
     links = read_table(spark, config, "silver.device_links")
 
-    if table_exists(spark, config.table_path(contract.name)) and not all(
-        table_exists(spark, config.table_path(name)) for name in journey_daily.DAILY_TABLES
-    ):
+    path = config.table_path(contract.name)
+    stored_exists = table_exists(spark, path)
+    if stored_exists and not all(table_exists(spark, config.table_path(t)) for t in journey_daily.DAILY_TABLES):
         # A first build killed after its journey write: the daily tables are built from it now.
-        stored = read_table(spark, config, contract.name)
-        days = partition_values(spark, config.table_path(contract.name), "touchpoint_date")
-        log.info("journey %s: building the daily tables the first build left unwritten (%d days)", run_date, len(days))
-        journey_daily.run(spark, config, days, stored)
+        days = _daily_tables_of_every_day(spark, config, path)
+        log.info("journey %s: built the daily tables the first build left unwritten (%d days)", run_date, len(days))
 
     relinked_since = oldest_attributable_date(run_date, config.lateness_days)
     arrived_since = oldest_arrival_date(run_date, config.lateness_days)
@@ -439,8 +444,6 @@ def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | N
             log.info("journey %s: no customer touched", run_date)
             return JourneyWrite([], None)
         context_start = first - dt.timedelta(days=JOURNEY_LOOKBACK_DAYS)
-        path = config.table_path(contract.name)
-        stored_exists = table_exists(spark, path)
         # Silver is read from the first day that changes (partition pruning) when the stored
         # journey gives the context before it (journey_context: a few rows per customer instead
         # of 45 days of three silver tables); the first build reads its context from silver.
@@ -476,8 +479,7 @@ def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | N
             # written (no second pass over the journey, nor a copy of it kept for one). The daily
             # tables follow; a kill between the two is caught up by the next run (above).
             merge_rows(spark, journey, config, contract.name, keys, partition_by=contract.partition_by)
-            dates = partition_values(spark, path, "touchpoint_date")
-            journey_daily.run(spark, config, dates)
+            dates = _daily_tables_of_every_day(spark, config, path)
         else:
             stored_since_first = stored.filter(F.col("touchpoint_date") >= F.lit(first))
             changed = changed_rows(journey, stored_since_first, touched).localCheckpoint()

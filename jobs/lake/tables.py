@@ -339,13 +339,18 @@ def key_range_filter(df: DataFrame, key: str) -> Column | None:
 CHANGE_DATA_FEED = "delta.enableChangeDataFeed"
 
 
+def table_property(spark: SparkSession, path: str, name: str) -> str | None:
+    """The Delta table property ``name`` of the table at ``path`` (None when unset)."""
+    shown = spark.sql(f"SHOW TBLPROPERTIES delta.`{path}`").collect()
+    return {row["key"]: row["value"] for row in shown}.get(name)
+
+
 def ensure_change_data_feed(spark: SparkSession, path: str) -> None:
     """Turn the change data feed on for a table created before its contract asked for it.
 
     A metadata lookup when it is on already (every night); one ALTER commit the first time.
     """
-    shown = spark.sql(f"SHOW TBLPROPERTIES delta.`{path}` ('{CHANGE_DATA_FEED}')").collect()
-    if not shown or shown[0]["value"] != "true":
+    if table_property(spark, path, CHANGE_DATA_FEED) != "true":
         spark.sql(f"ALTER TABLE delta.`{path}` SET TBLPROPERTIES ('{CHANGE_DATA_FEED}' = 'true')")
 
 

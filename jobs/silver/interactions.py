@@ -131,7 +131,7 @@ def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | N
     arrived = read_table(spark, config, "bronze.interactions").filter(
         arrived_between(F.col("_ingest_date"), run_date, through)
     )
-    silver = build_silver_interactions(arrived, links, hashing_key)
+    silver = build_silver_interactions(arrived, links, hashing_key.value)
     existed = table_exists(spark, config.table_path(contract.name))
     # The arrivals' event ids (copies included) bound the ids the MERGE can match: the scan of the
     # table skips the files outside them (large bench's last night: 16.9 -> 9.7 s, range included).

@@ -62,6 +62,6 @@ def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | N
     arrived = bronze.filter(arrived_between(F.col("_ingest_date"), run_date, through))
     contract = load_contract("silver.orders")
     hashing_key = checked_pii_key(spark, config, contract.name)
-    silver = build_silver_orders(arrived, hashing_key)
+    silver = build_silver_orders(arrived, hashing_key.value)
     merge_rows(spark, silver, config, contract.name, contract.keys, update_condition=EARLIER_ARRIVAL)
     record_key_fingerprint(spark, config, contract.name, hashing_key)

@@ -6,12 +6,13 @@ import hashlib
 import os
 import secrets
 from pathlib import Path
+from typing import NamedTuple
 
 import pyspark.sql.functions as F
 from pyspark.sql import Column, SparkSession
 
 from jobs.lake.config import LakeConfig
-from jobs.lake.tables import commit_metadata_set, table_exists
+from jobs.lake.tables import commit_metadata_set, table_exists, table_property
 
 MIN_KEY_CHARS = 16  # a shorter key file is one cut short, not a key anyone chose
 FINGERPRINT_PROPERTY = "cxlake.piiKeyFingerprint"
@@ -76,7 +77,15 @@ def key_fingerprint(key: str) -> str:
     return hashlib.pbkdf2_hmac("sha256", key.encode(), b"cxlake pii key fingerprint", 100_000).hex()[:32]
 
 
-def checked_pii_key(spark: SparkSession, config: LakeConfig, table: str) -> str:
+class CheckedKey(NamedTuple):
+    """A table's hashing key, checked against the fingerprint the table records (if any)."""
+
+    value: str
+    fingerprint: str
+    recorded: bool  # the table records this fingerprint already
+
+
+def checked_pii_key(spark: SparkSession, config: LakeConfig, table: str) -> CheckedKey:
     """:func:`pii_key`, checked against the fingerprint ``table`` records of the key its hashes use.
 
     A second machine without the lake's ``pii.key`` (or with another ``CXLAKE_PII_KEY``) would
@@ -87,33 +96,27 @@ def checked_pii_key(spark: SparkSession, config: LakeConfig, table: str) -> str:
         PiiKeyError: the table's hashes were made with another key.
     """
     key = pii_key(config)
-    recorded = _recorded_fingerprint(spark, config.table_path(table))
-    if recorded is not None and recorded != key_fingerprint(key):
+    fingerprint = key_fingerprint(key)
+    path = config.table_path(table)
+    recorded = table_property(spark, path, FINGERPRINT_PROPERTY) if table_exists(spark, path) else None
+    if recorded is not None and recorded != fingerprint:
         raise PiiKeyError(
             f"{table}'s e-mail and phone hashes were made with another key (fingerprint {recorded}, this "
-            f"machine's is {key_fingerprint(key)}): copy the lake's pii.key to {Path(config.home) / 'pii.key'} "
+            f"machine's is {fingerprint}): copy the lake's pii.key to {Path(config.home) / 'pii.key'} "
             "or set CXLAKE_PII_KEY to it; hashing with this key would stop customers joining across nights"
         )
-    return key
+    return CheckedKey(key, fingerprint, recorded is not None)
 
 
-def record_key_fingerprint(spark: SparkSession, config: LakeConfig, table: str, key: str) -> None:
-    """Record ``key``'s fingerprint on ``table`` (once: one metadata commit on its first night)."""
-    path = config.table_path(table)
-    if _recorded_fingerprint(spark, path) is None:
-        with commit_metadata_set(spark, table):
-            spark.sql(
-                f"ALTER TABLE delta.`{path}` SET TBLPROPERTIES ('{FINGERPRINT_PROPERTY}' = '{key_fingerprint(key)}')"
-            )
-
-
-def _recorded_fingerprint(spark: SparkSession, path: str) -> str | None:
-    if not table_exists(spark, path):
-        return None
-    shown = spark.sql(f"SHOW TBLPROPERTIES delta.`{path}` ('{FINGERPRINT_PROPERTY}')").collect()
-    value = shown[0]["value"] if shown else None
-    # Spark answers a missing key with a row saying so rather than no row.
-    return value if value and "does not have" not in value else None
+def record_key_fingerprint(spark: SparkSession, config: LakeConfig, table: str, key: CheckedKey) -> None:
+    """Record ``key``'s fingerprint on ``table`` unless it does already (one metadata commit, once)."""
+    if key.recorded:
+        return
+    with commit_metadata_set(spark, table):
+        spark.sql(
+            f"ALTER TABLE delta.`{config.table_path(table)}` "
+            f"SET TBLPROPERTIES ('{FINGERPRINT_PROPERTY}' = '{key.fingerprint}')"
+        )
 
 
 def hashed_pii(value: Column, key: str) -> Column:
