@@ -45,6 +45,9 @@ def cxlake_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     os.environ["CXLAKE_DRIVER_MEMORY"] = "2g"
     os.environ["CXLAKE_SHUFFLE_PARTITIONS"] = "2"
     os.environ["CXLAKE_PII_KEY"] = "test-only-key"
+    # Tests land files and ingest them at once, mostly without the exporter's _SUCCESS marker:
+    # no settle wait (tests/ingest/test_landing_faults.py checks the rule with its own settings).
+    os.environ["CXLAKE_LANDING_SETTLE_SECONDS"] = "0"
     # Child processes (Airflow runs, cluster drivers) inherit it: see tests/jvm_speed.py.
     os.environ.setdefault("CXLAKE_SPARK_CONF", f"spark.driver.defaultJavaOptions={TEST_JAVA_OPTIONS}")
     os.environ.pop("MLFLOW_TRACKING_URI", None)

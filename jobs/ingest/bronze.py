@@ -11,12 +11,12 @@ import logging
 import os
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from pyspark import StorageLevel
 
-from jobs.ingest import local_engine
+from jobs.ingest import landing, local_engine
 from jobs.ingest.parse import (
     CHUNKS_SCHEMA,
     build_bronze_rows,
@@ -31,14 +31,13 @@ from jobs.ingest.raw_files import (
     Chunk,
     SchemaDriftError,
     count_newlines,
-    list_source_files,
     plan_chunks,
     read_csv_header,
     with_line_offsets,
 )
 from jobs.lake.config import LakeConfig
 from jobs.lake.contracts import Contract, load_contract, source_names
-from jobs.lake.small_tables import is_local_lake, merge_small
+from jobs.lake.small_tables import is_local_lake, merge_small, replace_small
 from jobs.lake.tables import replace_dates, replace_slice
 
 if TYPE_CHECKING:
@@ -64,6 +63,18 @@ class ReconciliationError(RuntimeError):
 
 
 @dataclass(frozen=True)
+class FileRead:
+    """One landing file as it was listed (``ops.ingest_files``) and what its lines became."""
+
+    source_file: str  # path under the landing root
+    size_bytes: int
+    modified_ns: int
+    raw_rows: int
+    accepted_rows: int
+    quarantined_rows: int
+
+
+@dataclass(frozen=True)
 class IngestResult:
     source: str
     run_date: str
@@ -71,6 +82,7 @@ class IngestResult:
     raw_rows: int
     accepted_rows: int
     quarantined_rows: int
+    files_read: tuple[FileRead, ...] = ()
 
 
 def check_csv_header(path: str, header: list[str], contract: Contract) -> None:
@@ -133,10 +145,39 @@ def landing_files(config: LakeConfig, source: str, night: str) -> tuple[str, lis
 
     The one place that knows the landing layout and file suffix: ingestion reads these files and
     the DAG's landing sensor waits for them, so both always look at the same path.
+
+    Raises:
+        LandingFileError: an entry of the folder is a symbolic link or has a non-UTF-8 name
+            (:func:`jobs.ingest.landing.list_landing_files`).
     """
     raw = load_contract(f"raw.{source}")
     folder = config.landing_path(source, night)
-    return folder, list_source_files(folder, _SUFFIX[raw.format or "jsonl"])
+    return folder, landing.list_landing_files(folder, _SUFFIX[raw.format or "jsonl"])
+
+
+def check_landed(config: LakeConfig, folder: str, files: list[str], is_csv: bool) -> None:
+    """The whole-file rules a night's files must pass before any line is read, in the order a
+    sensor and an ingest need them: complete (else wait), UTF-8 text, then (after the CSV header
+    check) not empty without the exporter's marker (:mod:`jobs.ingest.landing`).
+
+    Raises:
+        LandingIncompleteError: a file may still be being written.
+        LandingFileError: a file is not UTF-8 text.
+    """
+    landing.check_complete(folder, files, config.landing_settle_seconds)
+    landing.check_encoding(files, skip_header=is_csv)
+
+
+def landing_snapshot(config: LakeConfig, source: str, night: str) -> dict[str, tuple[int, int]]:
+    """``source``'s landing files of ``night`` now: ``source_file`` -> (size in bytes, modification
+    time in ns), as ``ops.ingest_files`` records them when an ingest lists them."""
+    _, files = landing_files(config, source, night)
+    return {_relative(path, config.landing_root): _size_and_time(path) for path in files}
+
+
+def _size_and_time(path: str) -> tuple[int, int]:
+    stat = os.stat(path)
+    return stat.st_size, stat.st_mtime_ns
 
 
 @dataclass(frozen=True)
@@ -149,6 +190,7 @@ class _Landed:
     relative: dict[str, str]  # file path -> its name under the landing root (``source_file``)
     header: list[str] | None  # the CSV header the files share; None for JSON lines
     raw: Contract
+    listed: dict[str, tuple[int, int]]  # file path -> (size, modification time in ns) when listed
 
     @property
     def files(self) -> list[str]:
@@ -164,6 +206,8 @@ def ingest_source(spark: SparkSession | None, config: LakeConfig, source: str, r
 
     Raises:
         MissingSourceError: no file arrived for the date.
+        LandingFileError: a file breaks a whole-file rule (:mod:`jobs.ingest.landing`; its
+            subclass ``LandingIncompleteError`` when a file may still be being written).
         SchemaDriftError: a file's header lacks a required column, or a file's values show a
             column that changed type or went missing (see :func:`check_value_drift`).
         ReconciliationError: rows were lost (never expected; guards the invariant).
@@ -226,19 +270,30 @@ def ingest_nights(
     """
     raw = load_contract(f"raw.{source}")
     night_of: dict[str, str] = {}
+    folders: dict[str, list[str]] = {}
+    listed: dict[str, tuple[int, int]] = {}
     for night in nights:
         folder, files = landing_files(config, source, night)
         if not files:
             raise MissingSourceError(f"source {source!r}: no {raw.format} file arrived for {night} in {folder}")
+        # Stated before any check or read: a file that changes from here on differs from what
+        # ops.ingest_files records, and the bronze gate says so.
+        listed.update({path: _size_and_time(path) for path in files})
+        check_landed(config, folder, files, is_csv=raw.format == "csv")
+        folders[folder] = files
         night_of.update(dict.fromkeys(files, night))
     files = list(night_of)
+    header = _csv_header(source, nights, files, raw) if raw.format == "csv" else None
+    for folder, folder_files in folders.items():
+        landing.check_not_empty(folder, folder_files, is_csv=header is not None)
     landed = _Landed(
         source=source,
         nights=nights,
         night_of=night_of,
         relative={path: _relative(path, config.landing_root) for path in files},
-        header=_csv_header(source, nights, files, raw) if raw.format == "csv" else None,
+        header=header,
         raw=raw,
+        listed=listed,
     )
 
     if engine == "auto":
@@ -369,14 +424,27 @@ def _reconcile(
             raise ReconciliationError(
                 f"{source} {night}: raw {raw_rows} != accepted {accepted} + quarantined {quarantined}"
             )
-        results.append(IngestResult(source, night, len(night_files), raw_rows, accepted, quarantined))
+        size_and_time = {landed.relative[path]: landed.listed[path] for path in landed.files}
+        files_read = tuple(
+            FileRead(
+                s["source_file"],
+                *size_and_time[s["source_file"]],
+                s["raw_lines"],
+                s["accepted_rows"],
+                s["quarantined_rows"],
+            )
+            for s in sorted(stats, key=lambda s: s["source_file"])
+        )
+        results.append(IngestResult(source, night, len(night_files), raw_rows, accepted, quarantined, files_read))
     check_value_drift(file_stats, raw, check_required=not is_csv)
     return results
 
 
 def record_audit(spark: SparkSession | None, config: LakeConfig, results: list[IngestResult]) -> None:
-    """Upsert one ``ops.ingest_audit`` row per (source, night) of ``results``, in one commit."""
+    """Upsert one ``ops.ingest_audit`` row per (source, night) of ``results``, in one commit, and
+    replace those (source, night) slices of ``ops.ingest_files`` with the files read, in another."""
     audit = load_contract("ops.ingest_audit")
+    files = load_contract("ops.ingest_files")
     # Wall clock belongs in ops tables only: it says when, never what.
     recorded_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     rows = [
@@ -392,3 +460,31 @@ def record_audit(spark: SparkSession | None, config: LakeConfig, results: list[I
         for result in results
     ]
     merge_small(config, audit.name, rows, spark=spark)
+    file_rows = [
+        {
+            "source": result.source,
+            "run_date": dt.date.fromisoformat(result.run_date),
+            **asdict(read),
+            "recorded_at": recorded_at,
+        }
+        for result in results
+        for read in result.files_read
+    ]
+    # A rerun of a night whose folder lost a file must not keep that file's row: replace, not
+    # merge. One commit when the results cover every (source, night) pair of their sources and
+    # nights (a night's ingest, a history import), else one per source.
+    pairs = {(r.source, dt.date.fromisoformat(r.run_date)) for r in results}
+    sources, nights = sorted({p[0] for p in pairs}), sorted({p[1] for p in pairs})
+    groups = (
+        [(sources, nights)]
+        if len(pairs) == len(sources) * len(nights)
+        else [([s], sorted(n for src, n in pairs if src == s)) for s in sources]
+    )
+    for group_sources, group_nights in groups:
+        replace_small(
+            config,
+            files.name,
+            [row for row in file_rows if row["source"] in group_sources],
+            {"source": group_sources, "run_date": group_nights},
+            spark=spark,
+        )

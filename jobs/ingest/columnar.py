@@ -25,6 +25,11 @@ import pyarrow.json as pj
 
 from jobs.lake.contracts import Contract
 
+# An event dated more than this many days after the day its line arrived did not happen yet: a
+# device clock or a typo. Quarantined (``from_future``) before it can reach silver, where it would
+# sit in a far-future partition every later night reads. One day covers time zones and midnight.
+FUTURE_TOLERANCE_DAYS = 1
+
 _MICROS_PER_DAY = 86_400_000_000
 # A line this module may take: one object, nothing around it, no \u escape (lone surrogates
 # and escaped key names are the line path's), no NaN/Infinity token (pyarrow accepts them,
@@ -250,7 +255,10 @@ class ColumnarJsonTyper:
         # Later checks are applied first so that the earliest failing check wins.
         if self.event_index is not None and arrival_day is not None:
             stamp = pc.cast(pc.cast(typed[self.event_index], pa.timestamp("us")), pa.int64())
-            late = pc.less(pc.divide(stamp, _MICROS_PER_DAY), arrival_day - self.lateness_days)
+            day = pc.divide(stamp, _MICROS_PER_DAY)
+            future = pc.greater(day, arrival_day + FUTURE_TOLERANCE_DAYS)
+            reason = pc.if_else(pc.fill_null(future, False), "from_future", reason)
+            late = pc.less(day, arrival_day - self.lateness_days)
             reason = pc.if_else(pc.fill_null(late, False), "too_late", reason)
         for column in reversed(self.columns):
             if column.low is not None or column.high is not None:

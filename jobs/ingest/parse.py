@@ -3,7 +3,7 @@
 Every line ends with either a typed row (``_reason`` null) or exactly one machine-readable
 ``_reason``, checked in this order: ``malformed_json``/``malformed_csv``,
 ``missing_required:<col>``, ``bad_type:<col>``, ``unknown_enum:<col>``, ``out_of_range:<col>``,
-``too_late``, ``duplicate``.
+``too_late``, ``from_future``, ``duplicate``.
 
 Values are read the same way in both formats: surrounding spaces are trimmed and a blank value is
 null (an empty CSV field or a JSON ``""`` is the exporter's null, so a blank required value is
@@ -33,7 +33,7 @@ from pyspark.sql import Column as SparkColumn
 from pyspark.sql import DataFrame, Window
 
 from jobs.ingest import values
-from jobs.ingest.columnar import ColumnarJsonTyper, ColumnarResult
+from jobs.ingest.columnar import FUTURE_TOLERANCE_DAYS, ColumnarJsonTyper, ColumnarResult
 from jobs.ingest.raw_files import INVALID_UTF8, Chunk, read_chunk_arrow
 from jobs.lake.contracts import Contract, arrow_type, spark_type
 
@@ -247,7 +247,8 @@ class LineTyper:
     Args:
         contract: the raw contract.
         lateness_days: a line whose event day is more than this many days before its arrival
-            day is ``too_late``.
+            day is ``too_late``; one dated more than :data:`FUTURE_TOLERANCE_DAYS` after it is
+            ``from_future`` (a device clock or a typo, not an event that happened).
         is_json: JSON lines (every column's values are drift evidence; in CSV a string column
             always fits, so only the other columns are).
     """
@@ -356,6 +357,8 @@ class LineTyper:
                 event_day = event if self._event_is_date else event // 86_400_000_000
                 if event_day < arrival_day - self.lateness_days:
                     return "too_late"
+                if event_day > arrival_day + FUTURE_TOLERANCE_DAYS:
+                    return "from_future"
         return None
 
 

@@ -71,6 +71,7 @@ class LakeConfig:
     psi_triggers_retraining: bool = True
     landing_wait_seconds: int = 21600
     landing_poke_seconds: int = 300
+    landing_settle_seconds: int = 120
     # Never printed with the config (logs, reprs): it is a secret.
     pii_key: str = field(default="", repr=False)
     vacuum_retention_hours: int = 168
@@ -118,6 +119,7 @@ def load_config() -> LakeConfig:
         psi_triggers_retraining=_env("PSI_RETRAIN", "1") not in ("0", "false", "no"),
         landing_wait_seconds=int(_env("LANDING_WAIT_SECONDS", "21600")),
         landing_poke_seconds=int(_env("LANDING_POKE_SECONDS", "300")),
+        landing_settle_seconds=int(_env("LANDING_SETTLE_SECONDS", "120")),
         pii_key=_env("PII_KEY", "").strip(),
         vacuum_retention_hours=int(_env("VACUUM_RETENTION_HOURS", "168")),
     )

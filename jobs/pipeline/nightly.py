@@ -74,23 +74,36 @@ def landing_arrived(
 ) -> dict[str, Any] | None:
     """The landing sensor's check: ``source``'s files of arrival date ``run_date``, or None to wait.
 
-    Looks where ingestion reads (:func:`jobs.ingest.bronze.landing_files`). The files of day D are
-    due by the end of D plus ``CXLAKE_LANDING_WAIT_SECONDS``; past that (a late night, or a
-    backfill of an old date) a missing source fails at once instead of waiting in vain.
+    Looks where ingestion reads (:func:`jobs.ingest.bronze.landing_files`) and waits while a file
+    may still be being written (:mod:`jobs.ingest.landing`: changed after the folder's
+    ``_SUCCESS`` marker, or, without one, within ``CXLAKE_LANDING_SETTLE_SECONDS``). The files of
+    day D are due by the end of D plus ``CXLAKE_LANDING_WAIT_SECONDS``; past that (a late night, or
+    a backfill of an old date) a missing or unfinished source fails at once instead of waiting in vain.
 
     Raises:
         MissingSourceError: naming the source and the folder looked at, once the wait is over.
+        LandingIncompleteError: a file still changing once the wait is over.
+        LandingFileError: a file that no wait can fix (a symbolic link, not UTF-8, ...).
     """
-    from jobs.ingest.bronze import MissingSourceError, landing_files
+    from jobs.ingest.bronze import MissingSourceError, check_landed, landing_files
+    from jobs.ingest.landing import LandingIncompleteError
+    from jobs.lake.contracts import load_contract
 
     config = config or load_config()
     folder, files = landing_files(config, source, run_date)
-    if files:
-        return {"source": source, "folder": folder, "files": len(files)}
     due = dt.datetime.combine(dt.date.fromisoformat(run_date) + dt.timedelta(days=1), dt.time(), dt.UTC)
     deadline = due + dt.timedelta(seconds=config.landing_wait_seconds)
     # The sensor's clock: when to stop waiting, never an input of table content.
     now = now or dt.datetime.now(dt.UTC)
+    if files:
+        try:
+            check_landed(config, folder, files, is_csv=load_contract(f"raw.{source}").format == "csv")
+        except LandingIncompleteError as unfinished:
+            if now >= deadline:
+                raise
+            log.info("source %r: waiting until %s for %s", source, deadline.isoformat(), unfinished)
+            return None
+        return {"source": source, "folder": folder, "files": len(files)}
     if now >= deadline:
         raise MissingSourceError(
             f"source {source!r}: no file arrived for {run_date} in {folder} (waited until {deadline.isoformat()})"
@@ -120,7 +133,15 @@ def _gate(
 
     config = config or load_config()
     spark = _session(config)
-    checks = build_checks(GATES[layer], Night(spark, config, run_date, journey_days, journey_version))
+    landing_now = None
+    if layer == "bronze":
+        from jobs.ingest.bronze import landing_snapshot
+        from jobs.lake.contracts import source_names
+
+        # Listed now, after the ingests: a file that arrived or changed since fails the gate.
+        landing_now = {source: landing_snapshot(config, source, run_date) for source in source_names()}
+    night = Night(spark, config, run_date, journey_days, journey_version, landing_now)
+    checks = build_checks(GATES[layer], night)
     results = run_checks(checks, quality_context(config))
     record_findings(spark, config, run_date, results)
     raise_critical(results)

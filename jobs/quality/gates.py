@@ -61,6 +61,8 @@ class Night:
             None reads them as the run date only.
         journey_version: the journey table version that merge committed (None: nothing written,
             or a result from before versions were passed on).
+        landing_now: per source, the run date's landing files as listed when the gate runs
+            (``source_file`` -> size, modification time in ns); None: not compared.
     """
 
     spark: SparkSession
@@ -68,6 +70,7 @@ class Night:
     run_date: str
     journey_days: list[str] | None = None
     journey_version: int | None = None
+    landing_now: dict[str, dict[str, tuple[int, int]]] | None = None
     _tables: dict[str, DataFrame] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
@@ -250,6 +253,73 @@ class AtMostAccepted:
         return df, [at_most_rows_expectation(night.accepted[self.source], check)]
 
 
+INGESTED_FLAG = "ingested_as_is"
+LANDING_COLUMNS = "source string, source_file string, size_now bigint, modified_now_ns bigint"
+
+
+def landing_vs_ingested(night: Night, table: str) -> DataFrame:
+    """``ops.ingest_files`` rows of the run date beside the landing files as they are now (full
+    outer join on source and file; :attr:`Night.landing_now`), with the flag :class:`IngestedAsIs`
+    checks. Sources the gate did not list are not compared."""
+    stored = night.read(table).filter(F.col("run_date") == night.day)
+    if night.landing_now is None:
+        return stored.withColumn(INGESTED_FLAG, F.lit(True))
+    listed = [
+        (source, name, size, modified)
+        for source, files in sorted(night.landing_now.items())
+        for name, (size, modified) in sorted(files.items())
+    ]
+    now = night.spark.createDataFrame(listed, LANDING_COLUMNS)
+    compared = stored.filter(F.col("source").isin(list(night.landing_now))).join(now, ["source", "source_file"], "full")
+    same = (F.col("size_bytes") == F.col("size_now")) & (F.col("modified_ns") == F.col("modified_now_ns"))
+    return compared.withColumn(INGESTED_FLAG, F.coalesce(same, F.lit(False)))
+
+
+@dataclass(frozen=True)
+class IngestedAsIs:
+    """Every landing file of the run date was ingested as it is now: a file that arrived, changed or
+    went away after the night's ingest stops the night (rerun that source's ingest for the date)."""
+
+    def apply(self, df: DataFrame, night: Night) -> tuple[DataFrame, list[Any]]:
+        check = "every landing file of the run date was ingested as it is now (else rerun its ingest)"
+        return df, [reference_expectation(INGESTED_FLAG, check)]
+
+
+QUARANTINE_FLAG = "quarantine_within_limit"
+
+
+@dataclass(frozen=True)
+class QuarantineWithinLimit:
+    """Each source's quarantined lines tonight stay within its raw contract's ``quarantine_limit``
+    (``max_ratio`` of the raw lines, unless they number ``min_lines`` or fewer): a feed that turned
+    to junk (a wrong encoding, a broken exporter) stops the night instead of quarantining it whole.
+
+    The slice is ``ops.ingest_audit``'s rows of the run date; the rule adds ``quarantine_ratio``,
+    ``max_quarantine_ratio`` and the flag its expectation reads, so a failure shows the source.
+    """
+
+    def apply(self, df: DataFrame, night: Night) -> tuple[DataFrame, list[Any]]:
+        limits = {s: load_contract(f"raw.{s}").extra.get("quarantine_limit", {}) for s in source_names()}
+        max_ratio = F.create_map(
+            *[x for s, lim in limits.items() for x in (F.lit(s), F.lit(float(lim.get("max_ratio", 1.0))))]
+        )
+        min_lines = F.create_map(
+            *[x for s, lim in limits.items() for x in (F.lit(s), F.lit(int(lim.get("min_lines", 0))))]
+        )
+        ratio = F.when(F.col("raw_rows") > 0, F.col("quarantined_rows") / F.col("raw_rows")).otherwise(F.lit(0.0))
+        flagged = (
+            df.withColumn("quarantine_ratio", F.round(ratio, 6))
+            .withColumn("max_quarantine_ratio", F.coalesce(max_ratio[F.col("source")], F.lit(1.0)))
+            .withColumn(
+                QUARANTINE_FLAG,
+                (F.col("quarantined_rows") <= F.coalesce(min_lines[F.col("source")], F.lit(0)))
+                | (F.col("quarantine_ratio") <= F.col("max_quarantine_ratio")),
+            )
+        )
+        check = "quarantined lines / raw lines <= the source's quarantine_limit.max_ratio (schemas/raw)"
+        return flagged, [reference_expectation(QUARANTINE_FLAG, check)]
+
+
 @dataclass(frozen=True)
 class TableGate:
     """One suite of a gate: the slice of ``table`` the night touched, its contract's rules, the extras.
@@ -263,6 +333,8 @@ class TableGate:
             exactly (checked first); unaudited sources get no row count.
         index_columns: the columns naming a failing row in samples; None: the contract's keys.
         optional: skipped while the table does not exist.
+        contract_rules: run the contract's rules on the slice (off for a slice that is a comparison,
+            whose unmatched side is null by design).
     """
 
     table: str
@@ -271,6 +343,7 @@ class TableGate:
     rows_accepted: str | None = None
     index_columns: tuple[str, ...] | None = None
     optional: bool = False
+    contract_rules: bool = True
 
     @property
     def suite(self) -> str:
@@ -281,7 +354,7 @@ class TableGate:
         contract = load_contract(self.table)
         df = self.slice(night, self.table)
         expected_rows = night.accepted.get(self.rows_accepted) if self.rows_accepted else None
-        expectations = contract_expectations(contract, expected_rows=expected_rows)
+        expectations = contract_expectations(contract, expected_rows=expected_rows) if self.contract_rules else []
         for extra in self.extra:
             df, more = extra.apply(df, night)
             expectations += more
@@ -296,8 +369,24 @@ def build_checks(gates: Sequence[TableGate], night: Night) -> list[Check]:
 
 # Bronze: each source's run-date partition. Keys are unique within one arrival date; copies
 # arriving on other dates are silver's job.
-BRONZE = tuple(
-    TableGate(f"bronze.{source}", OnRunDate("_ingest_date"), rows_accepted=source) for source in source_names()
+BRONZE = (
+    *(TableGate(f"bronze.{source}", OnRunDate("_ingest_date"), rows_accepted=source) for source in source_names()),
+    TableGate(
+        "ops.ingest_audit",
+        OnRunDate("run_date"),
+        extra=(QuarantineWithinLimit(),),
+        # A failing source is shown with its figures against its limit.
+        index_columns=("source", "quarantined_rows", "raw_rows", "quarantine_ratio", "max_quarantine_ratio"),
+    ),
+    TableGate(
+        "ops.ingest_files",
+        landing_vs_ingested,
+        extra=(IngestedAsIs(),),
+        index_columns=("source", "source_file"),
+        # Lakes ingested before the table existed have none until their next ingest.
+        optional=True,
+        contract_rules=False,
+    ),
 )
 
 SILVER = (

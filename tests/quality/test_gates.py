@@ -15,8 +15,15 @@ D = dt.date(2026, 3, 3)
 
 
 def test_each_gate_declares_its_suites_keyed_by_the_contracts() -> None:
-    # Bronze: one suite per raw source, in the sources' order (as ingested).
-    assert sorted(g.suite for g in BRONZE) == ["bronze_interactions", "bronze_orders", "bronze_tracking_scans"]
+    # Bronze: one suite per raw source, then the night's ingest audit (quarantine limits) and the
+    # landing files against what was ingested.
+    assert [g.suite for g in BRONZE] == [
+        "bronze_interactions",
+        "bronze_orders",
+        "bronze_tracking_scans",
+        "ops_ingest_audit",
+        "ops_ingest_files",
+    ]
     assert [g.suite for g in SILVER] == [
         "silver_orders",
         "silver_shipments",
@@ -39,9 +46,13 @@ def test_each_gate_declares_its_suites_keyed_by_the_contracts() -> None:
         "silver_tracking_events": ("scan_id", "order_id"),  # + the order a scan names
         "gold_customer_journey": ("touchpoint_id", "customer_key"),  # + the customer a touchpoint names
         "features_customer_daily": ("customer_key",),  # - as_of_date: the slice is one as_of_date
+        "ops_ingest_audit": ("source", "quarantined_rows", "raw_rows", "quarantine_ratio", "max_quarantine_ratio"),
+        "ops_ingest_files": ("source", "source_file"),  # - run_date: the slice is one run date
     }
     assert all(load_contract(g.table) for g in (*BRONZE, *SILVER, *GOLD))
-    assert [g.table for g in (*BRONZE, *SILVER, *GOLD) if g.optional] == [g.table for g in GOLD]
+    # Optional: gold (absent before its first night) and the landing comparison (absent on a lake
+    # ingested before ops.ingest_files existed).
+    assert [g.table for g in (*BRONZE, *SILVER, *GOLD) if g.optional] == ["ops.ingest_files", *(g.table for g in GOLD)]
 
 
 def _write(spark, config, table: str, rows: list[dict]) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from jobs.ingest.landing import MARKER
 from jobs.lake.contracts import load_contract
 
 from .clock import DAY, day_of, day_text, ts_text, ts_texts
@@ -23,7 +24,7 @@ from .interactions import Event, build_events
 from .lifecycle import Order, run_lifecycles
 from .logistics import build_congestion
 from .season import build_season
-from .writers import CsvRenderer, write_json, write_lines
+from .writers import CsvRenderer, write_json, write_lines, write_text
 
 
 @lru_cache(maxsize=1)
@@ -188,7 +189,8 @@ def simulate(config: SimulationConfig, out_dir: Path) -> SimulationSummary:
     Layout (``<date>`` is the arrival date):
     ``orders/<date>/orders_<date>.csv``, ``tracking_scans/<date>/tracking_scans_<date>.jsonl``,
     ``interactions/<date>/interactions_<date>.jsonl`` and ``_manifest/<date>.json``. Every day
-    gets all three files (possibly empty). Same config => byte-identical files.
+    gets all three files (possibly empty), each in a folder closed by an empty ``_SUCCESS``
+    marker (not listed in ``files``). Same config => byte-identical files.
 
     Args:
         config: size, seed, calendar and dirt rates.
@@ -262,6 +264,9 @@ def _run(config: SimulationConfig, out_dir: Path) -> SimulationSummary:
             day_file = arranged[src.name].pop(day, DayFile())  # written once: let it go
             csv_header = header(src.contract.column_names) if src.is_csv else None
             write_lines(out_dir / rel, [line.text for line in day_file.lines], csv_header)
+            # The exporter's "this folder is complete" (jobs.ingest.landing), after its file:
+            # a day that really had no rows may then deliver an empty file.
+            write_text(out_dir / rel.parent / MARKER, "")
             files.append(out_dir / rel)
             counts = day_file.counts()
             per_source[src.name] = {"file": rel.as_posix(), **counts}
