@@ -58,6 +58,35 @@ class MissingSourceError(FileNotFoundError):
     """A source delivered no file for the date: the night cannot be judged complete."""
 
 
+class FutureNightError(ValueError):
+    """An arrival date that has not begun anywhere yet: no file can have arrived on it."""
+
+
+# A day has begun somewhere on Earth up to 14 hours before it begins in UTC (UTC+14).
+_EARLIEST_ZONE = dt.timedelta(hours=14)
+
+
+def refuse_future_nights(nights: list[str], now: dt.datetime | None = None) -> None:
+    """Refuse arrival dates that have not begun in any time zone yet (a typo like 2062 for 2026):
+    their tables' partitions would sit after every real night, and the nights that rebuild later
+    partitions (a backfill, ``customer_daily``) would redo them every night.
+
+    Args:
+        now: the clock (wall time; it only decides whether a date can be ingested).
+
+    Raises:
+        FutureNightError: naming the date.
+    """
+    # The clock decides whether to run, never what a table holds.
+    today_somewhere = ((now or dt.datetime.now(dt.UTC)) + _EARLIEST_ZONE).date()
+    future = [night for night in nights if dt.date.fromisoformat(night) > today_somewhere]
+    if future:
+        raise FutureNightError(
+            f"arrival date(s) {', '.join(future)} have not begun anywhere yet (latest possible: {today_somewhere}); "
+            "check the run date"
+        )
+
+
 class ReconciliationError(RuntimeError):
     """Raw lines do not add up to accepted + quarantined: a row was lost or double-counted."""
 
@@ -206,6 +235,7 @@ def ingest_source(spark: SparkSession | None, config: LakeConfig, source: str, r
 
     Raises:
         MissingSourceError: no file arrived for the date.
+        FutureNightError: the date has not begun anywhere yet.
         LandingFileError: a file breaks a whole-file rule (:mod:`jobs.ingest.landing`; its
             subclass ``LandingIncompleteError`` when a file may still be being written).
         SchemaDriftError: a file's header lacks a required column, or a file's values show a
@@ -268,6 +298,7 @@ def ingest_nights(
         audit: record the results in ``ops.ingest_audit``; a caller ingesting several sources
             in one process passes False and records them all in one commit (:func:`record_audit`).
     """
+    refuse_future_nights(nights)
     raw = load_contract(f"raw.{source}")
     night_of: dict[str, str] = {}
     folders: dict[str, list[str]] = {}

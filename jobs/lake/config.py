@@ -20,6 +20,7 @@ come from here.
 | ``CXLAKE_PSI_RETRAIN`` | ``1`` | a feature PSI above 0.2 makes the next night retrain (``0``: only report) |
 | ``CXLAKE_LANDING_WAIT_SECONDS`` | ``21600`` | how long after the end of an arrival day its raw files may still come (landing sensor) |
 | ``CXLAKE_LANDING_POKE_SECONDS`` | ``300`` | how often the landing sensor looks again (reschedule mode: no worker slot held) |
+| ``CXLAKE_LANDING_SETTLE_SECONDS`` | ``120`` | without a ``_SUCCESS`` marker, how long a landing file must be unchanged before it is read |
 | ``CXLAKE_PII_KEY`` | empty | secret key of the PII hashes (production: from a secret store); empty: a random key kept in ``$CXLAKE_HOME/pii.key`` (:func:`jobs.silver.pii.pii_key`) |
 | ``CXLAKE_VACUUM_RETENTION_HOURS`` | ``168`` | VACUUM keeps the files of the table versions this recent (how far back time travel reaches) |
 | ``MLFLOW_TRACKING_URI`` | ``sqlite:///$CXLAKE_HOME/mlflow.db`` | MLflow tracking + registry store |

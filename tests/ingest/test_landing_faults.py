@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 from deltalake import DeltaTable
 
-from jobs.ingest.bronze import IngestResult, MissingSourceError, ingest_source
+from jobs.ingest.bronze import FutureNightError, IngestResult, MissingSourceError, ingest_source, refuse_future_nights
 from jobs.ingest.landing import MARKER, LandingFileError, LandingIncompleteError
 from jobs.ingest.raw_files import SchemaDriftError
 from jobs.lake.config import LakeConfig
@@ -367,6 +367,21 @@ def test_each_file_read_is_recorded_with_its_size_and_lines(lake_config: LakeCon
         (f"interactions/{DAY}/interactions_{DAY}.jsonl", first.stat().st_size, 2, 1, 1),
         (f"interactions/{DAY}/more.jsonl", second.stat().st_size, 1, 1, 0),
     ]
+
+
+def test_a_night_that_has_not_begun_anywhere_is_refused(lake_config: LakeConfig) -> None:
+    # A typo'd year: files dated then are refused before anything is read or written.
+    day = "2062-03-03"
+    folder = Path(lake_config.landing_path("interactions", day))
+    folder.mkdir(parents=True)
+    (folder / "interactions.jsonl").write_text(jsonl_text([interaction(1, at="2062-03-03T08:00:00Z")]))
+    with pytest.raises(FutureNightError, match="2062-03-03 have not begun anywhere yet"):
+        ingest_source(None, lake_config, "interactions", day)
+    assert lake_tables(lake_config) == []
+    # The clock's edge: UTC+14 starts a day 14 hours before UTC does.
+    refuse_future_nights(["2026-03-04"], now=dt.datetime(2026, 3, 3, 10, 0, tzinfo=dt.UTC))
+    with pytest.raises(FutureNightError):
+        refuse_future_nights(["2026-03-04"], now=dt.datetime(2026, 3, 3, 9, 59, tzinfo=dt.UTC))
 
 
 # ---- the bronze gate: quarantine ratio, files after the ingest ---------------------------------

@@ -46,7 +46,7 @@ class SimulationSummary:
         out_dir: root of the written tree.
         lines: data lines written per source (CSV headers excluded).
         dirt: per source, total count of each dirt kind written.
-        files: every file written (data files then manifests), in write order.
+        files: every file written (data files, each followed by its folder's ``_SUCCESS`` marker, then manifests), in write order.
         orders: orders placed in the simulated world (written or not yet arrived).
     """
 
@@ -190,7 +190,7 @@ def simulate(config: SimulationConfig, out_dir: Path) -> SimulationSummary:
     ``orders/<date>/orders_<date>.csv``, ``tracking_scans/<date>/tracking_scans_<date>.jsonl``,
     ``interactions/<date>/interactions_<date>.jsonl`` and ``_manifest/<date>.json``. Every day
     gets all three files (possibly empty), each in a folder closed by an empty ``_SUCCESS``
-    marker (not listed in ``files``). Same config => byte-identical files.
+    marker. Same config => byte-identical files.
 
     Args:
         config: size, seed, calendar and dirt rates.
@@ -267,7 +267,7 @@ def _run(config: SimulationConfig, out_dir: Path) -> SimulationSummary:
             # The exporter's "this folder is complete" (jobs.ingest.landing), after its file:
             # a day that really had no rows may then deliver an empty file.
             write_text(out_dir / rel.parent / MARKER, "")
-            files.append(out_dir / rel)
+            files += [out_dir / rel, out_dir / rel.parent / MARKER]
             counts = day_file.counts()
             per_source[src.name] = {"file": rel.as_posix(), **counts}
             lines_total[src.name] += counts["lines"]

@@ -23,8 +23,9 @@ def test_same_config_gives_byte_identical_files(tmp_path: Path) -> None:
     b = simulate(CONFIG, tmp_path / "b")
     da, db = _digest(tmp_path / "a"), _digest(tmp_path / "b")
     assert da == db
-    # 3 sources + 1 manifest per day, nothing else (no temp files left behind).
-    assert len(da) == 4 * CONFIG.days
+    # 3 sources, their 3 folders' _SUCCESS markers and 1 manifest per day, nothing else (no temp
+    # files left behind).
+    assert len(da) == 7 * CONFIG.days
     assert a.lines == b.lines and a.dirt == b.dirt
     assert sorted(p.relative_to(tmp_path / "a").as_posix() for p in a.files) == sorted(da)
 
@@ -34,7 +35,7 @@ def test_different_seed_differs(tmp_path: Path) -> None:
     simulate(SimulationConfig(days=CONFIG.days, customers=CONFIG.customers, seed=6), tmp_path / "b")
     da, db = _digest(tmp_path / "a"), _digest(tmp_path / "b")
     assert da.keys() == db.keys()
-    data = [k for k in da if not k.startswith("_manifest")]
+    data = [k for k in da if not k.startswith("_manifest") and not k.endswith("/_SUCCESS")]
     assert all(da[k] != db[k] for k in data if "orders" in k or "interactions" in k)
     assert sum(da[k] != db[k] for k in data) >= len(data) - 2  # at most a couple of empty files coincide
 

@@ -14,6 +14,7 @@ def test_layout_one_file_per_source_and_day(default_tree: Tree) -> None:
     expected = {f"_manifest/{d.isoformat()}.json" for d in config.dates}
     for source, (_, fmt, _) in SOURCES.items():
         expected |= {f"{source}/{d}/{source}_{d}.{fmt}" for d in map(str, config.dates)}
+        expected |= {f"{source}/{d}/_SUCCESS" for d in map(str, config.dates)}  # the folder is complete
     assert {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()} == expected
 
 
