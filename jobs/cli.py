@@ -114,6 +114,14 @@ def cmd_summary(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from jobs.pipeline.doctor import as_json_rows, diagnose, exit_code, render
+
+    findings = diagnose(load_config())
+    print(json.dumps(as_json_rows(findings), indent=1) if args.json else render(findings))
+    return exit_code(findings)
+
+
 def cmd_env(args: argparse.Namespace) -> int:
     from jobs.devtools.airflow_env import ensure_airflow_db, resolved_settings, shell_exports
 
@@ -339,6 +347,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     summary = sub.add_parser("summary", help="print the lake's tables, KPIs and latest model run")
     summary.set_defaults(func=cmd_summary)
+
+    doctor = sub.add_parser(
+        "doctor",
+        help="check the lake (tables, PII key, half-done nights, permissions) and say what to do; exit 1 on a problem",
+    )
+    doctor.add_argument("--json", action="store_true", help="the findings as JSON")
+    doctor.set_defaults(func=cmd_doctor)
 
     models = sub.add_parser("models", help="MLflow model runs and registry")
     models_sub = models.add_subparsers(dest="models_command", required=True)

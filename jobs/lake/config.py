@@ -101,8 +101,18 @@ class LakeConfig:
         return f"{self.landing_root.rstrip('/')}/{source}/{day}"
 
 
+PRIVATE_UMASK = 0o077
+
+
 def load_config() -> LakeConfig:
-    """Read the configuration from the environment (see the module docstring)."""
+    """Read the configuration from the environment (see the module docstring).
+
+    Also makes the files this process creates from now on private to their owner (umask 077,
+    inherited by the Spark JVM and used by delta-rs; Spark's own file system client gets the same
+    mask in :func:`jobs.lake.spark.get_spark`): bronze and quarantine hold clear e-mails and
+    phones. Every entry point (CLI, DAG task, test) loads the configuration before it writes.
+    """
+    os.umask(PRIVATE_UMASK)
     home = Path(_env("HOME", str(PROJECT_ROOT / ".cxlake"))).resolve()
     return LakeConfig(
         home=home,

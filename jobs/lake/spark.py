@@ -51,6 +51,9 @@ def spark_settings(config: LakeConfig) -> dict[str, str]:
         # on a cluster whose nodes install elsewhere, override it in CXLAKE_SPARK_CONF.
         "spark.pyspark.python": sys.executable,
         "spark.pyspark.driver.python": sys.executable,
+        # Files Spark's Hadoop client creates are private to their owner, as the process's umask
+        # makes every other file (jobs.lake.config.load_config): bronze holds clear personal data.
+        "spark.hadoop.fs.permissions.umask-mode": "077",
         "spark.sql.warehouse.dir": str(config.home / "spark-warehouse"),
         "spark.driver.extraJavaOptions": f"-Dderby.system.home={config.home / 'derby'}",
     }
