@@ -47,8 +47,9 @@ def _record_task_end(context) -> None:
 
 
 def _run_step(step: str, *args: Any) -> Any:
-    """The body of every task: ``jobs.pipeline.nightly.<step>(*args)``; its result is the XCom."""
-    return getattr(nightly, step)(*args)
+    """The body of every task: ``jobs.pipeline.nightly.<step>(*args)`` under the lake lock shared
+    with the night's other tasks (``nightly.locked_step``); its result is the XCom."""
+    return nightly.locked_step(step, *args)
 
 
 def _landing_arrived(source: str, run_date: str) -> PokeReturnValue:

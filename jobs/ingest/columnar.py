@@ -25,10 +25,11 @@ import pyarrow.json as pj
 
 from jobs.lake.contracts import Contract
 
-# An event dated more than this many days after the day its line arrived did not happen yet: a
-# device clock or a typo. Quarantined (``from_future``) before it can reach silver, where it would
-# sit in a far-future partition every later night reads. One day covers time zones and midnight.
-FUTURE_TOLERANCE_DAYS = 1
+# An event dated after the day its line arrived (UTC, as every event time) had not happened when it
+# arrived: a device clock or a typo. Quarantined (``from_future``) before it can reach silver, whose
+# gate holds that no event arrives before it happened, and where it would sit in a far-future
+# partition every later night reads.
+FUTURE_TOLERANCE_DAYS = 0
 
 _MICROS_PER_DAY = 86_400_000_000
 # A line this module may take: one object, nothing around it, no \u escape (lone surrogates

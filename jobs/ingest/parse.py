@@ -247,8 +247,8 @@ class LineTyper:
     Args:
         contract: the raw contract.
         lateness_days: a line whose event day is more than this many days before its arrival
-            day is ``too_late``; one dated more than :data:`FUTURE_TOLERANCE_DAYS` after it is
-            ``from_future`` (a device clock or a typo, not an event that happened).
+            day is ``too_late``; one dated after it is ``from_future`` (a device clock or a typo,
+            not an event that happened; :data:`jobs.ingest.columnar.FUTURE_TOLERANCE_DAYS`).
         is_json: JSON lines (every column's values are drift evidence; in CSV a string column
             always fits, so only the other columns are).
     """

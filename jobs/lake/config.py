@@ -21,6 +21,7 @@ come from here.
 | ``CXLAKE_LANDING_WAIT_SECONDS`` | ``21600`` | how long after the end of an arrival day its raw files may still come (landing sensor) |
 | ``CXLAKE_LANDING_POKE_SECONDS`` | ``300`` | how often the landing sensor looks again (reschedule mode: no worker slot held) |
 | ``CXLAKE_LANDING_SETTLE_SECONDS`` | ``120`` | without a ``_SUCCESS`` marker, how long a landing file must be unchanged before it is read |
+| ``CXLAKE_LOCK_WAIT_SECONDS`` | ``600`` | how long a DAG task waits for a whole-night command holding the lake lock (:mod:`jobs.lake.lock`) |
 | ``CXLAKE_PII_KEY`` | empty | secret key of the PII hashes (production: from a secret store); empty: a random key kept in ``$CXLAKE_HOME/pii.key`` (:func:`jobs.silver.pii.pii_key`) |
 | ``CXLAKE_VACUUM_RETENTION_HOURS`` | ``168`` | VACUUM keeps the files of the table versions this recent (how far back time travel reaches) |
 | ``MLFLOW_TRACKING_URI`` | ``sqlite:///$CXLAKE_HOME/mlflow.db`` | MLflow tracking + registry store |
@@ -73,6 +74,7 @@ class LakeConfig:
     landing_wait_seconds: int = 21600
     landing_poke_seconds: int = 300
     landing_settle_seconds: int = 120
+    lock_wait_seconds: int = 600
     # Never printed with the config (logs, reprs): it is a secret.
     pii_key: str = field(default="", repr=False)
     vacuum_retention_hours: int = 168
@@ -131,6 +133,7 @@ def load_config() -> LakeConfig:
         landing_wait_seconds=int(_env("LANDING_WAIT_SECONDS", "21600")),
         landing_poke_seconds=int(_env("LANDING_POKE_SECONDS", "300")),
         landing_settle_seconds=int(_env("LANDING_SETTLE_SECONDS", "120")),
+        lock_wait_seconds=int(_env("LOCK_WAIT_SECONDS", "600")),
         pii_key=_env("PII_KEY", "").strip(),
         vacuum_retention_hours=int(_env("VACUUM_RETENTION_HOURS", "168")),
     )

@@ -55,6 +55,17 @@ def _session(config: LakeConfig):
     return spark
 
 
+def locked_step(step: str, *args: Any) -> Any:
+    """A DAG task's body: ``<step>(*args)`` holding the lake lock shared with the night's other
+    tasks, so that no whole-night command (``cxlake run``, ``import-history``) writes meanwhile
+    (:mod:`jobs.lake.lock`; waits up to ``CXLAKE_LOCK_WAIT_SECONDS`` for one to finish)."""
+    from jobs.lake.lock import lake_lock
+
+    config = load_config()
+    with lake_lock(config, f"cx_nightly task {step} {' '.join(map(str, args))}", True, config.lock_wait_seconds):
+        return globals()[step](*args)
+
+
 def ingest(source: str, run_date: str, config: LakeConfig | None = None) -> dict[str, Any]:
     """Land one source's raw files of ``run_date`` in bronze (+ quarantine, audit)."""
     from dataclasses import asdict
@@ -298,12 +309,20 @@ def import_history(
     Args:
         stage: wraps each step (``with stage("silver"): ...``): a benchmark's meter; default none.
     """
+    from jobs.lake.lock import lake_lock
+
+    config = config or load_config()
+    with lake_lock(config, f"import-history {first}..{last}"):
+        return _import_history(first, last, config, stage or (lambda name: nullcontext()))
+
+
+def _import_history(
+    first: str, last: str, config: LakeConfig, stage: Callable[[str], AbstractContextManager]
+) -> dict[str, Any]:
     from jobs.gold import journey, kpi
     from jobs.ingest.bronze import ingest_nights, record_audit
     from jobs.lake.tables import nights
 
-    config = config or load_config()
-    stage = stage or (lambda name: nullcontext())
     spark = _session(config)
     dates = nights(first, last)
     landed = {}
@@ -333,16 +352,19 @@ def run_all(
     Args:
         stage: wraps each step (``with stage("silver"): ...``): a benchmark's meter; default none.
     """
+    from jobs.lake.lock import lake_lock
+
     config = config or load_config()
     stage = stage or (lambda name: nullcontext())
-    report = run_data_stages(run_date, config, stage)
-    with stage("training"):
-        report["train_eta"] = train_eta(run_date, config)
-        report["train_churn"] = train_churn(run_date, config)
-    with stage("scoring"):
-        report["score"] = score_models(run_date, config)
-    with stage("model_reports"):
-        report["reports"] = build_model_reports(run_date, config)
+    with lake_lock(config, f"cxlake run --date {run_date}"):
+        report = run_data_stages(run_date, config, stage)
+        with stage("training"):
+            report["train_eta"] = train_eta(run_date, config)
+            report["train_churn"] = train_churn(run_date, config)
+        with stage("scoring"):
+            report["score"] = score_models(run_date, config)
+        with stage("model_reports"):
+            report["reports"] = build_model_reports(run_date, config)
     return report
 
 
@@ -350,12 +372,20 @@ def run_data_stages(
     run_date: str, config: LakeConfig | None = None, stage: Callable[[str], AbstractContextManager] | None = None
 ) -> dict[str, Any]:
     """A night's data stages, ingest to the gold gate (:func:`run_all` without the models)."""
+    from jobs.lake.lock import lake_lock
+
+    config = config or load_config()
+    with lake_lock(config, f"cxlake run --date {run_date} (data stages)"):
+        return _run_data_stages(run_date, config, stage or (lambda name: nullcontext()))
+
+
+def _run_data_stages(
+    run_date: str, config: LakeConfig, stage: Callable[[str], AbstractContextManager]
+) -> dict[str, Any]:
     from dataclasses import asdict
 
     from jobs.ingest.bronze import ingest_nights, record_audit
 
-    config = config or load_config()
-    stage = stage or (lambda name: nullcontext())
     spark = _session(config)
     ingested = []
     for source in SOURCES:

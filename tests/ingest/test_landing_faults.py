@@ -327,8 +327,8 @@ def test_a_header_only_csv_missing_a_column_reports_the_column_first(lake_config
 
 def test_events_dated_after_their_arrival_day_are_quarantined_from_the_future(lake_config: LakeConfig) -> None:
     lines = [
-        interaction(1, at="2026-03-04T23:59:59Z"),  # the next day: within the one-day tolerance (time zones)
-        interaction(2, at="2026-03-05T00:00:00Z"),  # two days ahead: a device clock, not an event
+        interaction(1, at="2026-03-03T23:59:59Z"),  # the arrival day's last second: it happened
+        interaction(2, at="2026-03-04T00:00:00Z"),  # the next day: had not happened when it arrived
         interaction(3, at="2031-03-03T08:00:00Z"),  # years ahead: would open a far-future partition
         interaction(4, at="2026-02-27T08:00:00Z"),  # 4 days old: too late, as before
     ]

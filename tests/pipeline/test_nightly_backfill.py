@@ -4,15 +4,15 @@ One module fixture simulates three days of a small world and runs the DAG (``dag
 ``airflow dags test`` runs) in one child process (one JVM start) for the first two dates in
 order, then the first date again (a rerun after a later date: the harder case, since the later
 night's late data and model state are already in the lake), then the third, whose tracking file
-carries a scan dated thirteen days after it arrived: valid for bronze (the lateness bound only
-refuses old events), a critical failure of silver's "no event before it happened" expectation.
+ends in a run of junk lines from a broken exporter: each line is quarantined with its reason, and
+the bronze gate's quarantine limit (``schemas/raw/tracking_scans.yaml``) stops the night before
+silver.
 Gold tables before the rerun are read back by Delta time travel (the last version committed before the rerun's first
 task ended, per ``ops.pipeline_runs``).
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,12 +22,13 @@ import pytest
 from jobs.devtools.airflow_env import ensure_airflow_db, load_dag, run_dates_logged
 from jobs.devtools.simulator import SimulationConfig, simulate
 from jobs.devtools.summary import delta_tables
+from jobs.ingest.landing import MARKER
 from jobs.lake.tables import read_table, table_exists
 
 DATES = ["2026-01-05", "2026-01-06"]
 RERUN_DATE = DATES[0]
 BAD_DATE = "2026-01-07"
-FUTURE_SCAN = "S_FROM_THE_FUTURE"
+JUNK_LINES = 25  # > min_lines 10 and > 10 % of the night's scans
 # Every gold/feature table and the column that dates its rows.
 DATE_COLUMNS = {
     "gold.cx_kpi_daily": "kpi_date",
@@ -68,13 +69,16 @@ def _tables_before(spark, config, tables: list[str], moment) -> dict[str, list]:
     return snapshot
 
 
-def _corrupt_tracking_file(landing: Path) -> None:
-    """Append a well-formed scan whose time is after its arrival date (bronze accepts it)."""
+def _corrupt_tracking_file(landing: Path) -> int:
+    """Append junk lines to the bad night's scans, as an exporter would (the file, then its folder's
+    ``_SUCCESS`` marker again); return the file's lines."""
     (path,) = (landing / "tracking_scans" / BAD_DATE).glob("*.jsonl")
-    template = json.loads(path.read_text().splitlines()[0])
-    template.update(scan_id=FUTURE_SCAN, scan_at="2026-01-20T10:00:00Z", event="arrived_hub")
     with path.open("a") as out:
-        out.write(json.dumps(template) + "\n")
+        out.writelines(f"<html>502 Bad Gateway {i}</html>\n" for i in range(JUNK_LINES))
+    (path.parent / MARKER).write_bytes(b"")
+    lines = len(path.read_text().splitlines())
+    assert JUNK_LINES > 0.1 * lines, lines  # over the limit whatever the simulated volume
+    return lines
 
 
 @pytest.fixture(scope="module")
@@ -125,32 +129,35 @@ def test_rerunning_a_date_changes_no_table(backfill) -> None:
         assert backfill.after_rerun[table] == rows, table
 
 
-def test_a_critical_silver_failure_stops_the_night_before_gold(spark, backfill) -> None:
+def test_a_feed_turned_to_junk_stops_the_night_at_the_bronze_gate(spark, backfill) -> None:
     bad = [r for r in backfill.runs if r["run_date"].isoformat() == BAD_DATE]
     states = {r["task_id"]: r["state"] for r in bad}
-    assert states["validate_silver"] == "failed"
-    assert states["build_silver"] == "success"
+    assert states["validate_bronze"] == "failed"
+    assert states["ingest_tracking_scans"] == "success"  # the lines were landed, with reasons
     # Nothing downstream of the gate started: no run-log row at all.
-    assert not set(states) & {"build_gold", "build_journey", "build_features", "validate_gold", "score_models"}
-    (failure,) = [r for r in bad if r["task_id"] == "validate_silver"]
+    assert not set(states) & {"build_silver", "build_gold", "build_journey", "build_features", "score_models"}
+    (failure,) = [r for r in bad if r["task_id"] == "validate_bronze"]
     assert failure["exception_class"] == "DataQualityError"
-    assert "silver_tracking_events" in failure["reason"]
-    assert "expect_column_pair_values_a_to_be_greater_than_b" in failure["reason"]
-    assert FUTURE_SCAN in failure["reason"]  # the sample names the failing scan
-    # No gold or feature row dated the bad night.
+    assert "ops_ingest_audit" in failure["reason"] and "quarantine_limit.max_ratio" in failure["reason"]
+    assert f"'source': 'tracking_scans', 'quarantined_rows': {JUNK_LINES}" in failure["reason"]
+    # Nothing lost: every junk line is in quarantine with its reason.
+    quarantined = read_table(spark, backfill.config, "quarantine.tracking_scans").filter(
+        (F.col("_ingest_date") == F.lit(BAD_DATE).cast("date")) & F.col("raw").startswith("<html>502")
+    )
+    assert [r.reason for r in quarantined.collect()] == ["malformed_json"] * JUNK_LINES
+    # No silver row first arrived, and no gold or feature row dated, on the bad night.
+    for table in ("silver.orders", "silver.tracking_events", "silver.interactions"):
+        rows = read_table(spark, backfill.config, table).filter(F.col("first_ingest_date") == F.lit(BAD_DATE))
+        assert rows.count() == 0, table
     for table, column in DATE_COLUMNS.items():
         rows = read_table(spark, backfill.config, table).filter(F.col(column) == F.lit(BAD_DATE).cast("date"))
         assert rows.count() == 0, table
-    kpis = read_table(spark, backfill.config, "gold.cx_kpi_daily")
-    assert kpis.filter(F.col("as_of_date") == F.lit(BAD_DATE).cast("date")).count() == 0
     findings = read_table(spark, backfill.config, "ops.quality_findings").filter(
         F.col("run_date") == F.lit(BAD_DATE).cast("date")
     )
     critical = [r for r in findings.collect() if r.severity == "critical"]
-    assert [(r.suite, r.expectation) for r in critical] == [
-        ("silver_tracking_events", "expect_column_pair_values_a_to_be_greater_than_b")
-    ]
-    assert FUTURE_SCAN in critical[0].sample
+    assert [(r.suite, r.expectation) for r in critical] == [("ops_ingest_audit", "expect_column_values_to_be_in_set")]
+    assert "tracking_scans" in critical[0].sample
 
 
 def test_data_docs_list_every_gate_suite(backfill) -> None:
