@@ -54,7 +54,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from jobs.pipeline import nightly
 
-    report = nightly.run_all(args.date.isoformat())
+    report = nightly.run_all(args.date.isoformat(), allow_gap=args.allow_gap)
     print(json.dumps(report, indent=2, default=str))
     return 0
 
@@ -276,6 +276,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run one night in this process")
     run.add_argument("--date", type=_date, required=True)
+    run.add_argument(
+        "--allow-gap", action="store_true", help="run although the previous night did not complete (a gap on purpose)"
+    )
     run.set_defaults(func=cmd_run)
 
     test = sub.add_parser("dags-test", help="run one night through `airflow dags test cx_nightly`")

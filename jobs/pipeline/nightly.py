@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
@@ -188,17 +189,33 @@ def validate_gold(
     Raises:
         DataQualityError: a critical expectation failed; scoring and reports must not run.
     """
+    from jobs.pipeline.night_order import record_completed
+
     journey = journey or {}
-    return _gate("gold", run_date, config, journey.get("changed_days"), journey.get("version"))
+    config = config or load_config()
+    result = _gate("gold", run_date, config, journey.get("changed_days"), journey.get("version"))
+    # The night's data is complete: the next night may build on it (jobs.pipeline.night_order).
+    record_completed(config, [run_date], os.environ.get("AIRFLOW_CTX_DAG_ID", "cxlake run"))
+    return result
 
 
-def build_silver(run_date: str, config: LakeConfig | None = None) -> None:
-    """Merge the day's arrivals into every silver table.
+def build_silver(run_date: str, config: LakeConfig | None = None, allow_gap: bool | str = False) -> None:
+    """Merge the day's arrivals into every silver table, once the previous night completed.
 
     Order matters only for customers, which reads the orders and resolved interactions of the
     same night; ``interactions.run`` maintains ``silver.device_links`` (identity) itself.
+
+    Args:
+        allow_gap: build even though the previous night did not complete (a rendered DAG param
+            arrives as text: ``"True"``).
+
+    Raises:
+        PreviousNightIncompleteError: see :mod:`jobs.pipeline.night_order`.
     """
+    from jobs.pipeline.night_order import allowed, require_previous_night
+
     config = config or load_config()
+    require_previous_night(config, run_date, allowed(allow_gap))
     _silver(_session(config), config, run_date)
 
 
@@ -299,6 +316,7 @@ def import_history(
     last: str,
     config: LakeConfig | None = None,
     stage: Callable[[str], AbstractContextManager] | None = None,
+    allow_gap: bool = False,
 ) -> dict[str, Any]:
     """Every night from ``first`` to ``last`` at once: bronze, silver, gold, journey, features.
 
@@ -308,12 +326,19 @@ def import_history(
 
     Args:
         stage: wraps each step (``with stage("silver"): ...``): a benchmark's meter; default none.
+        allow_gap: import even though the night before ``first`` did not complete
+            (:mod:`jobs.pipeline.night_order`); the imported nights are recorded as completed.
     """
     from jobs.lake.lock import lake_lock
+    from jobs.pipeline.night_order import record_completed, require_previous_night
 
     config = config or load_config()
     with lake_lock(config, f"import-history {first}..{last}"):
-        return _import_history(first, last, config, stage or (lambda name: nullcontext()))
+        require_previous_night(config, first, allow_gap)
+        report = _import_history(first, last, config, stage or (lambda name: nullcontext()))
+        record_completed(config, list(report["dates"]), "import-history")
+    report.pop("dates")
+    return report
 
 
 def _import_history(
@@ -341,11 +366,14 @@ def _import_history(
         journey.run(spark, config, first, last)  # the daily and funnel rows included
     with stage("features"):
         _features(spark, config, first, last)
-    return {"nights": len(dates), "raw_lines": landed}
+    return {"nights": len(dates), "raw_lines": landed, "dates": dates}
 
 
 def run_all(
-    run_date: str, config: LakeConfig | None = None, stage: Callable[[str], AbstractContextManager] | None = None
+    run_date: str,
+    config: LakeConfig | None = None,
+    stage: Callable[[str], AbstractContextManager] | None = None,
+    allow_gap: bool = False,
 ) -> dict[str, Any]:
     """The whole night in one process, in DAG order (``cxlake run``; the DAG is the scheduler's view).
 
@@ -357,7 +385,7 @@ def run_all(
     config = config or load_config()
     stage = stage or (lambda name: nullcontext())
     with lake_lock(config, f"cxlake run --date {run_date}"):
-        report = run_data_stages(run_date, config, stage)
+        report = run_data_stages(run_date, config, stage, allow_gap)
         with stage("training"):
             report["train_eta"] = train_eta(run_date, config)
             report["train_churn"] = train_churn(run_date, config)
@@ -369,18 +397,21 @@ def run_all(
 
 
 def run_data_stages(
-    run_date: str, config: LakeConfig | None = None, stage: Callable[[str], AbstractContextManager] | None = None
+    run_date: str,
+    config: LakeConfig | None = None,
+    stage: Callable[[str], AbstractContextManager] | None = None,
+    allow_gap: bool = False,
 ) -> dict[str, Any]:
     """A night's data stages, ingest to the gold gate (:func:`run_all` without the models)."""
     from jobs.lake.lock import lake_lock
 
     config = config or load_config()
     with lake_lock(config, f"cxlake run --date {run_date} (data stages)"):
-        return _run_data_stages(run_date, config, stage or (lambda name: nullcontext()))
+        return _run_data_stages(run_date, config, stage or (lambda name: nullcontext()), allow_gap)
 
 
 def _run_data_stages(
-    run_date: str, config: LakeConfig, stage: Callable[[str], AbstractContextManager]
+    run_date: str, config: LakeConfig, stage: Callable[[str], AbstractContextManager], allow_gap: bool
 ) -> dict[str, Any]:
     from dataclasses import asdict
 
@@ -397,7 +428,7 @@ def _run_data_stages(
     with stage("bronze_gate"):
         report["validate_bronze"] = validate_bronze(run_date, config)
     with stage("silver"):
-        build_silver(run_date, config)
+        build_silver(run_date, config, allow_gap)
     with stage("silver_gate"):
         report["validate_silver"] = validate_silver(run_date, config)
     with stage("kpis"):
