@@ -140,7 +140,7 @@ def _gate(
         DataQualityError: naming every failed critical expectation of every suite.
     """
     from jobs.pipeline.ops import record_findings
-    from jobs.quality.gate import format_failure, quality_context, raise_critical, run_checks
+    from jobs.quality.gate import format_failure, locked_quality_context, raise_critical, run_checks
     from jobs.quality.gates import GATES, Night, build_checks
 
     config = config or load_config()
@@ -154,7 +154,8 @@ def _gate(
         landing_now = {source: landing_snapshot(config, source, run_date) for source in source_names()}
     night = Night(spark, config, run_date, journey_days, journey_version, landing_now)
     checks = build_checks(GATES[layer], night)
-    results = run_checks(checks, quality_context(config))
+    with locked_quality_context(config) as context:
+        results = run_checks(checks, context)
     record_findings(spark, config, run_date, results)
     raise_critical(results)
     return {

@@ -10,9 +10,12 @@ ran; without a context (unit tests) an ephemeral one is used and nothing is writ
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import json
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -124,19 +127,43 @@ def data_docs_dir(config: LakeConfig) -> Path:
     return Path(config.home) / "data_docs"
 
 
+GX_CONFIG_FILE = "great_expectations.yml"
+
+
+def _gx_root(config: LakeConfig) -> Path:
+    root = Path(config.home) / "gx"
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
 def quality_context(config: LakeConfig) -> gx.AbstractDataContext:
     """The file-backed GX context of the lake (``$CXLAKE_HOME/gx``), Data Docs in ``$CXLAKE_HOME/data_docs``.
 
     Suites, validation definitions and validation results are stored there, so the Data Docs
-    index lists every night's validations of every gate.
+    index lists every night's validations of every gate. Its ``great_expectations.yml`` only
+    holds settings this function sets, and GX rewrites it in place: one left empty or cut short
+    (a kill mid-write) is moved aside and made again instead of failing every later gate; the
+    stored suites and results are untouched. Use :func:`locked_quality_context` to validate.
     """
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
-    root = Path(config.home) / "gx"
-    root.mkdir(parents=True, exist_ok=True)
-    context = gx.get_context(mode="file", project_root_dir=str(root))
-    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    root = _gx_root(config)
+    try:
+        context = gx.get_context(mode="file", project_root_dir=str(root))
+    except Exception as error:  # GX raises several kinds for an unreadable config file
+        settings = next(root.rglob(GX_CONFIG_FILE), None)
+        if settings is None:
+            raise
+        # When it broke, for whoever reads the folder; never table content.
+        aside = settings.with_name(f"{GX_CONFIG_FILE}.broken-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S%f}")
+        settings.rename(aside)
+        log.warning("GX settings %s were unreadable (%s): moved to %s and made again", settings, error, aside.name)
+        context = gx.get_context(mode="file", project_root_dir=str(root))
+    # Each assignment rewrites the settings file: only when it changes.
+    bars = context.variables.progress_bars  # a config object, or a dict once read back from the file
+    if (bars.get("globally") if isinstance(bars, dict) else getattr(bars, "globally", None)) is not False:
+        context.variables.progress_bars = ProgressBarsConfig(globally=False)
     sites = context.get_site_names()
     if DATA_DOCS_SITE not in sites:
         context.add_data_docs_site(
@@ -154,6 +181,20 @@ def quality_context(config: LakeConfig) -> gx.AbstractDataContext:
         if other != DATA_DOCS_SITE:  # GX's default site would render the same pages a second time
             context.delete_data_docs_site(other)
     return context
+
+
+@contextmanager
+def locked_quality_context(config: LakeConfig) -> Iterator[gx.AbstractDataContext]:
+    """:func:`quality_context` held alone while the block validates: two gates at once (two
+    nights' tasks, a manual run) would otherwise write the same settings and stores together."""
+    import fcntl
+
+    with open(_gx_root(config) / ".lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # waits: another gate's validation takes seconds
+        try:
+            yield quality_context(config)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def validation_data(df: DataFrame | pd.DataFrame, max_rows: int = PANDAS_MAX_ROWS) -> DataFrame | pd.DataFrame:

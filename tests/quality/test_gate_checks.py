@@ -12,7 +12,15 @@ from frames import contract_frame
 from jobs.lake.contracts import load_contract
 from jobs.lake.tables import read_table, table_exists, table_version
 from jobs.pipeline.ops import record_findings
-from jobs.quality.gate import Check, DataQualityError, quality_context, raise_critical, run_checks, validate_dataframe
+from jobs.quality.gate import (
+    Check,
+    DataQualityError,
+    locked_quality_context,
+    quality_context,
+    raise_critical,
+    run_checks,
+    validate_dataframe,
+)
 from jobs.quality.suites import (
     WARNING,
     at_most_rows_expectation,
@@ -257,3 +265,23 @@ def test_gate_records_findings_and_data_docs(spark, lake_config, tmp_path: Path)
         for suite in ("silver_orders", "silver_empty")
     }
     assert {suite: len(found) for suite, found in pages.items()} == {"silver_orders": 2, "silver_empty": 2}
+
+
+@pytest.mark.parametrize("left", [b"", b"config_version: 4.0\nfluent_dat"], ids=["empty", "cut_short"])
+def test_gx_settings_left_broken_by_a_kill_are_made_again(spark, lake_config, tmp_path: Path, left: bytes) -> None:
+    """GX rewrites great_expectations.yml in place: a kill mid-write left it empty and every later
+    gate failed. It is moved aside and made again; the stored suites and results stay."""
+    from dataclasses import replace
+
+    config = replace(lake_config, home=tmp_path / "home")
+    with locked_quality_context(config) as context:
+        validate_dataframe(_orders(spark, [_order("O1")]), "kept", [has_rows_expectation("rows")], context)
+    (settings,) = (tmp_path / "home" / "gx").rglob("great_expectations.yml")
+    settings.write_bytes(left)
+    with locked_quality_context(config) as context:
+        assert "kept" in [suite.name for suite in context.suites.all()]
+        result = validate_dataframe(_orders(spark, [_order("O2")]), "kept", [has_rows_expectation("rows")], context)
+    assert result.success
+    assert [p.name.split("-")[0] for p in settings.parent.glob("great_expectations.yml.broken-*")] == [
+        "great_expectations.yml.broken"
+    ]
