@@ -52,7 +52,9 @@ def score_with_champion(
     if registered is None:
         log.warning("%s scoring skipped for %s: no %s@champion yet", table, run_date, model_name)
         return {"scored": 0, "model_version": None}
-    model = mlflow.pyfunc.load_model(f"models:/{model_name}@champion").unwrap_python_model().model
+    # The version just resolved, not the alias again: a promotion landing in between would score
+    # with one version's model and write the other's number beside the rows.
+    model = mlflow.pyfunc.load_model(f"models:/{model_name}/{registered.version}").unwrap_python_model().model
     broadcast = spark.sparkContext.broadcast(model)
     try:
         champion = Champion(version=str(registered.version), run_id=registered.run_id, broadcast=broadcast)
