@@ -34,7 +34,7 @@ from jobs.lake.tables import (
 )
 from jobs.silver import identity
 from jobs.silver.orders import filter_first_arrival
-from jobs.silver.pii import checked_pii_key, hashed_pii, record_key_fingerprint
+from jobs.silver.pii import checked_pii_key, hashed_pii, record_key_fingerprint, with_pii_key
 
 # Within one arrival date the batch's own deduplication (file, line) picks the copy, so across
 # dates the earlier date decides; the same event on the target decides the MERGE.
@@ -54,7 +54,7 @@ def build_silver_interactions(
     contract = load_contract("silver.interactions")
     first = filter_first_arrival(bronze_interactions_df, "event_id")
     customer_id = identity.blank_as_null(F.col("customer_id"))
-    shaped = first.select(
+    shaped = with_pii_key(first, hashing_key).select(
         "event_id",
         "event_at",
         F.to_date("event_at").alias("event_date"),
@@ -70,8 +70,8 @@ def build_silver_interactions(
         "rating",
         "review_text",
         "campaign",
-        hashed_pii(F.col("email"), hashing_key).alias("email_hash"),
-        hashed_pii(F.col("phone"), hashing_key).alias("phone_hash"),
+        hashed_pii(F.col("email")).alias("email_hash"),
+        hashed_pii(F.col("phone")).alias("phone_hash"),
         F.col("_ingest_date").alias("first_ingest_date"),
     )
     resolved = identity.with_customer_key(shaped, device_links_df)

@@ -8,7 +8,7 @@ from pyspark.sql import DataFrame, SparkSession, Window
 from jobs.lake.config import LakeConfig
 from jobs.lake.contracts import load_contract
 from jobs.lake.tables import arrived_between, merge_rows
-from jobs.silver.pii import checked_pii_key, hashed_pii, record_key_fingerprint
+from jobs.silver.pii import checked_pii_key, hashed_pii, record_key_fingerprint, with_pii_key
 
 # Exact resends of an order can arrive on several dates; the earliest copy is the record. The
 # same order on the target decides a MERGE, so the end state does not depend on run order.
@@ -28,7 +28,7 @@ def build_silver_orders(bronze_orders_df: DataFrame, hashing_key: str) -> DataFr
     """Bronze order rows -> silver orders (contract ``silver.orders``)."""
     contract = load_contract("silver.orders")
     first = filter_first_arrival(bronze_orders_df, "order_id")
-    shaped = first.select(
+    shaped = with_pii_key(first, hashing_key).select(
         "order_id",
         "customer_id",
         "placed_at",
@@ -43,8 +43,8 @@ def build_silver_orders(bronze_orders_df: DataFrame, hashing_key: str) -> DataFr
         F.datediff("promised_delivery_date", F.to_date("placed_at")).alias("promised_days"),
         "payment_method",
         "channel",
-        hashed_pii(F.col("email"), hashing_key).alias("email_hash"),
-        hashed_pii(F.col("phone"), hashing_key).alias("phone_hash"),
+        hashed_pii(F.col("email")).alias("email_hash"),
+        hashed_pii(F.col("phone")).alias("phone_hash"),
         F.col("_ingest_date").alias("first_ingest_date"),
         F.col("_source_file").alias("source_file"),
         F.col("_line_number").alias("line_number"),

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import pyspark.sql.functions as F
-from pyspark.sql import Column, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 
 from jobs.lake.config import LakeConfig
 from jobs.lake.tables import commit_metadata_set, table_exists, table_property
@@ -119,14 +119,27 @@ def record_key_fingerprint(spark: SparkSession, config: LakeConfig, table: str, 
         )
 
 
-def hashed_pii(value: Column, key: str) -> Column:
+KEY_COLUMN = "_pii_key"
+
+
+def with_pii_key(df: DataFrame, key: str) -> DataFrame:
+    """``df`` with the hashing key as column ``_pii_key`` (for :func:`hashed_pii`), from a one-row
+    broadcast frame: the key is data, never a literal in the query plan, so it cannot reach
+    ``explain()``, Spark's logs or an error message (``ops.pipeline_runs.reason``)."""
+    key_frame = df.sparkSession.createDataFrame([(key,)], f"{KEY_COLUMN} string")
+    return df.crossJoin(F.broadcast(key_frame))
+
+
+def hashed_pii(value: Column) -> Column:
     """HMAC-style keyed SHA-256 of a normalised value (trimmed, lower-cased); null stays null.
 
-    Normalising first makes ``A@b.com `` and ``a@b.com`` join; the key makes the hash useless for
-    dictionary attacks by whoever reads the lake without the key.
+    The key is the ``_pii_key`` column of a frame from :func:`with_pii_key`. Normalising first
+    makes ``A@b.com `` and ``a@b.com`` join; the key makes the hash useless for dictionary attacks
+    by whoever reads the lake without the key.
     """
+    key = F.col(KEY_COLUMN)
     normalised = F.lower(F.trim(value))
-    inner = F.sha2(F.concat(F.lit(key + "\x00inner\x00"), normalised), 256)
+    inner = F.sha2(F.concat(key, F.lit("\x00inner\x00"), normalised), 256)
     return F.when(normalised.isNull() | (normalised == ""), F.lit(None)).otherwise(
-        F.sha2(F.concat(F.lit(key + "\x00outer\x00"), inner), 256)
+        F.sha2(F.concat(key, F.lit("\x00outer\x00"), inner), 256)
     )
