@@ -8,6 +8,7 @@ runs the same night under the real scheduler.
 from __future__ import annotations
 
 import datetime as dt
+import os
 from pathlib import Path
 
 import mlflow
@@ -20,6 +21,10 @@ from jobs.lake.tables import read_table
 pytestmark = pytest.mark.airflow
 
 
+# The night hashes with this key: no log, plan dump, table or store of the night may hold it.
+CANARY_KEY = "canary-pii-key-9d41e7b2c5"
+
+
 @pytest.fixture(scope="module")
 def e2e(spark, config, tmp_path_factory):
     home = tmp_path_factory.mktemp("e2e_home")
@@ -27,8 +32,14 @@ def e2e(spark, config, tmp_path_factory):
     ensure_airflow_db(e2e_config)
     # One run: rerun identity of every table is tests/test_nightly_backfill.py's (a date rerun
     # after later dates, the harder case).
-    done = dags_test(e2e_config, "cx_nightly", RUN_DATE, capture=True)
+    previous_key = os.environ["CXLAKE_PII_KEY"]
+    os.environ["CXLAKE_PII_KEY"] = CANARY_KEY  # the child process's key (its environment)
+    try:
+        done = dags_test(e2e_config, "cx_nightly", RUN_DATE, capture=True)
+    finally:
+        os.environ["CXLAKE_PII_KEY"] = previous_key
     assert done.returncode == 0, (done.stdout + done.stderr)[-5000:]
+    assert CANARY_KEY not in done.stdout + done.stderr
     return e2e_config
 
 
@@ -87,6 +98,14 @@ def test_no_clear_text_pii_in_silver_or_gold(e2e) -> None:
             if path.is_file():
                 data = path.read_bytes()
                 assert not any(n in data for n in needles), path
+
+
+def test_the_hashing_key_is_in_no_file_the_night_left(e2e) -> None:
+    """Every file under the night's home: the lake's tables and logs, Airflow's logs and metadata DB,
+    the MLflow store, GX's stores and Data Docs. The key reached Spark as data, never in a plan."""
+    files = [p for p in Path(e2e.home).rglob("*") if p.is_file() and not p.is_symlink()]
+    assert len(files) > 100  # the whole night's output, not an empty folder
+    assert [p for p in files if CANARY_KEY.encode() in p.read_bytes()] == []
 
 
 def test_anonymous_pre_login_activity_joins_the_customer(spark, e2e) -> None:
