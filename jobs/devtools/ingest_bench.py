@@ -23,6 +23,7 @@ from pathlib import Path
 
 from jobs.devtools import bench
 from jobs.devtools.meter import StageMeter
+from jobs.ingest.landing import MARKER
 from jobs.lake.config import load_config
 from jobs.lake.spark import get_spark
 
@@ -78,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
             landing = work / "landing"
             big = landing / "interactions" / night / f"interactions_{night}.jsonl"
             lines = _concatenate(files, big)
+            (big.parent / MARKER).write_bytes(b"")  # the folder is complete (jobs.ingest.landing)
             print(f"big file: {lines:,} lines, {big.stat().st_size / 2**20:.0f} MiB", flush=True)
             arrow_rows, arrow_seconds = pyarrow_reference(big)
             arrow_rate = arrow_rows / arrow_seconds

@@ -8,7 +8,7 @@ header (as an editor shows them); a chunk's first line number comes from the new
 it, counted once per chunk (:func:`count_newlines`), so every task knows its numbers up front.
 
 Files are read with plain Python file I/O inside the tasks (local paths and ``file:`` URIs: the
-landing zone is a local or mounted folder, as :func:`list_source_files` already assumed). An
+landing zone is a local or mounted folder, as :func:`jobs.ingest.landing.list_landing_files` assumes). An
 object-store landing (``s3a://``) would need a reader through Hadoop's file system here.
 
 Lines end at ``\\n``; a ``\\r`` before it (Windows) is dropped. A UTF-8 byte order mark opening
@@ -72,14 +72,6 @@ def local_path(path: str) -> str:
     if path.startswith("file:"):
         return path[len("file:") :]
     return path
-
-
-def list_source_files(folder: str, suffix: str) -> list[str]:
-    """Files of one arrival folder, sorted so line order is reproducible."""
-    root = Path(local_path(folder))
-    if not root.is_dir():
-        return []
-    return sorted(str(p) for p in root.iterdir() if p.is_file() and p.name.endswith(suffix))
 
 
 def plan_chunks(path: str, chunk_bytes: int = CHUNK_BYTES, has_header: bool = False) -> list[Chunk]:
