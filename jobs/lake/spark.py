@@ -57,6 +57,11 @@ def spark_settings(config: LakeConfig) -> dict[str, str]:
         "spark.sql.warehouse.dir": str(config.home / "spark-warehouse"),
         "spark.driver.extraJavaOptions": f"-Dderby.system.home={config.home / 'derby'}",
     }
+    if config.spark_master.startswith("local"):
+        # In-process Spark serves its driver and block manager ports to nobody else: loopback only
+        # (a cluster's executors must reach the driver: set spark.driver.host in CXLAKE_SPARK_CONF).
+        settings["spark.driver.bindAddress"] = "127.0.0.1"
+        settings["spark.driver.host"] = "127.0.0.1"
     settings.update(config.extra_spark_conf)
     return settings
 
