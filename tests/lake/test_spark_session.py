@@ -43,20 +43,14 @@ def test_class_archive_options_write_use_or_skip_the_archive(tmp_path, monkeypat
     assert _class_archive_options(jars).split()[0] == f"-XX:ArchiveClassesAtExit={tmp_path / 'new.jsa'}"
 
 
-def test_a_local_spark_listens_on_loopback_only(spark) -> None:
+def test_a_local_spark_listens_on_loopback_only(spark, config) -> None:
     # The session of the tests is a local one: its driver and block manager ports are not served
     # to the network (a cluster master keeps Spark's defaults, see jobs.lake.spark.spark_settings).
-    conf = spark.sparkContext.getConf()
-    assert (conf.get("spark.driver.bindAddress"), conf.get("spark.driver.host")) == ("127.0.0.1", "127.0.0.1")
     from dataclasses import replace
 
     from jobs.lake.spark import spark_settings
 
-    cluster = spark_settings(replace(spark_config(), spark_master="spark://10.0.0.5:7077"))
+    conf = spark.sparkContext.getConf()
+    assert (conf.get("spark.driver.bindAddress"), conf.get("spark.driver.host")) == ("127.0.0.1", "127.0.0.1")
+    cluster = spark_settings(replace(config, spark_master="spark://10.0.0.5:7077"))
     assert "spark.driver.bindAddress" not in cluster and "spark.driver.host" not in cluster
-
-
-def spark_config():
-    from jobs.lake.config import load_config
-
-    return load_config()
