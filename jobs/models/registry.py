@@ -179,6 +179,32 @@ def register_and_decide(
     return decision
 
 
+def finish_registration(model_name: str, run_id: str, client=None) -> str:
+    """Complete the aliases a training run's registration decided, if a kill stopped it before.
+
+    ``register_and_decide`` registers the version, tags the decision on it and on the run, then
+    moves the aliases: a process killed in between leaves a version without its aliases. From the
+    run's tags, ``challenger`` goes to that version unless a newer one has it, and ``champion``
+    too when the decision was ``promoted`` and no newer version is champion. Idempotent.
+
+    Returns:
+        The run's registered version.
+    """
+    client = _client(client)
+    tags = client.get_run(run_id).data.tags
+    version = tags["registered_version"]
+    aliases = client.get_registered_model(model_name).aliases or {}
+
+    def newer_or_same(alias: str) -> bool:
+        return alias in aliases and int(aliases[alias]) >= int(version)
+
+    if not newer_or_same(CHALLENGER):
+        client.set_registered_model_alias(model_name, CHALLENGER, version)
+    if tags.get("promotion_decision") == "promoted" and not newer_or_same(CHAMPION):
+        client.set_registered_model_alias(model_name, CHAMPION, version)
+    return version
+
+
 def _as_date(value: str | dt.date) -> dt.date:
     if isinstance(value, dt.datetime):
         return value.date()

@@ -126,6 +126,37 @@ def _drift_flagged(spark: SparkSession, config: LakeConfig, model_name: str, run
     return monitoring_job.drift_flagged(spark, config, model_name, run_date)
 
 
+def _settle_earlier_tries(experiment_id: str, name: str, run_date: str) -> str | None:
+    """Runs of ``run_date`` left behind by a killed try, put right; the one that registered, if any.
+
+    A killed process leaves its run RUNNING: it ends as KILLED, or as FINISHED (status ``trained``)
+    when it got as far as registering its version, whose aliases are then completed
+    (:func:`jobs.models.registry.finish_registration`). Returns the newest run of the night that
+    registered a version: that night has its model, and a retry must not register another.
+    """
+    from mlflow.tracking import MlflowClient
+
+    from jobs.models.registry import finish_registration
+
+    client = MlflowClient()
+    tonight = client.search_runs(
+        [experiment_id], filter_string=f"tags.as_of_date = '{run_date}'", order_by=["attributes.start_time DESC"]
+    )
+    registered = None
+    for run in tonight:
+        has_version = "registered_version" in run.data.tags
+        if run.info.status == "RUNNING":
+            if has_version:
+                client.set_tag(run.info.run_id, "status", "trained")
+            client.set_terminated(run.info.run_id, "FINISHED" if has_version else "KILLED")
+            log.warning("%s: run %s of %s was left running by a killed try", name, run.info.run_id, run_date)
+        if has_version and registered is None:
+            registered = run.info.run_id
+    if registered is not None:
+        finish_registration(name, registered, client)
+    return registered
+
+
 def _champion_value(spec: ModelTraining, holdout: pd.DataFrame) -> float | None:
     """The current champion's promotion metric on *this* holdout (None without a champion)."""
     import mlflow
@@ -161,6 +192,9 @@ def train(
     (:func:`jobs.models.registry.retrain_due`). The new version becomes champion only if it beats
     the current champion on the same holdout by ``config.promotion_margin``.
 
+    Once per night unless forced: a night that registered a version already (a retried task)
+    returns that run, after putting right what a killed try left (:func:`_settle_earlier_tries`).
+
     Args:
         spec: The model's declaration.
         spark: The session the input tables are read with.
@@ -177,6 +211,12 @@ def train(
 
     name, metric = spec.model_name, spec.promotion
     experiment_id = use_experiment(config, name)
+    registered_tonight = _settle_earlier_tries(experiment_id, name, run_date)
+    if registered_tonight is not None and not force:
+        # A retried task (a kill, a timeout, a drift-triggered retry): the night has its model.
+        decision = f"{name} was trained for {run_date} already (run {registered_tonight}): not trained again"
+        log.info("%s", decision)
+        return TrainingRun(registered_tonight, False, {}, decision)
     due = force or _drift_flagged(spark, config, name, run_date)
     if not due and not retrain_due(name, run_date, config.retrain_cadence_days):
         log.info("%s: champion is recent enough on %s; scoring only", name, run_date)

@@ -21,6 +21,7 @@ from jobs.models.promotion import PromotionMetric
 from jobs.models.tracking import TrainingRun
 
 RUN_DATE = "2026-01-05"
+YESTERDAY = "2026-01-04"
 
 
 class _Constant(mlflow.pyfunc.PythonModel):
@@ -120,8 +121,8 @@ def test_trained_runs_are_registered_and_the_champion_is_scored_on_the_same_hold
 
 
 def test_not_due_unless_forced_or_drifted(toy_config, monkeypatch: pytest.MonkeyPatch) -> None:
-    training.train(_spec([1.0]), None, toy_config, RUN_DATE, force=True)
-    # The champion's data is as of tonight: not due on the cadence, no run at all.
+    training.train(_spec([1.0]), None, toy_config, YESTERDAY, force=True)
+    # The champion's data is as of yesterday: not due on the 7-day cadence, no run at all.
     assert training.train(_spec([]), None, toy_config, RUN_DATE) == TrainingRun(None, False, {}, "not due")
 
     # Yesterday's monitoring flagged drift: retrain now (only when the config says drift retrains).
@@ -134,6 +135,39 @@ def test_not_due_unless_forced_or_drifted(toy_config, monkeypatch: pytest.Monkey
     assert not training.train(_spec([]), None, toy_config, RUN_DATE).trained
     drifted = training.train(_spec([0.5]), None, replace(toy_config, psi_triggers_retraining=True), RUN_DATE)
     assert drifted.trained and asked == ["cx_toy"]
+
+    # The task retried (a timeout after its registration): the night has its model already.
+    retried = training.train(_spec([0.4]), None, replace(toy_config, psi_triggers_retraining=True), RUN_DATE)
+    assert retried == TrainingRun(
+        drifted.run_id,
+        False,
+        {},
+        f"cx_toy was trained for {RUN_DATE} already (run {drifted.run_id}): not trained again",
+    )
+    assert [v.version for v in MlflowClient().search_model_versions("name = 'cx_toy'")] == [2, 1]
+
+
+def test_a_try_killed_after_registering_leaves_a_run_a_retry_completes(toy_config) -> None:
+    first = training.train(_spec([1.0]), None, toy_config, RUN_DATE, force=True)
+    client = MlflowClient()
+    # What a kill between the registration and the aliases leaves: a RUNNING run, a version
+    # without its aliases (here: v1's champion and challenger aliases removed again).
+    client.update_run(first.run_id, status="RUNNING")
+    client.delete_registered_model_alias("cx_toy", "champion")
+    client.delete_registered_model_alias("cx_toy", "challenger")
+    # A run killed before it registered anything.
+    experiment_id = mlflow.get_run(first.run_id).info.experiment_id
+    orphan = client.create_run(experiment_id, tags={"as_of_date": RUN_DATE}).info.run_id
+
+    retried = training.train(_spec([0.5]), None, toy_config, RUN_DATE)
+    assert (retried.run_id, retried.trained) == (first.run_id, False)
+    assert (mlflow.get_run(first.run_id).info.status, mlflow.get_run(first.run_id).data.tags["status"]) == (
+        "FINISHED",
+        "trained",
+    )
+    assert mlflow.get_run(orphan).info.status == "KILLED"
+    assert client.get_registered_model("cx_toy").aliases == {"champion": 1, "challenger": 1}
+    assert len(client.search_model_versions("name = 'cx_toy'")) == 1  # no second version
 
 
 def test_sample_cut_keeps_whole_keys_below_the_cut() -> None:
