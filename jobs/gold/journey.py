@@ -54,7 +54,9 @@ from jobs.lake.tables import (
     arrived_between,
     first_arrived,
     merge_rows,
+    night_commit,
     partition_values,
+    partitions_written,
     read_table,
     sql_dates,
     table_exists,
@@ -404,7 +406,9 @@ def _daily_tables_of_every_day(spark: SparkSession, config: LakeConfig, path: st
 
 class JourneyWrite(NamedTuple):
     """What a night's journey merge wrote: the touchpoint days it changed, and its Delta version
-    (None when nothing changed), whose change data feed holds exactly the rows it wrote."""
+    (None when the night never merged anything), whose change data feed holds exactly the rows it
+    wrote. A rerun with nothing left to merge reports the night's earlier merge (found by its
+    commit metadata), so a retry after a kill validates the same rows."""
 
     days: list[dt.date]
     version: int | None
@@ -420,6 +424,7 @@ def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | N
     event re-attributed to another customer moves with its ``touchpoint_id``).
     """
     contract = load_contract("gold.customer_journey")
+    night = run_date if through is None else f"{run_date}..{through}"
     orders = read_table(spark, config, "silver.orders")
     interactions = read_table(spark, config, "silver.interactions")
     events = read_table(spark, config, "silver.tracking_events")
@@ -478,7 +483,7 @@ def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | N
             # The first build writes every row once; its days are then listed from the table
             # written (no second pass over the journey, nor a copy of it kept for one). The daily
             # tables follow; a kill between the two is caught up by the next run (above).
-            merge_rows(spark, journey, config, contract.name, keys, partition_by=contract.partition_by)
+            merge_rows(spark, journey, config, contract.name, keys, partition_by=contract.partition_by, night=night)
             dates = _daily_tables_of_every_day(spark, config, path)
         else:
             stored_since_first = stored.filter(F.col("touchpoint_date") >= F.lit(first))
@@ -499,9 +504,18 @@ def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | N
                     keys,
                     partition_by=contract.partition_by,
                     target_filter=f"t.touchpoint_date IN ({sql_dates(dates)})",
+                    night=night,
                 )
         if not dates:
-            return JourneyWrite([], None)
+            # Nothing left to write: a first run of this night that merged and was then killed
+            # (a timeout, a retry) already wrote it. Report that merge, so the gold gate validates
+            # its rows as the killed run's gate would have (its change data feed and days).
+            earlier = night_commit(spark, path, night) if stored_exists else None
+            if earlier is None:
+                return JourneyWrite([], None)
+            days = [dt.date.fromisoformat(d) for d in partitions_written(spark, path, earlier, "touchpoint_date")]
+            log.info("journey %s: nothing left to merge; this night merged version %s already", night, earlier)
+            return JourneyWrite(days, earlier)
         version = table_version(spark, config, contract.name)
         log.info("journey %s: %d day(s) changed, from %s (version %s)", run_date, len(dates), dates[0], version)
         return JourneyWrite(dates, version)

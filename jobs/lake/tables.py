@@ -171,21 +171,25 @@ def sql_dates(dates: list) -> str:
     return ", ".join(f"DATE{sql_literal(d.isoformat() if hasattr(d, 'isoformat') else d)}" for d in dates)
 
 
-def commit_metadata(table: str) -> str:
-    """What each Delta commit records in ``userMetadata``: the contract version it was written with.
+NIGHT_MARK = "; night "
+
+
+def commit_metadata(table: str, night: str | None = None) -> str:
+    """What each Delta commit records in ``userMetadata``: the contract version it was written with,
+    and, for a write that a rerun must be able to find again, the night that made it.
 
     ``DESCRIBE HISTORY`` then tells, per version, which schema contract produced the data.
     """
     from jobs.lake.contracts import load_contract
 
-    return f"contract {table} v{load_contract(table).version}"
+    return f"contract {table} v{load_contract(table).version}" + (f"{NIGHT_MARK}{night}" if night else "")
 
 
 @contextmanager
-def commit_metadata_set(spark: SparkSession, table: str) -> Iterator[None]:
+def commit_metadata_set(spark: SparkSession, table: str, night: str | None = None) -> Iterator[None]:
     """Tag the Delta commits made inside (MERGE, UPDATE: they have no writer option) with
     :func:`commit_metadata`; the session conf is read at commit time, then cleared."""
-    spark.conf.set(_USER_METADATA_CONF, commit_metadata(table))
+    spark.conf.set(_USER_METADATA_CONF, commit_metadata(table, night))
     try:
         yield
     finally:
@@ -271,6 +275,7 @@ def merge_rows(
     update_condition: str | None = None,
     partition_by: tuple[str, ...] = (),
     target_filter: str | Column | None = None,
+    night: str | None = None,
 ) -> None:
     """Upsert ``df`` into ``table`` on ``keys``; create the table from ``df`` on first write.
 
@@ -282,6 +287,7 @@ def merge_rows(
             ``"t.run_date IN (DATE'2026-01-05')"`` (:func:`sql_dates`), or a column such as
             :func:`key_range_filter`'s: literals let Delta read only those partitions, or skip the
             files whose min/max statistics lie outside them, instead of the whole table.
+        night: recorded in the commit's metadata, for :func:`night_commit` to find it again.
     """
     import pyspark.sql.functions as F
     from delta.tables import DeltaTable
@@ -291,7 +297,7 @@ def merge_rows(
     path = config.table_path(table)
     change_data_feed = load_contract(table).change_data_feed
     if not table_exists(spark, path):
-        writer = df.write.format("delta").mode("overwrite").option("userMetadata", commit_metadata(table))
+        writer = df.write.format("delta").mode("overwrite").option("userMetadata", commit_metadata(table, night))
         if change_data_feed:
             writer = writer.option(CHANGE_DATA_FEED, "true")
         if partition_by:
@@ -315,8 +321,30 @@ def merge_rows(
         .whenMatchedUpdateAll(condition=update_condition)
         .whenNotMatchedInsertAll()
     )
-    with commit_metadata_set(spark, table):
+    with commit_metadata_set(spark, table, night):
         merge.execute()
+
+
+def night_commit(spark: SparkSession, path: str, night: str) -> int | None:
+    """The newest version of the table at ``path`` whose commit ``night`` made (:func:`merge_rows`
+    with ``night``), or None: what a rerun of that night, finding nothing left to write, reports."""
+    import pyspark.sql.functions as F
+    from delta.tables import DeltaTable
+
+    mine = DeltaTable.forPath(spark, path).history().filter(F.col("userMetadata").endswith(f"{NIGHT_MARK}{night}"))
+    newest = mine.agg(F.max("version")).first()[0]
+    return None if newest is None else int(newest)
+
+
+def partitions_written(spark: SparkSession, path: str, version: int, column: str) -> list[str]:
+    """The values of partition ``column`` that commit ``version`` added files to, sorted."""
+    import pyspark.sql.functions as F
+
+    actions = spark.read.json(f"{path}/_delta_log/{version:020d}.json")
+    if "add" not in actions.columns:
+        return []
+    values = actions.filter("add IS NOT NULL").select(F.col("add.partitionValues").getField(column)).distinct()
+    return sorted(row[0] for row in values.collect() if row[0] is not None)
 
 
 def key_range_filter(df: DataFrame, key: str) -> Column | None:
