@@ -9,7 +9,9 @@ gate's cost follows the day, not the history. Reference tables are only probed f
 Every suite runs its contract's rules (:func:`contract_expectations`) and then the declared extras.
 Severity follows what the pipeline guarantees. Critical = true by construction, so a failure
 means a bug or corrupt input: contract rules (not-null, enums, ranges, keys), bronze rows equal to
-the rows ingestion accepted, no event arriving before it happened, no more silver rows than bronze
+the rows ingestion accepted, each source's quarantined lines within its ``quarantine_limit`` (a
+feed turned to junk), every landing file ingested as it is now (none arrived or changed after its
+ingest), no event arriving before it happened, no more silver rows than bronze
 accepted, customer keys of the journey and the features existing in ``silver.customers``, feature
 orders existing in ``silver.orders``, and the run date's KPI row. Warning = legal but worth a
 look: scans whose order has not arrived (or was quarantined), an arrival day without orders, a day
