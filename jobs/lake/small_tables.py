@@ -117,13 +117,19 @@ def replace_small(
     return True
 
 
+# What a lost commit race says: Spark's Concurrent*Exception (via Py4J), delta-rs's CommitFailedError,
+# and, when two processes create the table at once, delta-rs's "A table already exists" for the
+# loser (its retry finds the table and merges into it instead of dropping its rows).
+RACE_LOST = ("Concurrent", "CommitFailed", "A table already exists")
+
+
 def _retried(write: Callable[[], Any], table: str) -> Any:
     for attempt in range(COMMIT_ATTEMPTS):
         try:
             return write()
-        except Exception as error:  # Spark: Concurrent*Exception via Py4J; delta-rs: CommitFailedError
+        except Exception as error:
             text = type(error).__name__ + str(error)[:500]
-            if not ("Concurrent" in text or "CommitFailed" in text) or attempt == COMMIT_ATTEMPTS - 1:
+            if not any(sign in text for sign in RACE_LOST) or attempt == COMMIT_ATTEMPTS - 1:
                 raise
             log.info("%s: commit race lost (%s), retrying", table, type(error).__name__)
             time.sleep(0.2 * (attempt + 1))

@@ -53,3 +53,45 @@ def test_merge_and_replace_write_delta_that_spark_reads(spark, lake_config) -> N
     # The predicate text means the same rows to Spark.
     predicate = slice_predicate({"run_date": [day, other], "source": ["orders"]})
     assert read_table(spark, lake_config, "ops.ingest_audit").filter(predicate).count() == 1
+
+
+def test_a_process_losing_the_race_to_create_the_table_merges_into_it(lake_config) -> None:
+    """Three tasks ending at once each find no ops table and create it: the losers' delta-rs
+    write fails with "A table already exists"; the retry merges instead, and no row is lost
+    (a sensor's run-log row once went missing that way)."""
+    import datetime as dt
+
+    from deltalake import DeltaTable
+
+    from jobs.lake import small_tables
+
+    def row(task: str) -> dict:
+        return {
+            "dag_id": "cx_nightly",
+            "run_date": dt.date(2026, 3, 3),
+            "task_id": task,
+            "try_number": 1,
+            "run_id": "manual",
+            "state": "success",
+            "exception_class": None,
+            "reason": None,
+            "recorded_at": dt.datetime(2026, 3, 4),
+        }
+
+    small_tables.merge_small(lake_config, "ops.pipeline_runs", [row("wait_for_orders")])
+    # The loser: it looked before the winner's first commit, so it goes for the create.
+    looked_before = small_tables._open
+    attempts = []
+
+    def open_as_before_the_winner(config, table):
+        attempts.append(table)
+        return None if len(attempts) == 1 else looked_before(config, table)
+
+    small_tables._open = open_as_before_the_winner
+    try:
+        small_tables.merge_small(lake_config, "ops.pipeline_runs", [row("wait_for_interactions")])
+    finally:
+        small_tables._open = looked_before
+    assert len(attempts) == 2  # refused once ("A table already exists"), merged on the retry
+    tasks = DeltaTable(lake_config.table_path("ops.pipeline_runs")).to_pyarrow_table().column("task_id").to_pylist()
+    assert sorted(tasks) == ["wait_for_interactions", "wait_for_orders"]
