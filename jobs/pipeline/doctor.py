@@ -17,6 +17,7 @@ from typing import Any
 
 from jobs.lake.config import LakeConfig
 from jobs.lake.contracts import SCHEMAS_DIR, all_contract_names, load_contract
+from jobs.lake.tables import OrphanedTableFilesError, refuse_orphaned_files
 
 OK, WARNING, PROBLEM = "ok", "warning", "problem"
 # Tables whose e-mail and phone hashes are keyed (jobs.silver.pii records the key's fingerprint on them).
@@ -33,10 +34,6 @@ class Finding:
     subject: str
     message: str
     remedy: str = ""
-
-
-def _has_files(folder: Path) -> bool:
-    return any(p.is_file() for p in folder.rglob("*") if "_delta_log" not in p.parts)
 
 
 def _base_contracts() -> set[str]:
@@ -61,7 +58,12 @@ def check_tables(config: LakeConfig) -> list[Finding]:
             findings.append(Finding(OK, name, "not built yet"))
             continue
         if not (path / "_delta_log").is_dir():
-            if _has_files(path):
+            try:
+                refuse_orphaned_files(str(path))  # the nights' own check (it stops at the first files)
+                orphaned = False
+            except OrphanedTableFilesError:
+                orphaned = True
+            if orphaned:
                 findings.append(
                     Finding(
                         PROBLEM,
