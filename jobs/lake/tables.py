@@ -276,6 +276,7 @@ def merge_rows(
     partition_by: tuple[str, ...] = (),
     target_filter: str | Column | None = None,
     night: str | None = None,
+    delete_flag: str | None = None,
 ) -> None:
     """Upsert ``df`` into ``table`` on ``keys``; create the table from ``df`` on first write.
 
@@ -288,6 +289,8 @@ def merge_rows(
             :func:`key_range_filter`'s: literals let Delta read only those partitions, or skip the
             files whose min/max statistics lie outside them, instead of the whole table.
         night: recorded in the commit's metadata, for :func:`night_commit` to find it again.
+        delete_flag: a boolean column of ``df`` (not of the table): a row with it true deletes
+            the stored row of its keys instead (its other columns are ignored), and is never inserted.
     """
     import pyspark.sql.functions as F
     from delta.tables import DeltaTable
@@ -297,6 +300,8 @@ def merge_rows(
     path = config.table_path(table)
     change_data_feed = load_contract(table).change_data_feed
     if not table_exists(spark, path):
+        if delete_flag:
+            df = df.filter(~F.col(delete_flag)).select(*[c.name for c in load_contract(table).columns])
         writer = df.write.format("delta").mode("overwrite").option("userMetadata", commit_metadata(table, night))
         if change_data_feed:
             writer = writer.option(CHANGE_DATA_FEED, "true")
@@ -314,13 +319,18 @@ def merge_rows(
     )
     if target_filter is not None and not isinstance(target_filter, str):
         on = target_filter & F.expr(on)
-    merge = (
-        DeltaTable.forPath(spark, path)
-        .alias("t")
-        .merge(df.alias("s"), on)
-        .whenMatchedUpdateAll(condition=update_condition)
-        .whenNotMatchedInsertAll()
-    )
+    merge = DeltaTable.forPath(spark, path).alias("t").merge(df.alias("s"), on)
+    if delete_flag:
+        # The table's own columns: the source may carry more flags than ``delete_flag``.
+        columns = {c.name: f"s.`{c.name}`" for c in load_contract(table).columns}
+        kept = f"NOT s.`{delete_flag}`"
+        merge = (
+            merge.whenMatchedDelete(condition=f"s.`{delete_flag}`")
+            .whenMatchedUpdate(condition=f"{kept} AND ({update_condition})" if update_condition else kept, set=columns)
+            .whenNotMatchedInsert(condition=kept, values=columns)
+        )
+    else:
+        merge = merge.whenMatchedUpdateAll(condition=update_condition).whenNotMatchedInsertAll()
     with commit_metadata_set(spark, table, night):
         merge.execute()
 
@@ -409,9 +419,13 @@ def merge_changed_rows(
     keys: tuple[str, ...],
     partition_column: str,
     stored_since: object | None = None,
+    scope: DataFrame | None = None,
 ) -> list:
     """Upsert only the rows of ``df`` that are new or differ from the stored row, into the
     partitions of ``partition_column`` they live in; return those partition values.
+
+    ``scope`` (e.g. the ``order_id`` of the orders whose rows ``df`` recomputed): a stored row
+    matching it whose keys are not in ``df`` is deleted (what it came from is gone).
 
     For a job that recomputes more rows than changed (every scan of an order that got one new
     scan): a MERGE of all of them rewrites every file holding any of them, though most are equal.
@@ -431,7 +445,11 @@ def merge_changed_rows(
     if stored_since is not None:
         stored = stored.filter(F.col(partition_column) >= F.lit(stored_since))
     stored_of_keys = stored.join(df.select(*keys), list(keys), "left_semi").select(*df.columns)
-    changed = df.exceptAll(stored_of_keys).localCheckpoint()
+    changed = df.exceptAll(stored_of_keys).withColumn("_deleted", F.lit(False))
+    if scope is not None:
+        removed = stored.join(scope, scope.columns, "left_semi").join(df.select(*keys), list(keys), "left_anti")
+        changed = changed.unionByName(removed.select(*df.columns).withColumn("_deleted", F.lit(True)))
+    changed = changed.localCheckpoint()
     # Partitions to rewrite: where the changed rows go, and where their keys' stored rows are.
     touched = changed.select(*keys, partition_column).unionByName(
         stored_of_keys.join(changed.select(*keys), list(keys), "left_semi").select(*keys, partition_column)
@@ -446,6 +464,7 @@ def merge_changed_rows(
             keys,
             partition_by=(partition_column,),
             target_filter=f"t.`{partition_column}` IN ({sql_dates(dates)})",
+            delete_flag="_deleted",
         )
     return dates
 

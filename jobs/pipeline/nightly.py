@@ -226,10 +226,14 @@ def _silver(spark: SparkSession, config: LakeConfig, first: str, last: str | Non
     from jobs.lake.spark import run_concurrently
     from jobs.silver import customers, interactions, orders, shipments, tracking_events
 
-    independent = (orders, shipments, tracking_events, interactions)
-    run_concurrently(
-        spark, {t.__name__: partial(t.run, config=config, run_date=first, through=last) for t in independent}
-    )
+    def scans(session: SparkSession) -> None:
+        # Shipments read the scans tracking_events retracted tonight (a rerun after a correction).
+        tracking_events.run(session, config, first, last)
+        shipments.run(session, config, first, last)
+
+    independent = (orders, interactions)
+    steps = {t.__name__: partial(t.run, config=config, run_date=first, through=last) for t in independent}
+    run_concurrently(spark, {**steps, "jobs.silver.tracking_events+shipments": scans})
     customers.run(spark, config, first, last)
 
 

@@ -23,6 +23,7 @@ from jobs.domain import customer_key, oldest_arrival_date, oldest_attributable_d
 from jobs.lake.config import LakeConfig
 from jobs.lake.contracts import load_contract
 from jobs.lake.tables import arrived_between, first_arrived, merge_rows, read_table_or_empty
+from jobs.silver import retractions
 
 # On equal times the order's contact details beat an interaction's (a checkout form is the
 # stronger evidence), then the greater record id: a total order, so the pick is deterministic.
@@ -121,11 +122,22 @@ def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | N
     attributable = interactions.filter(
         F.col("event_date") >= F.lit(oldest_attributable_date(run_date, config.lateness_days))
     )
+    # Rows a rerun retracted (a corrected file): their customers lost evidence, maybe all of it;
+    # a retracted device link moved its anonymous events away from its customer, maybe to another.
+    retracted = retractions.of_nights(spark, config, run_date, through)
+    retracted_devices = retracted.filter(F.col("table_name") == "silver.device_links").select(
+        F.col("row_key").alias("device_id")
+    )
     touched = (
         first_arrived(keyed_orders, run_date, through)
         .select("customer_key")
         .unionByName(arrivals.select("customer_key"))
-        .unionByName(attributable.join(relinked_devices, "device_id", "left_semi").select("customer_key"))
+        .unionByName(
+            attributable.join(relinked_devices.unionByName(retracted_devices), "device_id", "left_semi").select(
+                "customer_key"
+            )
+        )
+        .unionByName(retracted.select("customer_key"))
         .filter(F.col("customer_key").isNotNull())
         .distinct()
     )
@@ -133,5 +145,20 @@ def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | N
         keyed_orders.join(touched, "customer_key", "left_semi"),
         interactions.join(touched, "customer_key", "left_semi"),
         links.join(touched, "customer_key", "left_semi"),
+    ).withColumn(retractions.DELETE_FLAG, F.lit(False))
+    # A touched customer no row names any more (the only order was retracted) is deleted.
+    unnamed = touched.join(customers.select("customer_key"), "customer_key", "left_anti").select(
+        *[
+            (F.col(c.name) if c.name == "customer_key" else F.lit(None).cast(c.type)).alias(c.name)
+            for c in contract.columns
+        ],
+        F.lit(True).alias(retractions.DELETE_FLAG),
     )
-    merge_rows(spark, customers, config, contract.name, contract.keys)
+    merge_rows(
+        spark,
+        customers.unionByName(unnamed),
+        config,
+        contract.name,
+        contract.keys,
+        delete_flag=retractions.DELETE_FLAG,
+    )

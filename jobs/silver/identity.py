@@ -30,7 +30,8 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from jobs.domain import PRE_LOGIN_ATTRIBUTION_DAYS, customer_key
 from jobs.lake.config import LakeConfig
 from jobs.lake.contracts import load_contract
-from jobs.lake.tables import arrived_between, merge_rows, read_table
+from jobs.lake.tables import arrived_between, merge_rows, read_table, read_table_or_empty
+from jobs.silver import retractions
 from jobs.silver.orders import filter_first_arrival
 
 # A total order on candidate links of one device: the smaller (linked_at, link_event_id,
@@ -39,6 +40,9 @@ EARLIER_LINK = (
     "s.linked_at < t.linked_at OR (s.linked_at = t.linked_at AND (s.link_event_id < t.link_event_id OR "
     "(s.link_event_id = t.link_event_id AND s.link_ingest_date < t.link_ingest_date)))"
 )
+# The stored link's own event from the night that brought it: that night's files, as they are
+# now, give its values (a rerun after a correction).
+SAME_LINK_AGAIN = "(s.link_event_id = t.link_event_id AND s.link_ingest_date = t.link_ingest_date)"
 
 
 def blank_as_null(value: Column) -> Column:
@@ -103,13 +107,63 @@ def with_customer_key(
     return joined.withColumn("customer_key", resolved).drop("_link_device_id", "_link_key", "_linked_at")
 
 
-def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | None = None) -> None:
+def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | None = None) -> list[str]:
     """Merge the links carried by ``run_date``'s interaction arrivals into ``silver.device_links``.
 
     Called by :func:`jobs.silver.interactions.run` before it writes ``silver.interactions`` (do not
     wire it separately: that would only repeat an idempotent merge).
+
+    A stored link that arrived on one of these nights but that their arrivals no longer give as
+    it is (a corrected file removed or changed its linking event) is retracted: the device's link
+    is recomputed from all its linking events in bronze (:mod:`jobs.silver.retractions`), which
+    may move it to a later event or delete it. Returns the devices so retracted: their events
+    must be re-resolved.
     """
     contract = load_contract("silver.device_links")
     bronze = read_table(spark, config, "bronze.interactions")
     arrived = bronze.filter(arrived_between(F.col("_ingest_date"), run_date, through))
-    merge_rows(spark, build_device_links(arrived), config, contract.name, contract.keys, update_condition=EARLIER_LINK)
+    fresh = build_device_links(arrived)
+    stored = read_table_or_empty(spark, config, contract.name, contract.spark_schema())
+    owned = stored.filter(arrived_between(F.col("link_ingest_date"), run_date, through))
+    columns = [c.name for c in contract.columns]
+    retracted = [
+        row.asDict()
+        for row in owned.alias("o")
+        .join(fresh.alias("f"), [F.col(f"o.{c}").eqNullSafe(F.col(f"f.{c}")) for c in columns], "left_anti")
+        .select(
+            F.col("link_ingest_date").alias("night"),
+            F.col("device_id").alias("row_key"),
+            "customer_key",
+            F.lit(None).cast("string").alias("order_id"),
+            F.to_date(F.col("linked_at") - F.expr(f"INTERVAL {PRE_LOGIN_ATTRIBUTION_DAYS} DAYS")).alias("row_date"),
+        )
+        .collect()
+    ]
+    source = fresh.withColumn("_recomputed", F.lit(False)).withColumn(retractions.DELETE_FLAG, F.lit(False))
+    if retracted:
+        retractions.record(spark, config, contract.name, retracted)
+        devices = spark.createDataFrame([(r["row_key"],) for r in retracted], "device_id string")
+        # Every linking event of these devices, whatever night brought it.
+        recomputed = build_device_links(bronze.join(devices, "device_id", "left_semi"))
+        gone = devices.join(recomputed, "device_id", "left_anti").select(
+            *[(F.col(c.name) if c.name == "device_id" else F.lit(None).cast(c.type)).alias(c.name) for c in contract.columns]
+        )
+        source = (
+            source.join(devices, "device_id", "left_anti")
+            .unionByName(
+                recomputed.withColumn("_recomputed", F.lit(True)).withColumn(retractions.DELETE_FLAG, F.lit(False))
+            )
+            .unionByName(gone.withColumn("_recomputed", F.lit(True)).withColumn(retractions.DELETE_FLAG, F.lit(True)))
+        )
+    merge_rows(
+        spark,
+        source,
+        config,
+        contract.name,
+        contract.keys,
+        # A recomputed link replaces the stored one whatever its time; tonight's otherwise win
+        # only when earlier, or when they are the stored link's own event as tonight's file gives it.
+        update_condition=f"s._recomputed OR {EARLIER_LINK} OR {SAME_LINK_AGAIN}",
+        delete_flag=retractions.DELETE_FLAG,
+    )
+    return [str(r["row_key"]) for r in retracted]

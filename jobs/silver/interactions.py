@@ -20,25 +20,22 @@ from __future__ import annotations
 import pyspark.sql.functions as F
 from pyspark.sql import DataFrame, SparkSession
 
-from jobs.domain import oldest_attributable_date
+from jobs.domain import oldest_arrival_date, oldest_attributable_date
 from jobs.lake.config import LakeConfig
 from jobs.lake.contracts import load_contract
 from jobs.lake.tables import (
     arrived_between,
     commit_metadata_set,
+    first_arrived,
     key_range_filter,
-    merge_rows,
     read_table,
+    read_table_or_empty,
     sql_dates,
     table_exists,
 )
-from jobs.silver import identity
+from jobs.silver import identity, retractions
 from jobs.silver.orders import filter_first_arrival
 from jobs.silver.pii import checked_pii_key, hashed_pii, record_key_fingerprint, with_pii_key
-
-# Within one arrival date the batch's own deduplication (file, line) picks the copy, so across
-# dates the earlier date decides; the same event on the target decides the MERGE.
-EARLIER_ARRIVAL = "s.first_ingest_date < t.first_ingest_date"
 
 
 def build_silver_interactions(
@@ -79,9 +76,15 @@ def build_silver_interactions(
 
 
 def _re_resolve_devices(
-    spark: SparkSession, config: LakeConfig, device_links_df: DataFrame, run_date: str, through: str | None
+    spark: SparkSession,
+    config: LakeConfig,
+    device_links_df: DataFrame,
+    run_date: str,
+    through: str | None,
+    retracted_devices: list[str] = (),
 ) -> None:
-    """Re-resolve, in place, the anonymous events of the devices whose link ``run_date`` set or moved.
+    """Re-resolve, in place, the anonymous events of the devices whose link ``run_date`` set or
+    moved, or retracted (``retracted_devices``: recomputed or deleted, :func:`identity.run`).
 
     The new keys come from :func:`jobs.silver.identity.with_customer_key` (one definition of the
     rule); only events whose key actually changes are rewritten, and nothing is written when none
@@ -90,6 +93,8 @@ def _re_resolve_devices(
     from delta.tables import DeltaTable
 
     changed = device_links_df.filter(arrived_between(F.col("link_ingest_date"), run_date, through)).select("device_id")
+    if retracted_devices:
+        changed = changed.unionByName(spark.createDataFrame([(d,) for d in retracted_devices], "device_id string"))
     # Older events cannot take a key from tonight's links: the read and the MERGE skip their partitions.
     oldest = oldest_attributable_date(run_date, config.lateness_days)
     anonymous = (
@@ -122,27 +127,41 @@ def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | N
     """Merge ``run_date``'s interaction arrivals into ``silver.interactions`` (and the device links).
 
     Includes :func:`jobs.silver.identity.run`: one call builds both ``silver.device_links`` and
-    ``silver.interactions`` for the date.
+    ``silver.interactions`` for the date. A rerun after the night's files were corrected retracts
+    the events they no longer carry (:mod:`jobs.silver.retractions`).
     """
     contract = load_contract("silver.interactions")
     hashing_key = checked_pii_key(spark, config, contract.name)  # before any write of the night
-    identity.run(spark, config, run_date, through)
+    relinked = identity.run(spark, config, run_date, through)
     links = read_table(spark, config, "silver.device_links")
-    arrived = read_table(spark, config, "bronze.interactions").filter(
-        arrived_between(F.col("_ingest_date"), run_date, through)
-    )
+    bronze = read_table(spark, config, "bronze.interactions")
+    arrived = bronze.filter(arrived_between(F.col("_ingest_date"), run_date, through))
+    later = bronze.filter(F.col("_ingest_date") > F.lit(through or run_date).cast("date"))
     silver = build_silver_interactions(arrived, links, hashing_key.value)
     existed = table_exists(spark, config.table_path(contract.name))
+    stored = read_table_or_empty(spark, config, contract.name, contract.spark_schema())
     # The arrivals' event ids (copies included) bound the ids the MERGE can match: the scan of the
     # table skips the files outside them (large bench's last night: 16.9 -> 9.7 s, range included).
     (key,) = contract.keys
-    merge_rows(
+    retractions.merge_night(
         spark,
-        silver,
         config,
         contract.name,
-        contract.keys,
-        update_condition=EARLIER_ARRIVAL,
+        silver,
+        # No event of tonight's arrivals is older than the lateness bound: nor are those it owns.
+        owned=first_arrived(stored, run_date, through, oldest_arrival_date(run_date, config.lateness_days)),
+        arrived_keys=arrived,
+        describe=lambda orphans: orphans.select(
+            F.col("first_ingest_date").alias("night"),
+            F.col("event_id").alias("row_key"),
+            "customer_key",
+            F.col("order_id"),
+            F.col("event_date").alias("row_date"),
+        ),
+        replacements=lambda keys: build_silver_interactions(
+            later.join(keys, "event_id", "left_semi"), links, hashing_key.value
+        ),
+        run_date=run_date,
         partition_by=contract.partition_by,
         target_filter=key_range_filter(arrived, key) if existed else None,
     )
@@ -150,4 +169,4 @@ def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | N
     if existed:
         # A table this run created holds only rows resolved against the links as they now stand
         # (a history import's first build): nothing to re-resolve.
-        _re_resolve_devices(spark, config, links, run_date, through)
+        _re_resolve_devices(spark, config, links, run_date, through, relinked)

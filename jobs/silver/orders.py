@@ -7,16 +7,10 @@ from pyspark.sql import DataFrame, SparkSession, Window
 
 from jobs.lake.config import LakeConfig
 from jobs.lake.contracts import load_contract
-from jobs.lake.tables import arrived_between, merge_rows
+from jobs.domain import customer_key
+from jobs.lake.tables import arrived_between, first_arrived, read_table_or_empty
+from jobs.silver import retractions
 from jobs.silver.pii import checked_pii_key, hashed_pii, record_key_fingerprint, with_pii_key
-
-# Exact resends of an order can arrive on several dates; the earliest copy is the record. The
-# same order on the target decides a MERGE, so the end state does not depend on run order.
-EARLIER_ARRIVAL = (
-    "s.first_ingest_date < t.first_ingest_date OR (s.first_ingest_date = t.first_ingest_date AND "
-    "(s.source_file < t.source_file OR (s.source_file = t.source_file AND s.line_number < t.line_number)))"
-)
-
 
 def filter_first_arrival(df: DataFrame, key: str) -> DataFrame:
     """Keep, per ``key``, the row that arrived first (by ingest date, file, line)."""
@@ -56,12 +50,32 @@ def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | N
     """Merge the orders that arrived on ``run_date`` into ``silver.orders``.
 
     ``through`` (history import): every night from ``run_date`` to ``through`` at once, with the
-    same end state as running them one by one.
+    same end state as running them one by one. Exact resends of an order can arrive on several
+    dates: the earliest copy is the record. A rerun after the night's files were corrected
+    retracts the orders they no longer carry (:mod:`jobs.silver.retractions`).
     """
     bronze = spark.read.format("delta").load(config.table_path("bronze.orders"))
     arrived = bronze.filter(arrived_between(F.col("_ingest_date"), run_date, through))
     contract = load_contract("silver.orders")
     hashing_key = checked_pii_key(spark, config, contract.name)
     silver = build_silver_orders(arrived, hashing_key.value)
-    merge_rows(spark, silver, config, contract.name, contract.keys, update_condition=EARLIER_ARRIVAL)
+    stored = read_table_or_empty(spark, config, contract.name, contract.spark_schema())
+    later = bronze.filter(F.col("_ingest_date") > F.lit(through or run_date).cast("date"))
+    retractions.merge_night(
+        spark,
+        config,
+        contract.name,
+        silver,
+        owned=first_arrived(stored, run_date, through),
+        arrived_keys=arrived,
+        describe=lambda orphans: orphans.select(
+            F.col("first_ingest_date").alias("night"),
+            F.col("order_id").alias("row_key"),
+            customer_key(F.col("customer_id")).alias("customer_key"),
+            "order_id",
+            F.col("order_date").alias("row_date"),
+        ),
+        replacements=lambda keys: build_silver_orders(later.join(keys, "order_id", "left_semi"), hashing_key.value),
+        run_date=run_date,
+    )
     record_key_fingerprint(spark, config, contract.name, hashing_key)

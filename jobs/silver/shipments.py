@@ -11,6 +11,7 @@ from jobs.domain import DELIVERED, MILESTONE_AT, first_scan_at, milestone_rank
 from jobs.lake.config import LakeConfig
 from jobs.lake.contracts import load_contract
 from jobs.lake.tables import arrived_between, merge_rows
+from jobs.silver import retractions
 from jobs.silver.orders import filter_first_arrival
 
 # How far back the scans of a parcel still being touched can reach. Parcels travel days, not
@@ -49,12 +50,30 @@ def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | N
     """Rebuild the shipments of every order that received a scan on ``run_date``.
 
     Each touched order is recomputed from all its scans present in bronze, so the row is a
-    function of the scans, whatever order the dates were run in.
+    function of the scans, whatever order the dates were run in. Runs after
+    :func:`jobs.silver.tracking_events.run`: the orders of the scans it retracted tonight are
+    recomputed too, and an order with no scan left loses its row.
     """
     bronze = spark.read.format("delta").load(config.table_path("bronze.tracking_scans"))
-    touched = bronze.filter(arrived_between(F.col("_ingest_date"), run_date, through)).select("order_id").distinct()
+    touched = bronze.filter(arrived_between(F.col("_ingest_date"), run_date, through)).select("order_id")
+    retracted = retractions.of_nights(spark, config, run_date, through).filter(
+        F.col("table_name") == "silver.tracking_events"
+    )
+    touched = touched.unionByName(retracted.select("order_id")).distinct()
     window_start = dt.date.fromisoformat(run_date) - dt.timedelta(days=SHIPMENT_WINDOW_DAYS)
     recent = bronze.filter(F.col("_ingest_date") >= F.lit(window_start))
     scans = recent.join(touched, "order_id", "left_semi")
     contract = load_contract("silver.shipments")
-    merge_rows(spark, build_shipments(scans), config, contract.name, contract.keys)
+    shipments = build_shipments(scans).withColumn(retractions.DELETE_FLAG, F.lit(False))
+    emptied = touched.join(shipments.select("order_id"), "order_id", "left_anti").select(
+        *[(F.col(c.name) if c.name == "order_id" else F.lit(None).cast(c.type)).alias(c.name) for c in contract.columns],
+        F.lit(True).alias(retractions.DELETE_FLAG),
+    )
+    merge_rows(
+        spark,
+        shipments.unionByName(emptied),
+        config,
+        contract.name,
+        contract.keys,
+        delete_flag=retractions.DELETE_FLAG,
+    )

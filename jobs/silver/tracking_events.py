@@ -23,10 +23,11 @@ import datetime as dt
 import pyspark.sql.functions as F
 from pyspark.sql import DataFrame, SparkSession, Window
 
-from jobs.domain import milestone_rank
+from jobs.domain import milestone_rank, oldest_arrival_date
 from jobs.lake.config import LakeConfig
 from jobs.lake.contracts import load_contract
-from jobs.lake.tables import arrived_between, merge_changed_rows, read_table
+from jobs.lake.tables import arrived_between, first_arrived, merge_changed_rows, read_table, read_table_or_empty
+from jobs.silver import retractions
 from jobs.silver.orders import filter_first_arrival
 from jobs.silver.shipments import SHIPMENT_WINDOW_DAYS
 
@@ -66,17 +67,49 @@ def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | N
 
     Scans are looked up as far back as ``SHIPMENT_WINDOW_DAYS`` of arrivals (the same bound as
     ``silver.shipments``; arrivals after ``run_date`` are included so that a rerun of an old date
-    never writes a stale view of an order).
+    never writes a stale view of an order). A rerun after the night's files were corrected
+    retracts the scans they no longer carry (recorded in ``ops.silver_retractions`` for
+    ``silver.shipments``): their orders are recomputed too, and a scan left in no file deleted.
     """
     contract = load_contract("silver.tracking_events")
     bronze = read_table(spark, config, "bronze.tracking_scans")
-    touched = bronze.filter(arrived_between(F.col("_ingest_date"), run_date, through)).select("order_id").distinct()
+    arrived = bronze.filter(arrived_between(F.col("_ingest_date"), run_date, through))
     window_start = dt.date.fromisoformat(run_date) - dt.timedelta(days=SHIPMENT_WINDOW_DAYS)
+    # Stored scans of these orders arrived in the window, so their event dates are at most the
+    # lateness bound older.
+    (partition,) = contract.partition_by
+    stored_since = window_start - dt.timedelta(days=config.lateness_days)
+    stored = read_table_or_empty(spark, config, contract.name, contract.spark_schema())
+    owned = first_arrived(stored, run_date, through, oldest_arrival_date(run_date, config.lateness_days))
+    retracted = [
+        row.asDict()
+        for row in retractions.orphans(owned, arrived, "scan_id")
+        .select(
+            F.col("first_ingest_date").alias("night"),
+            F.col("scan_id").alias("row_key"),
+            F.lit(None).cast("string").alias("customer_key"),
+            "order_id",
+            F.col("event_date").alias("row_date"),
+        )
+        .collect()
+    ]
+    touched = arrived.select("order_id")
+    if retracted:
+        retractions.record(spark, config, contract.name, retracted)
+        orders = [(str(r["order_id"]),) for r in retracted]
+        touched = touched.unionByName(spark.createDataFrame(orders, "order_id string"))
+    touched = touched.distinct()
     scans = bronze.filter(F.col("_ingest_date") >= F.lit(window_start)).join(touched, "order_id", "left_semi")
     events = build_tracking_events(scans)
     # Most recomputed scans are unchanged (only a late scan moves the seq of those after it):
-    # only changed rows are merged, into their own event-date partitions. Stored scans of these
-    # orders arrived in the window, so their event dates are at most the lateness bound older.
-    (partition,) = contract.partition_by
-    stored_since = window_start - dt.timedelta(days=config.lateness_days)
-    merge_changed_rows(spark, events, config, contract.name, contract.keys, partition, stored_since)
+    # only changed rows are merged, into their own event-date partitions.
+    merge_changed_rows(
+        spark,
+        events,
+        config,
+        contract.name,
+        contract.keys,
+        partition,
+        stored_since,
+        scope=touched if retracted else None,
+    )
