@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pyspark.sql.functions as F
+from delta.tables import DeltaTable
 from pyspark.sql import Column, DataFrame, SparkSession
 
 from jobs.domain import customer_key, delivery_days
 from jobs.features.lane_stats import LaneStats, deliveries_known, lane_stats, lane_transit_stats
 from jobs.lake.config import LakeConfig
 from jobs.lake.contracts import load_contract
-from jobs.lake.tables import arrived_between, merge_rows, read_table, sql_dates
+from jobs.lake.tables import arrived_between, merge_rows, nights, read_table, sql_dates, table_exists
 
 
 def with_placement_features(orders_df: DataFrame) -> DataFrame:
@@ -158,20 +161,36 @@ def run(
     if targets is None:
         targets = target_orders(orders, run_date, through).localCheckpoint()
     rows, oldest = targets.agg(F.count("*"), F.min("first_ingest_date")).first()
+    nights_written = sql_dates(nights(run_date, through or run_date))
     if rows:
         features = build_order_eta_features(targets, orders, events, stats)
-        merge_feature_rows(spark, features, config, contract.name, oldest)
+        # Every order first arrived on these nights is a target: a stored row of theirs that is
+        # not is an order a corrected file retracted (or one that first arrived later after all).
+        merge_feature_rows(
+            spark, features, config, contract.name, min(oldest, dt.date.fromisoformat(run_date)),
+            delete_unmatched=f"t.as_of_date IN ({nights_written})",
+        )
+    elif table_exists(spark, config.table_path(contract.name)):
+        DeltaTable.forPath(spark, config.table_path(contract.name)).delete(f"as_of_date IN ({nights_written})")
     return rows
 
 
 def merge_feature_rows(
-    spark: SparkSession, features: DataFrame, config: LakeConfig, table: str, oldest: object
+    spark: SparkSession,
+    features: DataFrame,
+    config: LakeConfig,
+    table: str,
+    oldest: object,
+    delete_unmatched: str | None = None,
 ) -> None:
     """Merge ``features`` rows (``as_of_date`` partitions) whose ``as_of_date`` is ``oldest`` or later.
 
     A stored row's ``as_of_date`` comes from first arrivals as known when it was written: never
     before those known now (arrivals only add up). So the stored rows of these keys sit in
     partitions from ``oldest`` on: the MERGE reads those only, not the history.
+
+    ``delete_unmatched`` (SQL over ``t``, within those partitions): the stored rows of a slice
+    that ``features`` holds whole; those it no longer has are deleted.
     """
     contract = load_contract(table)
     merge_rows(
@@ -182,4 +201,5 @@ def merge_feature_rows(
         contract.keys,
         partition_by=contract.partition_by,
         target_filter=f"t.as_of_date >= {sql_dates([oldest])}",
+        delete_unmatched=delete_unmatched,
     )

@@ -22,6 +22,7 @@ dropped (inner join); the caller builds it the night the order arrives, with tha
 from __future__ import annotations
 
 import pyspark.sql.functions as F
+from delta.tables import DeltaTable
 from pyspark.sql import Column, DataFrame, SparkSession
 
 from jobs.domain import MILESTONE_AT, MILESTONE_RANK, TRANSIT_MILESTONES, first_scan_at, hours_between, milestone_rank
@@ -29,7 +30,7 @@ from jobs.features.lane_stats import DECIMALS, day_end, deliveries_known, lane_t
 from jobs.features.order_eta import merge_feature_rows, with_placement_features
 from jobs.lake.config import LakeConfig
 from jobs.lake.contracts import load_contract
-from jobs.lake.tables import read_table
+from jobs.lake.tables import read_table, table_exists
 
 # Leg delay feature -> (leg start, leg end, lane+carrier mean statistic). ``placed_at`` is the
 # order's; the other ends are the first known scan of each milestone at this scan.
@@ -212,5 +213,11 @@ def run(
     rows = targets.count()
     if rows:
         features = build_shipment_scan_features(targets, events, orders, lane_stats_df)
-        merge_feature_rows(spark, features, config, contract.name, run_date)  # every target's as_of_date >= run_date
+        # Every target's as_of_date is run_date or later, and every stored row from run_date on
+        # is a target's: one no target gives is a scan a corrected file retracted.
+        merge_feature_rows(
+            spark, features, config, contract.name, run_date, delete_unmatched=f"t.as_of_date >= DATE'{run_date}'"
+        )
+    elif table_exists(spark, config.table_path(contract.name)):
+        DeltaTable.forPath(spark, config.table_path(contract.name)).delete(f"as_of_date >= DATE'{run_date}'")
     return rows

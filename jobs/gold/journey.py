@@ -62,6 +62,8 @@ from jobs.lake.tables import (
     table_exists,
     table_version,
 )
+from jobs.silver import retractions
+from jobs.silver.retractions import DELETE_FLAG
 
 log = logging.getLogger(__name__)
 
@@ -337,8 +339,13 @@ def touched_customers(
     through: str | None = None,
     relinked_since: dt.date | None = None,
     arrived_since: dt.date | None = None,
+    retracted_df: DataFrame | None = None,
 ) -> DataFrame:
     """Customers whose journey ``run_date``'s arrivals can change, with the first day they can change.
+
+    ``retracted_df`` (``ops.silver_retractions`` of these nights): rows a rerun took back after a
+    correction; their customers (a scan's through its order) change from the row's date, and a
+    retracted device link re-attributes its anonymous events as a new link would.
 
     Arrivals: interactions, orders and scans first arrived on ``run_date``, and the anonymous
     events of devices whose link changed that night (re-attributed to a customer). Such an event
@@ -350,6 +357,10 @@ def touched_customers(
 
     owners = orders_df.select("order_id", customer_key(F.col("customer_id")).alias("customer_key"))
     relinked = device_links_df.filter(arrived_between(F.col("link_ingest_date"), run_date, through)).select("device_id")
+    if retracted_df is not None:
+        relinked = relinked.unionByName(
+            retracted_df.filter(F.col("table_name") == "silver.device_links").select(F.col("row_key").alias("device_id"))
+        )
     anonymous = interactions_df.filter(F.col("customer_id").isNull())
     starts = (
         first_arrived(interactions_df, run_date, through, arrived_since)
@@ -370,6 +381,15 @@ def touched_customers(
             .select("customer_key", F.col("event_date").alias("start_date"))
         )
     )
+    if retracted_df is not None:
+        of_scans = retracted_df.filter(F.col("table_name") == "silver.tracking_events")
+        starts = starts.unionByName(
+            retracted_df.filter(F.col("table_name") != "silver.tracking_events").select(
+                "customer_key", F.col("row_date").alias("start_date")
+            )
+        ).unionByName(
+            of_scans.drop("customer_key").join(owners, "order_id").select("customer_key", F.col("row_date").alias("start_date"))
+        )
     return (
         starts.filter(F.col("customer_key").isNotNull())
         .groupBy("customer_key")
@@ -389,12 +409,25 @@ def changed_rows(recomputed_df: DataFrame, stored_df: DataFrame, touched_df: Dat
     return recomputed_df.exceptAll(stored.select(*recomputed_df.columns))
 
 
+def removed_rows(recomputed_df: DataFrame, stored_df: DataFrame, touched_df: DataFrame) -> DataFrame:
+    """Stored rows of the touched customers, from their ``start_date`` on, that the recomputation
+    no longer gives (their touchpoint was retracted from silver)."""
+    in_scope = stored_df.join(F.broadcast(touched_df), "customer_key").filter(
+        F.col("touchpoint_date") >= F.col("start_date")
+    )
+    return in_scope.join(recomputed_df.select("touchpoint_id"), "touchpoint_id", "left_anti").select(
+        *stored_df.columns
+    )
+
+
 def journey_after_merge(stored_df: DataFrame, changed_df: DataFrame) -> DataFrame:
     """The journey as merging ``changed_df`` into ``stored_df`` will leave it (a row's date never
-    changes, so its id alone says which stored row it replaces)."""
+    changes, so its id alone says which stored row it replaces; a row flagged ``DELETE_FLAG``
+    deletes it)."""
     # The night's changed ids are few next to the stored days: broadcast, the stored rows are not shuffled.
     replaced = F.broadcast(changed_df.select("touchpoint_id"))
-    return stored_df.join(replaced, "touchpoint_id", "left_anti").unionByName(changed_df.select(*stored_df.columns))
+    kept = changed_df.filter(~F.col(DELETE_FLAG)) if DELETE_FLAG in changed_df.columns else changed_df
+    return stored_df.join(replaced, "touchpoint_id", "left_anti").unionByName(kept.select(*stored_df.columns))
 
 
 def _daily_tables_of_every_day(spark: SparkSession, config: LakeConfig, path: str) -> list[dt.date]:
@@ -420,8 +453,9 @@ def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | N
     days and the journey version written.
 
     The daily tables are written first, from the journey as the merge will leave it, so that a
-    kill anywhere converges on rerun. Rows never disappear: touchpoints only arrive (an anonymous
-    event re-attributed to another customer moves with its ``touchpoint_id``).
+    kill anywhere converges on rerun. A row disappears only when a rerun after a corrected
+    landing file retracted its touchpoint from silver (:mod:`jobs.silver.retractions`); an
+    anonymous event re-attributed to another customer moves with its ``touchpoint_id``.
     """
     contract = load_contract("gold.customer_journey")
     night = run_date if through is None else f"{run_date}..{through}"
@@ -440,8 +474,19 @@ def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | N
 
     relinked_since = oldest_attributable_date(run_date, config.lateness_days)
     arrived_since = oldest_arrival_date(run_date, config.lateness_days)
+    # Rows a rerun after a correction took back from silver (none on the usual night).
+    retracted = retractions.of_nights(spark, config, run_date, through).localCheckpoint()
+    any_retracted = not retracted.isEmpty()
     touched = touched_customers(
-        orders, interactions, events, links, run_date, through, relinked_since, arrived_since
+        orders,
+        interactions,
+        events,
+        links,
+        run_date,
+        through,
+        relinked_since,
+        arrived_since,
+        retracted if any_retracted else None,
     ).cache()
     try:
         first = touched.agg(F.min("start_date")).first()[0]
@@ -487,7 +532,12 @@ def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | N
             dates = _daily_tables_of_every_day(spark, config, path)
         else:
             stored_since_first = stored.filter(F.col("touchpoint_date") >= F.lit(first))
-            changed = changed_rows(journey, stored_since_first, touched).localCheckpoint()
+            changed = changed_rows(journey, stored_since_first, touched).withColumn(DELETE_FLAG, F.lit(False))
+            if any_retracted:
+                # Only then can a stored row lose its touchpoint (a second pass over the recomputation).
+                removed = removed_rows(journey, stored_since_first, touched)
+                changed = changed.unionByName(removed.withColumn(DELETE_FLAG, F.lit(True)))
+            changed = changed.localCheckpoint()
             dates = sorted(r[0] for r in changed.select("touchpoint_date").distinct().collect())
             if dates:
                 # The daily tables first, from the journey as the merge will leave it: killed
@@ -505,6 +555,7 @@ def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | N
                     partition_by=contract.partition_by,
                     target_filter=f"t.touchpoint_date IN ({sql_dates(dates)})",
                     night=night,
+                    delete_flag=DELETE_FLAG,
                 )
         if not dates:
             # Nothing left to write: a first run of this night that merged and was then killed

@@ -277,6 +277,7 @@ def merge_rows(
     target_filter: str | Column | None = None,
     night: str | None = None,
     delete_flag: str | None = None,
+    delete_unmatched: str | None = None,
 ) -> None:
     """Upsert ``df`` into ``table`` on ``keys``; create the table from ``df`` on first write.
 
@@ -291,6 +292,8 @@ def merge_rows(
         night: recorded in the commit's metadata, for :func:`night_commit` to find it again.
         delete_flag: a boolean column of ``df`` (not of the table): a row with it true deletes
             the stored row of its keys instead (its other columns are ignored), and is never inserted.
+        delete_unmatched: SQL over ``t``: a stored row it holds for that no row of ``df`` matches
+            is deleted (``df`` is the whole of that slice). Keep it within ``target_filter``.
     """
     import pyspark.sql.functions as F
     from delta.tables import DeltaTable
@@ -331,6 +334,8 @@ def merge_rows(
         )
     else:
         merge = merge.whenMatchedUpdateAll(condition=update_condition).whenNotMatchedInsertAll()
+    if delete_unmatched:
+        merge = merge.whenNotMatchedBySourceDelete(condition=delete_unmatched)
     with commit_metadata_set(spark, table, night):
         merge.execute()
 
