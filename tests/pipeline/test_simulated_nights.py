@@ -4,7 +4,10 @@ Three default-dirt simulated days (late arrivals, resent duplicates, broken line
 through every nightly step (bronze, silver, gold KPIs, journey, features) on a private lake in
 calendar order. A copy of that lake taken after the 1st night then runs the 3rd night before the
 2nd, and a third lake imports all three nights at once (``nightly.import_history``): every table
-must end with the same sorted rows. The in-order lake also shows:
+must end with the same sorted rows. A fourth lake, copied after the 1st night too, runs the 2nd
+night from faulty files (``corrupt_night``: a wrong value, a bogus line, a broken line and a
+misplaced late line per source) and the 3rd; then the 2nd night's files are corrected and both
+nights rerun: every table must equal the clean lake's. The in-order lake also shows:
 
 * leakage: the feature rows as of the 1st night, written that night, are identical after two
   more nights of data (late events dated on or before it included) and when rebuilt from the
@@ -17,7 +20,9 @@ must end with the same sorted rows. The in-order lake also shows:
 from __future__ import annotations
 
 import json
+import re
 import shutil
+from collections.abc import Callable
 from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -39,7 +44,97 @@ DATES = ["2026-01-05", "2026-01-06", "2026-01-07"]
 SEED = 23
 EXPECTED_TABLES = {*NIGHTLY_TABLES, "ops.ingest_audit"}
 # Wall-clock bookkeeping, the only columns allowed to differ between runs.
-WALL_CLOCK_COLUMNS = {"ops.ingest_audit": ["recorded_at"]}
+WALL_CLOCK_COLUMNS = {"ops.ingest_audit": ["recorded_at"], "ops.ingest_files": ["recorded_at"]}
+
+
+def corrupt_night(landing: Path, night: str, next_night: str) -> dict[str, list[str]]:
+    """Rewrite ``night``'s landing files as a faulty export would have written them; return the
+    changes per source. The simulator's files are the corrected ones.
+
+    Per source, a faulty file that a correction must undo in silver and gold:
+    * a changed value (an order's amount, a scan's location, an interaction's event type);
+    * a line that should not exist (a bogus order of a new customer, a bogus delivery scan,
+      a bogus login linking a new device to a customer): the correction removes it;
+    * a line broken in the faulty file (quarantined), whole in the corrected one;
+    * a copy of a late line that really arrived on ``next_night``: removed from this night, its
+      record must become the next night's copy.
+    """
+    changes: dict[str, list[str]] = {}
+
+    def late_line(source: str, file_name: str, time_of: Callable[[str], str]) -> str:
+        """A line of ``next_night``'s file dated on or before ``night`` (a late arrival)."""
+        path = landing / source / next_night / file_name.replace(night, next_night)
+        lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+        return next(line for line in lines[1:] if re.fullmatch(r"\d{4}-\d\d-\d\d", time_of(line)[:10]) and time_of(line)[:10] <= night)
+
+    def parsed_lines(rows: list[str], prefix: str) -> list[tuple[int, dict]]:
+        """The lines that are whole JSON objects (the simulator's own dirt left out)."""
+        out = []
+        for i, row in enumerate(rows):
+            try:
+                out.append((i, json.loads(row)))
+            except json.JSONDecodeError:
+                continue
+        return [(i, r) for i, r in out if isinstance(r, dict) and str(r.get(prefix, "")).startswith(prefix[0].upper())]
+
+    def json_time(field: str) -> Callable[[str], str]:
+        return lambda line: str(re.search(rf'"{field}":"([^"]*)"', line).group(1)) if f'"{field}":"' in line else ""
+
+    # Orders (CSV): order_id,customer_id,placed_at,items,amount,...
+    path = landing / "orders" / night / f"orders_{night}.csv"
+    header, *rows = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    clean = [i for i, row in enumerate(rows) if len(row.split(",")) == 13 and row.startswith("O")]
+    amount_fixed, broken = clean[0], clean[1]
+    fields = rows[amount_fixed].split(",")
+    fields[4] = f"{float(fields[4]) * 10:.2f}"
+    rows[amount_fixed] = ",".join(fields)
+    bogus = rows[clean[2]].split(",")
+    bogus[0], bogus[1] = "O09999999", "C009999"
+    fields = rows[broken].split(",")
+    fields[2] = "not-a-time"
+    rows[broken] = ",".join(fields)
+    rows.append(",".join(bogus))
+    rows.append(late_line("orders", path.name, lambda line: (line.split(",") + [""] * 3)[2]))
+    path.write_text(header + "".join(rows), encoding="utf-8")
+    changes["orders"] = [rows[amount_fixed].split(",")[0], "O09999999", rows[broken].split(",")[0]]
+
+    # Tracking scans (JSON lines).
+    path = landing / "tracking_scans" / night / f"tracking_scans_{night}.jsonl"
+    rows = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    parsed = parsed_lines(rows, "scan_id")
+    parsed = [(i, r) for i, r in parsed if r.get("location") and r.get("event") in ("picked", "created")]
+    (moved, moved_scan), (broken, _), (delivered_for, bogus_of) = parsed[0], parsed[1], parsed[2]
+    rows[moved] = json.dumps({**moved_scan, "location": "WH-WRONG"}, separators=(",", ":")) + "\n"
+    rows[broken] = rows[broken][: len(rows[broken]) // 2] + "\n"
+    bogus_scan = {**bogus_of, "scan_id": "S9999999999", "scan_at": f"{night}T23:00:00Z", "event": "delivered"}
+    rows.append(json.dumps(bogus_scan, separators=(",", ":")) + "\n")
+    rows.append(late_line("tracking_scans", path.name, json_time("scan_at")))
+    path.write_text("".join(rows), encoding="utf-8")
+    changes["tracking_scans"] = [moved_scan["scan_id"], "S9999999999"]
+
+    # Interactions (JSON lines).
+    path = landing / "interactions" / night / f"interactions_{night}.jsonl"
+    rows = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    parsed = parsed_lines(rows, "event_id")
+    views = [(i, r) for i, r in parsed if r.get("event") == "product_view" and r.get("customer_id")]
+    (retyped, view), (broken, _) = views[0], views[1]
+    rows[retyped] = json.dumps({**view, "event": "add_to_cart"}, ensure_ascii=False, separators=(",", ":")) + "\n"
+    rows[broken] = rows[broken][: len(rows[broken]) // 2] + "\n"
+    login = {
+        "event_id": "E9999999999",
+        "event_at": f"{night}T12:00:00Z",
+        "event": "login",
+        "device_id": "D9999999",
+        "customer_id": view["customer_id"],
+        "channel": "app",
+    }
+    rows.append(json.dumps(login, separators=(",", ":")) + "\n")
+    rows.append(late_line("interactions", path.name, json_time("event_at")))
+    path.write_text("".join(rows), encoding="utf-8")
+    changes["interactions"] = [view["event_id"], "E9999999999"]
+    for source in changes:  # the exporter closes each folder again
+        (landing / source / night / "_SUCCESS").write_bytes(b"")
+    return changes
 
 
 @dataclass(frozen=True)
@@ -48,6 +143,8 @@ class Lakes:
     reference: dict[str, list]  # all nights in calendar order
     out_of_order: dict[str, list]  # the same lake's copy after night 1, then night 3, then night 2
     history_import: dict[str, list]  # all three nights at once (nightly.import_history)
+    faulty: dict[str, list]  # night 1, then night 2 from faulty files (corrupt_night), then night 3
+    corrected: dict[str, list]  # the faulty lake after the files were corrected and nights 2 and 3 rerun
     in_order_config: object
     versions_after_first_night: dict[str, int]
     journey_versions: tuple[int, int]  # gold.customer_journey after nights 2 and 3
@@ -77,15 +174,30 @@ def lakes(spark, config, tmp_path_factory):
     simulate(SimulationConfig(days=len(DATES), customers=600, seed=SEED), landing)
     in_order = replace(config, lake_root=str(root / "in_order"), landing_root=str(landing))
     shuffled = replace(config, lake_root=str(root / "shuffled"), landing_root=str(landing))
+    faulty_landing = root / "faulty_landing"
+    shutil.copytree(landing, faulty_landing)  # copy2: the files keep their modification times
+    corrupt_night(faulty_landing, DATES[1], DATES[2])
+    corrected = replace(config, lake_root=str(root / "corrected"), landing_root=str(faulty_landing))
     _night(in_order, DATES[0])
     first = {t: table_version(spark, in_order, t) for t in delta_tables(in_order)}
     shutil.copytree(in_order.lake_root, shuffled.lake_root)
+    shutil.copytree(in_order.lake_root, corrected.lake_root)
     _night(in_order, DATES[1])
     journey_after_second = table_version(spark, in_order, "gold.customer_journey")
     _night(in_order, DATES[2])
     journey_after_third = table_version(spark, in_order, "gold.customer_journey")
     for day in (DATES[2], DATES[1]):
         _night(shuffled, day)
+    for day in DATES[1:]:
+        _night(corrected, day)
+    faulty = _snapshot(spark, corrected)
+    # The exporter delivers night 2 again, as it should have been (byte for byte the clean files,
+    # with their modification times), and the nights from there are rerun, as a backfill would.
+    for source in SOURCES:
+        for path in (landing / source / DATES[1]).iterdir():
+            shutil.copy2(path, faulty_landing / source / DATES[1] / path.name)
+    for day in DATES[1:]:
+        _night(corrected, day)
     bulk = replace(config, lake_root=str(root / "history_import"), landing_root=str(landing))
     nightly.import_history(DATES[0], DATES[-1], bulk)
     manifests = [json.loads((landing / "_manifest" / f"{day}.json").read_text()) for day in DATES]
@@ -94,6 +206,8 @@ def lakes(spark, config, tmp_path_factory):
         _snapshot(spark, in_order),
         _snapshot(spark, shuffled),
         _snapshot(spark, bulk),
+        faulty,
+        _snapshot(spark, corrected),
         in_order,
         first,
         (journey_after_second, journey_after_third),
@@ -115,6 +229,54 @@ def test_out_of_order_nights_give_identical_tables(lakes, table: str) -> None:
 @pytest.mark.parametrize("table", sorted(EXPECTED_TABLES))
 def test_a_history_import_gives_the_tables_of_night_by_night_runs(lakes, table: str) -> None:
     assert lakes.history_import[table] == lakes.reference[table]
+
+
+@pytest.mark.parametrize("table", sorted(EXPECTED_TABLES))
+def test_a_corrected_landing_file_rerun_gives_the_tables_of_a_clean_run(lakes, table: str) -> None:
+    """Night 2 first from faulty files, night 3 after it; then night 2's files corrected and both
+    nights rerun: every table equals the lake that only ever saw the clean files."""
+    assert lakes.corrected[table] == lakes.reference[table]
+
+
+FAULTY_RUN_DIFFERS = [
+    *(f"{layer}.{source}" for layer in ("bronze", "quarantine") for source in SOURCES),
+    *(f"silver.{t}" for t in ("orders", "interactions", "device_links", "tracking_events", "shipments", "customers")),
+    "gold.customer_journey",
+    "gold.journey_daily",
+    "gold.funnel_daily",
+    "gold.cx_kpi_daily",
+    "features.customer_daily",
+    "features.order_eta",
+    "features.shipment_scan",
+]
+
+
+@pytest.mark.parametrize("table", FAULTY_RUN_DIFFERS)
+def test_the_faulty_files_changed_the_table_before_the_correction(lakes, table: str) -> None:
+    """Without it the test above would prove nothing for that table."""
+    assert lakes.faulty[table] != lakes.reference[table]
+
+
+def test_the_rerun_recorded_exactly_the_silver_rows_it_took_back(lakes) -> None:
+    retracted = {(r.night.isoformat(), r.table_name, r.row_key) for r in lakes.corrected["ops.silver_retractions"]}
+    night = DATES[1]
+    assert retracted == {
+        # The bogus order, login and delivery scan that the corrected files no longer have.
+        (night, "silver.orders", "O09999999"),
+        (night, "silver.interactions", "E9999999999"),
+        (night, "silver.tracking_events", "S9999999999"),
+        # Night 3's late order and login, copied into the faulty night 2: their record becomes
+        # night 3's copy. (The late scan copied was a resend of a scan night 1 had already
+        # brought: night 1 owns its record, nothing to retract.)
+        (night, "silver.orders", "O00000010"),
+        (night, "silver.interactions", "E0000000202"),
+        # Device links night 2 owned that its corrected files no longer give as they were: the
+        # bogus login's new device (deleted), the late login's device (its link moves to night
+        # 3's copy) and the device whose linking event had the wrong type (recomputed).
+        (night, "silver.device_links", "D9999999"),
+        (night, "silver.device_links", "D0000552"),
+        (night, "silver.device_links", "D0000149"),
+    }
 
 
 def test_the_simulated_days_contain_late_and_resent_data(lakes) -> None:
