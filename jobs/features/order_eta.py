@@ -167,7 +167,11 @@ def run(
         # Every order first arrived on these nights is a target: a stored row of theirs that is
         # not is an order a corrected file retracted (or one that first arrived later after all).
         merge_feature_rows(
-            spark, features, config, contract.name, min(oldest, dt.date.fromisoformat(run_date)),
+            spark,
+            features,
+            config,
+            contract.name,
+            min(oldest, dt.date.fromisoformat(run_date)),
             delete_unmatched=f"t.as_of_date IN ({nights_written})",
         )
     elif table_exists(spark, config.table_path(contract.name)):

@@ -48,8 +48,10 @@ from jobs.domain import (
     oldest_attributable_date,
 )
 from jobs.gold import journey_daily
+from jobs.lake import retractions
 from jobs.lake.config import LakeConfig
 from jobs.lake.contracts import load_contract
+from jobs.lake.retractions import DELETE_FLAG
 from jobs.lake.tables import (
     arrived_between,
     first_arrived,
@@ -62,8 +64,6 @@ from jobs.lake.tables import (
     table_exists,
     table_version,
 )
-from jobs.silver import retractions
-from jobs.silver.retractions import DELETE_FLAG
 
 log = logging.getLogger(__name__)
 
@@ -359,7 +359,9 @@ def touched_customers(
     relinked = device_links_df.filter(arrived_between(F.col("link_ingest_date"), run_date, through)).select("device_id")
     if retracted_df is not None:
         relinked = relinked.unionByName(
-            retracted_df.filter(F.col("table_name") == "silver.device_links").select(F.col("row_key").alias("device_id"))
+            retracted_df.filter(F.col("table_name") == "silver.device_links").select(
+                F.col("row_key").alias("device_id")
+            )
         )
     anonymous = interactions_df.filter(F.col("customer_id").isNull())
     starts = (
@@ -388,7 +390,9 @@ def touched_customers(
                 "customer_key", F.col("row_date").alias("start_date")
             )
         ).unionByName(
-            of_scans.drop("customer_key").join(owners, "order_id").select("customer_key", F.col("row_date").alias("start_date"))
+            of_scans.drop("customer_key")
+            .join(owners, "order_id")
+            .select("customer_key", F.col("row_date").alias("start_date"))
         )
     return (
         starts.filter(F.col("customer_key").isNotNull())
@@ -415,9 +419,7 @@ def removed_rows(recomputed_df: DataFrame, stored_df: DataFrame, touched_df: Dat
     in_scope = stored_df.join(F.broadcast(touched_df), "customer_key").filter(
         F.col("touchpoint_date") >= F.col("start_date")
     )
-    return in_scope.join(recomputed_df.select("touchpoint_id"), "touchpoint_id", "left_anti").select(
-        *stored_df.columns
-    )
+    return in_scope.join(recomputed_df.select("touchpoint_id"), "touchpoint_id", "left_anti").select(*stored_df.columns)
 
 
 def journey_after_merge(stored_df: DataFrame, changed_df: DataFrame) -> DataFrame:
@@ -454,7 +456,7 @@ def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | N
 
     The daily tables are written first, from the journey as the merge will leave it, so that a
     kill anywhere converges on rerun. A row disappears only when a rerun after a corrected
-    landing file retracted its touchpoint from silver (:mod:`jobs.silver.retractions`); an
+    landing file retracted its touchpoint from silver (:mod:`jobs.lake.retractions`); an
     anonymous event re-attributed to another customer moves with its ``touchpoint_id``.
     """
     contract = load_contract("gold.customer_journey")

@@ -304,7 +304,9 @@ def merge_rows(
     change_data_feed = load_contract(table).change_data_feed
     if not table_exists(spark, path):
         if delete_flag:
-            df = df.filter(~F.col(delete_flag)).select(*[c.name for c in load_contract(table).columns])
+            # The source's flags are not columns of the table.
+            names = {c.name for c in load_contract(table).columns}
+            df = df.filter(~F.col(delete_flag)).select(*[c for c in df.columns if c in names])
         writer = df.write.format("delta").mode("overwrite").option("userMetadata", commit_metadata(table, night))
         if change_data_feed:
             writer = writer.option(CHANGE_DATA_FEED, "true")
@@ -322,10 +324,12 @@ def merge_rows(
     )
     if target_filter is not None and not isinstance(target_filter, str):
         on = target_filter & F.expr(on)
-    merge = DeltaTable.forPath(spark, path).alias("t").merge(df.alias("s"), on)
+    target = DeltaTable.forPath(spark, path)
+    merge = target.alias("t").merge(df.alias("s"), on)
     if delete_flag:
         # The table's own columns: the source may carry more flags than ``delete_flag``.
-        columns = {c.name: f"s.`{c.name}`" for c in load_contract(table).columns}
+        stored_columns = set(target.toDF().columns)
+        columns = {c: f"s.`{c}`" for c in df.columns if c in stored_columns}
         kept = f"NOT s.`{delete_flag}`"
         merge = (
             merge.whenMatchedDelete(condition=f"s.`{delete_flag}`")

@@ -20,10 +20,10 @@ import pyspark.sql.functions as F
 from pyspark.sql import Column, DataFrame, SparkSession
 
 from jobs.domain import customer_key, oldest_arrival_date, oldest_attributable_date
+from jobs.lake import retractions
 from jobs.lake.config import LakeConfig
 from jobs.lake.contracts import load_contract
 from jobs.lake.tables import arrived_between, first_arrived, merge_rows, read_table_or_empty
-from jobs.silver import retractions
 
 # On equal times the order's contact details beat an interaction's (a checkout form is the
 # stronger evidence), then the greater record id: a total order, so the pick is deterministic.

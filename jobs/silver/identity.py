@@ -28,10 +28,10 @@ import pyspark.sql.functions as F
 from pyspark.sql import Column, DataFrame, SparkSession
 
 from jobs.domain import PRE_LOGIN_ATTRIBUTION_DAYS, customer_key
+from jobs.lake import retractions
 from jobs.lake.config import LakeConfig
 from jobs.lake.contracts import load_contract
 from jobs.lake.tables import arrived_between, merge_rows, read_table, read_table_or_empty
-from jobs.silver import retractions
 from jobs.silver.orders import filter_first_arrival
 
 # A total order on candidate links of one device: the smaller (linked_at, link_event_id,
@@ -115,7 +115,7 @@ def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | N
 
     A stored link that arrived on one of these nights but that their arrivals no longer give as
     it is (a corrected file removed or changed its linking event) is retracted: the device's link
-    is recomputed from all its linking events in bronze (:mod:`jobs.silver.retractions`), which
+    is recomputed from all its linking events in bronze (:mod:`jobs.lake.retractions`), which
     may move it to a later event or delete it. Returns the devices so retracted: their events
     must be re-resolved.
     """
@@ -146,7 +146,10 @@ def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | N
         # Every linking event of these devices, whatever night brought it.
         recomputed = build_device_links(bronze.join(devices, "device_id", "left_semi"))
         gone = devices.join(recomputed, "device_id", "left_anti").select(
-            *[(F.col(c.name) if c.name == "device_id" else F.lit(None).cast(c.type)).alias(c.name) for c in contract.columns]
+            *[
+                (F.col(c.name) if c.name == "device_id" else F.lit(None).cast(c.type)).alias(c.name)
+                for c in contract.columns
+            ]
         )
         source = (
             source.join(devices, "device_id", "left_anti")

@@ -21,6 +21,7 @@ import pyspark.sql.functions as F
 from pyspark.sql import DataFrame, SparkSession
 
 from jobs.domain import oldest_arrival_date, oldest_attributable_date
+from jobs.lake import retractions
 from jobs.lake.config import LakeConfig
 from jobs.lake.contracts import load_contract
 from jobs.lake.tables import (
@@ -33,7 +34,7 @@ from jobs.lake.tables import (
     sql_dates,
     table_exists,
 )
-from jobs.silver import identity, retractions
+from jobs.silver import identity
 from jobs.silver.orders import filter_first_arrival
 from jobs.silver.pii import checked_pii_key, hashed_pii, record_key_fingerprint, with_pii_key
 
@@ -128,7 +129,7 @@ def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | N
 
     Includes :func:`jobs.silver.identity.run`: one call builds both ``silver.device_links`` and
     ``silver.interactions`` for the date. A rerun after the night's files were corrected retracts
-    the events they no longer carry (:mod:`jobs.silver.retractions`).
+    the events they no longer carry (:mod:`jobs.lake.retractions`).
     """
     contract = load_contract("silver.interactions")
     hashing_key = checked_pii_key(spark, config, contract.name)  # before any write of the night

@@ -5,12 +5,13 @@ from __future__ import annotations
 import pyspark.sql.functions as F
 from pyspark.sql import DataFrame, SparkSession, Window
 
+from jobs.domain import customer_key
+from jobs.lake import retractions
 from jobs.lake.config import LakeConfig
 from jobs.lake.contracts import load_contract
-from jobs.domain import customer_key
 from jobs.lake.tables import arrived_between, first_arrived, read_table_or_empty
-from jobs.silver import retractions
 from jobs.silver.pii import checked_pii_key, hashed_pii, record_key_fingerprint, with_pii_key
+
 
 def filter_first_arrival(df: DataFrame, key: str) -> DataFrame:
     """Keep, per ``key``, the row that arrived first (by ingest date, file, line)."""
@@ -52,7 +53,7 @@ def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | N
     ``through`` (history import): every night from ``run_date`` to ``through`` at once, with the
     same end state as running them one by one. Exact resends of an order can arrive on several
     dates: the earliest copy is the record. A rerun after the night's files were corrected
-    retracts the orders they no longer carry (:mod:`jobs.silver.retractions`).
+    retracts the orders they no longer carry (:mod:`jobs.lake.retractions`).
     """
     bronze = spark.read.format("delta").load(config.table_path("bronze.orders"))
     arrived = bronze.filter(arrived_between(F.col("_ingest_date"), run_date, through))

@@ -8,10 +8,10 @@ import pyspark.sql.functions as F
 from pyspark.sql import DataFrame, SparkSession
 
 from jobs.domain import DELIVERED, MILESTONE_AT, first_scan_at, milestone_rank
+from jobs.lake import retractions
 from jobs.lake.config import LakeConfig
 from jobs.lake.contracts import load_contract
 from jobs.lake.tables import arrived_between, merge_rows
-from jobs.silver import retractions
 from jobs.silver.orders import filter_first_arrival
 
 # How far back the scans of a parcel still being touched can reach. Parcels travel days, not
@@ -66,7 +66,10 @@ def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | N
     contract = load_contract("silver.shipments")
     shipments = build_shipments(scans).withColumn(retractions.DELETE_FLAG, F.lit(False))
     emptied = touched.join(shipments.select("order_id"), "order_id", "left_anti").select(
-        *[(F.col(c.name) if c.name == "order_id" else F.lit(None).cast(c.type)).alias(c.name) for c in contract.columns],
+        *[
+            (F.col(c.name) if c.name == "order_id" else F.lit(None).cast(c.type)).alias(c.name)
+            for c in contract.columns
+        ],
         F.lit(True).alias(retractions.DELETE_FLAG),
     )
     merge_rows(

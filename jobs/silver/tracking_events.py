@@ -24,10 +24,10 @@ import pyspark.sql.functions as F
 from pyspark.sql import DataFrame, SparkSession, Window
 
 from jobs.domain import milestone_rank, oldest_arrival_date
+from jobs.lake import retractions
 from jobs.lake.config import LakeConfig
 from jobs.lake.contracts import load_contract
 from jobs.lake.tables import arrived_between, first_arrived, merge_changed_rows, read_table, read_table_or_empty
-from jobs.silver import retractions
 from jobs.silver.orders import filter_first_arrival
 from jobs.silver.shipments import SHIPMENT_WINDOW_DAYS
 

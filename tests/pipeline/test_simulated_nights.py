@@ -22,8 +22,8 @@ from __future__ import annotations
 import json
 import re
 import shutil
-from collections.abc import Callable
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -65,7 +65,11 @@ def corrupt_night(landing: Path, night: str, next_night: str) -> dict[str, list[
         """A line of ``next_night``'s file dated on or before ``night`` (a late arrival)."""
         path = landing / source / next_night / file_name.replace(night, next_night)
         lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
-        return next(line for line in lines[1:] if re.fullmatch(r"\d{4}-\d\d-\d\d", time_of(line)[:10]) and time_of(line)[:10] <= night)
+        return next(
+            line
+            for line in lines[1:]
+            if re.fullmatch(r"\d{4}-\d\d-\d\d", time_of(line)[:10]) and time_of(line)[:10] <= night
+        )
 
     def parsed_lines(rows: list[str], prefix: str) -> list[tuple[int, dict]]:
         """The lines that are whole JSON objects (the simulator's own dirt left out)."""
@@ -103,7 +107,7 @@ def corrupt_night(landing: Path, night: str, next_night: str) -> dict[str, list[
     rows = path.read_text(encoding="utf-8").splitlines(keepends=True)
     parsed = parsed_lines(rows, "scan_id")
     parsed = [(i, r) for i, r in parsed if r.get("location") and r.get("event") in ("picked", "created")]
-    (moved, moved_scan), (broken, _), (delivered_for, bogus_of) = parsed[0], parsed[1], parsed[2]
+    (moved, moved_scan), (broken, _), (_, bogus_of) = parsed[0], parsed[1], parsed[2]
     rows[moved] = json.dumps({**moved_scan, "location": "WH-WRONG"}, separators=(",", ":")) + "\n"
     rows[broken] = rows[broken][: len(rows[broken]) // 2] + "\n"
     bogus_scan = {**bogus_of, "scan_id": "S9999999999", "scan_at": f"{night}T23:00:00Z", "event": "delivered"}

@@ -45,9 +45,7 @@ def orphans(owned_df: DataFrame, arrived_keys_df: DataFrame, key: str) -> DataFr
     return owned_df.join(arrived_keys_df.select(key).distinct(), key, "left_anti")
 
 
-def record(
-    spark: SparkSession, config: LakeConfig, table: str, retracted: list[dict[str, object]]
-) -> None:
+def record(spark: SparkSession, config: LakeConfig, table: str, retracted: list[dict[str, object]]) -> None:
     """Append ``retracted`` (``ops.silver_retractions`` rows without ``table_name``) for ``table``."""
     rows = [{**row, "table_name": table} for row in retracted]
     merge_small(config, TABLE, rows, prune={"table_name": [table]}, spark=spark)
