@@ -15,6 +15,7 @@ from jobs.gold.journey import (
     build_customer_journey,
     changed_rows,
     journey_context,
+    removed_rows,
     touched_customers,
 )
 from jobs.gold.journey_daily import build_funnel_daily, build_journey_daily
@@ -447,3 +448,71 @@ def test_touched_customers_start_at_their_earliest_arrival_and_search_only_the_d
             (key_of["C4"], d(2026, 3, 9)),
         ]
     )
+
+
+def test_touched_customers_include_the_customers_of_retracted_rows_from_the_rows_dates(spark) -> None:
+    night, d = "2026-03-10", dt.date
+    key_of = {c: hashlib.sha256(f"cxlake-customer:{c}".encode()).hexdigest()[:20] for c in ("C1", "C2", "C3", "C4")}
+    interactions = contract_frame(
+        spark,
+        "silver.interactions",
+        [
+            # Anonymous event of device D9, whose link a rerun retracted and recomputed to C3:
+            # C3 starts on the event's date, as for a link that arrived tonight.
+            {"event_id": "e1", "event_date": d(2026, 3, 8), "device_id": "D9", "customer_key": key_of["C3"]},
+        ],
+    )
+    orders = contract_frame(
+        spark, "silver.orders", [{"order_id": "O2", "customer_id": "C2", "order_date": d(2026, 3, 1)}]
+    )
+    empty = contract_frame(spark, "silver.tracking_events", [])
+    links = contract_frame(spark, "silver.device_links", [])
+    retracted = contract_frame(
+        spark,
+        "ops.silver_retractions",
+        [
+            # A retracted order of C1 placed on the 7th: C1 from the 7th.
+            {"table_name": "silver.orders", "row_key": "O1", "customer_key": key_of["C1"], "row_date": d(2026, 3, 7)},
+            # A retracted scan has no customer: its order's (O2: C2), from the scan's date.
+            {"table_name": "silver.tracking_events", "row_key": "S1", "order_id": "O2", "row_date": d(2026, 3, 9)},
+            # A retracted link: its old customer C4 from the first date it could attribute.
+            {
+                "table_name": "silver.device_links",
+                "row_key": "D9",
+                "customer_key": key_of["C4"],
+                "row_date": d(2026, 3, 2),
+            },
+        ],
+    )
+
+    touched = touched_customers(
+        orders, interactions, empty, links, night, relinked_since=d(2026, 3, 3), retracted_df=retracted
+    )
+
+    assert sorted(touched.collect()) == sorted(
+        [
+            (key_of["C1"], d(2026, 3, 7)),
+            (key_of["C2"], d(2026, 3, 9)),
+            (key_of["C3"], d(2026, 3, 8)),
+            (key_of["C4"], d(2026, 3, 2)),
+        ]
+    )
+
+
+def test_removed_rows_are_the_touched_customers_stored_rows_from_their_start_that_the_recomputation_lacks(
+    spark,
+) -> None:
+    d = dt.date
+    stored = contract_frame(
+        spark,
+        "gold.customer_journey",
+        [
+            {"customer_key": "k", "touchpoint_id": "a", "touchpoint_date": d(2026, 3, 1)},  # before k's start: kept
+            {"customer_key": "k", "touchpoint_id": "b", "touchpoint_date": d(2026, 3, 2)},  # recomputed: kept
+            {"customer_key": "k", "touchpoint_id": "c", "touchpoint_date": d(2026, 3, 3)},  # gone: removed
+            {"customer_key": "x", "touchpoint_id": "e", "touchpoint_date": d(2026, 3, 3)},  # untouched customer
+        ],
+    )
+    recomputed = stored.filter(F.col("touchpoint_id") == "b")
+    touched = spark.createDataFrame([("k", d(2026, 3, 2))], "customer_key string, start_date date")
+    assert [r.touchpoint_id for r in removed_rows(recomputed, stored, touched).collect()] == ["c"]

@@ -104,3 +104,40 @@ def test_a_folder_with_files_but_no_delta_log_is_refused_unless_its_first_commit
     timer.start()
     refuse_orphaned_files(str(racing))  # no error: the log appeared within the wait
     timer.join()
+
+
+def test_merge_changed_rows_deletes_the_rows_of_its_scope_that_the_recomputation_lacks(spark, lake_config) -> None:
+    stored = spark.createDataFrame(
+        [("S1", D1, 1, "O1"), ("S2", D2, 2, "O1"), ("S3", D2, 1, "O2")], f"{SCHEMA}, order_id string"
+    )
+    merge_changed_rows(spark, stored, lake_config, TABLE, ("scan_id",), "event_date")
+    # Order O1 recomputed: its scan S2 is gone (retracted), S1 unchanged. O2 is out of scope.
+    recomputed = spark.createDataFrame([("S1", D1, 1, "O1")], f"{SCHEMA}, order_id string")
+    scope = spark.createDataFrame([("O1",)], "order_id string")
+    dates = merge_changed_rows(spark, recomputed, lake_config, TABLE, ("scan_id",), "event_date", scope=scope)
+    assert dates == [D2]
+    got = sorted(map(tuple, read_table(spark, lake_config, TABLE).collect()))
+    assert got == [("S1", D1, 1, "O1"), ("S3", D2, 1, "O2")]
+
+
+def test_merge_rows_with_a_delete_flag_deletes_flagged_keys_and_never_inserts_them(spark, lake_config) -> None:
+    schema = "scan_id string, event_date date, seq int"
+    merge_rows(spark, spark.createDataFrame([("S1", D1, 1), ("S2", D1, 2)], schema), lake_config, TABLE, ("scan_id",))
+    source = spark.createDataFrame(
+        [("S1", None, None, True), ("S2", D1, 5, False), ("S3", None, None, True), ("S4", D2, 4, False)],
+        f"{schema}, _gone boolean",
+    )
+    merge_rows(spark, source, lake_config, TABLE, ("scan_id",), delete_flag="_gone")
+    got = read_table(spark, lake_config, TABLE)
+    assert got.columns == ["scan_id", "event_date", "seq"]  # the flag is not a column of the table
+    assert sorted(map(tuple, got.collect())) == [("S2", D1, 5), ("S4", D2, 4)]
+
+
+def test_merge_rows_delete_unmatched_deletes_the_slice_rows_the_source_lacks(spark, lake_config) -> None:
+    schema = "scan_id string, event_date date, seq int"
+    rows = [("S1", D1, 1), ("S2", D2, 2), ("S3", D2, 3)]
+    merge_rows(spark, spark.createDataFrame(rows, schema), lake_config, TABLE, ("scan_id",))
+    # The source is the whole of D2's slice: S3 is gone from it; D1's S1 is outside the slice.
+    source = spark.createDataFrame([("S2", D2, 2)], schema)
+    merge_rows(spark, source, lake_config, TABLE, ("scan_id",), delete_unmatched=f"t.event_date = DATE'{D2}'")
+    assert sorted(map(tuple, read_table(spark, lake_config, TABLE).collect())) == [("S1", D1, 1), ("S2", D2, 2)]
