@@ -10,6 +10,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 
 from jobs.domain import customer_key, delivery_days
 from jobs.features.lane_stats import LaneStats, deliveries_known, lane_stats, lane_transit_stats
+from jobs.lake.commits import committed
 from jobs.lake.config import LakeConfig
 from jobs.lake.contracts import load_contract
 from jobs.lake.tables import arrived_between, merge_rows, nights, read_table, sql_dates, table_exists
@@ -176,6 +177,7 @@ def run(
         )
     elif table_exists(spark, config.table_path(contract.name)):
         DeltaTable.forPath(spark, config.table_path(contract.name)).delete(f"as_of_date IN ({nights_written})")
+        committed(config.table_path(contract.name))
     return rows
 
 

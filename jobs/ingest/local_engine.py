@@ -38,6 +38,7 @@ import pyarrow.compute as pc
 
 from jobs.ingest.parse import ARRIVAL, REASON, _BatchBuilder
 from jobs.ingest.raw_files import Chunk, plan_chunks, read_chunk_arrow_counted
+from jobs.lake.commits import committed
 from jobs.lake.config import LakeConfig
 from jobs.lake.contracts import Contract
 from jobs.lake.small_tables import _commit, _path, _retried, slice_predicate
@@ -286,6 +287,7 @@ def write_tables(
                 write_deltalake(
                     table, rows, mode="overwrite", predicate=where, commit_properties=_commit(contract.name)
                 )
+            committed(path)
 
         _retried(write, contract.name)
 

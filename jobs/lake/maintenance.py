@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from pyspark.sql import SparkSession
 
+from jobs.lake.commits import committed
 from jobs.lake.config import LakeConfig
 from jobs.lake.contracts import all_contract_names
 from jobs.lake.tables import table_exists
@@ -52,11 +53,13 @@ def maintain_table(spark: SparkSession, config: LakeConfig, table: str, retentio
 
     delta = DeltaTable.forPath(spark, config.table_path(table))
     metrics = delta.optimize().executeCompaction().collect()[0]["metrics"]
+    committed(config.table_path(table))
     # Below Delta's 168 h floor VACUUM refuses unless its check is turned off: a deliberate
     # choice for test lakes only, never the default.
     if retention < DELTA_RETENTION_FLOOR_HOURS:
         spark.conf.set("spark.databricks.delta.retentionDurationCheck.enabled", "false")
     delta.vacuum(retention)
+    committed(config.table_path(table))  # VACUUM's own log entries, where Delta writes them
     return MaintenanceResult(table, int(metrics["numFilesRemoved"]), int(metrics["numFilesAdded"]), True)
 
 

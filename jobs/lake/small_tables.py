@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from jobs.lake.commits import committed
 from jobs.lake.config import LakeConfig
 from jobs.lake.contracts import load_contract
 from jobs.lake.tables import commit_metadata, refuse_orphaned_files
@@ -177,6 +178,7 @@ def _create(config: LakeConfig, table: str, source) -> None:
     write_deltalake(
         _path(config, table), source, mode="error", partition_by=partition_by, commit_properties=_commit(table)
     )
+    committed(_path(config, table))
 
 
 def _merge_with_delta_rs(
@@ -195,6 +197,7 @@ def _merge_with_delta_rs(
         .when_not_matched_insert_all()
         .execute()
     )
+    committed(_path(config, table))
 
 
 def _replace_with_delta_rs(config: LakeConfig, table: str, rows: list[dict[str, Any]], predicate: str) -> bool:
@@ -212,4 +215,5 @@ def _replace_with_delta_rs(config: LakeConfig, table: str, rows: list[dict[str, 
         if not QueryBuilder().register("stored", target).execute(query).read_all().num_rows:
             return False
     write_deltalake(target, source, mode="overwrite", predicate=predicate, commit_properties=_commit(table))
+    committed(_path(config, table))
     return True

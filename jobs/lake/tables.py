@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
+from jobs.lake.commits import committed
 from jobs.lake.config import LakeConfig
 
 if TYPE_CHECKING:
@@ -210,6 +211,7 @@ def _overwrite_where(
     if partition_by:
         writer = writer.partitionBy(*partition_by)
     writer.save(config.table_path(table))
+    committed(config.table_path(table))
 
 
 def replace_slice(
@@ -313,6 +315,7 @@ def merge_rows(
         if partition_by:
             writer = writer.partitionBy(*partition_by)
         writer.save(path)
+        committed(path)
         return
     if change_data_feed:
         ensure_change_data_feed(spark, path)
@@ -342,6 +345,7 @@ def merge_rows(
         merge = merge.whenNotMatchedBySourceDelete(condition=delete_unmatched)
     with commit_metadata_set(spark, table, night):
         merge.execute()
+    committed(path)
 
 
 def night_commit(spark: SparkSession, path: str, night: str) -> int | None:
@@ -399,6 +403,7 @@ def ensure_change_data_feed(spark: SparkSession, path: str) -> None:
     """
     if table_property(spark, path, CHANGE_DATA_FEED) != "true":
         spark.sql(f"ALTER TABLE delta.`{path}` SET TBLPROPERTIES ('{CHANGE_DATA_FEED}' = 'true')")
+        committed(path)
 
 
 def changed_rows_of_commit(spark: SparkSession, path: str, version: int) -> DataFrame:

@@ -22,6 +22,7 @@ from pyspark.sql import DataFrame, SparkSession
 
 from jobs.domain import oldest_arrival_date, oldest_attributable_date
 from jobs.lake import retractions
+from jobs.lake.commits import committed
 from jobs.lake.config import LakeConfig
 from jobs.lake.contracts import load_contract
 from jobs.lake.tables import (
@@ -122,6 +123,7 @@ def _re_resolve_devices(
     )
     with commit_metadata_set(spark, "silver.interactions"):
         merge.execute()
+    committed(config.table_path("silver.interactions"))
 
 
 def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | None = None) -> None:

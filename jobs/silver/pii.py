@@ -11,6 +11,7 @@ from typing import NamedTuple
 import pyspark.sql.functions as F
 from pyspark.sql import Column, DataFrame, SparkSession
 
+from jobs.lake.commits import committed
 from jobs.lake.config import LakeConfig
 from jobs.lake.tables import commit_metadata_set, table_exists, table_property
 
@@ -117,6 +118,7 @@ def record_key_fingerprint(spark: SparkSession, config: LakeConfig, table: str, 
             f"ALTER TABLE delta.`{config.table_path(table)}` "
             f"SET TBLPROPERTIES ('{FINGERPRINT_PROPERTY}' = '{key.fingerprint}')"
         )
+    committed(config.table_path(table))
 
 
 KEY_COLUMN = "_pii_key"
