@@ -30,6 +30,7 @@ _lock = threading.Lock()
 _count = 0
 _crash_at: int | None = None  # in-process crash point (crash_after), counted from its start
 _counted_from = 0
+_observers: list[list[str]] = []
 
 
 class SimulatedCrash(BaseException):  # noqa: N818 - it is not an error the code may handle
@@ -43,6 +44,8 @@ def committed(what: str) -> None:
         _count += 1
         number = _count
         crash_at = None if _crash_at is None else _counted_from + _crash_at
+        for seen in _observers:
+            seen.append(what)
     log.debug("commit %d: %s", number, what)
     env = os.environ.get(CRASH_ENV)
     if env and number >= int(env):
@@ -56,6 +59,17 @@ def committed(what: str) -> None:
 def commit_count() -> int:
     """Commits reported by this process so far."""
     return _count
+
+
+@contextmanager
+def observed() -> Iterator[list[str]]:
+    """Within the block, the list yielded collects what each commit reported (in order)."""
+    seen: list[str] = []
+    _observers.append(seen)
+    try:
+        yield seen
+    finally:
+        _observers.remove(seen)
 
 
 @contextmanager
