@@ -247,7 +247,7 @@ T = TypeVar("T")
 MAX_CONCURRENT_STEPS = 4
 
 
-def in_parallel(steps: Mapping[str, Callable[[], T]], max_workers: int = MAX_CONCURRENT_STEPS) -> dict[str, T]:
+def in_parallel(steps: Mapping[str, Callable[[], T]], max_workers: int | None = None) -> dict[str, T]:
     """Run independent Spark steps at the same time, in threads that inherit the caller's Spark
     local properties (job group: a benchmark's meter still counts their jobs).
 
@@ -255,7 +255,13 @@ def in_parallel(steps: Mapping[str, Callable[[], T]], max_workers: int = MAX_CON
     that read and write different tables overlap on a 2-core machine instead of waiting in turn;
     on a cluster their jobs share the executors. Every step runs to its end even when another
     fails (no write is abandoned half-way); then the first failure in ``steps`` order is raised
-    and the others are logged.
+    and the others are logged. A step stopped by a ``BaseException`` that is no ``Exception``
+    (an interrupt, a simulated crash) stops the steps not yet started, as a kill would.
+
+    Args:
+        max_workers: steps at once (default :data:`MAX_CONCURRENT_STEPS`, read at call time);
+            1 runs them in order in the caller's thread (the crash-point tests: each commit
+            then has one place in the night's order).
 
     Returns:
         Each step's result by name, in ``steps`` order.
@@ -264,18 +270,25 @@ def in_parallel(steps: Mapping[str, Callable[[], T]], max_workers: int = MAX_CON
 
     from pyspark import InheritableThread
 
-    if len(steps) <= 1:
-        return {name: step() for name, step in steps.items()}
+    workers = MAX_CONCURRENT_STEPS if max_workers is None else max_workers
+    if len(steps) <= 1 or workers <= 1:
+        return _in_order(steps)
     results: dict[str, T] = {}
     errors: dict[str, BaseException] = {}
-    slots = threading.BoundedSemaphore(max(1, max_workers))
+    slots = threading.BoundedSemaphore(workers)
+    stopped = threading.Event()
 
     def call(name: str, step: Callable[[], T]) -> None:
         with slots:
+            if stopped.is_set():
+                return
             try:
                 results[name] = step()
+            except Exception as error:
+                errors[name] = error
             except BaseException as error:  # noqa: BLE001 - re-raised below, in the caller's thread
                 errors[name] = error
+                stopped.set()
 
     threads = [InheritableThread(call, args=(name, step), daemon=True) for name, step in steps.items()]
     for thread in threads:
@@ -288,6 +301,22 @@ def in_parallel(steps: Mapping[str, Callable[[], T]], max_workers: int = MAX_CON
     if failed:
         raise errors[failed[0]]
     return {name: results[name] for name in steps}
+
+
+def _in_order(steps: Mapping[str, Callable[[], T]]) -> dict[str, T]:
+    """:func:`in_parallel`'s semantics, one step after another in the caller's thread."""
+    results: dict[str, T] = {}
+    errors: dict[str, Exception] = {}
+    for name, step in steps.items():
+        try:
+            results[name] = step()
+        except Exception as error:
+            errors[name] = error
+    for name in list(errors)[1:]:
+        log.error("step %s also failed: %r", name, errors[name])
+    if errors:
+        raise next(iter(errors.values()))
+    return results
 
 
 def run_concurrently(spark: SparkSession, steps: Mapping[str, Callable[[SparkSession], T]]) -> dict[str, T]:

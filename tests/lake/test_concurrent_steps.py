@@ -36,6 +36,32 @@ def test_a_failure_is_raised_after_every_other_step_finished() -> None:
     assert finished == ["slow"]  # the other step was not abandoned half-way
 
 
+def test_in_order_a_crash_stops_the_steps_not_yet_started_as_a_kill_would() -> None:
+    from jobs.lake.commits import SimulatedCrash
+
+    ran: list[str] = []
+
+    def crashes() -> None:
+        ran.append("crashes")
+        raise SimulatedCrash("after commit 1")
+
+    with pytest.raises(SimulatedCrash):
+        in_parallel({"crashes": crashes, "later": lambda: ran.append("later")}, max_workers=1)
+    assert ran == ["crashes"]
+
+
+def test_steps_in_order_with_one_worker_run_every_step_despite_an_error() -> None:
+    ran: list[str] = []
+
+    def fails() -> None:
+        ran.append("fails")
+        raise ValueError("bad slice")
+
+    with pytest.raises(ValueError, match="bad slice"):
+        in_parallel({"fails": fails, "next": lambda: ran.append("next")}, max_workers=1)
+    assert ran == ["fails", "next"]
+
+
 def test_each_writing_step_has_its_own_session_settings_and_the_callers_job_group(spark) -> None:
     spark.sparkContext.setJobGroup("caller-group", "concurrent steps test")
     try:

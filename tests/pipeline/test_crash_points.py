@@ -8,8 +8,9 @@ checked against the new versions in the tables' logs (a write path that does not
 escape the suite). Then, for every task and every commit k of it: the lake as it was before the
 task, the task stopped right after its k-th commit (:func:`jobs.lake.commits.crash_after`:
 nothing after that commit runs, as after a kill; in this process, so the warm Spark session
-serves the rerun), the task rerun, and every table compared with the clean run's, row for row
-(wall-clock bookkeeping columns aside). One point is a real kill: a child process with
+serves the rerun; the steps that run side by side in production run one after another, so that
+the crash leaves exactly the first k commits), the task rerun, and every table compared with the
+clean run's, row for row (wall-clock bookkeeping columns aside). One point is a real kill: a child process with
 ``CXLAKE_CRASH_AFTER_COMMIT`` set exits in the middle of the silver step.
 """
 
@@ -20,7 +21,8 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -96,6 +98,15 @@ class CleanNight:
     results: dict[str, Any]
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_step_at_a_time() -> Iterator[None]:
+    """Steps that run side by side in production run in order here: then a crash after commit k
+    leaves exactly the night's first k commits (in threads, the other steps' commits would go on)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("jobs.lake.spark.MAX_CONCURRENT_STEPS", 1)
+        yield
+
+
 @pytest.fixture(scope="module")
 def clean_night(config, spark, tmp_path_factory) -> CleanNight:
     root = tmp_path_factory.mktemp("crash_points")
@@ -139,8 +150,10 @@ def _crash_and_rerun(clean_night: CleanNight, task_index: int, crash_at: int, la
     done = dict(clean_night.results)
     with pytest.raises(commits.SimulatedCrash), commits.crash_after(crash_at):
         task(config, done)
-    result = task(config, done)
     problems = []
+    if crash_at < len(clean_night.commits[name]) and _content(lake) == clean_night.after[name]:
+        problems.append("the crash left the task's work done: the point proves nothing")
+    result = task(config, done)
     if name in SAME_RESULT and result != clean_night.results[name]:
         problems.append(f"result {result} != {clean_night.results[name]}")
     got, expected = _content(lake), clean_night.after[name]
@@ -151,13 +164,18 @@ def _crash_and_rerun(clean_night: CleanNight, task_index: int, crash_at: int, la
 def test_a_night_crashed_after_any_commit_converges_when_the_failed_task_reruns(clean_night: CleanNight) -> None:
     points = [(i, k) for i, (name, _) in enumerate(TASKS) for k in range(1, len(clean_night.commits[name]) + 1)]
     failures = {}
+    seconds: dict[str, float] = {}
     for i, k in points:
         lake = clean_night.root / "points" / f"{i}-{k}"
+        started = time.perf_counter()
         problems = _crash_and_rerun(clean_night, i, k, lake)
+        seconds[TASKS[i][0]] = seconds.get(TASKS[i][0], 0.0) + time.perf_counter() - started
         if problems:
             failures[f"{TASKS[i][0]} after commit {k} ({clean_night.commits[TASKS[i][0]][k - 1]})"] = problems
         shutil.rmtree(lake)
     print(f"{len(points)} crash points over {len(TASKS)} tasks: {len(failures)} failed")
+    for name, _ in TASKS:
+        print(f"  {name}: {len(clean_night.commits[name])} commits, {seconds.get(name, 0):.1f} s")
     assert not failures
     assert len(points) == sum(len(c) for c in clean_night.commits.values())
 
