@@ -477,7 +477,7 @@ def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | N
     relinked_since = oldest_attributable_date(run_date, config.lateness_days)
     arrived_since = oldest_arrival_date(run_date, config.lateness_days)
     # Rows a rerun after a correction took back from silver (none on the usual night).
-    retracted = retractions.of_nights(spark, config, run_date, through).localCheckpoint()
+    retracted = retractions.of_nights(spark, config, run_date, through)
     any_retracted = not retracted.isEmpty()
     touched = touched_customers(
         orders,
@@ -534,11 +534,13 @@ def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | N
             dates = _daily_tables_of_every_day(spark, config, path)
         else:
             stored_since_first = stored.filter(F.col("touchpoint_date") >= F.lit(first))
-            changed = changed_rows(journey, stored_since_first, touched).withColumn(DELETE_FLAG, F.lit(False))
+            changed = changed_rows(journey, stored_since_first, touched)
             if any_retracted:
                 # Only then can a stored row lose its touchpoint (a second pass over the recomputation).
                 removed = removed_rows(journey, stored_since_first, touched)
-                changed = changed.unionByName(removed.withColumn(DELETE_FLAG, F.lit(True)))
+                changed = changed.withColumn(DELETE_FLAG, F.lit(False)).unionByName(
+                    removed.withColumn(DELETE_FLAG, F.lit(True))
+                )
             changed = changed.localCheckpoint()
             dates = sorted(r[0] for r in changed.select("touchpoint_date").distinct().collect())
             if dates:
@@ -557,7 +559,7 @@ def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | N
                     partition_by=contract.partition_by,
                     target_filter=f"t.touchpoint_date IN ({sql_dates(dates)})",
                     night=night,
-                    delete_flag=DELETE_FLAG,
+                    delete_flag=DELETE_FLAG if any_retracted else None,
                 )
         if not dates:
             # Nothing left to write: a first run of this night that merged and was then killed

@@ -19,6 +19,7 @@ writes nothing.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 
 import pyspark.sql.functions as F
@@ -26,7 +27,7 @@ from pyspark.sql import DataFrame, SparkSession
 
 from jobs.lake.config import LakeConfig
 from jobs.lake.contracts import load_contract
-from jobs.lake.small_tables import merge_small
+from jobs.lake.small_tables import _open, is_local_lake, merge_small
 from jobs.lake.tables import merge_rows, read_table_or_empty
 
 TABLE = "ops.silver_retractions"
@@ -52,11 +53,49 @@ def record(spark: SparkSession, config: LakeConfig, table: str, retracted: list[
 
 
 def of_nights(spark: SparkSession, config: LakeConfig, run_date: str, through: str | None = None) -> DataFrame:
-    """The retractions recorded by the nights ``run_date`` to ``through`` (an empty frame when none)."""
+    """The retractions recorded by the nights ``run_date`` to ``through`` (an empty frame when none).
+
+    On a local lake they are read with delta-rs into a small local frame: the usual night has
+    none, and the steps joining them then run no Spark job for it.
+    """
     contract = load_contract(TABLE)
+    first, last = dt.date.fromisoformat(run_date), dt.date.fromisoformat(through or run_date)
+    if is_local_lake(config):
+        table = _open(config, TABLE)
+        rows = []
+        if table is not None:
+            stored = table.to_pyarrow_table(filters=[("night", ">=", first), ("night", "<=", last)])
+            rows = [tuple(row[c] for c in contract.column_names) for row in stored.to_pylist()]
+        return spark.createDataFrame(rows, contract.spark_schema())
     stored = read_table_or_empty(spark, config, TABLE, contract.spark_schema())
-    last = F.lit(through or run_date).cast("date")
-    return stored.filter(F.col("night").between(F.lit(run_date).cast("date"), last))
+    return stored.filter(F.col("night").between(F.lit(first), F.lit(last)))
+
+
+def may_hold(config: LakeConfig, table: str, column: str, run_date: str, through: str | None = None) -> bool:
+    """Whether ``table`` may hold rows whose ``column`` (a date) is within ``[run_date, through]``,
+    from its files' min/max statistics in the Delta log: no Spark job.
+
+    On the usual night no stored row arrived tonight yet, so the search for orphans is skipped.
+    True when unsure: a lake delta-rs does not read here, a file without statistics.
+    """
+    if not is_local_lake(config):
+        return True
+    table_files = _open(config, table)
+    if table_files is None:
+        return False
+    import pyarrow as pa
+
+    files = pa.table(table_files.get_add_actions(flatten=True))
+    low, high = f"min.{column}", f"max.{column}"
+    if not files.num_rows:
+        return False
+    if low not in files.column_names or high not in files.column_names:
+        return True
+    first, last = dt.date.fromisoformat(run_date), dt.date.fromisoformat(through or run_date)
+    return any(
+        lo is None or hi is None or (lo <= last and hi >= first)
+        for lo, hi in zip(files.column(low).to_pylist(), files.column(high).to_pylist(), strict=True)
+    )
 
 
 def merge_night(
@@ -69,6 +108,7 @@ def merge_night(
     describe: Callable[[DataFrame], DataFrame],
     replacements: Callable[[DataFrame], DataFrame],
     run_date: str,
+    through: str | None = None,
     **merge_options: object,
 ) -> list[dict[str, object]]:
     """Merge a night's silver rows ``fresh`` into ``table``, retracting what it no longer gives.
@@ -88,21 +128,24 @@ def merge_night(
     """
     contract = load_contract(table)
     (key,) = contract.keys
-    retracted = [row.asDict() for row in describe(orphans(owned, arrived_keys, key)).collect()]
-    source = fresh.withColumn(DELETE_FLAG, F.lit(False))
-    if retracted:
-        record(spark, config, table, retracted)
-        keys = spark.createDataFrame([(str(r["row_key"]),) for r in retracted], f"{key} string")
-        later = replacements(keys).withColumn(DELETE_FLAG, F.lit(False))
-        gone = keys.join(later.select(key), key, "left_anti")
-        deleted = gone.select(
-            *[(F.col(key) if c.name == key else F.lit(None).cast(c.type)).alias(c.name) for c in contract.columns],
-            F.lit(True).alias(DELETE_FLAG),
-        )
-        source = source.unionByName(later).unionByName(deleted)
-        # The retracted keys may lie outside tonight's: a filter bounding the keys to tonight's
-        # would hide their stored rows (a rare night: the whole table is read).
-        merge_options = {k: v for k, v in merge_options.items() if k != "target_filter"}
+    retracted = []
+    if may_hold(config, table, "first_ingest_date", run_date, through):
+        retracted = [row.asDict() for row in describe(orphans(owned, arrived_keys, key)).collect()]
+    if not retracted:  # the usual night
+        merge_rows(spark, fresh, config, table, contract.keys, update_condition=owned_by(run_date), **merge_options)
+        return retracted
+    record(spark, config, table, retracted)  # before the write that retracts (a kill between)
+    keys = spark.createDataFrame([(str(r["row_key"]),) for r in retracted], f"{key} string")
+    later = replacements(keys).withColumn(DELETE_FLAG, F.lit(False))
+    gone = keys.join(later.select(key), key, "left_anti")
+    deleted = gone.select(
+        *[(F.col(key) if c.name == key else F.lit(None).cast(c.type)).alias(c.name) for c in contract.columns],
+        F.lit(True).alias(DELETE_FLAG),
+    )
+    source = fresh.withColumn(DELETE_FLAG, F.lit(False)).unionByName(later).unionByName(deleted)
+    # The retracted keys may lie outside tonight's: a filter bounding the keys to tonight's
+    # would hide their stored rows (a rare night: the whole table is read).
+    merge_options = {k: v for k, v in merge_options.items() if k != "target_filter"}
     merge_rows(
         spark,
         source,

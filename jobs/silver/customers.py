@@ -125,6 +125,7 @@ def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | N
     # Rows a rerun retracted (a corrected file): their customers lost evidence, maybe all of it;
     # a retracted device link moved its anonymous events away from its customer, maybe to another.
     retracted = retractions.of_nights(spark, config, run_date, through)
+    any_retracted = not retracted.isEmpty()
     retracted_devices = retracted.filter(F.col("table_name") == "silver.device_links").select(
         F.col("row_key").alias("device_id")
     )
@@ -145,7 +146,10 @@ def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | N
         keyed_orders.join(touched, "customer_key", "left_semi"),
         interactions.join(touched, "customer_key", "left_semi"),
         links.join(touched, "customer_key", "left_semi"),
-    ).withColumn(retractions.DELETE_FLAG, F.lit(False))
+    )
+    if not any_retracted:  # the usual night: every touched customer still has a row
+        merge_rows(spark, customers, config, contract.name, contract.keys)
+        return
     # A touched customer no row names any more (the only order was retracted) is deleted.
     unnamed = touched.join(customers.select("customer_key"), "customer_key", "left_anti").select(
         *[
@@ -156,7 +160,7 @@ def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | N
     )
     merge_rows(
         spark,
-        customers.unionByName(unnamed),
+        customers.withColumn(retractions.DELETE_FLAG, F.lit(False)).unionByName(unnamed),
         config,
         contract.name,
         contract.keys,

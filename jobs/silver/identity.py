@@ -126,19 +126,22 @@ def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | N
     stored = read_table_or_empty(spark, config, contract.name, contract.spark_schema())
     owned = stored.filter(arrived_between(F.col("link_ingest_date"), run_date, through))
     columns = [c.name for c in contract.columns]
-    retracted = [
-        row.asDict()
-        for row in owned.alias("o")
-        .join(fresh.alias("f"), [F.col(f"o.{c}").eqNullSafe(F.col(f"f.{c}")) for c in columns], "left_anti")
-        .select(
-            F.col("link_ingest_date").alias("night"),
-            F.col("device_id").alias("row_key"),
-            "customer_key",
-            F.lit(None).cast("string").alias("order_id"),
-            F.to_date(F.col("linked_at") - F.expr(f"INTERVAL {PRE_LOGIN_ATTRIBUTION_DAYS} DAYS")).alias("row_date"),
+    retracted = []
+    if retractions.may_hold(config, contract.name, "link_ingest_date", run_date, through):
+        # A stored link of tonight that tonight's arrivals do not give exactly as stored.
+        changed = owned.alias("o").join(
+            fresh.alias("f"), [F.col(f"o.{c}").eqNullSafe(F.col(f"f.{c}")) for c in columns], "left_anti"
         )
-        .collect()
-    ]
+        retracted = [
+            row.asDict()
+            for row in changed.select(
+                F.col("link_ingest_date").alias("night"),
+                F.col("device_id").alias("row_key"),
+                "customer_key",
+                F.lit(None).cast("string").alias("order_id"),
+                F.to_date(F.col("linked_at") - F.expr(f"INTERVAL {PRE_LOGIN_ATTRIBUTION_DAYS} DAYS")).alias("row_date"),
+            ).collect()
+        ]
     source = fresh.withColumn("_recomputed", F.lit(False)).withColumn(retractions.DELETE_FLAG, F.lit(False))
     if retracted:
         retractions.record(spark, config, contract.name, retracted)

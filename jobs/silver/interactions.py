@@ -165,6 +165,7 @@ def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | N
             later.join(keys, "event_id", "left_semi"), links, hashing_key.value
         ),
         run_date=run_date,
+        through=through,
         partition_by=contract.partition_by,
         target_filter=key_range_filter(arrived, key) if existed else None,
     )

@@ -78,5 +78,6 @@ def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | N
         ),
         replacements=lambda keys: build_silver_orders(later.join(keys, "order_id", "left_semi"), hashing_key.value),
         run_date=run_date,
+        through=through,
     )
     record_key_fingerprint(spark, config, contract.name, hashing_key)

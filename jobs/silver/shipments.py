@@ -59,12 +59,18 @@ def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | N
     retracted = retractions.of_nights(spark, config, run_date, through).filter(
         F.col("table_name") == "silver.tracking_events"
     )
-    touched = touched.unionByName(retracted.select("order_id")).distinct()
+    any_retracted = not retracted.isEmpty()
+    if any_retracted:
+        touched = touched.unionByName(retracted.select("order_id"))
+    touched = touched.distinct()
     window_start = dt.date.fromisoformat(run_date) - dt.timedelta(days=SHIPMENT_WINDOW_DAYS)
     recent = bronze.filter(F.col("_ingest_date") >= F.lit(window_start))
     scans = recent.join(touched, "order_id", "left_semi")
     contract = load_contract("silver.shipments")
-    shipments = build_shipments(scans).withColumn(retractions.DELETE_FLAG, F.lit(False))
+    shipments = build_shipments(scans)
+    if not any_retracted:  # the usual night: no order can have lost all its scans
+        merge_rows(spark, shipments, config, contract.name, contract.keys)
+        return
     emptied = touched.join(shipments.select("order_id"), "order_id", "left_anti").select(
         *[
             (F.col(c.name) if c.name == "order_id" else F.lit(None).cast(c.type)).alias(c.name)
@@ -74,7 +80,7 @@ def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | N
     )
     merge_rows(
         spark,
-        shipments.unionByName(emptied),
+        shipments.withColumn(retractions.DELETE_FLAG, F.lit(False)).unionByName(emptied),
         config,
         contract.name,
         contract.keys,

@@ -81,18 +81,20 @@ def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | N
     stored_since = window_start - dt.timedelta(days=config.lateness_days)
     stored = read_table_or_empty(spark, config, contract.name, contract.spark_schema())
     owned = first_arrived(stored, run_date, through, oldest_arrival_date(run_date, config.lateness_days))
-    retracted = [
-        row.asDict()
-        for row in retractions.orphans(owned, arrived, "scan_id")
-        .select(
-            F.col("first_ingest_date").alias("night"),
-            F.col("scan_id").alias("row_key"),
-            F.lit(None).cast("string").alias("customer_key"),
-            "order_id",
-            F.col("event_date").alias("row_date"),
-        )
-        .collect()
-    ]
+    retracted = []
+    if retractions.may_hold(config, contract.name, "first_ingest_date", run_date, through):
+        retracted = [
+            row.asDict()
+            for row in retractions.orphans(owned, arrived, "scan_id")
+            .select(
+                F.col("first_ingest_date").alias("night"),
+                F.col("scan_id").alias("row_key"),
+                F.lit(None).cast("string").alias("customer_key"),
+                "order_id",
+                F.col("event_date").alias("row_date"),
+            )
+            .collect()
+        ]
     touched = arrived.select("order_id")
     if retracted:
         retractions.record(spark, config, contract.name, retracted)
