@@ -16,6 +16,7 @@ TESTS_DIR = Path(__file__).resolve().parent
 # (`--no-loadscope-reorder`), so these start first, one per worker; xdist's default order (most
 # tests first) started the backfill last, and one worker ran it alone at the end.
 SLOW_MODULES = (
+    "pipeline/test_crash_points.py",
     "pipeline/test_nightly_backfill.py",
     "pipeline/test_simulated_nights.py",
     "test_airflow_scheduler.py",

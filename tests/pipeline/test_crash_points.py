@@ -10,8 +10,8 @@ task, the task stopped right after its k-th commit (:func:`jobs.lake.commits.cra
 nothing after that commit runs, as after a kill; in this process, so the warm Spark session
 serves the rerun; the steps that run side by side in production run one after another, so that
 the crash leaves exactly the first k commits), the task rerun, and every table compared with the
-clean run's, row for row (wall-clock bookkeeping columns aside). One point is a real kill: a child process with
-``CXLAKE_CRASH_AFTER_COMMIT`` set exits in the middle of the silver step.
+clean run's, row for row (wall-clock bookkeeping columns aside). One point is a real kill: a
+child process with ``CXLAKE_CRASH_AFTER_COMMIT`` set exits between an ingest's data and its audit.
 """
 
 from __future__ import annotations
@@ -180,20 +180,25 @@ def test_a_night_crashed_after_any_commit_converges_when_the_failed_task_reruns(
     assert len(points) == sum(len(c) for c in clean_night.commits.values())
 
 
-def test_a_real_kill_in_the_middle_of_silver_converges_on_rerun(clean_night: CleanNight, tmp_path: Path) -> None:
-    """A child process killed (os._exit) right after the silver step's second commit."""
+def test_a_real_kill_between_an_ingest_and_its_audit_converges_on_rerun(
+    clean_night: CleanNight, tmp_path: Path
+) -> None:
+    """A child process killed (``os._exit``, no cleanup of any kind) right after the orders
+    ingest wrote bronze and quarantine, before its audit rows: the rerun writes the same rows."""
     lake = tmp_path / "lake"
-    shutil.copytree(clean_night.before["build_silver"], lake)
+    name = "ingest orders"
+    shutil.copytree(clean_night.before[name], lake)
     env = {
         **os.environ,
         "CXLAKE_LAKE_ROOT": str(lake),
         "CXLAKE_LANDING_ROOT": clean_night.config.landing_root,
         commits.CRASH_ENV: "2",
     }
-    code = f"from jobs.pipeline import nightly; nightly.build_silver({NIGHT!r})"
+    code = f"from jobs.pipeline import nightly; nightly.ingest('orders', {NIGHT!r})"
     killed = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
     assert killed.returncode == commits.CRASH_EXIT_CODE, killed.stderr[-2000:]
-    assert _content(lake) != clean_night.after["build_silver"]  # stopped half-way
-    config = replace(clean_night.config, lake_root=str(lake))
-    nightly.build_silver(NIGHT, config)
-    assert _content(lake) == clean_night.after["build_silver"]
+    half_done = _content(lake)
+    assert half_done != clean_night.after[name]
+    assert half_done["bronze.orders"] == clean_night.after[name]["bronze.orders"]  # the kill came after it
+    nightly.ingest("orders", NIGHT, replace(clean_night.config, lake_root=str(lake)))
+    assert _content(lake) == clean_night.after[name]
