@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 log = logging.getLogger(__name__)
@@ -30,7 +30,7 @@ _lock = threading.Lock()
 _count = 0
 _crash_at: int | None = None  # in-process crash point (crash_after), counted from its start
 _counted_from = 0
-_observers: list[list[str]] = []
+_observers: list[tuple[list[str], Callable[[str], None] | None]] = []
 
 
 class SimulatedCrash(BaseException):  # noqa: N818 - it is not an error the code may handle
@@ -44,8 +44,11 @@ def committed(what: str) -> None:
         _count += 1
         number = _count
         crash_at = None if _crash_at is None else _counted_from + _crash_at
-        for seen in _observers:
-            seen.append(what)
+        observers = list(_observers)
+    for seen, on_commit in observers:
+        seen.append(what)
+        if on_commit is not None:
+            on_commit(what)
     log.debug("commit %d: %s", number, what)
     env = os.environ.get(CRASH_ENV)
     if env and number >= int(env):
@@ -62,14 +65,16 @@ def commit_count() -> int:
 
 
 @contextmanager
-def observed() -> Iterator[list[str]]:
-    """Within the block, the list yielded collects what each commit reported (in order)."""
+def observed(on_commit: Callable[[str], None] | None = None) -> Iterator[list[str]]:
+    """Within the block, the list yielded collects what each commit reported (in order), and
+    ``on_commit`` is called right after each (before the writer goes on: e.g. to copy the lake
+    as a crash right then would leave it)."""
     seen: list[str] = []
-    _observers.append(seen)
+    _observers.append((seen, on_commit))
     try:
         yield seen
     finally:
-        _observers.remove(seen)
+        _observers.remove((seen, on_commit))
 
 
 @contextmanager

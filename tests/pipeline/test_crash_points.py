@@ -2,15 +2,15 @@
 failed rerun (as Airflow retries it), ends with exactly the tables of a night that never crashed.
 
 A tiny simulated world: night 1 builds the lake, night 2 is the one crashed. Night 2 first runs
-clean, task by task in DAG order, keeping a copy of the lake before each task and the content of
-every table after it; every commit is reported by :mod:`jobs.lake.commits`, and the reports are
-checked against the new versions in the tables' logs (a write path that does not report would
-escape the suite). Then, for every task and every commit k of it: the lake as it was before the
-task, the task stopped right after its k-th commit (:func:`jobs.lake.commits.crash_after`:
-nothing after that commit runs, as after a kill; in this process, so the warm Spark session
-serves the rerun; the steps that run side by side in production run one after another, so that
-the crash leaves exactly the first k commits), the task rerun, and every table compared with the
-clean run's, row for row (wall-clock bookkeeping columns aside). One point is a real kill: a
+clean, task by task in DAG order. Every commit is reported by :mod:`jobs.lake.commits` (the reports
+are checked against the new versions in the tables' logs: a write path that does not report
+would escape the suite), and right after each one the lake is copied: exactly what a kill at
+that moment leaves (the steps that run side by side in production run one after another here,
+so no other write is under way; a test checks one such state against a real in-process stop,
+:func:`jobs.lake.commits.crash_after`). Then, for every task and every commit k of it: the lake
+as the crash after commit k left it, the task rerun (in this process: the warm Spark session
+serves it), and every table compared with the clean run's, row for row (wall-clock bookkeeping
+columns aside). One point is a real kill: a
 child process with ``CXLAKE_CRASH_AFTER_COMMIT`` set exits between an ingest's data and its audit.
 """
 
@@ -95,6 +95,7 @@ class CleanNight:
     before: dict[str, Path]  # a copy of the lake before each task
     after: dict[str, dict[str, list[str]]]  # every table's content after each task
     commits: dict[str, list[str]]  # each task's commits, in order (table paths)
+    crashed: dict[str, list[Path]]  # each task's lake as a crash right after its k-th commit leaves it
     results: dict[str, Any]
 
 
@@ -115,15 +116,24 @@ def clean_night(config, spark, tmp_path_factory) -> CleanNight:
     lake_config = replace(config, lake_root=str(root / "lake"), landing_root=str(landing))
     nightly.run_data_stages(FIRST, lake_config)
     lake = Path(lake_config.lake_root)
-    before, after, made, results = {}, {}, {}, {}
+    before, after, made, crashed, results = {}, {}, {}, {}, {}
     for name, task in TASKS:
-        before[name] = root / "before" / name.replace(" ", "_")
+        folder = name.replace(" ", "_")
+        before[name] = root / "before" / folder
         shutil.copytree(lake, before[name])
-        with commits.observed() as seen:
+        crashed[name] = []
+
+        def crash_here(_: str, folder: str = folder, states: list[Path] = crashed[name]) -> None:
+            # Right after the commit, before the task goes on: the lake exactly as a kill now
+            # would leave it (steps run in order, so no other write is under way).
+            states.append(root / "crashed" / folder / str(len(states) + 1))
+            shutil.copytree(lake, states[-1])
+
+        with commits.observed(crash_here) as seen:
             results[name] = task(lake_config, results)
         made[name] = list(seen)
         after[name] = _content(lake)
-    return CleanNight(lake_config, root, before, after, made, results)
+    return CleanNight(lake_config, root, before, after, made, crashed, results)
 
 
 def test_every_commit_of_the_night_is_reported(clean_night: CleanNight) -> None:
@@ -141,24 +151,32 @@ def test_every_commit_of_the_night_is_reported(clean_night: CleanNight) -> None:
     assert sum(reported.values()) >= 20, "a night of every stage commits to at least 20 tables' logs"
 
 
-def _crash_and_rerun(clean_night: CleanNight, task_index: int, crash_at: int, lake: Path) -> list[str]:
-    """The lake before the task, the task stopped after its ``crash_at``-th commit, then rerun:
-    the tables that differ from the clean run's after that task (none is the pass)."""
+def _rerun_after_crash(clean_night: CleanNight, task_index: int, crash_at: int, lake: Path) -> list[str]:
+    """The lake as a crash right after the task's ``crash_at``-th commit left it, then the task
+    rerun: the tables that differ from the clean run's after that task (none is the pass)."""
     name, task = TASKS[task_index]
-    shutil.copytree(clean_night.before[name], lake)
+    shutil.copytree(clean_night.crashed[name][crash_at - 1], lake)
     config = replace(clean_night.config, lake_root=str(lake))
-    done = dict(clean_night.results)
-    with pytest.raises(commits.SimulatedCrash), commits.crash_after(crash_at):
-        task(config, done)
     problems = []
     if crash_at < len(clean_night.commits[name]) and _content(lake) == clean_night.after[name]:
         problems.append("the crash left the task's work done: the point proves nothing")
-    result = task(config, done)
+    result = task(config, dict(clean_night.results))
     if name in SAME_RESULT and result != clean_night.results[name]:
         problems.append(f"result {result} != {clean_night.results[name]}")
     got, expected = _content(lake), clean_night.after[name]
     problems += [t for t in sorted(set(got) | set(expected)) if got.get(t) != expected.get(t)]
     return problems
+
+
+def test_a_crash_in_process_stops_where_the_captured_crash_state_is(clean_night: CleanNight, tmp_path: Path) -> None:
+    """The captured states are what a crash leaves: silver stopped (SimulatedCrash) right after
+    its 3rd commit leaves the lake equal to the state captured there."""
+    lake = tmp_path / "lake"
+    shutil.copytree(clean_night.before["build_silver"], lake)
+    config = replace(clean_night.config, lake_root=str(lake))
+    with pytest.raises(commits.SimulatedCrash), commits.crash_after(3):
+        nightly.build_silver(NIGHT, config)
+    assert _content(lake) == _content(clean_night.crashed["build_silver"][2])
 
 
 def test_a_night_crashed_after_any_commit_converges_when_the_failed_task_reruns(clean_night: CleanNight) -> None:
@@ -168,7 +186,7 @@ def test_a_night_crashed_after_any_commit_converges_when_the_failed_task_reruns(
     for i, k in points:
         lake = clean_night.root / "points" / f"{i}-{k}"
         started = time.perf_counter()
-        problems = _crash_and_rerun(clean_night, i, k, lake)
+        problems = _rerun_after_crash(clean_night, i, k, lake)
         seconds[TASKS[i][0]] = seconds.get(TASKS[i][0], 0.0) + time.perf_counter() - started
         if problems:
             failures[f"{TASKS[i][0]} after commit {k} ({clean_night.commits[TASKS[i][0]][k - 1]})"] = problems
