@@ -98,6 +98,28 @@ def may_hold(config: LakeConfig, table: str, column: str, run_date: str, through
     )
 
 
+def deletions(keys_df: DataFrame, table: str) -> DataFrame:
+    """Merge-source rows (``table``'s columns, all null but the key, ``DELETE_FLAG`` true) that
+    delete the stored rows of ``keys_df``'s keys."""
+    contract = load_contract(table)
+    (key,) = contract.keys
+    return keys_df.select(
+        *[(F.col(key) if c.name == key else F.lit(None).cast(c.type)).alias(c.name) for c in contract.columns],
+        F.lit(True).alias(DELETE_FLAG),
+    )
+
+
+def merge_deleting_the_rest(
+    spark: SparkSession, config: LakeConfig, table: str, rows: DataFrame, scope: DataFrame
+) -> None:
+    """Upsert ``rows`` into ``table`` and delete the stored rows of ``scope``'s keys that ``rows``
+    has none for (what they were built from was retracted)."""
+    keys = load_contract(table).keys
+    gone = scope.join(rows.select(*keys), list(keys), "left_anti")
+    source = rows.withColumn(DELETE_FLAG, F.lit(False)).unionByName(deletions(gone, table))
+    merge_rows(spark, source, config, table, keys, delete_flag=DELETE_FLAG)
+
+
 def merge_night(
     spark: SparkSession,
     config: LakeConfig,
@@ -137,11 +159,7 @@ def merge_night(
     record(spark, config, table, retracted)  # before the write that retracts (a kill between)
     keys = spark.createDataFrame([(str(r["row_key"]),) for r in retracted], f"{key} string")
     later = replacements(keys).withColumn(DELETE_FLAG, F.lit(False))
-    gone = keys.join(later.select(key), key, "left_anti")
-    deleted = gone.select(
-        *[(F.col(key) if c.name == key else F.lit(None).cast(c.type)).alias(c.name) for c in contract.columns],
-        F.lit(True).alias(DELETE_FLAG),
-    )
+    deleted = deletions(keys.join(later.select(key), key, "left_anti"), table)
     source = fresh.withColumn(DELETE_FLAG, F.lit(False)).unionByName(later).unionByName(deleted)
     # The retracted keys may lie outside tonight's: a filter bounding the keys to tonight's
     # would hide their stored rows (a rare night: the whole table is read).

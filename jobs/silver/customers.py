@@ -151,18 +151,4 @@ def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | N
         merge_rows(spark, customers, config, contract.name, contract.keys)
         return
     # A touched customer no row names any more (the only order was retracted) is deleted.
-    unnamed = touched.join(customers.select("customer_key"), "customer_key", "left_anti").select(
-        *[
-            (F.col(c.name) if c.name == "customer_key" else F.lit(None).cast(c.type)).alias(c.name)
-            for c in contract.columns
-        ],
-        F.lit(True).alias(retractions.DELETE_FLAG),
-    )
-    merge_rows(
-        spark,
-        customers.withColumn(retractions.DELETE_FLAG, F.lit(False)).unionByName(unnamed),
-        config,
-        contract.name,
-        contract.keys,
-        delete_flag=retractions.DELETE_FLAG,
-    )
+    retractions.merge_deleting_the_rest(spark, config, contract.name, customers, touched)

@@ -148,18 +148,13 @@ def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | N
         devices = spark.createDataFrame([(r["row_key"],) for r in retracted], "device_id string")
         # Every linking event of these devices, whatever night brought it.
         recomputed = build_device_links(bronze.join(devices, "device_id", "left_semi"))
-        gone = devices.join(recomputed, "device_id", "left_anti").select(
-            *[
-                (F.col(c.name) if c.name == "device_id" else F.lit(None).cast(c.type)).alias(c.name)
-                for c in contract.columns
-            ]
-        )
+        gone = retractions.deletions(devices.join(recomputed, "device_id", "left_anti"), contract.name)
         source = (
             source.join(devices, "device_id", "left_anti")
             .unionByName(
                 recomputed.withColumn("_recomputed", F.lit(True)).withColumn(retractions.DELETE_FLAG, F.lit(False))
             )
-            .unionByName(gone.withColumn("_recomputed", F.lit(True)).withColumn(retractions.DELETE_FLAG, F.lit(True)))
+            .unionByName(gone.withColumn("_recomputed", F.lit(True)))
         )
     merge_rows(
         spark,

@@ -71,18 +71,5 @@ def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | N
     if not any_retracted:  # the usual night: no order can have lost all its scans
         merge_rows(spark, shipments, config, contract.name, contract.keys)
         return
-    emptied = touched.join(shipments.select("order_id"), "order_id", "left_anti").select(
-        *[
-            (F.col(c.name) if c.name == "order_id" else F.lit(None).cast(c.type)).alias(c.name)
-            for c in contract.columns
-        ],
-        F.lit(True).alias(retractions.DELETE_FLAG),
-    )
-    merge_rows(
-        spark,
-        shipments.withColumn(retractions.DELETE_FLAG, F.lit(False)).unionByName(emptied),
-        config,
-        contract.name,
-        contract.keys,
-        delete_flag=retractions.DELETE_FLAG,
-    )
+    # An order whose scans were all retracted has no row any more: its stored row is deleted.
+    retractions.merge_deleting_the_rest(spark, config, contract.name, shipments, touched)
