@@ -20,7 +20,6 @@ SLOW_MODULES = (
     "pipeline/test_nightly_backfill.py",
     "pipeline/test_simulated_nights.py",
     "test_airflow_scheduler.py",
-    "test_airflow_e2e.py",
     "cluster/test_standalone_cluster.py",
     "cluster/test_s3_lake.py",
     "silver/test_identity.py",

@@ -1,9 +1,9 @@
-"""The e2e night both Airflow tests run: tiny hand-written raw files of one arrival day, the tables it builds.
+"""The e2e night the real scheduler runs: tiny hand-written raw files of one arrival day, the tables it builds.
 
 The landing files (tests/data/e2e) describe one arrival day, 2026-03-03, including orders placed
 and scans made on the two days before (late arrivals within the 3-day bound), a resent scan, an
-exact duplicate order line and three broken lines. `test_airflow_e2e.py` runs the night with
-`airflow dags test`, `test_airflow_scheduler.py` with the real scheduler.
+exact duplicate order line and three broken lines. `test_airflow_scheduler.py` runs the night with
+the real scheduler and asserts its gold values exactly.
 """
 
 from __future__ import annotations

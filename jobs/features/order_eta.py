@@ -13,7 +13,7 @@ from jobs.features.lane_stats import LaneStats, deliveries_known, lane_stats, la
 from jobs.lake.commits import committed
 from jobs.lake.config import LakeConfig
 from jobs.lake.contracts import load_contract
-from jobs.lake.tables import arrived_between, merge_rows, nights, read_table, sql_dates, table_exists
+from jobs.lake.tables import merge_rows, nights, read_table, sql_dates, table_exists
 
 
 def with_placement_features(orders_df: DataFrame) -> DataFrame:
@@ -134,12 +134,17 @@ def build_order_eta_features(
 
 def target_orders(orders_df: DataFrame, run_date: str, through: str | None = None) -> DataFrame:
     """The ``silver.orders`` rows whose ``features.order_eta`` row ``run_date``'s arrivals create
-    or can change: the orders first arrived then (to ``through``) and, when dates run out of
-    order, orders placed after it (their lane statistics, as of the day before placement, include
-    its arrivals). In nightly order the second set is empty."""
+    or can change: the orders first arrived then (to ``through``) or later, and orders placed
+    after it (their lane statistics, as of the day before placement, include its arrivals).
+
+    Orders first arrived later exist only when dates run out of order, or when this night's rerun
+    retracted its copy of an order (a corrected file) and a later night's copy became the record:
+    its row must then be the later night's again, and only this run knows (measured: a corrected
+    night rerun after the later night left that order without a feature row). In nightly order
+    both sets beyond tonight's arrivals are empty."""
+    first = F.lit(run_date).cast("date")
     last = F.lit(through or run_date).cast("date")
-    arrived = arrived_between(F.col("first_ingest_date"), run_date, through)
-    return orders_df.filter(arrived | (F.col("order_date") > last))
+    return orders_df.filter((F.col("first_ingest_date") >= first) | (F.col("order_date") > last))
 
 
 def run(

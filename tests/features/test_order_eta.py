@@ -77,3 +77,33 @@ def test_training_rows_only_use_deliveries_known_by_the_as_of_date(spark) -> Non
             "promised_days": 3,
         }
     ]
+
+
+def test_target_orders_are_tonights_arrivals_later_arrivals_and_orders_placed_later(spark) -> None:
+    from frames import contract_frame
+
+    from jobs.features.order_eta import target_orders
+
+    d1, d2, d3 = dt.date(2026, 3, 1), dt.date(2026, 3, 2), dt.date(2026, 3, 3)
+    orders = contract_frame(
+        spark,
+        "silver.orders",
+        [
+            {"order_id": "O1", "order_date": d1, "first_ingest_date": d1},  # an earlier night's: not tonight's
+            {"order_id": "O2", "order_date": d2, "first_ingest_date": d2},  # tonight's arrival
+            {"order_id": "O3", "order_date": d1, "first_ingest_date": d2},  # tonight's late arrival
+            # Placed before tonight, its record a later night's copy (out of order, or tonight's
+            # copy retracted by a corrected file): its row moves back to that night.
+            {"order_id": "O4", "order_date": d1, "first_ingest_date": d3},
+            {"order_id": "O5", "order_date": d3, "first_ingest_date": d3},  # placed later: tonight's stats
+        ],
+    )
+    assert sorted(r.order_id for r in target_orders(orders, "2026-03-02").collect()) == ["O2", "O3", "O4", "O5"]
+    # A history import of nights 1 to 2: every order arrived then or later.
+    assert sorted(r.order_id for r in target_orders(orders, "2026-03-01", "2026-03-02").collect()) == [
+        "O1",
+        "O2",
+        "O3",
+        "O4",
+        "O5",
+    ]

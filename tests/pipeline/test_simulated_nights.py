@@ -4,10 +4,11 @@ Three default-dirt simulated days (late arrivals, resent duplicates, broken line
 through every nightly step (bronze, silver, gold KPIs, journey, features) on a private lake in
 calendar order. A copy of that lake taken after the 1st night then runs the 3rd night before the
 2nd, and a third lake imports all three nights at once (``nightly.import_history``): every table
-must end with the same sorted rows. A fourth lake, copied after the 1st night too, runs the 2nd
-night from faulty files (``corrupt_night``: a wrong value, a bogus line, a broken line and a
-misplaced late line per source) and the 3rd; then the 2nd night's files are corrected and both
-nights rerun: every table must equal the clean lake's. The in-order lake also shows:
+must end with the same sorted rows. The out-of-order lake then gets the 2nd night's files again
+from a faulty re-export (``corrupt_night``: a wrong value, a bogus line, a broken line and a copy
+of a line that arrived on the 3rd night, per source) and reruns that night; then the files are
+corrected and the night rerun once more: every table must equal the clean lake's again. The
+in-order lake also shows:
 
 * leakage: the feature rows as of the 1st night, written that night, are identical after two
   more nights of data (late events dated on or before it included) and when rebuilt from the
@@ -147,8 +148,8 @@ class Lakes:
     reference: dict[str, list]  # all nights in calendar order
     out_of_order: dict[str, list]  # the same lake's copy after night 1, then night 3, then night 2
     history_import: dict[str, list]  # all three nights at once (nightly.import_history)
-    faulty: dict[str, list]  # night 1, then night 2 from faulty files (corrupt_night), then night 3
-    corrected: dict[str, list]  # the faulty lake after the files were corrected and nights 2 and 3 rerun
+    faulty: dict[str, list]  # the out-of-order lake after night 2 reran from faulty files (corrupt_night)
+    corrected: dict[str, list]  # that lake after the files were corrected and night 2 reran again
     in_order_config: object
     versions_after_first_night: dict[str, int]
     journey_versions: tuple[int, int]  # gold.customer_journey after nights 2 and 3
@@ -178,37 +179,36 @@ def lakes(spark, config, tmp_path_factory):
     simulate(SimulationConfig(days=len(DATES), customers=600, seed=SEED), landing)
     in_order = replace(config, lake_root=str(root / "in_order"), landing_root=str(landing))
     shuffled = replace(config, lake_root=str(root / "shuffled"), landing_root=str(landing))
-    faulty_landing = root / "faulty_landing"
-    shutil.copytree(landing, faulty_landing)  # copy2: the files keep their modification times
-    corrupt_night(faulty_landing, DATES[1], DATES[2])
-    corrected = replace(config, lake_root=str(root / "corrected"), landing_root=str(faulty_landing))
     _night(in_order, DATES[0])
     first = {t: table_version(spark, in_order, t) for t in delta_tables(in_order)}
     shutil.copytree(in_order.lake_root, shuffled.lake_root)
-    shutil.copytree(in_order.lake_root, corrected.lake_root)
     _night(in_order, DATES[1])
     journey_after_second = table_version(spark, in_order, "gold.customer_journey")
     _night(in_order, DATES[2])
     journey_after_third = table_version(spark, in_order, "gold.customer_journey")
     for day in (DATES[2], DATES[1]):
         _night(shuffled, day)
-    for day in DATES[1:]:
-        _night(corrected, day)
+    out_of_order = _snapshot(spark, shuffled)
+    # The exporter delivers night 2 again, faulty, after the later night ran; the night is rerun
+    # (a backfill). Then it delivers night 2 as it should be (byte for byte the clean files, with
+    # their modification times) and the night is rerun once more.
+    faulty_landing = root / "faulty_landing"
+    shutil.copytree(landing, faulty_landing)  # copy2: the files keep their modification times
+    corrupt_night(faulty_landing, DATES[1], DATES[2])
+    corrected = replace(shuffled, landing_root=str(faulty_landing))
+    _night(corrected, DATES[1])
     faulty = _snapshot(spark, corrected)
-    # The exporter delivers night 2 again, as it should have been (byte for byte the clean files,
-    # with their modification times), and the nights from there are rerun, as a backfill would.
     for source in SOURCES:
         for path in (landing / source / DATES[1]).iterdir():
             shutil.copy2(path, faulty_landing / source / DATES[1] / path.name)
-    for day in DATES[1:]:
-        _night(corrected, day)
+    _night(corrected, DATES[1])
     bulk = replace(config, lake_root=str(root / "history_import"), landing_root=str(landing))
     nightly.import_history(DATES[0], DATES[-1], bulk)
     manifests = [json.loads((landing / "_manifest" / f"{day}.json").read_text()) for day in DATES]
     return Lakes(
         manifests,
         _snapshot(spark, in_order),
-        _snapshot(spark, shuffled),
+        out_of_order,
         _snapshot(spark, bulk),
         faulty,
         _snapshot(spark, corrected),
@@ -237,8 +237,8 @@ def test_a_history_import_gives_the_tables_of_night_by_night_runs(lakes, table: 
 
 @pytest.mark.parametrize("table", sorted(EXPECTED_TABLES))
 def test_a_corrected_landing_file_rerun_gives_the_tables_of_a_clean_run(lakes, table: str) -> None:
-    """Night 2 first from faulty files, night 3 after it; then night 2's files corrected and both
-    nights rerun: every table equals the lake that only ever saw the clean files."""
+    """Night 2 rerun from faulty files after night 3, then from the corrected files: every table
+    equals the lake that only ever saw the clean files."""
     assert lakes.corrected[table] == lakes.reference[table]
 
 
@@ -261,25 +261,36 @@ def test_the_faulty_files_changed_the_table_before_the_correction(lakes, table: 
     assert lakes.faulty[table] != lakes.reference[table]
 
 
-def test_the_rerun_recorded_exactly_the_silver_rows_it_took_back(lakes) -> None:
-    retracted = {(r.night.isoformat(), r.table_name, r.row_key) for r in lakes.corrected["ops.silver_retractions"]}
+def _retractions(snapshot: dict[str, list]) -> set[tuple[str, str, str]]:
+    return {(r.night.isoformat(), r.table_name, r.row_key) for r in snapshot.get("ops.silver_retractions", [])}
+
+
+def test_each_rerun_recorded_exactly_the_silver_rows_it_took_back(lakes) -> None:
     night = DATES[1]
-    assert retracted == {
-        # The bogus order, login and delivery scan that the corrected files no longer have.
+    by_faulty_run = _retractions(lakes.faulty) - _retractions(lakes.out_of_order)
+    by_correction = _retractions(lakes.corrected) - _retractions(lakes.faulty)
+    # The faulty files no longer give three lines night 2 had brought whole (now broken, so
+    # quarantined) and give a linking event with another type: those rows go, the link is recomputed.
+    assert by_faulty_run == {
+        (night, "silver.orders", "O00000022"),
+        (night, "silver.interactions", "E0000000225"),
+        (night, "silver.tracking_events", "S0000000113"),
+        (night, "silver.device_links", "D0000149"),
+    }
+    assert by_correction == {
+        # The bogus order, login and delivery scan that the corrected files no longer have, and
+        # the bogus login's new device.
         (night, "silver.orders", "O09999999"),
         (night, "silver.interactions", "E9999999999"),
         (night, "silver.tracking_events", "S9999999999"),
-        # Night 3's late order and login, copied into the faulty night 2: their record becomes
-        # night 3's copy. (The late scan copied was a resend of a scan night 1 had already
-        # brought: night 1 owns its record, nothing to retract.)
+        (night, "silver.device_links", "D9999999"),
+        # Night 3's late order and login, copied into the faulty night 2 (which took them over):
+        # their record is night 3's copy again, and the late login's device link moves back with
+        # it. (The late scan copied was a resend of a scan night 1 had already brought: night 1
+        # owns its record, nothing to retract.)
         (night, "silver.orders", "O00000010"),
         (night, "silver.interactions", "E0000000202"),
-        # Device links night 2 owned that its corrected files no longer give as they were: the
-        # bogus login's new device (deleted), the late login's device (its link moves to night
-        # 3's copy) and the device whose linking event had the wrong type (recomputed).
-        (night, "silver.device_links", "D9999999"),
         (night, "silver.device_links", "D0000552"),
-        (night, "silver.device_links", "D0000149"),
     }
 
 
@@ -485,38 +496,22 @@ def test_a_table_that_lost_its_delta_log_stops_the_night_loudly_and_no_file_is_l
     assert not (folder / "_delta_log").exists()
 
 
-def test_a_journey_run_killed_between_its_writes_converges_on_rerun(spark, lakes, tmp_path) -> None:
-    """Kill points of the journey step, rerun as Airflow would retry it: the same three tables."""
-    from delta.tables import DeltaTable
-
+def test_a_first_journey_build_killed_before_its_daily_tables_converges_on_rerun(spark, lakes, tmp_path) -> None:
+    """A first build killed after its journey write, before any daily table: the rerun builds them
+    and reports the journey merge that was made (the gold gate validates its rows). Crashes after
+    each commit of a later night's journey step are tests/pipeline/test_crash_points.py's."""
     from jobs.gold.journey_daily import DAILY_TABLES
 
-    tables = ("gold.customer_journey", *DAILY_TABLES)
     lake = tmp_path / "lake"
     shutil.copytree(lakes.in_order_config.lake_root, lake)
     config = replace(lakes.in_order_config, lake_root=str(lake))
-
-    def rows(table: str) -> list:
-        return sorted(read_table(spark, config, table).collect(), key=repr)
-
-    # Killed after the daily tables of the last night, before its journey merge: the journey as
-    # it stood after night 2 beside night 3's daily rows.
-    DeltaTable.forPath(spark, config.table_path("gold.customer_journey")).restoreToVersion(lakes.journey_versions[0])
-    assert rows("gold.customer_journey") != lakes.reference["gold.customer_journey"]
-    merged = nightly.build_journey(DATES[2], config)
-    assert merged["changed_days"]  # the rerun finds the changes again
-    for table in tables:
-        assert rows(table) == lakes.reference[table], table
-
-    # Killed after its merge, before the task ended: the retry finds nothing left to merge and
-    # reports that merge (days and version), so the gold gate validates its rows, as it would have.
-    assert nightly.build_journey(DATES[2], config) == merged
-    for table in tables:
-        assert rows(table) == lakes.reference[table], table
-
-    # A first build killed after its journey write, before any daily table: the next run builds them.
     for table in DAILY_TABLES:
         shutil.rmtree(config.table_path(table).removeprefix("file:"))
-    assert nightly.build_journey(DATES[2], config) == merged  # no journey row changes: the same report
-    for table in tables:
-        assert rows(table) == lakes.reference[table], table
+    merged = nightly.build_journey(DATES[2], config)
+    last_merge = commit_partitions(spark, config, "gold.customer_journey", lakes.journey_versions[1])
+    assert merged == {
+        "changed_days": sorted(dict(p)["touchpoint_date"] for p in last_merge["partitions_written"]),
+        "version": lakes.journey_versions[1],
+    }
+    for table in ("gold.customer_journey", *DAILY_TABLES):
+        assert sorted(read_table(spark, config, table).collect(), key=repr) == lakes.reference[table], table
