@@ -10,7 +10,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 
 from jobs.domain import customer_key, delivery_days
 from jobs.features.lane_stats import LaneStats, deliveries_known, lane_stats, lane_transit_stats
-from jobs.lake.commits import committed
+from jobs.lake.commits import committed, retried_on_conflict
 from jobs.lake.config import LakeConfig
 from jobs.lake.contracts import load_contract
 from jobs.lake.tables import merge_rows, nights, read_table, sql_dates, table_exists
@@ -181,7 +181,8 @@ def run(
             delete_unmatched=f"t.as_of_date IN ({nights_written})",
         )
     elif table_exists(spark, config.table_path(contract.name)):
-        DeltaTable.forPath(spark, config.table_path(contract.name)).delete(f"as_of_date IN ({nights_written})")
+        table = DeltaTable.forPath(spark, config.table_path(contract.name))
+        retried_on_conflict(lambda: table.delete(f"as_of_date IN ({nights_written})"), contract.name)
         committed(config.table_path(contract.name))
     return rows
 

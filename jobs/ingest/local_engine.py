@@ -38,10 +38,10 @@ import pyarrow.compute as pc
 
 from jobs.ingest.parse import ARRIVAL, REASON, _BatchBuilder
 from jobs.ingest.raw_files import Chunk, plan_chunks, read_chunk_arrow_counted
-from jobs.lake.commits import committed
+from jobs.lake.commits import committed, retried_on_conflict
 from jobs.lake.config import LakeConfig
 from jobs.lake.contracts import Contract
-from jobs.lake.small_tables import _commit, _path, _retried, slice_predicate
+from jobs.lake.small_tables import _commit, _path, slice_predicate
 from jobs.lake.tables import refuse_orphaned_files
 
 _EPOCH = dt.date(1970, 1, 1)
@@ -289,7 +289,7 @@ def write_tables(
                 )
             committed(path)
 
-        _retried(write, contract.name)
+        retried_on_conflict(write, contract.name)
 
 
 def work_dir(config: LakeConfig) -> Path:

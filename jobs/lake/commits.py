@@ -18,10 +18,13 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import TypeVar
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 CRASH_ENV = "CXLAKE_CRASH_AFTER_COMMIT"
 CRASH_EXIT_CODE = 86  # what a process killed by the env hook exits with
@@ -89,3 +92,39 @@ def crash_after(commits: int | None) -> Iterator[None]:
     finally:
         with _lock:
             _crash_at = None
+
+
+# What a lost commit race says (compared in lower case): Spark's Concurrent*Exception (via Py4J) and
+# its Protocol/MetadataChangedException ("... changed by a concurrent update", a creation race),
+# delta-rs's CommitFailedError, and, when two processes create the table at once, delta-rs's "A
+# table already exists" for the loser (its retry finds the table and merges into it instead of
+# dropping its rows).
+RACE_LOST = ("concurrent", "commitfailed", "a table already exists")
+COMMIT_ATTEMPTS = 4
+BACKOFF_SECONDS = 0.2  # times the attempt number: 0.2, 0.4, 0.6 s
+
+
+def lost_commit_race(error: BaseException) -> bool:
+    """Whether ``error`` says another writer committed first (the write may simply be redone)."""
+    text = (type(error).__name__ + " " + str(error)[:500]).lower()
+    return any(sign in text for sign in RACE_LOST)
+
+
+def retried_on_conflict(write: Callable[[], T], table: str) -> T:
+    """Run ``write`` (a whole idempotent write: it re-reads the table each time), again after a
+    lost commit race, up to :data:`COMMIT_ATTEMPTS` times with a growing pause.
+
+    Delta's optimistic concurrency makes the loser of two commits to one table fail rather than
+    overwrite; every write here replaces or merges its own slice, so redoing it against the new
+    version gives what running it after the winner would have.
+    """
+    for attempt in range(1, COMMIT_ATTEMPTS + 1):
+        try:
+            return write()
+        except Exception as error:
+            if not lost_commit_race(error) or attempt == COMMIT_ATTEMPTS:
+                raise
+            said = (str(error).strip().splitlines() or [""])[0][:300]
+            log.warning("%s: another writer committed first (%s: %s), writing again", table, type(error).__name__, said)
+            time.sleep(BACKOFF_SECONDS * attempt)
+    raise AssertionError("unreachable")

@@ -120,3 +120,29 @@ def lake_lock(config: LakeConfig, what: str, shared: bool = False, wait_seconds:
             fcntl.flock(descriptor, fcntl.LOCK_UN)
     finally:
         os.close(descriptor)
+
+
+@contextmanager
+def commit_lock(config: LakeConfig, table: str) -> Iterator[None]:
+    """Hold ``table``'s commit lock on this machine while the block writes to it (blocking: a
+    commit takes seconds).
+
+    For tables that separate processes of one night write at once (the ``ops`` tables: the three
+    ingests' audit rows, every task's run-log row) on an ``s3a://`` lake: Delta's default S3 log
+    store is safe for one writer at a time only (two processes writing the same log version would
+    both succeed, and one commit would be lost), and DynamoDB, which its multi-writer log store
+    needs, is not part of this stack. The DAG's tasks run on one machine (LocalExecutor), so an
+    ``flock`` per table (``locks/tables/<table>.lock``) serialises them. A deployment whose tasks
+    run on several machines needs ``S3DynamoDBLogStore`` (README, "Run on a cluster / on S3").
+    """
+    folder = _locks(config) / "tables"
+    folder.mkdir(exist_ok=True)
+    descriptor = os.open(folder / f"{table}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(descriptor, fcntl.LOCK_UN)
+    finally:
+        os.close(descriptor)

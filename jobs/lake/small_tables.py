@@ -14,22 +14,19 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from jobs.lake.commits import committed
+from jobs.lake.commits import committed, retried_on_conflict
 from jobs.lake.config import LakeConfig
 from jobs.lake.contracts import load_contract
+from jobs.lake.lock import commit_lock
 from jobs.lake.tables import commit_metadata, refuse_orphaned_files
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
 log = logging.getLogger(__name__)
-
-# Tasks of one night end at the same time (the three ingests): a commit that loses the race is retried.
-COMMIT_ATTEMPTS = 4
 
 
 def is_local_lake(config: LakeConfig) -> bool:
@@ -75,7 +72,7 @@ def merge_small(
         return
     contract = load_contract(table)
     if is_local_lake(config):
-        _retried(lambda: _merge_with_delta_rs(config, table, rows, prune or {}), table)
+        retried_on_conflict(lambda: _merge_with_delta_rs(config, table, rows, prune or {}), table)
         return
     from jobs.lake.spark import get_spark
     from jobs.lake.tables import merge_rows
@@ -83,12 +80,10 @@ def merge_small(
     spark = spark or get_spark(config)
     df = spark.createDataFrame(rows, contract.spark_schema())
     target_filter = slice_predicate(prune, alias="t") if prune else None
-    _retried(
-        lambda: merge_rows(
+    with commit_lock(config, table):  # retried on a lost race inside, too
+        merge_rows(
             spark, df, config, table, contract.keys, partition_by=contract.partition_by, target_filter=target_filter
-        ),
-        table,
-    )
+        )
 
 
 def replace_small(
@@ -106,7 +101,7 @@ def replace_small(
     contract = load_contract(table)
     predicate = slice_predicate(where)
     if is_local_lake(config):
-        return _retried(lambda: _replace_with_delta_rs(config, table, rows, predicate), table)
+        return retried_on_conflict(lambda: _replace_with_delta_rs(config, table, rows, predicate), table)
     from jobs.lake.spark import get_spark
     from jobs.lake.tables import read_table_or_empty, replace_where
 
@@ -114,27 +109,9 @@ def replace_small(
     if not rows and read_table_or_empty(spark, config, table, contract.spark_schema()).filter(predicate).isEmpty():
         return False
     df = spark.createDataFrame(rows, contract.spark_schema())
-    _retried(lambda: replace_where(df, config, table, predicate, contract.partition_by), table)
+    with commit_lock(config, table):  # retried on a lost race inside, too
+        replace_where(df, config, table, predicate, contract.partition_by)
     return True
-
-
-# What a lost commit race says: Spark's Concurrent*Exception (via Py4J), delta-rs's CommitFailedError,
-# and, when two processes create the table at once, delta-rs's "A table already exists" for the
-# loser (its retry finds the table and merges into it instead of dropping its rows).
-RACE_LOST = ("Concurrent", "CommitFailed", "A table already exists")
-
-
-def _retried(write: Callable[[], Any], table: str) -> Any:
-    for attempt in range(COMMIT_ATTEMPTS):
-        try:
-            return write()
-        except Exception as error:
-            text = type(error).__name__ + str(error)[:500]
-            if not any(sign in text for sign in RACE_LOST) or attempt == COMMIT_ATTEMPTS - 1:
-                raise
-            log.info("%s: commit race lost (%s), retrying", table, type(error).__name__)
-            time.sleep(0.2 * (attempt + 1))
-    raise AssertionError("unreachable")
 
 
 def _arrow_rows(table: str, rows: list[dict[str, Any]]):  # -> pyarrow.Table

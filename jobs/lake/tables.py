@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
-from jobs.lake.commits import committed
+from jobs.lake.commits import committed, retried_on_conflict
 from jobs.lake.config import LakeConfig
 
 if TYPE_CHECKING:
@@ -210,7 +210,7 @@ def _overwrite_where(
     )
     if partition_by:
         writer = writer.partitionBy(*partition_by)
-    writer.save(config.table_path(table))
+    retried_on_conflict(lambda: writer.save(config.table_path(table)), table)
     committed(config.table_path(table))
 
 
@@ -296,7 +296,43 @@ def merge_rows(
             the stored row of its keys instead (its other columns are ignored), and is never inserted.
         delete_unmatched: SQL over ``t``: a stored row it holds for that no row of ``df`` matches
             is deleted (``df`` is the whole of that slice). Keep it within ``target_filter``.
+
+    Another writer's commit to the table in the meantime (a lost race) makes the whole upsert
+    start again from the new version (:func:`jobs.lake.commits.retried_on_conflict`): whether the
+    table exists is checked again too, so a creation race ends in a MERGE, never an overwrite.
     """
+    retried_on_conflict(
+        lambda: _merge_rows_once(
+            spark,
+            df,
+            config,
+            table,
+            keys,
+            update_condition,
+            partition_by,
+            target_filter,
+            night,
+            delete_flag,
+            delete_unmatched,
+        ),
+        table,
+    )
+
+
+def _merge_rows_once(
+    spark: SparkSession,
+    df: DataFrame,
+    config: LakeConfig,
+    table: str,
+    keys: tuple[str, ...],
+    update_condition: str | None = None,
+    partition_by: tuple[str, ...] = (),
+    target_filter: str | Column | None = None,
+    night: str | None = None,
+    delete_flag: str | None = None,
+    delete_unmatched: str | None = None,
+) -> None:
+    """One attempt of :func:`merge_rows`."""
     import pyspark.sql.functions as F
     from delta.tables import DeltaTable
 

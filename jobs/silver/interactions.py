@@ -22,7 +22,7 @@ from pyspark.sql import DataFrame, SparkSession
 
 from jobs.domain import oldest_arrival_date, oldest_attributable_date
 from jobs.lake import retractions
-from jobs.lake.commits import committed
+from jobs.lake.commits import committed, retried_on_conflict
 from jobs.lake.config import LakeConfig
 from jobs.lake.contracts import load_contract
 from jobs.lake.tables import (
@@ -122,7 +122,7 @@ def _re_resolve_devices(
         .whenMatchedUpdate(set={"customer_key": "s.customer_key"})
     )
     with commit_metadata_set(spark, "silver.interactions"):
-        merge.execute()
+        retried_on_conflict(merge.execute, "silver.interactions")
     committed(config.table_path("silver.interactions"))
 
 

@@ -97,3 +97,33 @@ def test_cxlake_run_is_refused_before_it_starts_anything(home: LakeConfig, monke
         release.set()
         child.join(30)
     assert not (Path(home.home) / "lake").exists()  # refused before any table was touched
+
+
+def _commit_holding(config: LakeConfig, table: str, ready, release, released) -> None:
+    from jobs.lake.lock import commit_lock
+
+    with commit_lock(config, table):
+        ready.set()
+        release.wait(60)
+        released.set()  # still inside: the other writer must not be in before this
+
+
+def test_writers_of_one_table_on_a_machine_commit_one_at_a_time(home: LakeConfig) -> None:
+    """The commit lock of an ``s3a://`` lake's shared tables: the second process waits its turn,
+    another table's writer does not wait."""
+    from jobs.lake.lock import commit_lock
+
+    ready, release, released = CONTEXT.Event(), CONTEXT.Event(), CONTEXT.Event()
+    child = CONTEXT.Process(target=_commit_holding, args=(home, "ops.pipeline_runs", ready, release, released))
+    child.start()
+    try:
+        assert ready.wait(60), "the child never got the lock"
+        with commit_lock(home, "ops.ingest_audit"):
+            assert not released.is_set()  # another table: in at once, while the child still writes
+        release.set()
+        with commit_lock(home, "ops.pipeline_runs"):
+            assert released.is_set()  # only after the child's block ended
+    finally:
+        release.set()
+        child.join(60)
+    assert child.exitcode == 0
