@@ -13,7 +13,6 @@ Predicates are written in the SQL both engines read (no backticks, ``DATE 'yyyy-
 from __future__ import annotations
 
 import datetime as dt
-import logging
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -25,8 +24,6 @@ from jobs.lake.tables import commit_metadata, refuse_orphaned_files
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
-
-log = logging.getLogger(__name__)
 
 
 def is_local_lake(config: LakeConfig) -> bool:

@@ -130,9 +130,13 @@ def _settle_earlier_tries(experiment_id: str, name: str, run_date: str) -> str |
     """Runs of ``run_date`` left behind by a killed try, put right; the one that registered, if any.
 
     A killed process leaves its run RUNNING: it ends as KILLED, or as FINISHED (status ``trained``)
-    when it got as far as registering its version, whose aliases are then completed
-    (:func:`jobs.models.registry.finish_registration`). Returns the newest run of the night that
-    registered a version: that night has its model, and a retry must not register another.
+    when it got as far as recording its registered version on the run, whose aliases are then
+    completed (:func:`jobs.models.registry.finish_registration`). Returns the newest run of the
+    night that registered a version: that night has its model, and a retry must not register another.
+
+    A kill after the registry created the version but before the run recorded it leaves a
+    version no alias points to yet (aliases move last): it is deleted with its killed run, and the
+    retry registers the night's one version.
     """
     from mlflow.tracking import MlflowClient
 
@@ -148,6 +152,12 @@ def _settle_earlier_tries(experiment_id: str, name: str, run_date: str) -> str |
         if run.info.status == "RUNNING":
             if has_version:
                 client.set_tag(run.info.run_id, "status", "trained")
+            else:
+                for stray in client.search_model_versions(f"name = '{name}' and run_id = '{run.info.run_id}'"):
+                    client.delete_model_version(name, stray.version)
+                    log.warning(
+                        "%s: v%s, registered by a try killed before it recorded it, deleted", name, stray.version
+                    )
             client.set_terminated(run.info.run_id, "FINISHED" if has_version else "KILLED")
             log.warning("%s: run %s of %s was left running by a killed try", name, run.info.run_id, run_date)
         if has_version and registered is None:

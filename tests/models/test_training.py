@@ -200,3 +200,24 @@ def test_sampled_by_key_cuts_both_frames_to_the_same_whole_keys(spark) -> None:
     # Room for both: everything, untouched.
     all_orders, all_scans = training.sampled_by_key(orders, scans, "order_id", 2)
     assert (len(all_orders), len(all_scans), list(all_orders.columns)) == (2, 3, ["order_id"])
+
+
+def test_a_try_killed_between_the_registration_and_its_record_on_the_run_leaves_one_version(toy_config) -> None:
+    """The registry made the version, the kill came before the run's ``registered_version`` tag
+    (and before any alias): the retry deletes that version with its killed run and registers one."""
+    first = training.train(_spec([1.0]), None, toy_config, YESTERDAY, force=True)  # the champion, v1
+    client = MlflowClient()
+    experiment_id = mlflow.get_run(first.run_id).info.experiment_id
+    killed = client.create_run(experiment_id, tags={"as_of_date": RUN_DATE}).info.run_id
+    with mlflow.start_run(run_id=killed):
+        mlflow.log_text("model", "toy.txt")
+    stray = client.create_model_version("cx_toy", f"runs:/{killed}/toy.txt", run_id=killed)
+    client.update_run(killed, status="RUNNING")
+
+    retried = training.train(_spec([0.5]), None, toy_config, RUN_DATE, force=True)
+    assert retried.trained and retried.run_id != killed
+    assert mlflow.get_run(killed).info.status == "KILLED"
+    versions = {v.version: v.run_id for v in client.search_model_versions("name = 'cx_toy'")}
+    assert stray.version not in {int(v) for v in versions}
+    assert sorted(versions.values()) == sorted([first.run_id, retried.run_id])  # one version per night
+    assert client.get_model_version_by_alias("cx_toy", "champion").run_id == retried.run_id
