@@ -5,15 +5,13 @@ from __future__ import annotations
 import datetime as dt
 
 import pyspark.sql.functions as F
-from delta.tables import DeltaTable
 from pyspark.sql import Column, DataFrame, SparkSession
 
 from jobs.domain import customer_key, delivery_days
 from jobs.features.lane_stats import LaneStats, deliveries_known, lane_stats, lane_transit_stats
-from jobs.lake.commits import committed, retried_on_conflict
 from jobs.lake.config import LakeConfig
 from jobs.lake.contracts import load_contract
-from jobs.lake.tables import merge_rows, nights, read_table, sql_dates, table_exists
+from jobs.lake.tables import delete_where, merge_rows, nights, read_table, sql_dates, table_exists
 
 
 def with_placement_features(orders_df: DataFrame) -> DataFrame:
@@ -181,9 +179,7 @@ def run(
             delete_unmatched=f"t.as_of_date IN ({nights_written})",
         )
     elif table_exists(spark, config.table_path(contract.name)):
-        table = DeltaTable.forPath(spark, config.table_path(contract.name))
-        retried_on_conflict(lambda: table.delete(f"as_of_date IN ({nights_written})"), contract.name)
-        committed(config.table_path(contract.name))
+        delete_where(spark, config, contract.name, f"as_of_date IN ({nights_written})")
     return rows
 
 

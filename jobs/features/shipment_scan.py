@@ -22,16 +22,14 @@ dropped (inner join); the caller builds it the night the order arrives, with tha
 from __future__ import annotations
 
 import pyspark.sql.functions as F
-from delta.tables import DeltaTable
 from pyspark.sql import Column, DataFrame, SparkSession
 
 from jobs.domain import MILESTONE_AT, MILESTONE_RANK, TRANSIT_MILESTONES, first_scan_at, hours_between, milestone_rank
 from jobs.features.lane_stats import DECIMALS, day_end, deliveries_known, lane_transit_stats
 from jobs.features.order_eta import merge_feature_rows, with_placement_features
-from jobs.lake.commits import committed, retried_on_conflict
 from jobs.lake.config import LakeConfig
 from jobs.lake.contracts import load_contract
-from jobs.lake.tables import read_table, table_exists
+from jobs.lake.tables import delete_where, read_table, table_exists
 
 # Leg delay feature -> (leg start, leg end, lane+carrier mean statistic). ``placed_at`` is the
 # order's; the other ends are the first known scan of each milestone at this scan.
@@ -220,7 +218,5 @@ def run(
             spark, features, config, contract.name, run_date, delete_unmatched=f"t.as_of_date >= DATE'{run_date}'"
         )
     elif table_exists(spark, config.table_path(contract.name)):
-        table = DeltaTable.forPath(spark, config.table_path(contract.name))
-        retried_on_conflict(lambda: table.delete(f"as_of_date >= DATE'{run_date}'"), contract.name)
-        committed(config.table_path(contract.name))
+        delete_where(spark, config, contract.name, f"as_of_date >= DATE'{run_date}'")
     return rows

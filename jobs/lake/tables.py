@@ -268,6 +268,15 @@ def replace_where(
     _overwrite_where(df, config, table, predicate, partition_by)
 
 
+def delete_where(spark: SparkSession, config: LakeConfig, table: str, predicate: str) -> None:
+    """Delete ``table``'s rows matching the SQL ``predicate`` (retried after a lost commit race)."""
+    from delta.tables import DeltaTable
+
+    path = config.table_path(table)
+    retried_on_conflict(lambda: DeltaTable.forPath(spark, path).delete(predicate), table)
+    committed(path)
+
+
 def merge_rows(
     spark: SparkSession,
     df: DataFrame,
@@ -301,87 +310,65 @@ def merge_rows(
     start again from the new version (:func:`jobs.lake.commits.retried_on_conflict`): whether the
     table exists is checked again too, so a creation race ends in a MERGE, never an overwrite.
     """
-    retried_on_conflict(
-        lambda: _merge_rows_once(
-            spark,
-            df,
-            config,
-            table,
-            keys,
-            update_condition,
-            partition_by,
-            target_filter,
-            night,
-            delete_flag,
-            delete_unmatched,
-        ),
-        table,
-    )
 
+    def one_attempt() -> None:
+        import pyspark.sql.functions as F
+        from delta.tables import DeltaTable
 
-def _merge_rows_once(
-    spark: SparkSession,
-    df: DataFrame,
-    config: LakeConfig,
-    table: str,
-    keys: tuple[str, ...],
-    update_condition: str | None = None,
-    partition_by: tuple[str, ...] = (),
-    target_filter: str | Column | None = None,
-    night: str | None = None,
-    delete_flag: str | None = None,
-    delete_unmatched: str | None = None,
-) -> None:
-    """One attempt of :func:`merge_rows`."""
-    import pyspark.sql.functions as F
-    from delta.tables import DeltaTable
+        from jobs.lake.contracts import load_contract
 
-    from jobs.lake.contracts import load_contract
-
-    path = config.table_path(table)
-    change_data_feed = load_contract(table).change_data_feed
-    if not table_exists(spark, path):
-        if delete_flag:
-            # The source's flags are not columns of the table.
-            names = {c.name for c in load_contract(table).columns}
-            df = df.filter(~F.col(delete_flag)).select(*[c for c in df.columns if c in names])
-        writer = df.write.format("delta").mode("overwrite").option("userMetadata", commit_metadata(table, night))
+        path = config.table_path(table)
+        change_data_feed = load_contract(table).change_data_feed
+        if not table_exists(spark, path):
+            if delete_flag:
+                # The source's flags are not columns of the table.
+                names = {c.name for c in load_contract(table).columns}
+                first_rows = df.filter(~F.col(delete_flag)).select(*[c for c in df.columns if c in names])
+            else:
+                first_rows = df
+            writer = (
+                first_rows.write.format("delta").mode("overwrite").option("userMetadata", commit_metadata(table, night))
+            )
+            if change_data_feed:
+                writer = writer.option(CHANGE_DATA_FEED, "true")
+            if partition_by:
+                writer = writer.partitionBy(*partition_by)
+            writer.save(path)
+            committed(path)
+            return
         if change_data_feed:
-            writer = writer.option(CHANGE_DATA_FEED, "true")
-        if partition_by:
-            writer = writer.partitionBy(*partition_by)
-        writer.save(path)
-        committed(path)
-        return
-    if change_data_feed:
-        ensure_change_data_feed(spark, path)
-    on: str | Column = " AND ".join(
-        [
-            *([target_filter] if isinstance(target_filter, str) and target_filter else []),
-            *(f"t.`{k}` <=> s.`{k}`" for k in keys),
-        ]
-    )
-    if target_filter is not None and not isinstance(target_filter, str):
-        on = target_filter & F.expr(on)
-    target = DeltaTable.forPath(spark, path)
-    merge = target.alias("t").merge(df.alias("s"), on)
-    if delete_flag:
-        # The table's own columns: the source may carry more flags than ``delete_flag``.
-        stored_columns = set(target.toDF().columns)
-        columns = {c: f"s.`{c}`" for c in df.columns if c in stored_columns}
-        kept = f"NOT s.`{delete_flag}`"
-        merge = (
-            merge.whenMatchedDelete(condition=f"s.`{delete_flag}`")
-            .whenMatchedUpdate(condition=f"{kept} AND ({update_condition})" if update_condition else kept, set=columns)
-            .whenNotMatchedInsert(condition=kept, values=columns)
+            ensure_change_data_feed(spark, path)
+        on: str | Column = " AND ".join(
+            [
+                *([target_filter] if isinstance(target_filter, str) and target_filter else []),
+                *(f"t.`{k}` <=> s.`{k}`" for k in keys),
+            ]
         )
-    else:
-        merge = merge.whenMatchedUpdateAll(condition=update_condition).whenNotMatchedInsertAll()
-    if delete_unmatched:
-        merge = merge.whenNotMatchedBySourceDelete(condition=delete_unmatched)
-    with commit_metadata_set(spark, table, night):
-        merge.execute()
-    committed(path)
+        if target_filter is not None and not isinstance(target_filter, str):
+            on = target_filter & F.expr(on)
+        target = DeltaTable.forPath(spark, path)
+        merge = target.alias("t").merge(df.alias("s"), on)
+        if delete_flag:
+            # The table's own columns: the source may carry more flags than ``delete_flag``.
+            stored_columns = set(target.toDF().columns)
+            columns = {c: f"s.`{c}`" for c in df.columns if c in stored_columns}
+            kept = f"NOT s.`{delete_flag}`"
+            merge = (
+                merge.whenMatchedDelete(condition=f"s.`{delete_flag}`")
+                .whenMatchedUpdate(
+                    condition=f"{kept} AND ({update_condition})" if update_condition else kept, set=columns
+                )
+                .whenNotMatchedInsert(condition=kept, values=columns)
+            )
+        else:
+            merge = merge.whenMatchedUpdateAll(condition=update_condition).whenNotMatchedInsertAll()
+        if delete_unmatched:
+            merge = merge.whenNotMatchedBySourceDelete(condition=delete_unmatched)
+        with commit_metadata_set(spark, table, night):
+            merge.execute()
+        committed(path)
+
+    retried_on_conflict(one_attempt, table)
 
 
 def night_commit(spark: SparkSession, path: str, night: str) -> int | None:
