@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
-from jvm_speed import TEST_JAVA_OPTIONS
+from jvm_speed import TEST_SPARK_CONF
 
 TESTS_DIR = Path(__file__).resolve().parent
 
@@ -49,7 +49,7 @@ def cxlake_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     # no settle wait (tests/ingest/test_landing_faults.py checks the rule with its own settings).
     os.environ["CXLAKE_LANDING_SETTLE_SECONDS"] = "0"
     # Child processes (Airflow runs, cluster drivers) inherit it: see tests/jvm_speed.py.
-    os.environ.setdefault("CXLAKE_SPARK_CONF", f"spark.driver.defaultJavaOptions={TEST_JAVA_OPTIONS}")
+    os.environ.setdefault("CXLAKE_SPARK_CONF", TEST_SPARK_CONF)
     os.environ.pop("MLFLOW_TRACKING_URI", None)
     os.environ.pop("MLFLOW_REGISTRY_URI", None)
     return home
