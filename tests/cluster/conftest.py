@@ -39,6 +39,6 @@ def local_reference(spark, config, tmp_path_factory) -> dict[str, list]:
             nightly.build_journey(RUN_DATE, local)
             nightly.build_features(RUN_DATE, local)
             (home / "built").touch()
-    reference = snapshot(spark, local)
+    reference = snapshot(local)
     assert all(reference.get(table) for table in NAMED_TABLES), sorted(reference)
     return reference

@@ -126,7 +126,7 @@ def test_the_night_wrote_its_lake_to_the_bucket_only(s3, s3_night) -> None:
 def test_s3_tables_equal_local_mode(spark, config, s3, s3_night, local_reference, tmp_path) -> None:
     _, client = s3
     _download(client, "lake/", tmp_path / "lake")
-    on_s3 = snapshot(spark, replace(config, home=tmp_path, lake_root=str(tmp_path / "lake")))
+    on_s3 = snapshot(replace(config, home=tmp_path, lake_root=str(tmp_path / "lake")))
     for table in NAMED_TABLES:
         assert on_s3[table] == local_reference[table], table
     assert mismatched_tables(on_s3, local_reference) == []

@@ -61,7 +61,7 @@ def test_the_night_ran_on_the_cluster_executors(cluster, cluster_night) -> None:
 
 def test_cluster_tables_equal_local_mode(spark, config, cluster_night, local_reference) -> None:
     home, _ = cluster_night
-    on_cluster = snapshot(spark, replace(config, home=home, lake_root=str(home / "lake"), landing_root=str(LANDING)))
+    on_cluster = snapshot(replace(config, home=home, lake_root=str(home / "lake"), landing_root=str(LANDING)))
     for table in NAMED_TABLES:
         assert on_cluster[table] == local_reference[table], table
     assert mismatched_tables(on_cluster, local_reference) == []

@@ -13,6 +13,7 @@ task ended, per ``ops.pipeline_runs``).
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from jobs.devtools.airflow_env import ensure_airflow_db, load_dag, run_dates_log
 from jobs.devtools.simulator import SimulationConfig, simulate
 from jobs.devtools.summary import delta_tables
 from jobs.ingest.landing import MARKER
-from jobs.lake.tables import read_table, table_exists
+from jobs.lake.tables import read_table
 
 DATES = ["2026-01-05", "2026-01-06"]
 RERUN_DATE = DATES[0]
@@ -50,22 +51,20 @@ class Backfill:
     runs: list[dict]
 
 
-def _rows(df) -> list[tuple]:
-    return sorted(map(tuple, df.collect()), key=repr)
+def _tables_before(config, tables: list[str], moment: dt.datetime) -> dict[str, list]:
+    """Each table as of its last commit before ``moment`` (UTC), read by delta-rs time travel."""
+    from deltalake import DeltaTable
 
-
-def _tables_before(spark, config, tables: list[str], moment) -> dict[str, list]:
-    """Each table as of its last commit before ``moment`` (Delta time travel)."""
-    from delta.tables import DeltaTable
-
+    before_ms = moment.replace(tzinfo=dt.UTC).timestamp() * 1000
     snapshot = {}
     for table in tables:
-        path = config.table_path(table)
-        if not table_exists(spark, path):
+        path = Path(config.table_path(table).removeprefix("file:"))
+        if not (path / "_delta_log").is_dir():
             continue
-        versions = [r.version for r in DeltaTable.forPath(spark, path).history().collect() if r.timestamp < moment]
+        versions = [c["version"] for c in DeltaTable(str(path)).history() if c["timestamp"] < before_ms]
         if versions:
-            snapshot[table] = _rows(spark.read.format("delta").option("versionAsOf", max(versions)).load(path))
+            rows = DeltaTable(str(path), version=max(versions)).to_pyarrow_table().to_pylist()
+            snapshot[table] = sorted((tuple(r.values()) for r in rows), key=repr)
     return snapshot
 
 
@@ -95,10 +94,10 @@ def backfill(spark, config, tmp_path_factory) -> Backfill:
     rerun_started = min(r["recorded_at"] for r in runs if r["run_date"].isoformat() == RERUN_DATE)
     # Every table but ops (run bookkeeping with wall-clock times): bronze to gold and features.
     tables = [t for t in delta_tables(night_config) if not t.startswith("ops.")]
-    before = _tables_before(spark, night_config, tables, rerun_started)
+    before = _tables_before(night_config, tables, rerun_started)
     # The failed night lands bronze and silver rows of its own: compare up to its start.
     bad_started = min(r["recorded_at"] for r in runs if r["run_date"].isoformat() == BAD_DATE)
-    after = _tables_before(spark, night_config, list(before), bad_started)
+    after = _tables_before(night_config, list(before), bad_started)
     return Backfill(night_config, results, before, after, runs)
 
 
