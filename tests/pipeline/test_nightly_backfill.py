@@ -52,10 +52,13 @@ class Backfill:
 
 
 def _tables_before(config, tables: list[str], moment: dt.datetime) -> dict[str, list]:
-    """Each table as of its last commit before ``moment`` (UTC), read by delta-rs time travel."""
+    """Each table as of its last commit before ``moment``, read by delta-rs time travel.
+
+    ``moment`` is a naive time as PySpark collects it: in this process's local zone, which
+    ``timestamp()`` assumes too (the commit times are epoch milliseconds)."""
     from deltalake import DeltaTable
 
-    before_ms = moment.replace(tzinfo=dt.UTC).timestamp() * 1000
+    before_ms = moment.timestamp() * 1000
     snapshot = {}
     for table in tables:
         path = Path(config.table_path(table).removeprefix("file:"))
