@@ -311,41 +311,42 @@ def merge_rows(
     table exists is checked again too, so a creation race ends in a MERGE, never an overwrite.
     """
 
+    import pyspark.sql.functions as F
+    from delta.tables import DeltaTable
+
+    from jobs.lake.contracts import load_contract
+
+    path = config.table_path(table)
+    contract = load_contract(table)
+    # What does not depend on the table's version is built once, outside the retried attempt.
+    first_rows = df
+    if delete_flag:
+        # The source's flags are not columns of the table.
+        names = set(contract.column_names)
+        first_rows = df.filter(~F.col(delete_flag)).select(*[c for c in df.columns if c in names])
+    on: str | Column = " AND ".join(
+        [
+            *([target_filter] if isinstance(target_filter, str) and target_filter else []),
+            *(f"t.`{k}` <=> s.`{k}`" for k in keys),
+        ]
+    )
+    if target_filter is not None and not isinstance(target_filter, str):
+        on = target_filter & F.expr(on)
+
     def one_attempt() -> None:
-        import pyspark.sql.functions as F
-        from delta.tables import DeltaTable
-
-        from jobs.lake.contracts import load_contract
-
-        path = config.table_path(table)
-        change_data_feed = load_contract(table).change_data_feed
         if not table_exists(spark, path):
-            if delete_flag:
-                # The source's flags are not columns of the table.
-                names = {c.name for c in load_contract(table).columns}
-                first_rows = df.filter(~F.col(delete_flag)).select(*[c for c in df.columns if c in names])
-            else:
-                first_rows = df
             writer = (
                 first_rows.write.format("delta").mode("overwrite").option("userMetadata", commit_metadata(table, night))
             )
-            if change_data_feed:
+            if contract.change_data_feed:
                 writer = writer.option(CHANGE_DATA_FEED, "true")
             if partition_by:
                 writer = writer.partitionBy(*partition_by)
             writer.save(path)
             committed(path)
             return
-        if change_data_feed:
+        if contract.change_data_feed:
             ensure_change_data_feed(spark, path)
-        on: str | Column = " AND ".join(
-            [
-                *([target_filter] if isinstance(target_filter, str) and target_filter else []),
-                *(f"t.`{k}` <=> s.`{k}`" for k in keys),
-            ]
-        )
-        if target_filter is not None and not isinstance(target_filter, str):
-            on = target_filter & F.expr(on)
         target = DeltaTable.forPath(spark, path)
         merge = target.alias("t").merge(df.alias("s"), on)
         if delete_flag:

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from jvm_speed import TEST_JAVA_OPTIONS
+from lake_rows import delta_rows
 
 from jobs.devtools.summary import delta_tables
 
@@ -51,13 +52,10 @@ STEPS_TIMEOUT_SECONDS = 600
 def snapshot(config) -> dict[str, list]:
     """Every Delta table of a local lake (``layer.table`` -> its rows, sorted), read by delta-rs:
     the same reader for the cluster's lake and the reference, and no Spark job."""
-    from deltalake import DeltaTable
-
     result = {}
     for table in delta_tables(config):
-        skip = WALL_CLOCK_COLUMNS.get(table, [])
-        rows = DeltaTable(config.table_path(table).removeprefix("file:")).to_pyarrow_table().to_pylist()
-        result[table] = sorted((tuple(v for k, v in r.items() if k not in skip) for r in rows), key=repr)
+        rows = delta_rows(config.table_path(table), WALL_CLOCK_COLUMNS.get(table, []))
+        result[table] = sorted((tuple(row.values()) for row in rows), key=repr)
     return result
 
 

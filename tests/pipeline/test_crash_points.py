@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from lake_rows import delta_rows
 
 from jobs.devtools.simulator import SimulationConfig, simulate
 from jobs.lake import commits
@@ -88,17 +89,12 @@ def _tables(lake: Path) -> dict[str, Path]:
 
 def _content(lake: Path, names: set[str] | None = None) -> dict[str, list[str]]:
     """The rows (as sorted JSON) of every table, or of ``names``, read with delta-rs: no Spark job."""
-    from deltalake import DeltaTable
-
     content = {}
     for name, path in _tables(lake).items():
         if names is not None and name not in names:
             continue
-        rows = DeltaTable(str(path)).to_pyarrow_table().to_pylist()
-        skip = WALL_CLOCK.get(name, set())
-        content[name] = sorted(
-            json.dumps({k: v for k, v in row.items() if k not in skip}, sort_keys=True, default=str) for row in rows
-        )
+        rows = delta_rows(path, WALL_CLOCK.get(name, set()))
+        content[name] = sorted(json.dumps(row, sort_keys=True, default=str) for row in rows)
     return content
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pyspark.sql.functions as F
 import pytest
+from lake_rows import delta_rows
 
 from jobs.devtools.airflow_env import ensure_airflow_db, load_dag, run_dates_logged
 from jobs.devtools.simulator import SimulationConfig, simulate
@@ -66,8 +67,7 @@ def _tables_before(config, tables: list[str], moment: dt.datetime) -> dict[str, 
             continue
         versions = [c["version"] for c in DeltaTable(str(path)).history() if c["timestamp"] < before_ms]
         if versions:
-            rows = DeltaTable(str(path), version=max(versions)).to_pyarrow_table().to_pylist()
-            snapshot[table] = sorted((tuple(r.values()) for r in rows), key=repr)
+            snapshot[table] = sorted((tuple(row.values()) for row in delta_rows(path, version=max(versions))), key=repr)
     return snapshot
 
 
