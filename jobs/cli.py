@@ -10,6 +10,7 @@ cxlake airflow up [--port 8080]       scheduler, DAG processor, API server (Loca
 cxlake airflow trigger --date D       run cx_nightly for D on that Airflow (REST API) [--wait]
 cxlake bench --size quick|large       per-stage seconds, rows, Spark jobs, commits, memory
 cxlake models compare --model eta     recent runs of cx_eta [--last N]: metrics, versions, aliases
+cxlake sql "SELECT ... FROM gold.cx_kpi_daily"   SQL over the tables by name (no Spark) [--csv]
 """
 
 from __future__ import annotations
@@ -260,6 +261,45 @@ def cmd_models_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _table_version(text: str) -> tuple[str, int]:
+    table, _, version = text.partition("=")
+    if not version.isdigit():
+        raise argparse.ArgumentTypeError(f"expected TABLE=VERSION (gold.cx_kpi_daily=3), got {text!r}")
+    return table, int(version)
+
+
+def _timestamp(text: str) -> dt.datetime:
+    stamp = dt.datetime.fromisoformat(text)
+    return stamp if stamp.tzinfo else stamp.replace(tzinfo=dt.UTC)
+
+
+def cmd_sql(args: argparse.Namespace) -> int:
+    from jobs.analytics.catalog import UnknownTableError, lake_table_names
+    from jobs.analytics.sql import describe_reads, format_rows, run_query, write_csv
+
+    if args.list:
+        print("\n".join(lake_table_names()))
+        return 0
+    if not args.query:
+        print('cxlake sql: give a query, e.g. cxlake sql "SELECT * FROM gold.cx_kpi_daily ORDER BY kpi_date"')
+        return 2
+    import duckdb
+
+    try:
+        result = run_query(load_config(), args.query, dict(args.version), args.as_of)
+    except (UnknownTableError, ValueError, duckdb.Error) as error:
+        print(f"cxlake sql: {error}", file=sys.stderr)
+        return 1
+    if args.csv:
+        sys.stdout.flush()
+        write_csv(result.rows, sys.stdout.buffer)
+    else:
+        print(format_rows(result.rows, args.max_rows))
+    if result.reads:
+        print(describe_reads(result.reads), file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cxlake", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -357,6 +397,29 @@ def build_parser() -> argparse.ArgumentParser:
     )
     doctor.add_argument("--json", action="store_true", help="the findings as JSON")
     doctor.set_defaults(func=cmd_doctor)
+
+    sql = sub.add_parser(
+        "sql",
+        help="SQL over the lake's tables by name (gold.cx_kpi_daily, ...): DuckDB over delta-rs, no Spark",
+        description="Tables are named <layer>.<table> as in schemas/ (cxlake sql --list). The table "
+        "versions read are printed on stderr.",
+    )
+    sql.add_argument("query", nargs="?", help='e.g. "SELECT * FROM gold.cx_kpi_daily ORDER BY kpi_date DESC LIMIT 7"')
+    sql.add_argument("--csv", action="store_true", help="all rows as CSV with a header on stdout")
+    sql.add_argument("--max-rows", type=int, default=50, help="rows printed as a table (default 50)")
+    sql.add_argument(
+        "--version",
+        type=_table_version,
+        action="append",
+        default=[],
+        metavar="TABLE=N",
+        help="time travel: read TABLE at Delta version N (repeatable)",
+    )
+    sql.add_argument(
+        "--as-of", type=_timestamp, default=None, help="time travel: every table as it stood at this time (ISO, UTC)"
+    )
+    sql.add_argument("--list", action="store_true", help="list the table names")
+    sql.set_defaults(func=cmd_sql)
 
     models = sub.add_parser("models", help="MLflow model runs and registry")
     models_sub = models.add_subparsers(dest="models_command", required=True)
