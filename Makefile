@@ -36,6 +36,7 @@ demo: $(VENV)/.installed jvm-archive
 ## Files are handed out in collection order (tests/conftest.py puts the whole-night modules first),
 ## not xdist's default of most tests first
 test: $(VENV)/.installed jvm-archive
+	@command -v chromium >/dev/null || echo "make test: the report test needs Debian's chromium: sudo apt-get update && sudo apt-get install -y chromium"
 	$(BIN)/python -m pytest -n 2 --dist loadfile --no-loadscope-reorder
 
 ## bench: simulate a world of SIZE (demo, quick ~1 M interaction events, large ~10 M), then per-stage figures of

@@ -6,7 +6,8 @@ bronze (in parallel), gate bronze, merge silver and gate it, then rebuild the go
 late arrivals can change, the journey rows they changed (+ journey_daily, funnel_daily) and the
 point-in-time features; gate gold and features; retrain ETA and churn when due (MLflow,
 champion/challenger), score tonight's rows with the champions, report ETA accuracy and drift
-(PSI). On Sundays, compact (OPTIMIZE) and VACUUM every Delta table.
+(PSI), and write the morning report (`$CXLAKE_HOME/reports/D/index.html`). On Sundays, then
+compact (OPTIMIZE) and VACUUM every Delta table.
 
 **Gates** (`validate_*`, GX suites declared in `jobs/quality/`): a *critical* failure fails the
 gate (no retry: the same data fails the same way) with `DataQualityError` naming each expectation
@@ -132,9 +133,11 @@ def cx_nightly():
     scored = _step("score_models", RUN_DATE, **_writes("gold.eta_predictions", "gold.churn_scores"))
     reports = _step("build_model_reports", RUN_DATE, **_writes("gold.eta_accuracy_daily", "gold.model_monitoring"))
     gold_ok >> trained >> scored >> reports
+    # The morning report (no Spark: delta-rs + DuckDB) once every table it shows is written.
+    morning_report = _step("render_report", RUN_DATE)
     # Weekly compaction and VACUUM after the night's writes, never concurrently with them.
     maintenance_day = _step("is_maintenance_day", RUN_DATE, kind=task.short_circuit)
-    reports >> maintenance_day >> _step("maintain_delta", RUN_DATE)
+    reports >> morning_report >> maintenance_day >> _step("maintain_delta", RUN_DATE)
 
 
 nightly_dag = cx_nightly()

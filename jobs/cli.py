@@ -11,6 +11,7 @@ cxlake airflow trigger --date D       run cx_nightly for D on that Airflow (REST
 cxlake bench --size quick|large       per-stage seconds, rows, Spark jobs, commits, memory
 cxlake models compare --model eta     recent runs of cx_eta [--last N]: metrics, versions, aliases
 cxlake sql "SELECT ... FROM gold.cx_kpi_daily"   SQL over the tables by name (no Spark) [--csv]
+cxlake report --date YYYY-MM-DD       the morning report: $CXLAKE_HOME/reports/<date>/index.html
 """
 
 from __future__ import annotations
@@ -104,7 +105,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print("\n".join(log_file.read_text().splitlines()[-60:]))
         return 1
     print_summary(config)
+    from jobs.report.morning import report_path, write_report
+
+    page = report_path(config, dt.date.fromisoformat(dates[-1]))
+    if not page.exists():  # the DAG's render_report task writes it; a missing page is written now
+        write_report(config, dt.date.fromisoformat(dates[-1]))
     print(f"\ndemo finished in {time.monotonic() - started:.0f} s")
+    print(f"morning report: {page}")
     return 0
 
 
@@ -300,6 +307,15 @@ def cmd_sql(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from jobs.report.morning import write_report
+
+    started = time.monotonic()
+    path, report = write_report(load_config(), args.date)
+    print(f"{path} ({report.chart_count} charts, {time.monotonic() - started:.1f} s)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cxlake", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -420,6 +436,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sql.add_argument("--list", action="store_true", help="list the table names")
     sql.set_defaults(func=cmd_sql)
+
+    report = sub.add_parser(
+        "report", help="write the morning CX report of a date: $CXLAKE_HOME/reports/<date>/index.html (no Spark)"
+    )
+    report.add_argument("--date", type=_date, required=True, help="the night's logical date")
+    report.set_defaults(func=cmd_report)
 
     models = sub.add_parser("models", help="MLflow model runs and registry")
     models_sub = models.add_subparsers(dest="models_command", required=True)

@@ -41,6 +41,7 @@ def test_tasks_and_dependencies(dag) -> None:
             "train_churn",
             "score_models",
             "build_model_reports",
+            "render_report",
             "is_maintenance_day",
             "maintain_delta",
         ]
@@ -58,7 +59,8 @@ def test_tasks_and_dependencies(dag) -> None:
     for trainer in ("train_eta", "train_churn"):
         assert dag.get_task(trainer).downstream_task_ids == {"score_models"}
     assert dag.get_task("score_models").downstream_task_ids == {"build_model_reports"}
-    assert dag.get_task("build_model_reports").downstream_task_ids == {"is_maintenance_day"}
+    assert dag.get_task("build_model_reports").downstream_task_ids == {"render_report"}
+    assert dag.get_task("render_report").downstream_task_ids == {"is_maintenance_day"}
     assert dag.get_task("is_maintenance_day").downstream_task_ids == {"maintain_delta"}
 
 

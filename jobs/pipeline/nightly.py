@@ -316,6 +316,15 @@ def build_model_reports(run_date: str, config: LakeConfig | None = None) -> dict
     return {"monitoring": monitoring_job.run(spark, config, run_date)}
 
 
+def render_report(run_date: str, config: LakeConfig | None = None) -> dict[str, Any]:
+    """The morning report of ``run_date`` (``$CXLAKE_HOME/reports/<D>/index.html``; no Spark)."""
+    from jobs.report.morning import write_report
+
+    config = config or load_config()
+    path, report = write_report(config, dt.date.fromisoformat(run_date))
+    return {"path": str(path), "charts": report.chart_count}
+
+
 def import_history(
     first: str,
     last: str,
@@ -398,6 +407,8 @@ def run_all(
             report["score"] = score_models(run_date, config)
         with stage("model_reports"):
             report["reports"] = build_model_reports(run_date, config)
+        with stage("morning_report"):
+            report["morning_report"] = render_report(run_date, config)
     return report
 
 
