@@ -114,6 +114,18 @@ def open_table(
     return delta, TableRead(table, delta.table_uri, delta.version(), _utc(stamp) if stamp is not None else None)
 
 
+def existing_tables(config: LakeConfig, names: list[str] | tuple[str, ...]) -> list[str]:
+    """Those of ``names`` the lake has written (the others are skipped by their readers)."""
+    from deltalake import DeltaTable
+
+    return [name for name in names if DeltaTable.is_deltatable(*_location_args(config, name))]
+
+
+def _location_args(config: LakeConfig, table: str) -> tuple[str, dict[str, str] | None]:
+    location, options = storage_location(config, table)
+    return location, options or None
+
+
 def _utc(epoch_ms: int) -> dt.datetime:
     return dt.datetime.fromtimestamp(epoch_ms / 1000, tz=dt.UTC)
 

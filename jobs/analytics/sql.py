@@ -21,6 +21,7 @@ from jobs.lake.config import LakeConfig
 
 if TYPE_CHECKING:
     import duckdb
+    import pandas as pd
     import pyarrow as pa
 
 _TABLE_NAME = re.compile(r"\b(" + "|".join(LAKE_LAYERS) + r")\.([a-z_][a-z0-9_]*)\b", re.IGNORECASE)
@@ -61,6 +62,7 @@ def connect(
 
     versions = versions or {}
     con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")  # a timestamp's day is its UTC day, as everywhere in the lake
     reads = []
     for table in tables:
         delta, read = open_table(config, table, version=versions.get(table), as_of=None if table in versions else as_of)
@@ -89,6 +91,25 @@ def run_query(
         return QueryResult(relation.fetch_arrow_table() if relation is not None else _empty(), reads)
     finally:
         con.close()
+
+
+def query(
+    sql: str,
+    config: LakeConfig | None = None,
+    versions: Mapping[str, int] | None = None,
+    as_of: dt.datetime | None = None,
+) -> pd.DataFrame:
+    """``sql`` over the lake's tables as a pandas DataFrame: for notebooks and scripts.
+
+    ``df = query("SELECT * FROM gold.cx_kpi_daily ORDER BY kpi_date")``; the versions read are in
+    ``df.attrs["reads"]``.
+    """
+    from jobs.lake.config import load_config
+
+    result = run_query(config or load_config(), sql, versions, as_of)
+    frame = result.rows.to_pandas()
+    frame.attrs["reads"] = {read.name: read.version for read in result.reads}
+    return frame
 
 
 def _empty() -> pa.Table:

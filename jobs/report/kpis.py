@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import yaml
 
+from jobs.lake.config import LakeConfig
 from jobs.lake.contracts import SCHEMAS_DIR
 
 if TYPE_CHECKING:
@@ -126,6 +127,19 @@ _KPI_QUERIES: tuple[tuple[tuple[str, ...], tuple[str, ...], str], ...] = (
            FROM gold.churn_scores WHERE as_of_date BETWEEN $first AND $last GROUP BY 1""",
     ),
 )
+
+
+def kpi_frame(config: LakeConfig, first: dt.date, last: dt.date) -> pd.DataFrame:
+    """:func:`daily_kpis` of the configured lake (opens the tables itself): for notebooks."""
+    from jobs.analytics.catalog import existing_tables
+    from jobs.analytics.sql import connect
+
+    available = existing_tables(config, tables_needed())
+    con, _ = connect(config, available)
+    try:
+        return daily_kpis(con, set(available), first, last)
+    finally:
+        con.close()
 
 
 def daily_kpis(con: duckdb.DuckDBPyConnection, available: set[str], first: dt.date, last: dt.date) -> pd.DataFrame:

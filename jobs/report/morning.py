@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from jobs.analytics.catalog import TableRead, UnknownTableError, open_table
+from jobs.analytics.catalog import TableRead, existing_tables
 from jobs.lake.config import LakeConfig
 from jobs.lake.contracts import load_contract
 from jobs.report import charts
@@ -173,7 +173,7 @@ def _milestone_order() -> list[str]:
     return list(load_contract("gold.eta_predictions").column("milestone").allowed)
 
 
-def _eta_errors(con: duckdb.DuckDBPyConnection, first: dt.date, last: dt.date) -> pd.DataFrame:
+def eta_errors(con: duckdb.DuckDBPyConnection, first: dt.date, last: dt.date) -> pd.DataFrame:
     """Deliveries of [first, last] with the error of the prediction made at placement and of the promise."""
     from jobs.domain import PROMISE_HOUR
 
@@ -235,7 +235,7 @@ def _segments(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> pd.DataFrame:
     )
 
 
-def _lift(con: duckdb.DuckDBPyConnection, report_date: dt.date, horizon_days: int) -> tuple[pd.DataFrame, str]:
+def lift_by_decile(con: duckdb.DuckDBPyConnection, report_date: dt.date, horizon_days: int) -> tuple[pd.DataFrame, str]:
     """Lift by score decile for the latest scoring date whose outcome window has closed by the
     report date (churned = no order in the ``horizon_days`` after scoring); empty when none has."""
     scored = con.execute(
@@ -333,15 +333,10 @@ def build_report(config: LakeConfig, report_date: dt.date) -> MorningReport:
     """Read the lake and compute every number and chart of the report of ``report_date``."""
     from jobs.analytics.sql import connect
 
-    available = []
-    for table in REPORT_TABLES:
-        try:
-            open_table(config, table)
-            available.append(table)
-        except UnknownTableError:
-            log.info("report %s: %s not in the lake yet; its sections say so", report_date, table)
+    available = existing_tables(config, REPORT_TABLES)
+    for table in sorted(set(REPORT_TABLES) - set(available)):
+        log.info("report %s: %s not in the lake yet; its sections say so", report_date, table)
     con, reads = connect(config, available)
-    con.execute("SET TimeZone = 'UTC'")  # days are UTC days, as in the lake
     have = set(available)
     week_start = report_date - dt.timedelta(days=RECENT_DAYS - 1)
     daily = daily_kpis(con, have, report_date - dt.timedelta(days=TREND_DAYS - 1), report_date)
@@ -351,7 +346,7 @@ def build_report(config: LakeConfig, report_date: dt.date) -> MorningReport:
         return compute() if tables <= have else otherwise
 
     errors = when(
-        {"gold.eta_predictions", "silver.shipments", "silver.orders"}, lambda: _eta_errors(con, week_start, report_date)
+        {"gold.eta_predictions", "silver.shipments", "silver.orders"}, lambda: eta_errors(con, week_start, report_date)
     )
     milestones = when({"gold.eta_accuracy_daily"}, lambda: _milestones(con, week_start, report_date))
     scores_date = when({"gold.churn_scores"}, lambda: _latest_scores_date(con, report_date), None)
@@ -362,7 +357,7 @@ def build_report(config: LakeConfig, report_date: dt.date) -> MorningReport:
     )
     segments = _segments(con, scores_date) if scores_date and "silver.customers" in have else empty
     lift, lift_note = (
-        _lift(con, report_date, config.churn_horizon_days)
+        lift_by_decile(con, report_date, config.churn_horizon_days)
         if {"gold.churn_scores", "silver.orders", "silver.customers"} <= have
         else (empty, "no churn scores yet")
     )

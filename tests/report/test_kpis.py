@@ -25,7 +25,6 @@ def daily(tmp_path_factory: pytest.TempPathFactory):
         config = load_config()
         build_tiny_lake(config)
         con, _ = connect(config, tables_needed())
-        con.execute("SET TimeZone = 'UTC'")
         yield daily_kpis(con, set(tables_needed()), WEEK_BEFORE, REPORT_DAY).set_index("day")
     finally:
         if previous is None:
