@@ -12,6 +12,7 @@ cxlake bench --size quick|large       per-stage seconds, rows, Spark jobs, commi
 cxlake models compare --model eta     recent runs of cx_eta [--last N]: metrics, versions, aliases
 cxlake sql "SELECT ... FROM gold.cx_kpi_daily"   SQL over the tables by name (no Spark) [--csv]
 cxlake report --date YYYY-MM-DD       the morning report: $CXLAKE_HOME/reports/<date>/index.html
+cxlake lineage gold.cx_kpi_daily      upstream tables and the runs that last wrote them (OpenLineage)
 """
 
 from __future__ import annotations
@@ -316,6 +317,23 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_lineage(args: argparse.Namespace) -> int:
+    from jobs.analytics.catalog import lake_table_names
+    from jobs.analytics.lineage import lineage_of, render
+    from jobs.lake.lineage import lineage_dir
+
+    config = load_config()
+    if args.table not in lake_table_names():
+        print(f"no table {args.table!r}: cxlake sql --list names them")
+        return 1
+    tree = lineage_of(config, args.table)
+    if tree[0][2] is None:
+        print(f"{args.table}: no write recorded in {lineage_dir(config)} (lineage is on unless CXLAKE_LINEAGE=0)")
+        return 1
+    print(render(tree))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cxlake", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -442,6 +460,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     report.add_argument("--date", type=_date, required=True, help="the night's logical date")
     report.set_defaults(func=cmd_report)
+
+    lineage = sub.add_parser(
+        "lineage", help="the tables upstream of a table and the runs (Spark job, task, DAG run) that last wrote them"
+    )
+    lineage.add_argument("table", help="e.g. gold.cx_kpi_daily")
+    lineage.set_defaults(func=cmd_lineage)
 
     models = sub.add_parser("models", help="MLflow model runs and registry")
     models_sub = models.add_subparsers(dest="models_command", required=True)

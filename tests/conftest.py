@@ -50,6 +50,9 @@ def cxlake_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     os.environ["CXLAKE_LANDING_SETTLE_SECONDS"] = "0"
     # Child processes (Airflow runs, cluster drivers) inherit it: see tests/jvm_speed.py.
     os.environ.setdefault("CXLAKE_SPARK_CONF", TEST_SPARK_CONF)
+    # OpenLineage is on in production; the tests that check it turn it on (the real scheduler's
+    # night, tests/analytics/test_lineage.py), the others do not need a listener on every job.
+    os.environ["CXLAKE_LINEAGE"] = "0"
     os.environ.pop("MLFLOW_TRACKING_URI", None)
     os.environ.pop("MLFLOW_REGISTRY_URI", None)
     return home

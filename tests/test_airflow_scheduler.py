@@ -23,9 +23,12 @@ import pytest
 from deltalake import DeltaTable, QueryBuilder
 from e2e_night import LANDING, RUN_DATE, TABLES
 
+from jobs.analytics.lineage import lineage_of
+from jobs.cli import main
 from jobs.devtools.airflow_env import airflow
 from jobs.devtools.airflow_local import free_port, local_airflow, run_night
 from jobs.lake.tables import read_table
+from jobs.report.morning import report_path
 
 pytestmark = pytest.mark.airflow
 
@@ -53,12 +56,18 @@ def night(config, tmp_path_factory):
     night_config = config.moved_to(home, landing_root=str(LANDING))
     previous_key = os.environ["CXLAKE_PII_KEY"]
     os.environ["CXLAKE_PII_KEY"] = CANARY_KEY  # the components' key (their environment)
+    previous_lineage = os.environ.get("CXLAKE_LINEAGE")
+    os.environ["CXLAKE_LINEAGE"] = "1"  # OpenLineage on, as in production (tests/conftest.py turns it off)
     try:
         # A free port: a developer's `cxlake airflow up` may hold 8080 while the suite runs.
         with local_airflow(night_config, port=free_port()) as components, components.api() as api:
             outcome = run_night(api, dt.date.fromisoformat(RUN_DATE), timeout=RUN_TIMEOUT_SECONDS)
     finally:
         os.environ["CXLAKE_PII_KEY"] = previous_key
+        if previous_lineage is None:
+            os.environ.pop("CXLAKE_LINEAGE", None)
+        else:
+            os.environ["CXLAKE_LINEAGE"] = previous_lineage
     assert outcome.state == "success", outcome.describe()
     return night_config, outcome
 
@@ -179,3 +188,35 @@ def test_the_airflow_cli_finds_the_dag(night) -> None:
     assert listed.returncode == 0, (listed.stdout + listed.stderr)[-3000:]
     listing = listed.stdout.strip().splitlines()[-1]  # log lines (a warning or two) come first
     assert "cx_nightly" in {dag["dag_id"] for dag in json.loads(listing)}
+
+
+def test_lineage_of_the_kpis_names_silver_bronze_and_the_runs(night, capsys) -> None:
+    """OpenLineage events of the night (Spark listener, Airflow provider, the delta-rs ingest):
+    `cxlake lineage gold.cx_kpi_daily` walks back to the landing files, naming each writer."""
+    config, outcome = night
+    tree = {name: write for _, name, write in lineage_of(config, "gold.cx_kpi_daily")}
+    kpis = tree["gold.cx_kpi_daily"]
+    assert {"silver.orders", "silver.shipments"} <= set(kpis.inputs)
+    # Each task ran in its own process: its Spark session's parent is the task's own run.
+    assert (kpis.task.job, kpis.task_by_time) == ("cx_nightly.build_gold", False)
+    assert tree["silver.orders"].task.job == "cx_nightly.build_silver"
+    assert "bronze.orders" in tree["silver.orders"].inputs
+    assert "bronze.tracking_scans" in tree["silver.shipments"].inputs
+    # Bronze is written by delta-rs, without Spark: its writes are recorded by the ingest itself.
+    assert tree["bronze.orders"].task.job == "cx_nightly.ingest_orders"
+    assert tree["bronze.orders"].jobs == ["cxlake.ingest_orders"]
+    assert tree["bronze.orders"].inputs == [str(LANDING / "orders" / RUN_DATE)]
+    # One DAG run above every write, the one the REST API triggered.
+    dag_runs = {w.dag_run.run_id for w in tree.values() if w is not None}
+    assert len(dag_runs) == 1 and all(w.dag_run.job == "cx_nightly" for w in tree.values() if w is not None)
+    assert main(["lineage", "gold.cx_kpi_daily"]) == 0
+    printed = capsys.readouterr().out
+    for name in ("gold.cx_kpi_daily", "silver.orders", "silver.shipments", "bronze.orders", "cx_nightly.build_gold"):
+        assert name in printed
+
+
+def test_the_morning_report_is_the_nights_last_output(night) -> None:
+    config, outcome = night
+    assert outcome.task_states["render_report"] == "success"
+    page = report_path(config, dt.date.fromisoformat(RUN_DATE)).read_text()
+    assert "CX morning report" in page and 'id="chart-kpi_trend"' in page and "<svg" in page

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from jobs.lake import lineage
 from jobs.lake.config import PROJECT_ROOT, LakeConfig
 
 DEFAULT_API_PORT = 8080
@@ -64,6 +65,8 @@ def project_settings(config: LakeConfig, api_port: int | str = DEFAULT_API_PORT)
         # The config names one MLflow store; a registry URI inherited from the caller's
         # environment would register and look up champions in another store.
         "MLFLOW_REGISTRY_URI": config.mlflow_tracking_uri,
+        # The OpenLineage provider's task and DAG run events go to $CXLAKE_HOME/lineage/.
+        **lineage.airflow_settings(config),
     }
 
 
@@ -133,6 +136,8 @@ def ensure_airflow_db(config: LakeConfig) -> None:
 
 def dags_test(config: LakeConfig, dag_id: str, run_date: str, capture: bool = False) -> subprocess.CompletedProcess:
     """``airflow dags test DAG_ID DATE``: one full DAG run for the logical date, tasks in process."""
+    # One process, one Spark session for every task: its lineage parent is the DAG run.
+    os.environ[lineage.SHARED_SESSION_VARIABLE] = "1"
     return airflow(config, "dags", "test", dag_id, run_date, capture=capture)
 
 
@@ -157,6 +162,7 @@ def test_dag_in_process(config: LakeConfig, run_dates: list[str]) -> list[tuple[
     import time
 
     os.environ.update(airflow_env(config))
+    os.environ[lineage.SHARED_SESSION_VARIABLE] = "1"  # one Spark session: its lineage parent is the DAG run
     import pendulum
 
     dag = load_dag()

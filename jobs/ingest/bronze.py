@@ -35,6 +35,7 @@ from jobs.ingest.raw_files import (
     read_csv_header,
     with_line_offsets,
 )
+from jobs.lake import lineage
 from jobs.lake.config import LakeConfig
 from jobs.lake.contracts import Contract, load_contract, source_names
 from jobs.lake.small_tables import is_local_lake, merge_small, replace_small
@@ -330,7 +331,17 @@ def ingest_nights(
     if engine == "auto":
         engine = "local" if is_local_lake(config) else "spark"
     if engine == "local":
+        started = dt.datetime.now(dt.UTC)
         results = _ingest_local(config, landed)
+        # No Spark job saw this write (delta-rs): its lineage is recorded here.
+        lineage.record_write(
+            config,
+            f"cxlake.ingest_{source}",
+            inputs=list(folders),
+            outputs=[f"bronze.{source}", f"quarantine.{source}"],
+            started=started,
+            ended=dt.datetime.now(dt.UTC),
+        )
     else:
         results = _ingest_spark(spark, config, landed)
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import urlparse
 
+from jobs.lake import lineage
 from jobs.lake.config import LakeConfig, load_config
 
 if TYPE_CHECKING:
@@ -63,6 +64,14 @@ def spark_settings(config: LakeConfig) -> dict[str, str]:
         settings["spark.driver.bindAddress"] = "127.0.0.1"
         settings["spark.driver.host"] = "127.0.0.1"
     settings.update(config.extra_spark_conf)
+    # OpenLineage (jobs.lake.lineage): the listener's jar is always on the class path, so that a
+    # session with lineage off maps the same JVM class archive; the listener runs when it is on.
+    listener = lineage.spark_settings(config)
+    listener.pop("spark.jars.packages", None)
+    settings.update(listener)
+    extra = [p for p in settings.get("spark.jars.packages", "").split(",") if p]
+    if lineage.OPENLINEAGE_SPARK_PACKAGE not in extra:
+        settings["spark.jars.packages"] = ",".join([*extra, lineage.OPENLINEAGE_SPARK_PACKAGE])
     return settings
 
 
@@ -100,6 +109,8 @@ def get_spark(config: LakeConfig | None = None, app_name: str = "cxlake") -> Spa
         )
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
+    if lineage.is_enabled():
+        _quiet_openlineage(spark)
     conf = spark.sparkContext.getConf()
     if cache is not None and conf.get("spark.jars.packages") == packages and conf.get("spark.jars"):
         # This process asked Ivy: keep its answer for the next start (written whole, atomically).
@@ -108,6 +119,21 @@ def get_spark(config: LakeConfig | None = None, app_name: str = "cxlake") -> Spa
         partial.write_text(conf.get("spark.jars"))
         partial.replace(cache)
     return spark
+
+
+# The listener logs, for every Spark job that runs outside a SQL execution (Delta's own log reads:
+# hundreds a night), an ERROR that it has no event to emit; and once per session a multi-line
+# warning about class loaders that concerns connectors we do not use. Both say nothing is wrong.
+_OPENLINEAGE_NOISE = {
+    "io.openlineage.spark.agent.lifecycle.ContextFactory": "OFF",
+    "io.openlineage.spark.agent.lifecycle.SparkOpenLineageExtensionVisitorWrapper": "ERROR",
+}
+
+
+def _quiet_openlineage(spark: SparkSession) -> None:
+    log4j = spark._jvm.org.apache.logging.log4j
+    for logger, level in _OPENLINEAGE_NOISE.items():
+        log4j.core.config.Configurator.setLevel(logger, log4j.Level.getLevel(level))
 
 
 def jar_packages(settings: Mapping[str, str]) -> str:

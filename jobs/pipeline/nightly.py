@@ -60,8 +60,10 @@ def locked_step(step: str, *args: Any) -> Any:
     """A DAG task's body: ``<step>(*args)`` holding the lake lock shared with the night's other
     tasks, so that no whole-night command (``cxlake run``, ``import-history``) writes meanwhile
     (:mod:`jobs.lake.lock`; waits up to ``CXLAKE_LOCK_WAIT_SECONDS`` for one to finish)."""
+    from jobs.lake.lineage import enter_airflow_task
     from jobs.lake.lock import lake_lock
 
+    enter_airflow_task()  # this task's OpenLineage run becomes the parent of its Spark jobs and writes
     config = load_config()
     with lake_lock(config, f"cx_nightly task {step} {' '.join(map(str, args))}", True, config.lock_wait_seconds):
         return globals()[step](*args)

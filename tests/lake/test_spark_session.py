@@ -5,15 +5,23 @@ from __future__ import annotations
 import os
 from urllib.parse import urlparse
 
-from jobs.lake.spark import _class_archive_options, class_archive_path, delta_package, resolved_jars_cache
+from jobs.lake.spark import (
+    _class_archive_options,
+    class_archive_path,
+    jar_packages,
+    resolved_jars_cache,
+    spark_settings,
+)
 
 
-def test_the_resolved_delta_jars_are_kept_for_the_next_start(spark) -> None:
+def test_the_resolved_delta_jars_are_kept_for_the_next_start(spark, config) -> None:
     # The session fixture started Spark either through Ivy (which wrote the list) or from the list.
-    cache = resolved_jars_cache(delta_package())
+    cache = resolved_jars_cache(jar_packages(spark_settings(config)))
     jars = cache.read_text().split(",")
     assert all(os.path.exists(urlparse(jar).path) for jar in jars)
     assert any("/io.delta_delta-spark_" in jar for jar in jars)
+    # The OpenLineage listener's jar is there with lineage off too: one class archive either way.
+    assert any("/io.openlineage_openlineage-spark_" in jar for jar in jars)
     # The running session has exactly those jars, whichever way it started.
     assert spark.sparkContext.getConf().get("spark.jars").split(",") == jars
 

@@ -1,0 +1,214 @@
+"""OpenLineage for every night, as JSON lines under ``$CXLAKE_HOME/lineage/`` (no server needed).
+
+Three producers write OpenLineage run events there, each with the file transport:
+
+* **Spark jobs**: the ``openlineage-spark`` listener (Maven Central, like Delta's jar) in every
+  session :func:`jobs.lake.spark.get_spark` starts: one ``spark-<time>-<pid>.jsonl`` per session,
+  with each job's input and output datasets (Delta table paths). Checked with Spark 4.2 and
+  Delta 4.4: MERGE, save and read jobs report their tables.
+* **Airflow tasks and DAG runs**: the Airflow OpenLineage provider, configured by
+  :func:`airflow_settings` (``airflow.jsonl``).
+* **Writes made without Spark** (the bronze ingest of a local lake, by delta-rs):
+  :func:`record_write` (``cxlake-<pid>.jsonl``), so bronze has a writer too.
+
+Parents. A DAG task sets the process's lineage parent (:func:`enter_airflow_task`) to its own
+OpenLineage run (the provider's run id of the task instance) and the root to the DAG run, before
+any Spark session starts: every Spark job's event then carries ``parent`` = its Spark application
+run and ``root`` = the DAG run, and the application's start event carries ``parent`` = the task.
+The listener reads its parent once, when the session starts, so where tasks share one process and
+one session (``airflow dags test``, ``cxlake run``) the application's parent is the DAG run
+instead (:data:`SHARED_SESSION_VARIABLE`), and a job is tied to its task by the task's start and
+end events (:mod:`jobs.analytics.lineage`).
+
+``CXLAKE_LINEAGE=0`` turns all three off.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from jobs.lake.config import LakeConfig
+
+OPENLINEAGE_SPARK_PACKAGE = "io.openlineage:openlineage-spark_2.13:1.53.0"
+NAMESPACE = "cxlake"  # the namespace of our jobs (Spark application and writes)
+AIRFLOW_NAMESPACE = "cxlake-airflow"
+PRODUCER = "https://github.com/cxlake/cxlake"
+PARENT_VARIABLE = "CXLAKE_LINEAGE_PARENT"  # namespace/job/run_id of the current task's run
+ROOT_VARIABLE = "CXLAKE_LINEAGE_ROOT"  # namespace/job/run_id of the DAG run
+# Set by harnesses that run a whole night's tasks in one process (one Spark session).
+SHARED_SESSION_VARIABLE = "CXLAKE_LINEAGE_SHARED_SESSION"
+# Facets the listener would add to every event and nobody here reads (they make events ~5x larger).
+_DISABLED_FACETS = "[spark_unknown;spark.logicalPlan;debug;spark_properties;environment-properties]"
+
+
+@dataclass(frozen=True)
+class RunRef:
+    """An OpenLineage run: its job's namespace and name, and the run id."""
+
+    namespace: str
+    job: str
+    run_id: str
+
+    def encoded(self) -> str:
+        return f"{self.namespace}/{self.job}/{self.run_id}"
+
+    @classmethod
+    def decoded(cls, text: str) -> RunRef | None:
+        parts = text.split("/")
+        return cls(parts[0], "/".join(parts[1:-1]), parts[-1]) if len(parts) >= 3 else None
+
+
+def is_enabled() -> bool:
+    """Lineage is on unless ``CXLAKE_LINEAGE`` is 0/false/no."""
+    return os.environ.get("CXLAKE_LINEAGE", "1").strip().lower() not in ("0", "false", "no")
+
+
+def lineage_dir(config: LakeConfig) -> Path:
+    return Path(config.home) / "lineage"
+
+
+def current_parent() -> tuple[RunRef | None, RunRef | None]:
+    """The process's lineage parent and root (set by :func:`set_parent`), if any."""
+    parent = RunRef.decoded(os.environ.get(PARENT_VARIABLE, ""))
+    root = RunRef.decoded(os.environ.get(ROOT_VARIABLE, ""))
+    return parent, root
+
+
+def set_parent(parent: RunRef | None, root: RunRef | None) -> None:
+    """Make ``parent`` (and ``root``) the lineage parent of what this process runs from now on
+    (environment variables: child processes inherit them)."""
+    for variable, ref in ((PARENT_VARIABLE, parent), (ROOT_VARIABLE, root)):
+        if ref is None:
+            os.environ.pop(variable, None)
+        else:
+            os.environ[variable] = ref.encoded()
+
+
+def spark_settings(config: LakeConfig) -> dict[str, str]:
+    """Spark settings of the OpenLineage listener (empty when lineage is off).
+
+    ``spark.jars.packages`` holds only the listener's coordinates: the caller merges them.
+    """
+    if not is_enabled():
+        return {}
+    folder = lineage_dir(config)
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
+    settings = {
+        "spark.jars.packages": OPENLINEAGE_SPARK_PACKAGE,
+        "spark.extraListeners": "io.openlineage.spark.agent.OpenLineageSparkListener",
+        "spark.openlineage.transport.type": "file",
+        "spark.openlineage.transport.location": str(folder / f"spark-{stamp}-{os.getpid()}.jsonl"),
+        "spark.openlineage.namespace": NAMESPACE,
+        "spark.openlineage.facets.disabled": _DISABLED_FACETS,
+    }
+    parent, root = current_parent()
+    if os.environ.get(SHARED_SESSION_VARIABLE) and root is not None:
+        parent = root  # one session for every task of the night: its parent is the DAG run
+    for prefix, ref in (("parent", parent), ("rootParent", root or parent)):
+        if ref is not None:
+            settings[f"spark.openlineage.{prefix}JobNamespace"] = ref.namespace
+            settings[f"spark.openlineage.{prefix}JobName"] = ref.job
+            settings[f"spark.openlineage.{prefix}RunId"] = ref.run_id
+    return settings
+
+
+def airflow_settings(config: LakeConfig) -> dict[str, str]:
+    """``AIRFLOW__OPENLINEAGE__*`` settings: the provider's events to ``lineage/airflow.jsonl``."""
+    if not is_enabled():
+        return {"AIRFLOW__OPENLINEAGE__DISABLED": "true"}
+    transport = {"type": "file", "log_file_path": str(lineage_dir(config) / "airflow.jsonl"), "append": True}
+    return {
+        "AIRFLOW__OPENLINEAGE__DISABLED": "false",
+        "AIRFLOW__OPENLINEAGE__NAMESPACE": AIRFLOW_NAMESPACE,
+        "AIRFLOW__OPENLINEAGE__TRANSPORT": json.dumps(transport),
+    }
+
+
+def enter_airflow_task() -> None:
+    """Inside a DAG task: make its OpenLineage run (as the provider names it) this process's
+    lineage parent, and its DAG run the root. Does nothing outside Airflow or without the provider."""
+    if not is_enabled():
+        return
+    try:
+        from airflow.providers.openlineage.plugins import macros
+        from airflow.sdk import get_current_context
+
+        task_instance = get_current_context()["ti"]
+        parent = RunRef(
+            macros.lineage_job_namespace(), macros.lineage_job_name(task_instance), macros.lineage_run_id(task_instance)
+        )
+        root = RunRef(
+            macros.lineage_root_job_namespace(task_instance),
+            macros.lineage_root_job_name(task_instance),
+            macros.lineage_root_run_id(task_instance),
+        )
+    except (ImportError, KeyError, RuntimeError):
+        return
+    set_parent(parent, root)
+
+
+def _dataset(config: LakeConfig, name_or_path: str) -> tuple[str, str]:
+    """An OpenLineage dataset (namespace, name) as the Spark listener names a table: namespace
+    ``file`` and the path, or the bucket's URI and the key."""
+    path = config.table_path(name_or_path) if "/" not in name_or_path else name_or_path
+    if "://" in path and not path.startswith("file:"):
+        scheme, rest = path.split("://", 1)
+        bucket, _, key = rest.partition("/")
+        return f"{scheme.replace('s3a', 's3')}://{bucket}", key
+    return "file", path.removeprefix("file:")
+
+
+def record_write(
+    config: LakeConfig,
+    job: str,
+    inputs: Iterable[str],
+    outputs: Iterable[str],
+    started: dt.datetime,
+    ended: dt.datetime,
+) -> None:
+    """Record a write made without Spark (e.g. the delta-rs ingest) as a START and a COMPLETE
+    event of job ``job``, its parent the process's current one. ``inputs``/``outputs``: table
+    names (``bronze.orders``) or paths (landing folders)."""
+    if not is_enabled():
+        return
+    from openlineage.client import OpenLineageClient
+    from openlineage.client.event_v2 import InputDataset, Job, OutputDataset, Run, RunEvent, RunState
+    from openlineage.client.facet_v2 import parent_run
+    from openlineage.client.transport.file import FileConfig, FileTransport
+    from openlineage.client.uuid import generate_new_uuid
+
+    folder = lineage_dir(config)
+    folder.mkdir(parents=True, exist_ok=True)
+    parent, root = current_parent()
+    facets = {}
+    if parent is not None:
+        top = root or parent
+        facets["parent"] = parent_run.ParentRunFacet(
+            run=parent_run.Run(runId=parent.run_id),
+            job=parent_run.Job(namespace=parent.namespace, name=parent.job),
+            root=parent_run.Root(
+                run=parent_run.RootRun(runId=top.run_id), job=parent_run.RootJob(namespace=top.namespace, name=top.job)
+            ),
+        )
+    run = Run(runId=str(generate_new_uuid(started)), facets=facets)
+    client = OpenLineageClient(
+        transport=FileTransport(FileConfig(log_file_path=str(folder / f"cxlake-{os.getpid()}.jsonl"), append=True))
+    )
+    for state, at in ((RunState.START, started), (RunState.COMPLETE, ended)):
+        client.emit(
+            RunEvent(
+                eventType=state,
+                eventTime=at.isoformat(),
+                run=run,
+                job=Job(namespace=NAMESPACE, name=job),
+                producer=PRODUCER,
+                inputs=[InputDataset(*_dataset(config, i)) for i in inputs],
+                outputs=[OutputDataset(*_dataset(config, o)) for o in outputs],
+            )
+        )
