@@ -190,7 +190,7 @@ def test_the_airflow_cli_finds_the_dag(night) -> None:
     assert "cx_nightly" in {dag["dag_id"] for dag in json.loads(listing)}
 
 
-def test_lineage_of_the_kpis_names_silver_bronze_and_the_runs(night, capsys) -> None:
+def test_lineage_of_the_kpis_names_silver_bronze_and_the_runs(night, capsys, monkeypatch) -> None:
     """OpenLineage events of the night (Spark listener, Airflow provider, the delta-rs ingest):
     `cxlake lineage gold.cx_kpi_daily` walks back to the landing files, naming each writer."""
     config, outcome = night
@@ -209,6 +209,7 @@ def test_lineage_of_the_kpis_names_silver_bronze_and_the_runs(night, capsys) -> 
     # One DAG run above every write, the one the REST API triggered.
     dag_runs = {w.dag_run.run_id for w in tree.values() if w is not None}
     assert len(dag_runs) == 1 and all(w.dag_run.job == "cx_nightly" for w in tree.values() if w is not None)
+    monkeypatch.setenv("CXLAKE_HOME", str(config.home))  # the command reads the night's home
     assert main(["lineage", "gold.cx_kpi_daily"]) == 0
     printed = capsys.readouterr().out
     for name in ("gold.cx_kpi_daily", "silver.orders", "silver.shipments", "bronze.orders", "cx_nightly.build_gold"):
