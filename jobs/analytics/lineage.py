@@ -8,16 +8,16 @@ and the same for each of those tables, down to the landing files: the upstream t
 with the Spark job, Airflow task and DAG run that last wrote it.
 
 A Spark job's event names its Spark application run as parent; the application's own events name
-the task that started the session (a task per process: the scheduler) or the DAG run (one
-session for a whole night: ``airflow dags test``, ``cxlake run``). In the second case the task
-is the one whose start and end events bracket the job, and the output says it was found so.
+the task that started the session (a task per process: the scheduler), or nothing (one session
+for many tasks: ``airflow dags test``, the demo). In the second case the task is the one whose
+start and end events bracket the job, and the output says it was found so. A night step's own
+record (``cxlake.<step>``) names its task directly.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +26,8 @@ from typing import Any
 from jobs.analytics.catalog import lake_table_names
 from jobs.lake.config import LakeConfig
 from jobs.lake.lineage import lineage_dir
+
+_COMPACTION = ("optimize", "vacuum")
 
 
 @dataclass(frozen=True)
@@ -41,7 +43,7 @@ class TableWrite:
     table: str
     written_at: dt.datetime
     jobs: list[str]  # the jobs of that run that wrote the table
-    run_id: str  # the writing run (a Spark application, or a write made without Spark)
+    run_id: str  # the writing run: the task's, else the Spark application's or the write's own
     task: RunLink | None  # the Airflow task (or None outside Airflow)
     task_by_time: bool  # the task was found by time (one session for the whole night)
     dag_run: RunLink | None
@@ -89,43 +91,76 @@ def _parent(event: dict[str, Any]) -> tuple[RunLink | None, RunLink | None]:
     return parent, RunLink(root["job"]["name"], root["run"]["runId"]) if root else None
 
 
+@dataclass(frozen=True)
+class _Observed:
+    """A completed job that read or wrote lake data: a Spark job, or a write made without Spark."""
+
+    at: dt.datetime
+    job: str
+    run_id: str
+    parent: RunLink | None
+    root: RunLink | None
+    is_spark_job: bool
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+
+
 class LineageGraph:
-    """The events of a lake, indexed by table written and by run."""
+    """The events of a lake: what each run read and wrote, and the task each run belongs to.
+
+    A table's upstream is what the task run that last wrote it had read by then: every job of
+    that run up to the write. A night's writes go through intermediate steps that OpenLineage
+    cannot see through (a MERGE's source materialised by ``localCheckpoint`` is an RDD, not a
+    table scan), while the job that materialised it did read the tables; within one task run the
+    order of the jobs is the order of the data.
+    """
 
     def __init__(self, config: LakeConfig, events: Iterable[dict[str, Any]]) -> None:
         self.config = config
         self._paths = {self._normal(config.table_path(t)): t for t in lake_table_names()}
-        self._writes: dict[str, list[tuple[dt.datetime, str, str, list[str]]]] = defaultdict(list)
         self._parents: dict[str, tuple[RunLink | None, RunLink | None]] = {}
         self._tasks: list[tuple[dt.datetime, dt.datetime, RunLink, RunLink | None]] = []
-        starts: dict[str, tuple[dt.datetime, dict[str, Any]]] = {}
+        self._observed: list[_Observed] = []
+        starts: dict[str, dt.datetime] = {}
         for event in events:
             run_id = event["run"]["runId"]
             parent, root = _parent(event)
             if parent is not None:
                 self._parents.setdefault(run_id, (parent, root))
             if event["eventType"] == "START":
-                starts[run_id] = (_time(event), event)
+                starts.setdefault(run_id, _time(event))
             if event["eventType"] != "COMPLETE":
                 continue
-            job = event["job"]["name"]
             if self._is_airflow_task(event):
-                began = starts.get(run_id, (_time(event), event))[0]
-                self._tasks.append((began, _time(event), RunLink(job, run_id), root))
+                dag_run = root or parent  # a task's parent is its DAG run
+                self._tasks.append(
+                    (starts.get(run_id, _time(event)), _time(event), RunLink(event["job"]["name"], run_id), dag_run)
+                )
                 # Its outputs are the task's declared outlets (Assets), not a write anyone saw:
                 # the Spark jobs and the ingest's own events say what was read and written.
                 continue
-            outputs = [self._table(o) for o in event.get("outputs", [])]
-            inputs = [self._table(i) or self._path(i) for i in event.get("inputs", [])]
-            # A Spark job belongs to its application's run (whose own parent is the task or DAG run).
-            owner = parent.run_id if parent is not None and self._is_spark_job(event) else run_id
-            for table in filter(None, outputs):
-                self._writes[table].append((_time(event), job, owner, [i for i in inputs if i != table]))
+            inputs = tuple(self._table(i) or self._path(i) for i in event.get("inputs", []))
+            outputs = tuple(t for t in (self._table(o) for o in event.get("outputs", [])) if t)
+            if any(word in event["job"]["name"] for word in _COMPACTION):
+                continue  # OPTIMIZE / VACUUM rewrite files, not content: not "the last write"
+            if inputs or outputs:
+                self._observed.append(
+                    _Observed(
+                        _time(event),
+                        event["job"]["name"],
+                        run_id,
+                        parent,
+                        root,
+                        self._is_spark_job(event),
+                        inputs,
+                        outputs,
+                    )
+                )
+        self._tasks.sort(key=lambda task: task[0])
 
     @staticmethod
     def _is_airflow_task(event: dict[str, Any]) -> bool:
-        facets = event["job"].get("facets", {})
-        kind = facets.get("jobType", {})
+        kind = event["job"].get("facets", {}).get("jobType", {})
         return kind.get("integration") == "AIRFLOW" and kind.get("jobType") == "TASK"
 
     @staticmethod
@@ -147,27 +182,42 @@ class LineageGraph:
     def _table(self, dataset: dict[str, Any]) -> str | None:
         return self._paths.get(self._path(dataset))
 
+    def _scope(self, seen: _Observed) -> tuple[str, RunLink | None, bool, RunLink | None]:
+        """(scope id, task, task found by time, DAG run) of an observed job.
+
+        The task: the job's own parent when it is a task (a write recorded by the ingest), else
+        its Spark application's parent when that is a task (a task per process), else the task
+        running when it completed (one process for the whole night). Outside Airflow the scope is
+        the run itself (its Spark application for a Spark job)."""
+        parent, root = seen.parent, seen.root
+        if seen.is_spark_job and parent is not None:
+            parent, root = self._parents.get(parent.run_id, (None, None))
+            application = seen.parent.run_id
+        else:
+            application = seen.run_id
+        if parent is not None and "." in parent.job:
+            return parent.run_id, parent, False, root
+        task = self._task_at(seen.at)
+        if task is not None:
+            return task[2].run_id, task[2], True, task[3]
+        return application, None, False, root or (parent if parent is not None else None)
+
     def last_write(self, table: str) -> TableWrite | None:
-        """The last run that wrote ``table``: all its jobs writing it and their inputs."""
-        writes = self._writes.get(table)
+        """The last run that wrote ``table``, and what that run had read by then."""
+        writes = [seen for seen in self._observed if table in seen.outputs]
         if not writes:
             return None
-        when, _, run_id, _ = max(writes)
-        of_run = [w for w in writes if w[2] == run_id]
-        inputs = sorted({i for w in of_run for i in w[3]})
-        # A Spark job's run id is its own; `owner` made it its application's: look that up.
-        parent, root = self._parents.get(run_id, (None, None))
-        task, by_time = (parent, False) if parent is not None and "." in parent.job else (None, False)
-        dag_run = root if root is not None else (parent if parent is not None and "." not in parent.job else None)
-        if task is None:
-            task = self._task_at(when, dag_run)
-            by_time = task is not None
-        return TableWrite(table, when, [w[1] for w in of_run], run_id, task, by_time, dag_run, inputs)
+        last = max(writes, key=lambda seen: seen.at)
+        scope, task, by_time, dag_run = self._scope(last)
+        of_scope = [seen for seen in self._observed if seen.at <= last.at and self._scope(seen)[0] == scope]
+        inputs = sorted({i for seen in of_scope for i in seen.inputs if i != table and i not in seen.outputs})
+        jobs = [seen.job for seen in of_scope if table in seen.outputs]
+        return TableWrite(table, last.at, jobs, scope, task, by_time, dag_run, inputs)
 
-    def _task_at(self, when: dt.datetime, dag_run: RunLink | None) -> RunLink | None:
-        """The Airflow task of ``dag_run`` running at ``when`` (tasks of one process run one at a time)."""
-        for began, ended, task, root in self._tasks:
-            if began <= when <= ended and (dag_run is None or root is None or root.run_id == dag_run.run_id):
+    def _task_at(self, when: dt.datetime) -> tuple[dt.datetime, dt.datetime, RunLink, RunLink | None] | None:
+        """The Airflow task running at ``when`` (one process runs its tasks one at a time)."""
+        for task in self._tasks:
+            if task[0] <= when <= task[1]:
                 return task
         return None
 

@@ -10,7 +10,7 @@ from pyspark.sql import DataFrame, SparkSession
 from jobs.domain import days_late, delivery_days, is_late, is_on_time
 from jobs.lake.config import LakeConfig
 from jobs.lake.contracts import load_contract
-from jobs.lake.tables import later_as_of_dates, merge_rows, nights
+from jobs.lake.tables import later_as_of_dates, merge_rows, nights, read_table
 
 LATEST_AS_OF_WINS = "s.as_of_date >= t.as_of_date"
 
@@ -109,8 +109,8 @@ def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | N
     windows of runs up to ``lateness_days`` later; those runs are redone when they already exist.
     """
     contract = load_contract("gold.cx_kpi_daily")
-    orders = spark.read.format("delta").load(config.table_path("silver.orders"))
-    shipments = spark.read.format("delta").load(config.table_path("silver.shipments"))
+    orders = read_table(spark, config, "silver.orders")
+    shipments = read_table(spark, config, "silver.shipments")
     last = through or run_date
     later = later_as_of_dates(spark, config, contract.name, "as_of_date", last, config.lateness_days)
     as_of_dates = [*nights(run_date, last), *later]

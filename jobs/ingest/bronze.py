@@ -333,15 +333,20 @@ def ingest_nights(
     if engine == "local":
         started = dt.datetime.now(dt.UTC)
         results = _ingest_local(config, landed)
-        # No Spark job saw this write (delta-rs): its lineage is recorded here.
-        lineage.record_write(
-            config,
-            f"cxlake.ingest_{source}",
-            inputs=list(folders),
-            outputs=[f"bronze.{source}", f"quarantine.{source}"],
-            started=started,
-            ended=dt.datetime.now(dt.UTC),
-        )
+        # No Spark job saw this write (delta-rs): the night step's record names the landing
+        # folders it read (its commits are noted as every commit is); outside a step, here.
+        if lineage.in_step():
+            for folder in folders:
+                lineage.note_read(folder)
+        else:
+            lineage.record_write(
+                config,
+                f"cxlake.ingest_{source}",
+                inputs=list(folders),
+                outputs=[f"bronze.{source}", f"quarantine.{source}"],
+                started=started,
+                ended=dt.datetime.now(dt.UTC),
+            )
     else:
         results = _ingest_spark(spark, config, landed)
 

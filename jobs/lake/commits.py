@@ -23,6 +23,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TypeVar
 
+from jobs.lake import lineage
+
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
@@ -48,6 +50,7 @@ def committed(what: str) -> None:
         number = _count
         crash_at = None if _crash_at is None else _counted_from + _crash_at
         observers = list(_observers)
+    lineage.note_commit(what)
     for seen, on_commit in observers:
         seen.append(what)
         if on_commit is not None:

@@ -16,11 +16,19 @@ OpenLineage run (the provider's run id of the task instance) and the root to the
 any Spark session starts: every Spark job's event then carries ``parent`` = its Spark application
 run and ``root`` = the DAG run, and the application's start event carries ``parent`` = the task.
 The listener reads its parent once, when the session starts, so where tasks share one process and
-one session (``airflow dags test``, ``cxlake run``) the application's parent is the DAG run
-instead (:data:`SHARED_SESSION_VARIABLE`), and a job is tied to its task by the task's start and
-end events (:mod:`jobs.analytics.lineage`).
+one session (``airflow dags test``, the demo's nights) the application has no parent
+(:data:`SHARED_SESSION_VARIABLE`: the first task's would be wrong for the rest), and a job is
+tied to its task by the task's start and end events (:mod:`jobs.analytics.lineage`). Each night
+step's own record (below) carries its task as parent in both cases.
 
-``CXLAKE_LINEAGE=0`` turns all three off.
+Steps. Spark's events cannot see through a MERGE whose source was materialised first
+(``localCheckpoint``: an RDD, no table scan), so every night step also records its own table
+I/O: :func:`step` notes each table it reads (:func:`note_read`, called by
+:func:`jobs.lake.tables.read_table`) and each Delta commit (:func:`note_commit`, called by
+:func:`jobs.lake.commits.committed`), and emits one event at its end: job ``cxlake.<step>``,
+inputs the tables (and landing folders) it read, outputs the tables it committed to.
+
+``CXLAKE_LINEAGE=0`` turns all of it off.
 """
 
 from __future__ import annotations
@@ -28,8 +36,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from jobs.lake.config import LakeConfig
@@ -108,8 +117,10 @@ def spark_settings(config: LakeConfig) -> dict[str, str]:
         "spark.openlineage.facets.disabled": _DISABLED_FACETS,
     }
     parent, root = current_parent()
-    if os.environ.get(SHARED_SESSION_VARIABLE) and root is not None:
-        parent = root  # one session for every task of the night: its parent is the DAG run
+    if os.environ.get(SHARED_SESSION_VARIABLE):
+        # One session for every task of one or more nights: no run is its parent (the first
+        # task's would be wrong for the rest); its jobs are tied to tasks by time instead.
+        parent = root = None
     for prefix, ref in (("parent", parent), ("rootParent", root or parent)):
         if ref is not None:
             settings[f"spark.openlineage.{prefix}JobNamespace"] = ref.namespace
@@ -130,11 +141,12 @@ def airflow_settings(config: LakeConfig) -> dict[str, str]:
     }
 
 
-def enter_airflow_task() -> None:
+def enter_airflow_task() -> str | None:
     """Inside a DAG task: make its OpenLineage run (as the provider names it) this process's
-    lineage parent, and its DAG run the root. Does nothing outside Airflow or without the provider."""
+    lineage parent, and its DAG run the root; return the task id. Does nothing (None) outside
+    Airflow, without the provider, or with lineage off."""
     if not is_enabled():
-        return
+        return None
     try:
         from airflow.providers.openlineage.plugins import macros
         from airflow.sdk import get_current_context
@@ -149,8 +161,14 @@ def enter_airflow_task() -> None:
             macros.lineage_root_run_id(task_instance),
         )
     except (ImportError, KeyError, RuntimeError):
-        return
+        return None
     set_parent(parent, root)
+    return task_instance.task_id
+
+
+def in_step() -> bool:
+    """A night step is recording its table I/O (:func:`step`)."""
+    return bool(_current)
 
 
 def _dataset(config: LakeConfig, name_or_path: str) -> tuple[str, str]:
@@ -212,3 +230,56 @@ def record_write(
                 outputs=[OutputDataset(*_dataset(config, o)) for o in outputs],
             )
         )
+
+
+@dataclass
+class _Step:
+    config: LakeConfig
+    job: str
+    started: dt.datetime
+    reads: dict[str, None] = field(default_factory=dict)  # ordered sets
+    writes: dict[str, None] = field(default_factory=dict)
+
+
+_current: list[_Step] = []
+
+
+@contextmanager
+def step(config: LakeConfig, name: str) -> Iterator[None]:
+    """Record the lake I/O of one night step as one OpenLineage run ``cxlake.<name>`` (at its end,
+    when it wrote something). Steps do not nest: an inner one is part of the outer."""
+    if not is_enabled() or _current:
+        yield
+        return
+    current = _Step(config, f"cxlake.{name}", dt.datetime.now(dt.UTC))
+    _current.append(current)
+    try:
+        yield
+    finally:
+        _current.clear()
+    if current.writes:
+        record_write(config, current.job, current.reads, current.writes, current.started, dt.datetime.now(dt.UTC))
+
+
+def note_read(table_or_path: str) -> None:
+    """The current step read a table (``silver.orders``) or a landing folder (a path)."""
+    if _current:
+        _current[0].reads[table_or_path] = None
+
+
+def note_commit(path: str) -> None:
+    """The current step committed to the Delta table at ``path`` (a table name is accepted too)."""
+    if not _current:
+        return
+    current = _current[0]
+    table = path if "/" not in path else _table_of(current.config, path)
+    if table is not None:
+        current.writes[table] = None
+
+
+def _table_of(config: LakeConfig, path: str) -> str | None:
+    root = config.lake_root.rstrip("/")
+    if not path.startswith(root + "/"):
+        return None
+    layer_table = path[len(root) + 1 :].strip("/").split("/")
+    return ".".join(layer_table[:2]) if len(layer_table) >= 2 else None

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
+from jobs.lake import lineage
 from jobs.lake.commits import committed, retried_on_conflict
 from jobs.lake.config import LakeConfig
 
@@ -130,7 +131,8 @@ def table_exists(spark: SparkSession, path: str) -> bool:
 
 
 def read_table(spark: SparkSession, config: LakeConfig, table: str) -> DataFrame:
-    """Read a lake table by name (``layer.table``)."""
+    """Read a lake table by name (``layer.table``); the night step's lineage notes the read."""
+    lineage.note_read(table)
     return spark.read.format("delta").load(config.table_path(table))
 
 
@@ -138,6 +140,7 @@ def read_table_or_empty(spark: SparkSession, config: LakeConfig, table: str, sch
     """Read a lake table, or an empty frame of ``schema`` when it was never written."""
     path = config.table_path(table)
     if table_exists(spark, path):
+        lineage.note_read(table)
         return spark.read.format("delta").load(path)
     return spark.createDataFrame([], schema)
 

@@ -12,8 +12,8 @@ import datetime as dt
 import logging
 import os
 import time
-from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -56,17 +56,29 @@ def _session(config: LakeConfig):
     return spark
 
 
+@contextmanager
+def _recorded(stage: Callable[[str], AbstractContextManager], config: LakeConfig, name: str) -> Iterator[None]:
+    """``stage(name)`` (a benchmark's meter, or nothing) around one step, whose table I/O is
+    recorded as one OpenLineage run (:func:`jobs.lake.lineage.step`)."""
+    from jobs.lake import lineage
+
+    with stage(name), lineage.step(config, name):
+        yield
+
+
 def locked_step(step: str, *args: Any) -> Any:
     """A DAG task's body: ``<step>(*args)`` holding the lake lock shared with the night's other
     tasks, so that no whole-night command (``cxlake run``, ``import-history``) writes meanwhile
     (:mod:`jobs.lake.lock`; waits up to ``CXLAKE_LOCK_WAIT_SECONDS`` for one to finish)."""
-    from jobs.lake.lineage import enter_airflow_task
+    from jobs.lake import lineage
     from jobs.lake.lock import lake_lock
 
-    enter_airflow_task()  # this task's OpenLineage run becomes the parent of its Spark jobs and writes
+    # This task's OpenLineage run becomes the parent of its Spark jobs and of its own I/O record.
+    task_id = lineage.enter_airflow_task()
     config = load_config()
     with lake_lock(config, f"cx_nightly task {step} {' '.join(map(str, args))}", True, config.lock_wait_seconds):
-        return globals()[step](*args)
+        with lineage.step(config, task_id or step):
+            return globals()[step](*args)
 
 
 def ingest(source: str, run_date: str, config: LakeConfig | None = None) -> dict[str, Any]:
@@ -369,18 +381,18 @@ def _import_history(
     landed = {}
     results = []
     for source in SOURCES:
-        with stage(f"ingest_{source}"):
+        with _recorded(stage, config, f"ingest_{source}"):
             results += ingest_nights(spark, config, source, dates, audit=False)
             landed[source] = sum(r.raw_rows for r in results if r.source == source)
-    with stage("ingest_audit"):
+    with _recorded(stage, config, "ingest_audit"):
         record_audit(spark, config, results)
-    with stage("silver"):
+    with _recorded(stage, config, "silver"):
         _silver(spark, config, first, last)
-    with stage("kpis"):
+    with _recorded(stage, config, "kpis"):
         kpi.run(spark, config, first, last)
-    with stage("journey"):
+    with _recorded(stage, config, "journey"):
         journey.run(spark, config, first, last)  # the daily and funnel rows included
-    with stage("features"):
+    with _recorded(stage, config, "features"):
         _features(spark, config, first, last)
     return {"nights": len(dates), "raw_lines": landed, "dates": dates}
 
@@ -402,14 +414,14 @@ def run_all(
     stage = stage or (lambda name: nullcontext())
     with lake_lock(config, f"cxlake run --date {run_date}"):
         report = run_data_stages(run_date, config, stage, allow_gap)
-        with stage("training"):
+        with _recorded(stage, config, "training"):
             report["train_eta"] = train_eta(run_date, config)
             report["train_churn"] = train_churn(run_date, config)
-        with stage("scoring"):
+        with _recorded(stage, config, "scoring"):
             report["score"] = score_models(run_date, config)
-        with stage("model_reports"):
+        with _recorded(stage, config, "model_reports"):
             report["reports"] = build_model_reports(run_date, config)
-        with stage("morning_report"):
+        with _recorded(stage, config, "morning_report"):
             report["morning_report"] = render_report(run_date, config)
     return report
 
@@ -438,24 +450,24 @@ def _run_data_stages(
     spark = _session(config)
     ingested = []
     for source in SOURCES:
-        with stage(f"ingest_{source}"):
+        with _recorded(stage, config, f"ingest_{source}"):
             ingested += ingest_nights(spark, config, source, [run_date], audit=False)
-    with stage("ingest_audit"):
+    with _recorded(stage, config, "ingest_audit"):
         record_audit(spark, config, ingested)  # the three sources' rows in one commit
     report: dict[str, Any] = {"ingest": [asdict(result) for result in ingested]}
-    with stage("bronze_gate"):
+    with _recorded(stage, config, "bronze_gate"):
         report["validate_bronze"] = validate_bronze(run_date, config)
-    with stage("silver"):
+    with _recorded(stage, config, "silver"):
         build_silver(run_date, config, allow_gap)
-    with stage("silver_gate"):
+    with _recorded(stage, config, "silver_gate"):
         report["validate_silver"] = validate_silver(run_date, config)
-    with stage("kpis"):
+    with _recorded(stage, config, "kpis"):
         build_gold(run_date, config)
-    with stage("journey"):
+    with _recorded(stage, config, "journey"):
         report["journey"] = build_journey(run_date, config)
-    with stage("features"):
+    with _recorded(stage, config, "features"):
         report["features"] = build_features(run_date, config)
-    with stage("gold_gate"):
+    with _recorded(stage, config, "gold_gate"):
         report["validate_gold"] = validate_gold(run_date, report["journey"], config)
     return report
 

@@ -9,7 +9,7 @@ from jobs.domain import customer_key
 from jobs.lake import retractions
 from jobs.lake.config import LakeConfig
 from jobs.lake.contracts import load_contract
-from jobs.lake.tables import arrived_between, first_arrived, read_table_or_empty
+from jobs.lake.tables import arrived_between, first_arrived, read_table, read_table_or_empty
 from jobs.silver.pii import checked_pii_key, hashed_pii, record_key_fingerprint, with_pii_key
 
 
@@ -55,7 +55,7 @@ def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | N
     dates: the earliest copy is the record. A rerun after the night's files were corrected
     retracts the orders they no longer carry (:mod:`jobs.lake.retractions`).
     """
-    bronze = spark.read.format("delta").load(config.table_path("bronze.orders"))
+    bronze = read_table(spark, config, "bronze.orders")
     arrived = bronze.filter(arrived_between(F.col("_ingest_date"), run_date, through))
     contract = load_contract("silver.orders")
     hashing_key = checked_pii_key(spark, config, contract.name)

@@ -11,7 +11,7 @@ from jobs.domain import DELIVERED, MILESTONE_AT, first_scan_at, milestone_rank
 from jobs.lake import retractions
 from jobs.lake.config import LakeConfig
 from jobs.lake.contracts import load_contract
-from jobs.lake.tables import arrived_between, merge_rows
+from jobs.lake.tables import arrived_between, merge_rows, read_table
 from jobs.silver.orders import filter_first_arrival
 
 # How far back the scans of a parcel still being touched can reach. Parcels travel days, not
@@ -54,7 +54,7 @@ def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | N
     :func:`jobs.silver.tracking_events.run`: the orders of the scans it retracted tonight are
     recomputed too, and an order with no scan left loses its row.
     """
-    bronze = spark.read.format("delta").load(config.table_path("bronze.tracking_scans"))
+    bronze = read_table(spark, config, "bronze.tracking_scans")
     touched = bronze.filter(arrived_between(F.col("_ingest_date"), run_date, through)).select("order_id")
     retracted = retractions.of_nights(spark, config, run_date, through).filter(
         F.col("table_name") == "silver.tracking_events"
