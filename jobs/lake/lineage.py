@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import os
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -42,6 +43,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from jobs.lake.config import LakeConfig
+
+log = logging.getLogger(__name__)
 
 OPENLINEAGE_SPARK_PACKAGE = "io.openlineage:openlineage-spark_2.13:1.53.0"
 NAMESPACE = "cxlake"  # the namespace of our jobs (Spark application and writes)
@@ -110,6 +113,9 @@ def spark_settings(config: LakeConfig) -> dict[str, str]:
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
     settings = {
         "spark.jars.packages": OPENLINEAGE_SPARK_PACKAGE,
+        # The listener probes connectors through reflection into java.security: without this it
+        # prints an InaccessibleObjectException stack at every session start (and finds nothing).
+        "spark.driver.extraJavaOptions": "--add-opens=java.base/java.security=ALL-UNNAMED",
         "spark.extraListeners": "io.openlineage.spark.agent.OpenLineageSparkListener",
         "spark.openlineage.transport.type": "file",
         "spark.openlineage.transport.location": str(folder / f"spark-{stamp}-{os.getpid()}.jsonl"),
@@ -258,7 +264,10 @@ def step(config: LakeConfig, name: str) -> Iterator[None]:
     finally:
         _current.clear()
     if current.writes:
-        record_write(config, current.job, current.reads, current.writes, current.started, dt.datetime.now(dt.UTC))
+        try:
+            record_write(config, current.job, current.reads, current.writes, current.started, dt.datetime.now(dt.UTC))
+        except OSError as error:  # lineage is a record of the night, never a reason to fail it
+            log.warning("lineage of %s not recorded: %s", current.job, error)
 
 
 def note_read(table_or_path: str) -> None:

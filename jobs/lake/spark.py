@@ -68,7 +68,10 @@ def spark_settings(config: LakeConfig) -> dict[str, str]:
     # session with lineage off maps the same JVM class archive; the listener runs when it is on.
     listener = lineage.spark_settings(config)
     listener.pop("spark.jars.packages", None)
+    java_options = listener.pop("spark.driver.extraJavaOptions", "")
     settings.update(listener)
+    if java_options:
+        settings["spark.driver.extraJavaOptions"] = f"{settings['spark.driver.extraJavaOptions']} {java_options}"
     extra = [p for p in settings.get("spark.jars.packages", "").split(",") if p]
     if lineage.OPENLINEAGE_SPARK_PACKAGE not in extra:
         settings["spark.jars.packages"] = ",".join([*extra, lineage.OPENLINEAGE_SPARK_PACKAGE])
