@@ -20,7 +20,6 @@ from jobs.lake.config import LakeConfig
 from jobs.lake.contracts import all_contract_names
 
 if TYPE_CHECKING:
-    import pyarrow as pa
     import pyarrow.dataset as pads
     from deltalake import DeltaTable
 
@@ -128,12 +127,6 @@ def _location_args(config: LakeConfig, table: str) -> tuple[str, dict[str, str] 
 
 def _utc(epoch_ms: int) -> dt.datetime:
     return dt.datetime.fromtimestamp(epoch_ms / 1000, tz=dt.UTC)
-
-
-def read_arrow(delta: DeltaTable, columns: list[str] | None = None, filter_expression=None) -> pa.Table:
-    """The rows of ``delta`` as one Arrow table (only ``columns``; rows matching the pyarrow
-    ``filter_expression``, which prunes partitions and files by their statistics)."""
-    return arrow_dataset(delta).to_table(columns=columns, filter=filter_expression)
 
 
 def arrow_dataset(delta: DeltaTable) -> pads.Dataset:

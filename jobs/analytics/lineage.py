@@ -157,6 +157,8 @@ class LineageGraph:
                     )
                 )
         self._tasks.sort(key=lambda task: task[0])
+        # Each job's scope once (a walk asks for the scope of every job, for every table it visits).
+        self._scope_ids = {seen: self._scope(seen)[0] for seen in self._observed}
 
     @staticmethod
     def _is_airflow_task(event: dict[str, Any]) -> bool:
@@ -209,7 +211,7 @@ class LineageGraph:
             return None
         last = max(writes, key=lambda seen: seen.at)
         scope, task, by_time, dag_run = self._scope(last)
-        of_scope = [seen for seen in self._observed if seen.at <= last.at and self._scope(seen)[0] == scope]
+        of_scope = [seen for seen in self._observed if seen.at <= last.at and self._scope_ids[seen] == scope]
         inputs = sorted({i for seen in of_scope for i in seen.inputs if i != table and i not in seen.outputs})
         jobs = [seen.job for seen in of_scope if table in seen.outputs]
         return TableWrite(table, last.at, jobs, scope, task, by_time, dag_run, inputs)

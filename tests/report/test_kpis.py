@@ -16,21 +16,13 @@ from jobs.report.morning import change, tiles_of
 
 @pytest.fixture(scope="module")
 def daily(tmp_path_factory: pytest.TempPathFactory):
-    import os
-
     home: Path = tmp_path_factory.mktemp("tiny_lake")
-    previous = os.environ.get("CXLAKE_HOME")
-    os.environ["CXLAKE_HOME"] = str(home)
-    try:
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("CXLAKE_HOME", str(home))
         config = load_config()
         build_tiny_lake(config)
         con, _ = connect(config, tables_needed())
         yield daily_kpis(con, set(tables_needed()), WEEK_BEFORE, REPORT_DAY).set_index("day")
-    finally:
-        if previous is None:
-            os.environ.pop("CXLAKE_HOME", None)
-        else:
-            os.environ["CXLAKE_HOME"] = previous
 
 
 def _values(daily, day) -> dict[str, float]:

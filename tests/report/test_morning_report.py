@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import os
 import re
 import shutil
 from pathlib import Path
@@ -44,19 +43,13 @@ def chromium_path() -> str:
 @pytest.fixture(scope="module")
 def rendered(tmp_path_factory: pytest.TempPathFactory):
     home: Path = tmp_path_factory.mktemp("report_lake")
-    previous = os.environ.get("CXLAKE_HOME")
-    os.environ["CXLAKE_HOME"] = str(home)
-    try:
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("CXLAKE_HOME", str(home))
         # A 21-day churn horizon: the scores of 10 Feb have a closed outcome window by 10 Mar (lift).
         config = dataclasses.replace(load_config(), churn_horizon_days=21)
         build_tiny_lake(config)
         path, report = write_report(config, REPORT_DAY)
         yield config, path, report
-    finally:
-        if previous is None:
-            os.environ.pop("CXLAKE_HOME", None)
-        else:
-            os.environ["CXLAKE_HOME"] = previous
 
 
 def test_the_report_is_written_where_the_date_says(rendered) -> None:

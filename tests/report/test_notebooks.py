@@ -3,7 +3,6 @@ and they are kept in git without outputs."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import nbformat
@@ -31,19 +30,12 @@ def test_notebook_is_stored_without_outputs(path: Path) -> None:
 @pytest.fixture(scope="module")
 def small_lake(tmp_path_factory: pytest.TempPathFactory):
     home = tmp_path_factory.mktemp("notebook_lake")
-    saved = {k: os.environ.get(k) for k in ("CXLAKE_HOME", "CXLAKE_CHURN_HORIZON_DAYS")}
-    os.environ["CXLAKE_HOME"] = str(home)
-    # The kernel inherits the environment: a 21-day horizon closes the tiny lake's 10 Feb window.
-    os.environ["CXLAKE_CHURN_HORIZON_DAYS"] = "21"
-    try:
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("CXLAKE_HOME", str(home))
+        # The kernel inherits the environment: a 21-day horizon closes the tiny lake's 10 Feb window.
+        env.setenv("CXLAKE_CHURN_HORIZON_DAYS", "21")
         build_tiny_lake(load_config())
         yield home
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
