@@ -118,12 +118,14 @@ def cx_nightly():
     silver_ok = (
         bronze_ok >> _step("build_silver", RUN_DATE, None, ALLOW_GAP) >> _step("validate_silver", RUN_DATE, **NO_RETRY)
     )
-    kpis = _step("build_gold", RUN_DATE, **_writes("gold.cx_kpi_daily"))
+    kpis = _step("build_gold", RUN_DATE, **_writes("gold.cx_kpi_daily", "gold.cx_kpi_breakdown_daily"))
     journey = _step(
         "build_journey", RUN_DATE, **_writes("gold.customer_journey", "gold.journey_daily", "gold.funnel_daily")
     )
     features = _step("build_features", RUN_DATE)
-    silver_ok >> [kpis, journey, features]
+    # The KPIs read the journey's funnel.
+    silver_ok >> [journey, features]
+    journey >> kpis
     # Gold and features are gated before anything reads them: a critical failure stops training,
     # scoring and reports (all downstream of the gate). The journey rows the night wrote are validated.
     gold_ok = _step("validate_gold", RUN_DATE, journey, **NO_RETRY)
@@ -131,7 +133,9 @@ def cx_nightly():
     # Retraining is on a cadence (or after drift); scoring uses whatever is champion afterwards.
     trained = [_step("train_eta", RUN_DATE), _step("train_churn", RUN_DATE)]
     scored = _step("score_models", RUN_DATE, **_writes("gold.eta_predictions", "gold.churn_scores"))
-    reports = _step("build_model_reports", RUN_DATE, **_writes("gold.eta_accuracy_daily", "gold.model_monitoring"))
+    reports = _step(
+        "build_model_reports", RUN_DATE, **_writes("gold.eta_accuracy_daily", "gold.model_monitoring", "gold.cx_kpi_daily")
+    )
     gold_ok >> trained >> scored >> reports
     # The morning report (no Spark: delta-rs + DuckDB) once every table it shows is written.
     morning_report = _step("render_report", RUN_DATE)

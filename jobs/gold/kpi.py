@@ -1,18 +1,82 @@
-"""Gold ``cx_kpi_daily``: on-time delivery rate, delivery days and volumes per day."""
+"""Gold ``cx_kpi_daily`` and ``cx_kpi_breakdown_daily``: the daily CX KPIs, overall and by segment.
+
+``schemas/kpis.yaml`` defines every KPI; the contracts name the columns. Both tables come from one
+plan: every fact of a day (an order placed, a delivery, a failed attempt, an order in transit, a
+tracking view, a support contact, a review) becomes a row carrying its order's channel, carrier and
+destination region, known only if it had arrived by the as-of date of the run computing the day.
+The rows are aggregated once per (day, dimension, segment), the overall segment included: the
+overall rows are the daily table, the others the long breakdown. A few daily KPIs have no segment:
+active customers, the realised churn of a cohort, the funnel (from ``gold.funnel_daily``).
+
+The model KPIs (ETA error, interval coverage, predicted churn share) exist only after the night has
+scored: :func:`run_model_kpis` fills them in from ``gold.eta_accuracy_daily`` and
+``gold.churn_scores`` after the model reports; the data KPIs' MERGE leaves them as they are.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import pyspark.sql.functions as F
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 
-from jobs.domain import days_late, delivery_days, is_late, is_on_time
+from jobs.domain import customer_key, days_late, delivery_days, is_late, is_on_time
 from jobs.lake.config import LakeConfig
 from jobs.lake.contracts import load_contract
-from jobs.lake.tables import later_as_of_dates, merge_rows, nights, read_table
+from jobs.lake.tables import later_as_of_dates, merge_rows, nights, read_table, read_table_or_empty, sql_dates
 
+DAILY = "gold.cx_kpi_daily"
+BREAKDOWN = "gold.cx_kpi_breakdown_daily"
 LATEST_AS_OF_WINS = "s.as_of_date >= t.as_of_date"
+# An order still undelivered this long after its placement is lost or returned, not awaited.
+IN_TRANSIT_MAX_DAYS = 60
+UNATTRIBUTED = "unattributed"
+NO_REASON = "none_given"
+SEGMENT_DIMENSIONS = ("channel", "carrier", "region")
+MODEL_COLUMNS = (
+    "eta_predicted_deliveries",
+    "eta_mae_model_days",
+    "eta_mae_promise_days",
+    "p10_p90_coverage",
+    "predicted_churn_share",
+)
+# The interaction events that are KPI facts, and the column counting each.
+_INTERACTION_FACTS = {"tracking_page_view": "tracking_view", "support_contact": "contact", "review": "review"}
+_COUNTS = (
+    "placed",
+    "repeat",
+    "delivered",
+    "on_time",
+    "late",
+    "failed",
+    "in_transit",
+    "tracking_view",
+    "contact",
+    "review",
+    "promoter",
+    "detractor",
+)
+
+
+@dataclass(frozen=True)
+class KpiSources:
+    """The tables the data KPIs read (silver, and the journey build's funnel)."""
+
+    orders: DataFrame  # silver.orders
+    shipments: DataFrame  # silver.shipments
+    tracking_events: DataFrame  # silver.tracking_events
+    interactions: DataFrame  # silver.interactions
+    funnel: DataFrame  # gold.funnel_daily
+
+
+@dataclass(frozen=True)
+class KpiRows:
+    """One computation's rows of both tables."""
+
+    daily: DataFrame
+    breakdown: DataFrame
 
 
 def kpi_days_as_of(as_of_dates: list[str], lateness_days: int) -> list[tuple[dt.date, dt.date]]:
@@ -26,93 +90,517 @@ def kpi_days_as_of(as_of_dates: list[str], lateness_days: int) -> list[tuple[dt.
     return sorted(latest.items())
 
 
-def build_cx_kpi_daily_as_of(
+def _order_dims(orders: DataFrame) -> DataFrame:
+    """Per order: what the facts need of it, its segments, and when it was first known."""
+    return orders.select(
+        F.col("order_id").alias("_order_id"),
+        "customer_id",
+        "placed_at",
+        "order_date",
+        "promised_delivery_date",
+        "channel",
+        "carrier",
+        F.col("destination_region").alias("region"),
+        F.col("first_ingest_date").alias("_order_known"),
+    )
+
+
+def _attributed(facts: DataFrame, dims: DataFrame, fallback_carrier: Column | None = None) -> DataFrame:
+    """``facts`` (with ``order_id``, ``as_of_date``) with their order's segments, when the order was
+    known by the as-of date; ``unattributed`` otherwise."""
+    joined = facts.join(
+        dims.select("_order_id", "channel", "carrier", "region", "_order_known"),
+        (F.col("order_id") == F.col("_order_id")) & (F.col("_order_known") <= F.col("as_of_date")),
+        "left",
+    )
+    carrier = F.col("carrier") if fallback_carrier is None else F.coalesce("carrier", fallback_carrier)
+    return joined.select(
+        *[c for c in facts.columns if c not in SEGMENT_DIMENSIONS],
+        F.coalesce("channel", F.lit(UNATTRIBUTED)).alias("channel"),
+        F.coalesce(carrier, F.lit(UNATTRIBUTED)).alias("carrier"),
+        F.coalesce("region", F.lit(UNATTRIBUTED)).alias("region"),
+    )
+
+
+def _placed_facts(dims: DataFrame, calendar: DataFrame) -> DataFrame:
+    """One row per order placed on a day; ``repeat`` when its customer had an earlier known order."""
+    placed = dims.join(calendar, F.col("order_date") == F.col("kpi_date")).filter(
+        F.col("_order_known") <= F.col("as_of_date")
+    )
+    earlier = dims.select(
+        "customer_id",
+        F.col("placed_at").alias("_e_at"),
+        F.col("_order_id").alias("_e_id"),
+        F.col("_order_known").alias("_e_known"),
+    )
+    # Same instant: the smaller order id is the earlier one, so that exactly one of them is first.
+    before = (F.col("_e_at") < F.col("placed_at")) | (
+        (F.col("_e_at") == F.col("placed_at")) & (F.col("_e_id") < F.col("_order_id"))
+    )
+    repeats = (
+        placed.select("_order_id", "customer_id", "placed_at", "as_of_date")
+        .join(earlier, "customer_id")
+        .filter(before & (F.col("_e_known") <= F.col("as_of_date")))
+        .select("_order_id", "as_of_date")
+        .distinct()
+        .withColumn("repeat", F.lit(1))
+    )
+    return placed.join(repeats, ["_order_id", "as_of_date"], "left").select(
+        "kpi_date",
+        "as_of_date",
+        "channel",
+        "carrier",
+        "region",
+        F.lit(1).alias("placed"),
+        F.coalesce("repeat", F.lit(0)).alias("repeat"),
+    )
+
+
+def _delivered_facts(shipments: DataFrame, dims: DataFrame, calendar: DataFrame) -> DataFrame:
+    """One row per delivery on a day, its delivered scan and its order both known by the as-of date."""
+    late = is_late(F.col("delivered_at"), F.col("promised_delivery_date"))
+    return (
+        shipments.filter(F.col("delivered_at").isNotNull())
+        .select("order_id", "delivered_at", "delivered_ingest_date", F.to_date("delivered_at").alias("kpi_date"))
+        .join(calendar, "kpi_date")
+        .filter(F.col("delivered_ingest_date") <= F.col("as_of_date"))
+        .join(dims, (F.col("order_id") == F.col("_order_id")) & (F.col("_order_known") <= F.col("as_of_date")))
+        .select(
+            "kpi_date",
+            "as_of_date",
+            "channel",
+            "carrier",
+            "region",
+            F.lit(1).alias("delivered"),
+            F.when(is_on_time(F.col("delivered_at"), F.col("promised_delivery_date")), 1).otherwise(0).alias("on_time"),
+            F.when(late, 1).otherwise(0).alias("late"),
+            delivery_days(F.col("placed_at"), F.col("delivered_at")).alias("delivery_days"),
+            F.when(late, days_late(F.col("delivered_at"), F.col("promised_delivery_date"))).alias("days_late"),
+        )
+    )
+
+
+def _failed_attempt_facts(tracking_events: DataFrame, dims: DataFrame, calendar: DataFrame) -> DataFrame:
+    """One row per ``delivery_failed`` scan of a day (its carrier is the scan's when the order is unknown)."""
+    scans = (
+        tracking_events.filter(F.col("event") == "delivery_failed")
+        .select("order_id", F.col("event_date").alias("kpi_date"), "first_ingest_date", F.col("carrier").alias("_scan_carrier"))
+        .join(calendar, "kpi_date")
+        .filter(F.col("first_ingest_date") <= F.col("as_of_date"))
+    )
+    return _attributed(scans, dims, F.col("_scan_carrier")).select(
+        "kpi_date", "as_of_date", "channel", "carrier", "region", F.lit(1).alias("failed")
+    )
+
+
+def _interaction_facts(interactions: DataFrame, dims: DataFrame, calendar: DataFrame) -> DataFrame:
+    """Tracking views, support contacts (with their reason) and rated reviews of a day."""
+    event = F.col("event")
+    rows = (
+        interactions.filter(event.isin(*_INTERACTION_FACTS))
+        # A review without a rating says nothing the rating KPIs can use.
+        .filter((event != "review") | F.col("rating").isNotNull())
+        .select(
+            "order_id",
+            F.col("event_date").alias("kpi_date"),
+            "first_ingest_date",
+            *[F.when(event == name, 1).otherwise(0).alias(column) for name, column in _INTERACTION_FACTS.items()],
+            F.when(event == "support_contact", F.coalesce("contact_reason", F.lit(NO_REASON))).alias("contact_reason"),
+            F.when(event == "review", F.col("rating")).alias("rating"),
+        )
+        .join(calendar, "kpi_date")
+        .filter(F.col("first_ingest_date") <= F.col("as_of_date"))
+    )
+    return _attributed(rows, dims).select(
+        "kpi_date",
+        "as_of_date",
+        "channel",
+        "carrier",
+        "region",
+        *_INTERACTION_FACTS.values(),
+        "contact_reason",
+        "rating",
+        F.when(F.col("rating") == 5, 1).otherwise(0).alias("promoter"),
+        F.when(F.col("rating") <= 3, 1).otherwise(0).alias("detractor"),
+    )
+
+
+def _in_transit_facts(shipments: DataFrame, dims: DataFrame, calendar: DataFrame, days: list[dt.date]) -> DataFrame:
+    """One row per order and day it was in transit: placed on or before the day (at most
+    ``IN_TRANSIT_MAX_DAYS`` before), and not delivered before it as known by the as-of date."""
+    first, last = min(days), max(days)
+    delivered = shipments.select(
+        F.col("order_id").alias("_order_id"), F.to_date("delivered_at").alias("_delivered"), "delivered_ingest_date"
+    )
+    horizon = F.date_add("order_date", IN_TRANSIT_MAX_DAYS - 1)
+    # Past both its delivery day and the arrival of that scan, every run knows the order arrived:
+    # the days after are never in transit, so they are not generated.
+    until = F.least(horizon, F.coalesce(F.greatest("_delivered", "delivered_ingest_date"), horizon))
+    delivered_before = (F.col("_delivered") < F.col("kpi_date")) & (F.col("delivered_ingest_date") <= F.col("as_of_date"))
+    return (
+        dims.filter(F.col("order_date").between(first - dt.timedelta(days=IN_TRANSIT_MAX_DAYS - 1), last))
+        .join(delivered, "_order_id", "left")
+        .select("*", F.explode(F.sequence("order_date", until)).alias("kpi_date"))
+        .join(calendar, "kpi_date")
+        .filter((F.col("_order_known") <= F.col("as_of_date")) & ~F.coalesce(delivered_before, F.lit(False)))
+        .select("kpi_date", "as_of_date", "channel", "carrier", "region", F.lit(1).alias("in_transit"))
+    )
+
+
+def _segmented(facts: DataFrame) -> DataFrame:
+    """Each fact once per (dimension, segment) it counts in: overall, its three segments, and its
+    contact reason for a support contact."""
+    segments = F.array(
+        F.struct(F.lit("overall").alias("dimension"), F.lit("all").alias("segment")),
+        *[F.struct(F.lit(d).alias("dimension"), F.col(d).alias("segment")) for d in SEGMENT_DIMENSIONS],
+        F.when(
+            F.col("contact") == 1,
+            F.struct(F.lit("contact_reason").alias("dimension"), F.col("contact_reason").alias("segment")),
+        ),
+    )
+    return (
+        facts.select("*", F.explode(segments).alias("_segment"))
+        .filter(F.col("_segment").isNotNull())
+        .select("*", "_segment.dimension", "_segment.segment")
+        .drop("_segment")
+    )
+
+
+def _aggregated(facts: DataFrame) -> DataFrame:
+    """Counts, means and the P90 per (day, as-of date, dimension, segment)."""
+    return _segmented(facts).groupBy("kpi_date", "as_of_date", "dimension", "segment").agg(
+        *[F.sum(c).alias(c) for c in _COUNTS],
+        F.avg("delivery_days").alias("avg_delivery_days"),
+        # Exact, interpolated between the two nearest values (like DuckDB's quantile_cont).
+        F.expr("percentile(delivery_days, 0.9)").alias("p90_delivery_days"),
+        F.avg("days_late").alias("avg_days_late"),
+        F.avg("rating").alias("mean_review_rating"),
+    )
+
+
+def _ratio(numerator: Column, denominator: Column, scale: float = 1.0) -> Column:
+    """``scale * numerator / denominator``, null over zero, rounded so values do not depend on
+    Spark's summation order."""
+    return F.round(F.when(denominator > 0, F.lit(scale) * numerator / denominator), 6)
+
+
+def _active_customers(orders: DataFrame, interactions: DataFrame, calendar: DataFrame) -> DataFrame:
+    """Customers with a touchpoint of their own on the day (an interaction attributed to them or an
+    order they placed): a journey session that day, as ``gold.journey_daily`` counts them."""
+    touch = interactions.filter(F.col("customer_key").isNotNull()).select(
+        "customer_key", F.col("event_date").alias("kpi_date"), "first_ingest_date"
+    )
+    ordered = orders.select(
+        customer_key(F.col("customer_id")).alias("customer_key"),
+        F.col("order_date").alias("kpi_date"),
+        "first_ingest_date",
+    )
+    return (
+        touch.unionByName(ordered)
+        .join(calendar, "kpi_date")
+        .filter(F.col("first_ingest_date") <= F.col("as_of_date"))
+        .groupBy("kpi_date")
+        .agg(F.countDistinct("customer_key").alias("active_customers"))
+    )
+
+
+def _realised_churn(dims: DataFrame, calendar: DataFrame, horizon_days: int) -> DataFrame:
+    """The cohort of customers who ordered ``horizon_days`` before the day, and those of them with
+    no order in the days since (up to the day): the churn label the model predicts, realised."""
+    cohort = (
+        dims.join(calendar, F.col("order_date") == F.date_sub("kpi_date", horizon_days))
+        .filter(F.col("_order_known") <= F.col("as_of_date"))
+        .select("kpi_date", "as_of_date", "customer_id", F.col("order_date").alias("_cohort_date"))
+        .distinct()
+    )
+    came_back = (
+        cohort.join(dims.select("customer_id", "order_date", "_order_known"), "customer_id")
+        .filter(
+            (F.col("order_date") > F.col("_cohort_date"))
+            & (F.col("order_date") <= F.col("kpi_date"))
+            & (F.col("_order_known") <= F.col("as_of_date"))
+        )
+        .select("kpi_date", "customer_id")
+        .distinct()
+        .withColumn("_came_back", F.lit(True))
+    )
+    return (
+        cohort.join(came_back, ["kpi_date", "customer_id"], "left")
+        .groupBy("kpi_date")
+        .agg(
+            F.count("*").alias("churn_cohort_customers"),
+            F.count(F.when(F.col("_came_back").isNull(), 1)).alias("churned_customers"),
+        )
+    )
+
+
+def _funnel(funnel: DataFrame, days: list[dt.date]) -> DataFrame:
+    """Sessions and order sessions per day and channel, from ``gold.funnel_daily``."""
+    return funnel.filter(F.col("funnel_date").between(min(days), max(days))).select(
+        F.col("funnel_date").alias("kpi_date"), "channel", "sessions", "order_sessions"
+    )
+
+
+def _daily(
+    aggregated: DataFrame, calendar: DataFrame, active: DataFrame, churn: DataFrame, funnel: DataFrame, lateness_days: int
+) -> DataFrame:
+    overall = aggregated.filter(F.col("dimension") == "overall").drop("dimension", "segment", "as_of_date")
+    reasons = aggregated.filter(F.col("dimension") == "contact_reason")
+    # The most contacts first, then the name: min of (-contacts, reason).
+    top_reason = reasons.groupBy("kpi_date").agg(
+        F.min(F.struct((-F.col("contact")).alias("_n"), F.col("segment").alias("_reason")))
+        .getField("_reason")
+        .alias("top_contact_reason")
+    )
+    funnel_day = funnel.groupBy("kpi_date").agg(
+        F.sum("sessions").alias("funnel_sessions"), F.sum("order_sessions").alias("funnel_order_sessions")
+    )
+    rows = (
+        calendar.join(overall, "kpi_date", "left")
+        .join(top_reason, "kpi_date", "left")
+        .join(active, "kpi_date", "left")
+        .join(churn, "kpi_date", "left")
+        .join(funnel_day, "kpi_date", "left")
+        .fillna(0, [*_COUNTS, "active_customers", "churn_cohort_customers", "churned_customers"])
+    )
+    c = F.col
+    contract = load_contract(DAILY)
+    values = {
+        "orders_placed": c("placed"),
+        "repeat_orders": c("repeat"),
+        "repeat_purchase_rate": _ratio(c("repeat"), c("placed")),
+        "orders_delivered": c("delivered"),
+        "on_time_deliveries": c("on_time"),
+        "late_deliveries": c("late"),
+        "on_time_delivery_rate": _ratio(c("on_time"), c("delivered")),
+        "avg_delivery_days": F.round("avg_delivery_days", 6),
+        "p90_delivery_days": F.round("p90_delivery_days", 6),
+        "avg_days_late": F.round("avg_days_late", 6),
+        "failed_delivery_attempts": c("failed"),
+        "failed_attempts_per_100_deliveries": _ratio(c("failed"), c("delivered"), 100),
+        "orders_in_transit": c("in_transit"),
+        "tracking_views": c("tracking_view"),
+        "tracking_views_per_order_in_transit": _ratio(c("tracking_view"), c("in_transit")),
+        "support_contacts": c("contact"),
+        "support_contacts_per_100_orders": _ratio(c("contact"), c("placed"), 100),
+        "reviews": c("review"),
+        "mean_review_rating": F.round("mean_review_rating", 6),
+        "nps_from_ratings": _ratio(c("promoter") - c("detractor"), c("review"), 100),
+        "realised_churn_rate": _ratio(c("churned_customers"), c("churn_cohort_customers")),
+        "funnel_conversion_rate": _ratio(c("funnel_order_sessions"), c("funnel_sessions")),
+        "is_final": F.date_add("kpi_date", lateness_days) <= c("as_of_date"),
+        **{name: F.lit(None) for name in MODEL_COLUMNS},
+    }
+    return rows.select(*[values.get(col.name, c(col.name)).cast(col.type).alias(col.name) for col in contract.columns])
+
+
+# Breakdown KPIs: name -> (value, base) over an aggregated row (``day_orders``: the day's orders, the
+# base of a contact reason's rate; else the segment's own orders).
+def _breakdown_kpis() -> dict[str, tuple[Column, Column]]:
+    c = F.col
+    return {
+        "orders_placed": (c("placed"), c("placed")),
+        "repeat_purchase_rate": (_ratio(c("repeat"), c("placed")), c("placed")),
+        "orders_delivered": (c("delivered"), c("delivered")),
+        "on_time_delivery_rate": (_ratio(c("on_time"), c("delivered")), c("delivered")),
+        "avg_delivery_days": (F.round("avg_delivery_days", 6), c("delivered")),
+        "p90_delivery_days": (F.round("p90_delivery_days", 6), c("delivered")),
+        "failed_attempts_per_100_deliveries": (_ratio(c("failed"), c("delivered"), 100), c("delivered")),
+        "tracking_views_per_order_in_transit": (_ratio(c("tracking_view"), c("in_transit")), c("in_transit")),
+        "support_contacts": (c("contact"), c("contact")),
+        "support_contacts_per_100_orders": (_ratio(c("contact"), c("day_orders"), 100), c("day_orders")),
+        "mean_review_rating": (F.round("mean_review_rating", 6), c("review")),
+        "nps_from_ratings": (_ratio(c("promoter") - c("detractor"), c("review"), 100), c("review")),
+        "funnel_conversion_rate": (_ratio(c("order_sessions"), c("sessions")), c("sessions")),
+    }
+
+
+def _breakdown(aggregated: DataFrame, funnel: DataFrame, calendar: DataFrame, lateness_days: int) -> DataFrame:
+    day_orders = aggregated.filter(F.col("dimension") == "overall").select("kpi_date", F.col("placed").alias("_day"))
+    segments = (
+        aggregated.filter(F.col("dimension") != "overall")
+        .join(day_orders, "kpi_date", "left")
+        .withColumn(
+            "day_orders",
+            F.when(F.col("dimension") == "contact_reason", F.coalesce("_day", F.lit(0))).otherwise(F.col("placed")),
+        )
+        .drop("_day")
+    )
+    sessions = funnel.join(calendar, "kpi_date").select(
+        "kpi_date", "as_of_date", F.lit("channel").alias("dimension"), F.col("channel").alias("segment"), "sessions", "order_sessions"
+    )
+    rows = segments.unionByName(sessions, allowMissingColumns=True)
+    kpis = F.array(
+        *[
+            F.struct(F.lit(name).alias("kpi"), value.cast("double").alias("value"), base.cast("bigint").alias("base"))
+            for name, (value, base) in _breakdown_kpis().items()
+        ]
+    )
+    contract = load_contract(BREAKDOWN)
+    return (
+        rows.select("kpi_date", "as_of_date", "dimension", "segment", F.explode(kpis).alias("_kpi"))
+        .select("kpi_date", "as_of_date", "dimension", "segment", "_kpi.*")
+        .filter((F.col("base") > 0) & F.col("value").isNotNull())
+        .withColumn("is_final", F.date_add("kpi_date", lateness_days) <= F.col("as_of_date"))
+        .select(*[F.col(col.name).cast(col.type) for col in contract.columns])
+    )
+
+
+def build_kpis_as_of(
     spark: SparkSession,
-    orders_df: DataFrame,
-    shipments_df: DataFrame,
+    sources: KpiSources,
     as_of_dates: list[str],
     lateness_days: int,
-) -> DataFrame:
-    """The KPI rows of several runs at once, one row per day: the latest ``as_of_date`` wins.
+    churn_horizon_days: int,
+    materialize: Callable[[DataFrame], DataFrame] = lambda df: df,
+) -> KpiRows:
+    """The KPI rows of several runs at once, one row per day (and segment): the latest ``as_of_date`` wins.
 
     Used when a date is run after later dates (a backfill or an out-of-order rerun): the later
     runs' windows lacked this date's arrivals, so they are recomputed too, each from the data
     arrived by its own as-of date, exactly as if the dates had run in order. And by a history
     import, for every night at once: each day is computed once, from the data arrived by the
-    latest run covering it (:func:`kpi_days_as_of`), in one plan whatever the number of runs
-    (one window per run, unioned, made a plan and ~8 Spark jobs per night).
+    latest run covering it (:func:`kpi_days_as_of`), in one plan whatever the number of runs.
 
     ``spark`` only builds the calendar of days (so days with no activity still get a row).
+    ``materialize`` is applied to the aggregated facts both tables read (a job's checkpoint, so
+    that the facts are computed once for both MERGEs).
     """
-    contract = load_contract("gold.cx_kpi_daily")
     days = kpi_days_as_of(as_of_dates, lateness_days)
-    calendar = spark.createDataFrame(days, "kpi_date date, as_of_date date")
-    known_by = F.col("first_ingest_date") <= F.col("as_of_date")
-    placed = (
-        orders_df.join(calendar, F.col("order_date") == F.col("kpi_date"))
-        .filter(known_by)
-        .groupBy("kpi_date")
-        .agg(F.count("*").alias("orders_placed"))
+    calendar = F.broadcast(spark.createDataFrame(days, "kpi_date date, as_of_date date"))
+    day_list = [day for day, _ in days]
+    first, last = min(day_list), max(day_list)
+    dims = _order_dims(sources.orders)
+    # Partition pruning on the event-date partitioned tables.
+    interactions = sources.interactions.filter(F.col("event_date").between(first, last))
+    events = sources.tracking_events.filter(F.col("event_date").between(first, last))
+    facts = (
+        _placed_facts(dims, calendar)
+        .unionByName(_delivered_facts(sources.shipments, dims, calendar), allowMissingColumns=True)
+        .unionByName(_failed_attempt_facts(events, dims, calendar), allowMissingColumns=True)
+        .unionByName(_in_transit_facts(sources.shipments, dims, calendar, day_list), allowMissingColumns=True)
+        .unionByName(_interaction_facts(interactions, dims, calendar), allowMissingColumns=True)
+        .fillna(0, list(_COUNTS))
     )
-    delivered = (
-        shipments_df.select("order_id", "delivered_at", "delivered_ingest_date")
-        .withColumn("kpi_date", F.to_date("delivered_at"))
-        .join(calendar, "kpi_date")
-        .filter(F.col("delivered_ingest_date") <= F.col("as_of_date"))
-        .join(orders_df.select("order_id", "placed_at", "promised_delivery_date", "first_ingest_date"), "order_id")
-        .filter(known_by)
-        .withColumn("_days_late", days_late(F.col("delivered_at"), F.col("promised_delivery_date")))
-        .withColumn("_is_late", is_late(F.col("delivered_at"), F.col("promised_delivery_date")))
-        .groupBy("kpi_date")
-        .agg(
-            F.count("*").alias("orders_delivered"),
-            F.count(F.when(is_on_time(F.col("delivered_at"), F.col("promised_delivery_date")), 1)).alias(
-                "on_time_deliveries"
-            ),
-            F.count(F.when(F.col("_is_late"), 1)).alias("late_deliveries"),
-            F.avg(delivery_days(F.col("placed_at"), F.col("delivered_at"))).alias("avg_delivery_days"),
-            F.avg(F.when(F.col("_is_late"), F.col("_days_late"))).alias("avg_days_late"),
-        )
+    aggregated = materialize(_aggregated(facts))
+    funnel = _funnel(sources.funnel, day_list)
+    active = _active_customers(sources.orders, interactions, calendar)
+    churn = _realised_churn(dims, calendar, churn_horizon_days)
+    return KpiRows(
+        daily=_daily(aggregated, calendar, active, churn, funnel, lateness_days),
+        breakdown=_breakdown(aggregated, funnel, calendar, lateness_days),
     )
-    kpis = (
-        calendar.join(placed, "kpi_date", "left")
-        .join(delivered, "kpi_date", "left")
-        .fillna(0, ["orders_placed", "orders_delivered", "on_time_deliveries", "late_deliveries"])
-        .withColumn(
-            "on_time_delivery_rate",
-            F.when(F.col("orders_delivered") > 0, F.col("on_time_deliveries") / F.col("orders_delivered")),
-        )
-        # Rounded so that values are stable across Spark's summation order.
-        .withColumn("on_time_delivery_rate", F.round("on_time_delivery_rate", 6))
-        .withColumn("avg_delivery_days", F.round("avg_delivery_days", 6))
-        .withColumn("avg_days_late", F.round("avg_days_late", 6))
-        .withColumn("is_final", F.date_add("kpi_date", lateness_days) <= F.col("as_of_date"))
-    )
-    return kpis.select(*[F.col(c.name).cast(c.type) for c in contract.columns])
 
 
-def build_cx_kpi_daily(
-    spark: SparkSession,
-    orders_df: DataFrame,
-    shipments_df: DataFrame,
-    as_of_date: str,
-    lateness_days: int,
-) -> DataFrame:
+def build_kpis(
+    spark: SparkSession, sources: KpiSources, as_of_date: str, lateness_days: int, churn_horizon_days: int
+) -> KpiRows:
     """KPIs for each day in ``[as_of_date - lateness_days, as_of_date]`` from data arrived by ``as_of_date``."""
-    return build_cx_kpi_daily_as_of(spark, orders_df, shipments_df, [as_of_date], lateness_days)
+    return build_kpis_as_of(spark, sources, [as_of_date], lateness_days, churn_horizon_days)
+
+
+def read_sources(spark: SparkSession, config: LakeConfig) -> KpiSources:
+    """The KPIs' tables; the funnel is empty before the first journey build."""
+    return KpiSources(
+        orders=read_table(spark, config, "silver.orders"),
+        shipments=read_table(spark, config, "silver.shipments"),
+        tracking_events=read_table(spark, config, "silver.tracking_events"),
+        interactions=read_table(spark, config, "silver.interactions"),
+        funnel=read_table_or_empty(
+            spark, config, "gold.funnel_daily", load_contract("gold.funnel_daily").spark_schema()
+        ),
+    )
+
+
+def _days_written_by(days: list[tuple[dt.date, dt.date]]) -> str:
+    """SQL over ``t``: a stored row of one of ``days`` that this computation supersedes (its as-of
+    date is not later than the one computing its day now)."""
+    return " OR ".join(f"(t.kpi_date = DATE'{day}' AND t.as_of_date <= DATE'{as_of}')" for day, as_of in days)
 
 
 def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | None = None) -> None:
-    """Recompute the KPI days that data arriving on ``run_date`` can still change.
+    """Recompute the KPI days that data arriving on ``run_date`` (to ``through``) can still change.
 
     Arrivals of ``run_date`` carry events dated at most ``run_date``, so they can change the
     windows of runs up to ``lateness_days`` later; those runs are redone when they already exist.
     """
-    contract = load_contract("gold.cx_kpi_daily")
-    orders = read_table(spark, config, "silver.orders")
-    shipments = read_table(spark, config, "silver.shipments")
     last = through or run_date
-    later = later_as_of_dates(spark, config, contract.name, "as_of_date", last, config.lateness_days)
+    later = later_as_of_dates(spark, config, DAILY, "as_of_date", last, config.lateness_days)
     as_of_dates = [*nights(run_date, last), *later]
-    kpis = build_cx_kpi_daily_as_of(spark, orders, shipments, as_of_dates, config.lateness_days)
-    merge_rows(spark, kpis, config, contract.name, contract.keys, update_condition=LATEST_AS_OF_WINS)
+    # The facts are aggregated once for both tables; each MERGE then reads a small local copy.
+    rows = build_kpis_as_of(
+        spark,
+        read_sources(spark, config),
+        as_of_dates,
+        config.lateness_days,
+        config.churn_horizon_days,
+        materialize=lambda df: df.localCheckpoint(),
+    )
+    days = kpi_days_as_of(as_of_dates, config.lateness_days)
+    daily = load_contract(DAILY)
+    merge_rows(
+        spark,
+        rows.daily,
+        config,
+        DAILY,
+        daily.keys,
+        update_condition=LATEST_AS_OF_WINS,
+        # The model reports' columns are theirs: a recomputed day keeps them.
+        update_columns=tuple(c for c in daily.column_names if c not in MODEL_COLUMNS),
+        # A lake made before contract v2 gains the new columns (null on its older days).
+        evolve_schema=True,
+    )
+    merge_rows(
+        spark,
+        rows.breakdown,
+        config,
+        BREAKDOWN,
+        load_contract(BREAKDOWN).keys,
+        update_condition=LATEST_AS_OF_WINS,
+        partition_by=load_contract(BREAKDOWN).partition_by,
+        target_filter=f"t.kpi_date IN ({sql_dates([day for day, _ in days])})",
+        delete_unmatched=_days_written_by(days),
+    )
+
+
+def model_kpis(eta_accuracy: DataFrame, churn_scores: DataFrame, days: list[dt.date]) -> DataFrame:
+    """The model KPI columns of ``days``: the ETA error and coverage of the day's deliveries
+    (``gold.eta_accuracy_daily``, overall) and the high-risk share of the day's churn scores."""
+    eta = eta_accuracy.filter((F.col("dimension") == "overall") & F.col("accuracy_date").isin(days)).select(
+        F.col("accuracy_date").alias("kpi_date"),
+        F.col("predicted_deliveries").alias("eta_predicted_deliveries"),
+        F.col("mae_p50_days").alias("eta_mae_model_days"),
+        F.col("mae_promise_days").alias("eta_mae_promise_days"),
+        "p10_p90_coverage",
+    )
+    churn = (
+        churn_scores.filter(F.col("as_of_date").isin(days))
+        .groupBy(F.col("as_of_date").alias("kpi_date"))
+        .agg(F.round(F.avg(F.when(F.col("risk_band") == "high", 1.0).otherwise(0.0)), 6).alias("predicted_churn_share"))
+    )
+    contract = load_contract(DAILY)
+    return eta.join(churn, "kpi_date", "full").select(
+        "kpi_date", *[F.col(name).cast(contract.column(name).type) for name in MODEL_COLUMNS]
+    )
+
+
+def run_model_kpis(spark: SparkSession, config: LakeConfig, run_date: str) -> None:
+    """Fill in the model KPIs of the days the night's model reports recomputed (the run date's
+    window and any later run's): an update of existing KPI rows, never an insert."""
+    later = later_as_of_dates(spark, config, DAILY, "as_of_date", run_date, config.lateness_days)
+    days = [day for day, _ in kpi_days_as_of([run_date, *later], config.lateness_days)]
+    eta_accuracy = read_table_or_empty(
+        spark, config, "gold.eta_accuracy_daily", load_contract("gold.eta_accuracy_daily").spark_schema()
+    )
+    churn_scores = read_table_or_empty(
+        spark, config, "gold.churn_scores", load_contract("gold.churn_scores").spark_schema()
+    )
+    merge_rows(
+        spark,
+        model_kpis(eta_accuracy, churn_scores, days),
+        config,
+        DAILY,
+        load_contract(DAILY).keys,
+        update_columns=MODEL_COLUMNS,
+        insert=False,
+    )

@@ -292,6 +292,9 @@ def merge_rows(
     night: str | None = None,
     delete_flag: str | None = None,
     delete_unmatched: str | None = None,
+    update_columns: tuple[str, ...] | None = None,
+    insert: bool = True,
+    evolve_schema: bool = False,
 ) -> None:
     """Upsert ``df`` into ``table`` on ``keys``; create the table from ``df`` on first write.
 
@@ -338,6 +341,8 @@ def merge_rows(
 
     def one_attempt() -> None:
         if not table_exists(spark, path):
+            if not insert:
+                return
             writer = (
                 first_rows.write.format("delta").mode("overwrite").option("userMetadata", commit_metadata(table, night))
             )
@@ -364,10 +369,16 @@ def merge_rows(
                 )
                 .whenNotMatchedInsert(condition=kept, values=columns)
             )
+        elif update_columns is not None:
+            merge = merge.whenMatchedUpdate(condition=update_condition, set={c: f"s.`{c}`" for c in update_columns})
         else:
-            merge = merge.whenMatchedUpdateAll(condition=update_condition).whenNotMatchedInsertAll()
+            merge = merge.whenMatchedUpdateAll(condition=update_condition)
+        if insert and not delete_flag:
+            merge = merge.whenNotMatchedInsertAll()
         if delete_unmatched:
             merge = merge.whenNotMatchedBySourceDelete(condition=delete_unmatched)
+        if evolve_schema:
+            merge = merge.withSchemaEvolution()
         with commit_metadata_set(spark, table, night):
             merge.execute()
         committed(path)

@@ -252,7 +252,9 @@ def _silver(spark: SparkSession, config: LakeConfig, first: str, last: str | Non
 
 
 def build_gold(run_date: str, config: LakeConfig | None = None) -> None:
-    """Recompute the daily CX KPIs that ``run_date``'s arrivals can change."""
+    """Recompute the daily CX KPIs (overall and by segment) that ``run_date``'s arrivals can change.
+
+    After the journey build: the funnel KPIs read its ``gold.funnel_daily``."""
     from jobs.gold import kpi
 
     config = config or load_config()
@@ -326,7 +328,10 @@ def build_model_reports(run_date: str, config: LakeConfig | None = None) -> dict
 
     config = config or load_config()
     spark = _session(config)
+    from jobs.gold import kpi
+
     eta_accuracy.run(spark, config, run_date)
+    kpi.run_model_kpis(spark, config, run_date)
     return {"monitoring": monitoring_job.run(spark, config, run_date)}
 
 
@@ -388,10 +393,10 @@ def _import_history(
         record_audit(spark, config, results)
     with _recorded(stage, config, "silver"):
         _silver(spark, config, first, last)
-    with _recorded(stage, config, "kpis"):
-        kpi.run(spark, config, first, last)
     with _recorded(stage, config, "journey"):
         journey.run(spark, config, first, last)  # the daily and funnel rows included
+    with _recorded(stage, config, "kpis"):
+        kpi.run(spark, config, first, last)
     with _recorded(stage, config, "features"):
         _features(spark, config, first, last)
     return {"nights": len(dates), "raw_lines": landed, "dates": dates}
@@ -461,10 +466,10 @@ def _run_data_stages(
         build_silver(run_date, config, allow_gap)
     with _recorded(stage, config, "silver_gate"):
         report["validate_silver"] = validate_silver(run_date, config)
-    with _recorded(stage, config, "kpis"):
-        build_gold(run_date, config)
     with _recorded(stage, config, "journey"):
         report["journey"] = build_journey(run_date, config)
+    with _recorded(stage, config, "kpis"):
+        build_gold(run_date, config)
     with _recorded(stage, config, "features"):
         report["features"] = build_features(run_date, config)
     with _recorded(stage, config, "gold_gate"):

@@ -449,9 +449,12 @@ GOLD = (
             HasRunDate("kpi_date", "the run date has its KPI row (zeros on a quiet day)", CRITICAL),
             NotBefore("orders_delivered", "on_time_deliveries", "on-time deliveries <= deliveries"),
             NotBefore("orders_delivered", "late_deliveries", "late deliveries <= deliveries"),
+            NotBefore("orders_placed", "repeat_orders", "repeat orders <= orders"),
+            NotBefore("churn_cohort_customers", "churned_customers", "churned customers <= their cohort"),
         ),
         optional=True,
     ),
+    TableGate("gold.cx_kpi_breakdown_daily", kpi_window, optional=True),
     TableGate(
         "gold.customer_journey",
         JourneyRowsWritten(),

@@ -214,3 +214,20 @@ def horizontal_counts(counts: pd.DataFrame, label: str, value: str = "rows") -> 
     axes.grid(False)
     axes.set_xlim(0, counts[value].max() * 1.2)
     return _svg(figure)
+
+
+def rates_by_segment(rates: pd.DataFrame, label: str = "segment") -> str | None:
+    """Bars of a share per segment (``rate``), each labelled with what it is over (``base``)."""
+    if rates.empty:
+        return None
+    rates = rates.sort_values("rate")
+    figure = _figure(height=max(1.6, 0.28 * len(rates) + 0.8))
+    axes = figure.subplots()
+    axes.barh(rates[label], rates["rate"], color=MODEL_COLOUR)
+    for y, (rate, base) in enumerate(zip(rates["rate"], rates["base"], strict=True)):
+        axes.text(rate, y, f" {rate:.0%} of {base:,}", va="center", fontsize=8)
+    _style(axes)
+    axes.grid(False)
+    axes.set_xlim(0, 1.3)
+    axes.set_xticks([0, 0.25, 0.5, 0.75, 1.0], ["0%", "25%", "50%", "75%", "100%"])
+    return _svg(figure)

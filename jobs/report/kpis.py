@@ -1,9 +1,9 @@
 """The morning report's daily KPI frame: one row per day, one column per KPI of ``schemas/kpis.yaml``.
 
-Computed by DuckDB over the lake's tables as delta-rs reads them (:mod:`jobs.analytics.sql`):
-the gold tables hold the nightly aggregates, and the few KPIs they do not hold yet are computed
-here from silver with the definition ``schemas/kpis.yaml`` gives. A KPI whose tables the lake
-does not have yet (no churn scores before the first champion) is null, never an error.
+Every KPI is a column of ``gold.cx_kpi_daily`` (the nightly ``build_gold`` computes them in Spark,
+the model reports add the model KPIs), read by DuckDB as delta-rs reads the table
+(:mod:`jobs.analytics.sql`). A day without a row, or a KPI without a value (no churn scores before
+the first champion), is NaN, never an error.
 """
 
 from __future__ import annotations
@@ -46,87 +46,12 @@ def kpi_definitions(path: Path = KPI_FILE) -> tuple[KpiDefinition, ...]:
     return tuple(KpiDefinition(**{**entry, "source": tuple(entry["source"])}) for entry in raw)
 
 
+DAILY_TABLE = "gold.cx_kpi_daily"
+
+
 def tables_needed() -> list[str]:
-    """Every table some KPI reads."""
-    return sorted({table for kpi in kpi_definitions() for table in kpi.source})
-
-
-# One SELECT per group of KPIs that share their tables: (tables it reads, the KPI columns, SQL
-# giving ``day`` and those columns, for days in [$first, $last]). Days without rows are filled in by the calendar.
-_KPI_QUERIES: tuple[tuple[tuple[str, ...], tuple[str, ...], str], ...] = (
-    (
-        ("gold.cx_kpi_daily",),
-        ("orders_placed", "on_time_delivery_rate", "avg_delivery_days"),
-        """SELECT kpi_date AS day, orders_placed, on_time_delivery_rate, avg_delivery_days
-           FROM gold.cx_kpi_daily WHERE kpi_date BETWEEN $first AND $last""",
-    ),
-    (
-        ("silver.orders", "silver.shipments"),
-        ("p90_delivery_days",),
-        """SELECT CAST(s.delivered_at AS DATE) AS day,
-                  quantile_cont(epoch(s.delivered_at - o.placed_at) / 86400.0, 0.9) AS p90_delivery_days
-           FROM silver.shipments s JOIN silver.orders o USING (order_id)
-           WHERE CAST(s.delivered_at AS DATE) BETWEEN $first AND $last GROUP BY 1""",
-    ),
-    (
-        ("gold.eta_accuracy_daily",),
-        ("eta_mae_model_days", "eta_mae_promise_days", "p10_p90_coverage"),
-        """SELECT accuracy_date AS day, mae_p50_days AS eta_mae_model_days,
-                  mae_promise_days AS eta_mae_promise_days, p10_p90_coverage
-           FROM gold.eta_accuracy_daily
-           WHERE dimension = 'overall' AND accuracy_date BETWEEN $first AND $last""",
-    ),
-    (
-        ("gold.journey_daily", "gold.cx_kpi_daily"),
-        ("failed_attempts_per_100_deliveries", "support_contacts_per_100_orders", "active_customers"),
-        """SELECT j.day,
-                  100.0 * j.failed / nullif(j.deliveries, 0) AS failed_attempts_per_100_deliveries,
-                  100.0 * j.contacts / nullif(k.orders_placed, 0) AS support_contacts_per_100_orders,
-                  j.active AS active_customers
-           FROM (SELECT journey_date AS day, sum(failed_delivery_attempts) AS failed, sum(deliveries) AS deliveries,
-                        sum(support_contacts) AS contacts, count(*) FILTER (WHERE sessions > 0) AS active
-                 FROM gold.journey_daily WHERE journey_date BETWEEN $first AND $last GROUP BY 1) j
-           LEFT JOIN gold.cx_kpi_daily k ON k.kpi_date = j.day""",
-    ),
-    (
-        ("gold.journey_daily", "silver.orders", "silver.shipments"),
-        ("tracking_views_per_order_in_transit",),
-        # In transit on day d: placed on or before d, not delivered before d (delivered on d or
-        # later, or not yet). Orders older than 60 days are not waited for any more.
-        """WITH days AS (SELECT CAST(d AS DATE) AS day FROM generate_series($first, $last, INTERVAL 1 DAY) t(d)),
-                views AS (SELECT journey_date AS day, sum(tracking_views) AS views FROM gold.journey_daily
-                          WHERE journey_date BETWEEN $first AND $last GROUP BY 1),
-                transit AS (SELECT days.day, count(*) AS orders
-                            FROM days JOIN silver.orders o
-                              ON o.order_date <= days.day AND o.order_date > days.day - 60
-                            LEFT JOIN silver.shipments s USING (order_id)
-                            WHERE s.delivered_at IS NULL OR CAST(s.delivered_at AS DATE) >= days.day
-                            GROUP BY 1)
-           SELECT days.day, views.views / nullif(transit.orders, 0) AS tracking_views_per_order_in_transit
-           FROM days LEFT JOIN views USING (day) LEFT JOIN transit USING (day)""",
-    ),
-    (
-        ("silver.interactions",),
-        ("mean_review_rating", "nps_from_ratings"),
-        """SELECT event_date AS day, avg(rating) AS mean_review_rating,
-                  100.0 * (count(*) FILTER (WHERE rating = 5) - count(*) FILTER (WHERE rating <= 3))
-                        / count(*) AS nps_from_ratings
-           FROM silver.interactions
-           WHERE event = 'review' AND rating IS NOT NULL AND event_date BETWEEN $first AND $last GROUP BY 1""",
-    ),
-    (
-        ("gold.funnel_daily",),
-        ("funnel_conversion_rate",),
-        """SELECT funnel_date AS day, sum(order_sessions) / nullif(sum(sessions), 0) AS funnel_conversion_rate
-           FROM gold.funnel_daily WHERE funnel_date BETWEEN $first AND $last GROUP BY 1""",
-    ),
-    (
-        ("gold.churn_scores",),
-        ("predicted_churn_share",),
-        """SELECT as_of_date AS day, avg(CASE WHEN risk_band = 'high' THEN 1.0 ELSE 0.0 END) AS predicted_churn_share
-           FROM gold.churn_scores WHERE as_of_date BETWEEN $first AND $last GROUP BY 1""",
-    ),
-)
+    """The table every KPI is read from (the nightly ``build_gold`` and model reports write it)."""
+    return [DAILY_TABLE]
 
 
 def kpi_frame(config: LakeConfig, first: dt.date, last: dt.date) -> pd.DataFrame:
@@ -151,12 +76,15 @@ def daily_kpis(con: duckdb.DuckDBPyConnection, available: set[str], first: dt.da
     """
     import pandas as pd
 
+    names = [kpi.name for kpi in kpi_definitions()]
     frame = pd.DataFrame({"day": pd.date_range(first, last, freq="D").date})
-    for tables, kpi_columns, sql in _KPI_QUERIES:
-        if not set(tables) <= available:
-            part = pd.DataFrame({"day": frame["day"], **{c: float("nan") for c in kpi_columns}})
-        else:
-            part = con.execute(sql, {"first": first, "last": last}).df()
-            part["day"] = pd.to_datetime(part["day"]).dt.date
-        frame = frame.merge(part, on="day", how="left")
-    return frame[["day", *[kpi.name for kpi in kpi_definitions()]]]
+    if DAILY_TABLE not in available:
+        return frame.assign(**{name: float("nan") for name in names})
+    stored = con.execute(
+        f"""SELECT kpi_date AS day, {", ".join(names)} FROM {DAILY_TABLE}
+            WHERE kpi_date BETWEEN $first AND $last""",
+        {"first": first, "last": last},
+    ).df()
+    stored["day"] = pd.to_datetime(stored["day"]).dt.date
+    # Counts become floats: a day without a row is NaN like a KPI without a value.
+    return frame.merge(stored.astype({name: "float64" for name in names}), on="day", how="left")[["day", *names]]

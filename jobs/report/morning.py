@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+BREAKDOWN = "gold.cx_kpi_breakdown_daily"
 TREND_DAYS = 30
 RECENT_DAYS = 7  # the distributions and breakdowns cover the last week up to the report date
 TEMPLATE = Path(__file__).with_name("morning.html.j2")
@@ -46,8 +47,10 @@ REPORT_TABLES = tuple(
             "gold.churn_scores",
             "gold.eta_accuracy_daily",
             "gold.funnel_daily",
+            BREAKDOWN,
             "silver.customers",
-            "silver.interactions",
+            "silver.orders",
+            "silver.shipments",
             "ops.ingest_audit",
             "ops.quality_findings",
             *QUARANTINE_TABLES,
@@ -298,8 +301,24 @@ def _quarantine_reasons(con: duckdb.DuckDBPyConnection, tables: list[str], first
 def _contact_reasons(con: duckdb.DuckDBPyConnection, first: dt.date, last: dt.date) -> pd.DataFrame:
     return _frame(
         con,
-        """SELECT coalesce(contact_reason, '(none given)') AS reason, count(*) AS rows FROM silver.interactions
-           WHERE event = 'support_contact' AND event_date BETWEEN $first AND $last GROUP BY 1 ORDER BY 2 DESC""",
+        """SELECT replace(segment, '_', ' ') AS reason, CAST(sum(value) AS BIGINT) AS rows
+           FROM gold.cx_kpi_breakdown_daily
+           WHERE dimension = 'contact_reason' AND kpi = 'support_contacts' AND kpi_date BETWEEN $first AND $last
+           GROUP BY 1 ORDER BY 2 DESC""",
+        first=first,
+        last=last,
+    )
+
+
+def on_time_by_carrier(con: duckdb.DuckDBPyConnection, first: dt.date, last: dt.date) -> pd.DataFrame:
+    """Each carrier's on-time rate over the deliveries of ``first``..``last`` (the days' rates
+    weighted by their deliveries, i.e. on-time deliveries / deliveries)."""
+    return _frame(
+        con,
+        """SELECT segment, sum(value * base) / sum(base) AS rate, CAST(sum(base) AS BIGINT) AS base
+           FROM gold.cx_kpi_breakdown_daily
+           WHERE dimension = 'carrier' AND kpi = 'on_time_delivery_rate' AND kpi_date BETWEEN $first AND $last
+           GROUP BY 1 ORDER BY 1""",
         first=first,
         last=last,
     )
@@ -363,7 +382,8 @@ def build_report(config: LakeConfig, report_date: dt.date) -> MorningReport:
     )
     steps = when({"gold.funnel_daily"}, lambda: _funnel_steps(con, report_date))
     quarantined = _quarantine_reasons(con, [t for t in QUARANTINE_TABLES if t in have], week_start, report_date)
-    contacts = when({"silver.interactions"}, lambda: _contact_reasons(con, week_start, report_date))
+    contacts = when({BREAKDOWN}, lambda: _contact_reasons(con, week_start, report_date))
+    carriers = when({BREAKDOWN}, lambda: on_time_by_carrier(con, week_start, report_date))
     audit = when(
         {"ops.ingest_audit"},
         lambda: _frame(
@@ -389,6 +409,12 @@ def build_report(config: LakeConfig, report_date: dt.date) -> MorningReport:
             "Orders and on-time delivery, 30 days",
             "bars: orders placed; line: on-time rate of the day's deliveries",
             charts.kpi_trend(daily),
+        ),
+        Chart(
+            "on_time_by_carrier",
+            "On-time delivery by carrier",
+            f"deliveries of {week}",
+            charts.rates_by_segment(carriers),
         ),
         Chart(
             "eta_mae",

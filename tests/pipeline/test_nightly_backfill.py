@@ -34,6 +34,7 @@ JUNK_LINES = 25  # > min_lines 10 and > 10 % of the night's scans
 # Every gold/feature table and the column that dates its rows.
 DATE_COLUMNS = {
     "gold.cx_kpi_daily": "kpi_date",
+    "gold.cx_kpi_breakdown_daily": "kpi_date",
     "gold.customer_journey": "touchpoint_date",
     "gold.journey_daily": "journey_date",
     "gold.funnel_daily": "funnel_date",

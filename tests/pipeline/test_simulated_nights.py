@@ -253,6 +253,7 @@ FAULTY_RUN_DIFFERS = [
     "gold.journey_daily",
     "gold.funnel_daily",
     "gold.cx_kpi_daily",
+    "gold.cx_kpi_breakdown_daily",
     "features.customer_daily",
     "features.order_eta",
     "features.shipment_scan",

@@ -33,6 +33,7 @@ def test_each_gate_declares_its_suites_keyed_by_the_contracts() -> None:
     ]
     assert [g.suite for g in GOLD] == [
         "gold_cx_kpi_daily",
+        "gold_cx_kpi_breakdown_daily",
         "gold_customer_journey",
         "gold_journey_daily",
         "gold_funnel_daily",

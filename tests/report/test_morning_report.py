@@ -21,6 +21,7 @@ from jobs.report.morning import report_path, write_report
 CHROMIUM_INSTALL = "sudo apt-get update && sudo apt-get install -y chromium"
 CHARTS = (
     "kpi_trend",
+    "on_time_by_carrier",
     "eta_mae",
     "eta_coverage",
     "eta_errors",
@@ -126,7 +127,7 @@ def test_headless_chromium_renders_every_chart_without_errors(rendered, tmp_path
     assert page_errors == []
     assert requests == [path.as_uri()]  # the page itself, nothing else
     assert drawn == {key: True for key in CHARTS}
-    assert tiles == 15
+    assert tiles == 17
     assert shot.stat().st_size > 50_000  # a full page of charts, not a blank image
 
 

@@ -116,6 +116,8 @@ def build_tiny_lake(config: LakeConfig) -> None:
             {"order_id": "o0", "delivered_at": at("2026-02-22", 12)},
         ],
     )
+    # The nightly job's KPI rows (its computation is tested in tests/gold/test_kpi.py): values chosen
+    # to agree with the rows below, e.g. the report day's P90 of o1's 2 d 2 h and o2's 1.5 d.
     write_rows(
         config,
         "gold.cx_kpi_daily",
@@ -132,19 +134,58 @@ def build_tiny_lake(config: LakeConfig) -> None:
             {
                 "kpi_date": d1,
                 "orders_placed": 1,
+                "repeat_purchase_rate": 0.0,
                 "orders_delivered": 0,
-                "on_time_delivery_rate": None,
+                "eta_mae_model_days": 1.0,
+                "eta_mae_promise_days": 1.5,
+                "p10_p90_coverage": 1.0,
+                "tracking_views_per_order_in_transit": 0.5,
+                "support_contacts_per_100_orders": 0.0,
+                "mean_review_rating": 5.0,
+                "nps_from_ratings": 100.0,
+                "active_customers": 1,
+                "funnel_conversion_rate": 0.5,
                 "as_of_date": d1,
             },
             {
                 "kpi_date": d,
                 "orders_placed": 2,
+                "repeat_purchase_rate": 0.5,
                 "orders_delivered": 2,
                 "on_time_deliveries": 2,
                 "on_time_delivery_rate": 1.0,
                 "avg_delivery_days": 1.7916666666666667,
+                "p90_delivery_days": 2.025,
+                "failed_attempts_per_100_deliveries": 50.0,
+                "eta_mae_model_days": 0.5,
+                "eta_mae_promise_days": 1.0,
+                "p10_p90_coverage": 0.75,
+                "tracking_views_per_order_in_transit": 1.5,
+                "support_contacts_per_100_orders": 50.0,
+                "top_contact_reason": "where_is_my_order",
+                "mean_review_rating": 11 / 3,
+                "nps_from_ratings": 0.0,
+                "active_customers": 2,
+                "realised_churn_rate": 0.25,
+                "predicted_churn_share": 0.25,
+                "funnel_conversion_rate": 0.25,
                 "as_of_date": d,
             },
+        ],
+    )
+    write_rows(
+        config,
+        "gold.cx_kpi_breakdown_daily",
+        [
+            {"kpi_date": day, "dimension": "contact_reason", "segment": reason, "kpi": "support_contacts",
+             "value": 1.0, "base": 1, "as_of_date": day}
+            for day, reason in ((d, "where_is_my_order"), (d1, "where_is_my_order"), (dt.date(2026, 3, 8), "late_delivery"))
+        ]
+        + [
+            # cdek: 3 of 4 on time over two days; boxberry: its one delivery late.
+            {"kpi_date": day, "dimension": "carrier", "segment": carrier, "kpi": "on_time_delivery_rate",
+             "value": value, "base": base, "as_of_date": day}
+            for day, carrier, value, base in ((d, "cdek", 1.0, 2), (d1, "cdek", 0.5, 2), (d, "boxberry", 0.0, 1))
         ],
     )
     write_rows(
