@@ -134,7 +134,9 @@ def cx_nightly():
     trained = [_step("train_eta", RUN_DATE), _step("train_churn", RUN_DATE)]
     scored = _step("score_models", RUN_DATE, **_writes("gold.eta_predictions", "gold.churn_scores"))
     reports = _step(
-        "build_model_reports", RUN_DATE, **_writes("gold.eta_accuracy_daily", "gold.model_monitoring", "gold.cx_kpi_daily")
+        "build_model_reports",
+        RUN_DATE,
+        **_writes("gold.eta_accuracy_daily", "gold.model_monitoring", "gold.cx_kpi_daily"),
     )
     gold_ok >> trained >> scored >> reports
     # The morning report (no Spark: delta-rs + DuckDB) once every table it shows is written.

@@ -23,7 +23,10 @@ NIGHTLY_TABLES = sorted(
             f"silver.{t}"
             for t in ("orders", "shipments", "tracking_events", "interactions", "device_links", "customers")
         ),
-        *(f"gold.{t}" for t in ("cx_kpi_daily", "cx_kpi_breakdown_daily", "customer_journey", "journey_daily", "funnel_daily")),
+        *(
+            f"gold.{t}"
+            for t in ("cx_kpi_daily", "cx_kpi_breakdown_daily", "customer_journey", "journey_daily", "funnel_daily")
+        ),
         *(f"features.{t}" for t in ("customer_daily", "order_eta", "shipment_scan")),
     }
 )

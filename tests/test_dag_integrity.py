@@ -51,8 +51,10 @@ def test_tasks_and_dependencies(dag) -> None:
         assert dag.get_task(f"ingest_{source}").downstream_task_ids == {"validate_bronze"}
     assert dag.get_task("validate_bronze").downstream_task_ids == {"build_silver"}
     assert dag.get_task("build_silver").downstream_task_ids == {"validate_silver"}
-    assert dag.get_task("validate_silver").downstream_task_ids == {"build_gold", "build_journey", "build_features"}
-    for upstream in ("build_gold", "build_journey", "build_features"):
+    assert dag.get_task("validate_silver").downstream_task_ids == {"build_journey", "build_features"}
+    # The KPIs read the journey's funnel.
+    assert dag.get_task("build_journey").downstream_task_ids == {"build_gold", "validate_gold"}
+    for upstream in ("build_gold", "build_features"):
         assert dag.get_task(upstream).downstream_task_ids == {"validate_gold"}
     # Nothing reads gold or features before the gold gate: models, scores and reports all wait.
     assert dag.get_task("validate_gold").downstream_task_ids == {"train_eta", "train_churn"}
@@ -84,10 +86,11 @@ def test_gold_writers_declare_their_tables_as_assets(dag) -> None:
         return sorted(tables)
 
     assert outlets == {
-        "build_gold": assets("gold.cx_kpi_daily"),
+        "build_gold": assets("gold.cx_kpi_daily", "gold.cx_kpi_breakdown_daily"),
         "build_journey": assets("gold.customer_journey", "gold.journey_daily", "gold.funnel_daily"),
         "score_models": assets("gold.eta_predictions", "gold.churn_scores"),
-        "build_model_reports": assets("gold.eta_accuracy_daily", "gold.model_monitoring"),
+        # ... and the model KPIs of gold.cx_kpi_daily.
+        "build_model_reports": assets("gold.eta_accuracy_daily", "gold.model_monitoring", "gold.cx_kpi_daily"),
     }
 
 

@@ -184,7 +184,12 @@ def _failed_attempt_facts(tracking_events: DataFrame, dims: DataFrame, calendar:
     """One row per ``delivery_failed`` scan of a day (its carrier is the scan's when the order is unknown)."""
     scans = (
         tracking_events.filter(F.col("event") == "delivery_failed")
-        .select("order_id", F.col("event_date").alias("kpi_date"), "first_ingest_date", F.col("carrier").alias("_scan_carrier"))
+        .select(
+            "order_id",
+            F.col("event_date").alias("kpi_date"),
+            "first_ingest_date",
+            F.col("carrier").alias("_scan_carrier"),
+        )
         .join(calendar, "kpi_date")
         .filter(F.col("first_ingest_date") <= F.col("as_of_date"))
     )
@@ -236,7 +241,9 @@ def _in_transit_facts(shipments: DataFrame, dims: DataFrame, calendar: DataFrame
     # Past both its delivery day and the arrival of that scan, every run knows the order arrived:
     # the days after are never in transit, so they are not generated.
     until = F.least(horizon, F.coalesce(F.greatest("_delivered", "delivered_ingest_date"), horizon))
-    delivered_before = (F.col("_delivered") < F.col("kpi_date")) & (F.col("delivered_ingest_date") <= F.col("as_of_date"))
+    delivered_before = (F.col("_delivered") < F.col("kpi_date")) & (
+        F.col("delivered_ingest_date") <= F.col("as_of_date")
+    )
     return (
         dims.filter(F.col("order_date").between(first - dt.timedelta(days=IN_TRANSIT_MAX_DAYS - 1), last))
         .join(delivered, "_order_id", "left")
@@ -268,13 +275,17 @@ def _segmented(facts: DataFrame) -> DataFrame:
 
 def _aggregated(facts: DataFrame) -> DataFrame:
     """Counts, means and the P90 per (day, as-of date, dimension, segment)."""
-    return _segmented(facts).groupBy("kpi_date", "as_of_date", "dimension", "segment").agg(
-        *[F.sum(c).alias(c) for c in _COUNTS],
-        F.avg("delivery_days").alias("avg_delivery_days"),
-        # Exact, interpolated between the two nearest values (like DuckDB's quantile_cont).
-        F.expr("percentile(delivery_days, 0.9)").alias("p90_delivery_days"),
-        F.avg("days_late").alias("avg_days_late"),
-        F.avg("rating").alias("mean_review_rating"),
+    return (
+        _segmented(facts)
+        .groupBy("kpi_date", "as_of_date", "dimension", "segment")
+        .agg(
+            *[F.sum(c).alias(c) for c in _COUNTS],
+            F.avg("delivery_days").alias("avg_delivery_days"),
+            # Exact, interpolated between the two nearest values (like DuckDB's quantile_cont).
+            F.expr("percentile(delivery_days, 0.9)").alias("p90_delivery_days"),
+            F.avg("days_late").alias("avg_days_late"),
+            F.avg("rating").alias("mean_review_rating"),
+        )
     )
 
 
@@ -342,7 +353,12 @@ def _funnel(funnel: DataFrame, days: list[dt.date]) -> DataFrame:
 
 
 def _daily(
-    aggregated: DataFrame, calendar: DataFrame, active: DataFrame, churn: DataFrame, funnel: DataFrame, lateness_days: int
+    aggregated: DataFrame,
+    calendar: DataFrame,
+    active: DataFrame,
+    churn: DataFrame,
+    funnel: DataFrame,
+    lateness_days: int,
 ) -> DataFrame:
     overall = aggregated.filter(F.col("dimension") == "overall").drop("dimension", "segment", "as_of_date")
     reasons = aggregated.filter(F.col("dimension") == "contact_reason")
@@ -427,7 +443,12 @@ def _breakdown(aggregated: DataFrame, funnel: DataFrame, calendar: DataFrame, la
         .drop("_day")
     )
     sessions = funnel.join(calendar, "kpi_date").select(
-        "kpi_date", "as_of_date", F.lit("channel").alias("dimension"), F.col("channel").alias("segment"), "sessions", "order_sessions"
+        "kpi_date",
+        "as_of_date",
+        F.lit("channel").alias("dimension"),
+        F.col("channel").alias("segment"),
+        "sessions",
+        "order_sessions",
     )
     rows = segments.unionByName(sessions, allowMissingColumns=True)
     kpis = F.array(

@@ -229,7 +229,10 @@ def test_breakdown_equals_the_hand_computed_values(rows) -> None:
         },
         ("region", "unattributed"): {"support_contacts": (1.0, 1)},
         # Each reason once, per 100 of the day's 1 order.
-        ("contact_reason", "late_delivery"): {"support_contacts": (1.0, 1), "support_contacts_per_100_orders": (100.0, 1)},
+        ("contact_reason", "late_delivery"): {
+            "support_contacts": (1.0, 1),
+            "support_contacts_per_100_orders": (100.0, 1),
+        },
         ("contact_reason", "none_given"): {"support_contacts": (1.0, 1), "support_contacts_per_100_orders": (100.0, 1)},
     }
     assert got == expected

@@ -177,14 +177,32 @@ def build_tiny_lake(config: LakeConfig) -> None:
         config,
         "gold.cx_kpi_breakdown_daily",
         [
-            {"kpi_date": day, "dimension": "contact_reason", "segment": reason, "kpi": "support_contacts",
-             "value": 1.0, "base": 1, "as_of_date": day}
-            for day, reason in ((d, "where_is_my_order"), (d1, "where_is_my_order"), (dt.date(2026, 3, 8), "late_delivery"))
+            {
+                "kpi_date": day,
+                "dimension": "contact_reason",
+                "segment": reason,
+                "kpi": "support_contacts",
+                "value": 1.0,
+                "base": 1,
+                "as_of_date": day,
+            }
+            for day, reason in (
+                (d, "where_is_my_order"),
+                (d1, "where_is_my_order"),
+                (dt.date(2026, 3, 8), "late_delivery"),
+            )
         ]
         + [
             # cdek: 3 of 4 on time over two days; boxberry: its one delivery late.
-            {"kpi_date": day, "dimension": "carrier", "segment": carrier, "kpi": "on_time_delivery_rate",
-             "value": value, "base": base, "as_of_date": day}
+            {
+                "kpi_date": day,
+                "dimension": "carrier",
+                "segment": carrier,
+                "kpi": "on_time_delivery_rate",
+                "value": value,
+                "base": base,
+                "as_of_date": day,
+            }
             for day, carrier, value, base in ((d, "cdek", 1.0, 2), (d1, "cdek", 0.5, 2), (d, "boxberry", 0.0, 1))
         ],
     )
