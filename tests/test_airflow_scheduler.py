@@ -197,8 +197,13 @@ def test_lineage_of_the_kpis_names_silver_bronze_and_the_runs(night, capsys, mon
     """OpenLineage events of the night (Spark listener, Airflow provider, the delta-rs ingest):
     `cxlake lineage gold.cx_kpi_daily` walks back to the landing files, naming each writer."""
     config, outcome = night
-    tree = {name: write for _, name, write in lineage_of(config, "gold.cx_kpi_daily")}
-    kpis = tree["gold.cx_kpi_daily"]
+    entries = lineage_of(config, "gold.cx_kpi_daily")
+    # Two tasks write the KPIs: build_gold the data KPIs, build_model_reports the model KPIs after it.
+    writers = [write for _, name, write in entries if name == "gold.cx_kpi_daily"]
+    assert [w.task.job for w in writers] == ["cx_nightly.build_gold", "cx_nightly.build_model_reports"]
+    assert "gold.eta_accuracy_daily" in writers[1].inputs
+    tree = {name: write for _, name, write in entries}
+    kpis = writers[0]
     assert {"silver.orders", "silver.shipments"} <= set(kpis.inputs)
     # Each task ran in its own process: its Spark session's parent is the task's own run.
     assert (kpis.task.job, kpis.task_by_time) == ("cx_nightly.build_gold", False)

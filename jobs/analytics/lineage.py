@@ -2,8 +2,8 @@
 
 The events are the JSON lines under ``$CXLAKE_HOME/lineage/`` (:mod:`jobs.lake.lineage`: Spark
 jobs, Airflow tasks and DAG runs, writes made without Spark). For a table, this finds the last
-run that wrote it (the latest completed job with the table among its outputs), the tables that
-run read (every job of that run writing the table: a night's MERGE and its follow-up writes),
+run that wrote it (the latest completed job with the table among its outputs; when several tasks
+of a night write it, each task's last write in that DAG run), the tables that run read (every job of that run writing the table: a night's MERGE and its follow-up writes),
 and the same for each of those tables, down to the landing files: the upstream tree, each table
 with the Spark job, Airflow task and DAG run that last wrote it.
 
@@ -206,15 +206,33 @@ class LineageGraph:
 
     def last_write(self, table: str) -> TableWrite | None:
         """The last run that wrote ``table``, and what that run had read by then."""
+        writes = self.last_writes(table)
+        return writes[-1] if writes else None
+
+    def last_writes(self, table: str) -> list[TableWrite]:
+        """The last write of ``table`` by each task of the DAG run that last wrote it, oldest first
+        (a table with several writers in a night: ``gold.cx_kpi_daily``'s data KPIs by
+        ``build_gold``, its model KPIs by ``build_model_reports``); outside a DAG run, the last write."""
         writes = [seen for seen in self._observed if table in seen.outputs]
         if not writes:
-            return None
+            return []
         last = max(writes, key=lambda seen: seen.at)
-        scope, task, by_time, dag_run = self._scope(last)
-        of_scope = [seen for seen in self._observed if seen.at <= last.at and self._scope_ids[seen] == scope]
+        dag_run = self._scope(last)[3]
+        # Per task (a retried task's later try replaces its earlier one); no task: the last write.
+        latest_of_task: dict[str | None, _Observed] = {}
+        for seen in sorted(writes, key=lambda seen: seen.at):
+            _, task, _, of_dag_run = self._scope(seen)
+            if seen is last or (dag_run is not None and of_dag_run == dag_run):
+                latest_of_task[task.job if task else None] = seen
+        return [self._write_of(table, seen) for seen in sorted(latest_of_task.values(), key=lambda seen: seen.at)]
+
+    def _write_of(self, table: str, write: _Observed) -> TableWrite:
+        """``write`` of ``table`` with what its scope had read by then."""
+        scope, task, by_time, dag_run = self._scope(write)
+        of_scope = [seen for seen in self._observed if seen.at <= write.at and self._scope_ids[seen] == scope]
         inputs = sorted({i for seen in of_scope for i in seen.inputs if i != table and i not in seen.outputs})
         jobs = [seen.job for seen in of_scope if table in seen.outputs]
-        return TableWrite(table, last.at, jobs, scope, task, by_time, dag_run, inputs)
+        return TableWrite(table, write.at, jobs, scope, task, by_time, dag_run, inputs)
 
     def _task_at(self, when: dt.datetime) -> tuple[dt.datetime, dt.datetime, RunLink, RunLink | None] | None:
         """The Airflow task running at ``when`` (one process runs its tasks one at a time)."""
@@ -225,17 +243,19 @@ class LineageGraph:
 
 
 def upstream(graph: LineageGraph, table: str, depth: int = 6) -> list[tuple[int, str, TableWrite | None]]:
-    """``table`` and every table upstream of it, depth first: (level, table or path, last write)."""
+    """``table`` and every table upstream of it, depth first: (level, table or path, last write),
+    one entry per writer of the last DAG run when a table has several."""
     out: list[tuple[int, str, TableWrite | None]] = []
     seen: set[str] = set()
 
     def walk(name: str, level: int) -> None:
-        write = graph.last_write(name) if name in lake_table_names() else None
-        out.append((level, name, write))
-        if name in seen or write is None or level >= depth:
+        writes: list[TableWrite | None] = list(graph.last_writes(name)) if name in lake_table_names() else []
+        for write in writes or [None]:
+            out.append((level, name, write))
+        if name in seen or not writes or level >= depth:
             return
         seen.add(name)
-        for source in write.inputs:
+        for source in sorted({source for write in writes if write for source in write.inputs}):
             walk(source, level + 1)
 
     walk(table, 0)

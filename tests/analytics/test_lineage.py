@@ -184,6 +184,32 @@ def test_the_latest_run_wins(config) -> None:
     assert tree[0][2].run_id == "app-b" and tree[0][2].inputs == ["silver.shipments"]
 
 
+def test_every_task_writing_a_table_in_the_night_is_named_and_a_retry_replaces_its_try(config) -> None:
+    t = config.table_path
+    gold = lineage.RunRef("cxlake-airflow", "cx_nightly.build_gold", "task-gold")
+    gold_retry = lineage.RunRef("cxlake-airflow", "cx_nightly.build_gold", "task-gold-try-2")
+    reports = lineage.RunRef("cxlake-airflow", "cx_nightly.build_model_reports", "task-reports")
+    _write_events(
+        config,
+        [
+            _application("app-1", gold),
+            _application("app-2", gold_retry),
+            _application("app-3", reports),
+            _spark_job("app-1", 5, [t("silver.orders")], [t("gold.cx_kpi_daily")]),  # the failed try's write
+            _spark_job("app-2", 20, [t("silver.shipments")], [t("gold.cx_kpi_daily")]),
+            _spark_job("app-3", 40, [t("gold.eta_accuracy_daily")], [t("gold.cx_kpi_daily")]),
+        ],
+    )
+    tree = upstream(LineageGraph(config, read_events(lineage.lineage_dir(config))), "gold.cx_kpi_daily")
+    # The KPI table's two writers, oldest first, then the union of what they read.
+    assert [(level, name, w.task.run_id if w else None) for level, name, w in tree] == [
+        (0, "gold.cx_kpi_daily", "task-gold-try-2"),
+        (0, "gold.cx_kpi_daily", "task-reports"),
+        (1, "gold.eta_accuracy_daily", None),
+        (1, "silver.shipments", None),
+    ]
+
+
 def test_spark_settings_follow_the_process_parent(config, monkeypatch) -> None:
     task = lineage.RunRef("cxlake-airflow", "cx_nightly.build_gold", "task-gold")
     lineage.set_parent(task, DAG_RUN)
