@@ -25,11 +25,11 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from jobs.domain import customer_key, days_late, delivery_days, is_late, is_on_time
 from jobs.lake.config import LakeConfig
 from jobs.lake.contracts import load_contract
-from jobs.lake.tables import later_as_of_dates, merge_rows, nights, read_table, read_table_or_empty, sql_dates
+from jobs.lake.small_tables import read_small, replace_small, update_small
+from jobs.lake.tables import later_as_of_dates, nights, read_table, read_table_or_empty
 
 DAILY = "gold.cx_kpi_daily"
 BREAKDOWN = "gold.cx_kpi_breakdown_daily"
-LATEST_AS_OF_WINS = "s.as_of_date >= t.as_of_date"
 # An order still undelivered this long after its placement is lost or returned, not awaited.
 IN_TRANSIT_MAX_DAYS = 60
 UNATTRIBUTED = "unattributed"
@@ -488,7 +488,8 @@ def build_kpis_as_of(
     that the facts are computed once for both MERGEs).
     """
     days = kpi_days_as_of(as_of_dates, lateness_days)
-    calendar = F.broadcast(spark.createDataFrame(days, "kpi_date date, as_of_date date"))
+    # A local relation: Spark broadcasts it wherever a join can build on it.
+    calendar = spark.createDataFrame(days, "kpi_date date, as_of_date date")
     day_list = [day for day, _ in days]
     first, last = min(day_list), max(day_list)
     dims = _order_dims(sources.orders)
@@ -533,55 +534,40 @@ def read_sources(spark: SparkSession, config: LakeConfig) -> KpiSources:
     )
 
 
-def _days_written_by(days: list[tuple[dt.date, dt.date]]) -> str:
-    """SQL over ``t``: a stored row of one of ``days`` that this computation supersedes (its as-of
-    date is not later than the one computing its day now)."""
-    return " OR ".join(f"(t.kpi_date = DATE'{day}' AND t.as_of_date <= DATE'{as_of}')" for day, as_of in days)
-
-
 def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | None = None) -> None:
     """Recompute the KPI days that data arriving on ``run_date`` (to ``through``) can still change.
 
     Arrivals of ``run_date`` carry events dated at most ``run_date``, so they can change the
     windows of runs up to ``lateness_days`` later; those runs are redone when they already exist.
+
+    Both tables get their recomputed days replaced (delta-rs on a local lake: the rows are a few
+    hundred a day). That is the MERGE "the latest as-of date wins" without its scans: every run
+    that ever covered one of these days is among the runs computed here or earlier than the one
+    computing the day now (:func:`jobs.lake.tables.later_as_of_dates` brings the later ones in),
+    so the new row always wins, and a breakdown row the day no longer has goes with the old ones.
+    The model KPIs of the replaced days are carried over: they are the model reports' to write.
     """
     last = through or run_date
     later = later_as_of_dates(spark, config, DAILY, "as_of_date", last, config.lateness_days)
     as_of_dates = [*nights(run_date, last), *later]
-    # The facts are aggregated once for both tables; each MERGE then reads a small local copy.
     rows = build_kpis_as_of(
         spark,
         read_sources(spark, config),
         as_of_dates,
         config.lateness_days,
         config.churn_horizon_days,
+        # The facts are aggregated once for both tables.
         materialize=lambda df: df.localCheckpoint(),
     )
-    days = kpi_days_as_of(as_of_dates, config.lateness_days)
-    daily = load_contract(DAILY)
-    merge_rows(
-        spark,
-        rows.daily,
-        config,
-        DAILY,
-        daily.keys,
-        update_condition=LATEST_AS_OF_WINS,
-        # The model reports' columns are theirs: a recomputed day keeps them.
-        update_columns=tuple(c for c in daily.column_names if c not in MODEL_COLUMNS),
-        # A lake made before contract v2 gains the new columns (null on its older days).
-        evolve_schema=True,
-    )
-    merge_rows(
-        spark,
-        rows.breakdown,
-        config,
-        BREAKDOWN,
-        load_contract(BREAKDOWN).keys,
-        update_condition=LATEST_AS_OF_WINS,
-        partition_by=load_contract(BREAKDOWN).partition_by,
-        target_filter=f"t.kpi_date IN ({sql_dates([day for day, _ in days])})",
-        delete_unmatched=_days_written_by(days),
-    )
+    days = {"kpi_date": [day for day, _ in kpi_days_as_of(as_of_dates, config.lateness_days)]}
+    model = {
+        row["kpi_date"]: row
+        for row in read_small(config, DAILY, days, ["kpi_date", *MODEL_COLUMNS], spark=spark)
+        if any(row[c] is not None for c in MODEL_COLUMNS)
+    }
+    daily = [{**row.asDict(), **model.get(row.kpi_date, {})} for row in rows.daily.collect()]
+    replace_small(config, DAILY, daily, days, spark=spark)
+    replace_small(config, BREAKDOWN, [row.asDict() for row in rows.breakdown.collect()], days, spark=spark)
 
 
 def model_kpis(eta_accuracy: DataFrame, churn_scores: DataFrame, days: list[dt.date]) -> DataFrame:
@@ -616,12 +602,5 @@ def run_model_kpis(spark: SparkSession, config: LakeConfig, run_date: str) -> No
     churn_scores = read_table_or_empty(
         spark, config, "gold.churn_scores", load_contract("gold.churn_scores").spark_schema()
     )
-    merge_rows(
-        spark,
-        model_kpis(eta_accuracy, churn_scores, days),
-        config,
-        DAILY,
-        load_contract(DAILY).keys,
-        update_columns=MODEL_COLUMNS,
-        insert=False,
-    )
+    rows = [row.asDict() for row in model_kpis(eta_accuracy, churn_scores, days).collect()]
+    update_small(config, DAILY, rows, MODEL_COLUMNS, spark=spark)

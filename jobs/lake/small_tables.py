@@ -111,6 +111,59 @@ def replace_small(
     return True
 
 
+def update_small(
+    config: LakeConfig,
+    table: str,
+    rows: list[dict[str, Any]],
+    columns: Sequence[str],
+    spark: SparkSession | None = None,
+) -> None:
+    """Set ``columns`` of the stored rows with the keys of ``rows`` (the table's other columns
+    belong to another writer); a row no stored row matches is dropped, and nothing is written
+    before the table exists."""
+    if not rows:
+        return
+    contract = load_contract(table)
+    if is_local_lake(config):
+        retried_on_conflict(lambda: _update_with_delta_rs(config, table, rows, columns), table)
+        return
+    from jobs.lake.spark import get_spark
+    from jobs.lake.tables import merge_rows
+
+    spark = spark or get_spark(config)
+    schema = contract.spark_schema()
+    df = spark.createDataFrame([{c: row.get(c) for c in schema.fieldNames()} for row in rows], schema)
+    with commit_lock(config, table):
+        merge_rows(spark, df, config, table, contract.keys, update_columns=tuple(columns), insert=False)
+
+
+def read_small(
+    config: LakeConfig,
+    table: str,
+    where: Mapping[str, Sequence[object]],
+    columns: Sequence[str],
+    spark: SparkSession | None = None,
+) -> list[dict[str, Any]]:
+    """``columns`` of the stored rows matching ``where`` (none before the table exists)."""
+    predicate = slice_predicate(where)
+    if is_local_lake(config):
+        from deltalake import QueryBuilder
+
+        target = _open(config, table)
+        if target is None:
+            return []
+        query = f"SELECT {', '.join(columns)} FROM stored WHERE {predicate}"
+        import pyarrow as pa
+
+        return pa.table(QueryBuilder().register("stored", target).execute(query).read_all()).to_pylist()
+    from jobs.lake.spark import get_spark
+    from jobs.lake.tables import read_table_or_empty
+
+    spark = spark or get_spark(config)
+    stored = read_table_or_empty(spark, config, table, load_contract(table).spark_schema())
+    return [row.asDict() for row in stored.filter(predicate).select(*columns).collect()]
+
+
 def _arrow_rows(table: str, rows: list[dict[str, Any]]):  # -> pyarrow.Table
     import pyarrow as pa
 
@@ -169,6 +222,30 @@ def _merge_with_delta_rs(
         target.merge(source, on, source_alias="s", target_alias="t", commit_properties=_commit(table))
         .when_matched_update_all()
         .when_not_matched_insert_all()
+        .execute()
+    )
+    committed(_path(config, table))
+
+
+def _update_with_delta_rs(config: LakeConfig, table: str, rows: list[dict[str, Any]], columns: Sequence[str]) -> None:
+    target = _open(config, table)
+    if target is None:
+        return
+    import pyarrow as pa
+
+    keys = load_contract(table).keys
+    schema = load_contract(table).arrow_schema()
+    fields = [schema.field(c) for c in (*keys, *[c for c in columns if c not in keys])]
+    source = pa.Table.from_pylist([{f.name: row.get(f.name) for f in fields} for row in rows], schema=pa.schema(fields))
+    (
+        target.merge(
+            source,
+            " AND ".join(f"t.{k} = s.{k}" for k in keys),
+            source_alias="s",
+            target_alias="t",
+            commit_properties=_commit(table),
+        )
+        .when_matched_update({c: f"s.{c}" for c in columns})
         .execute()
     )
     committed(_path(config, table))

@@ -294,7 +294,6 @@ def merge_rows(
     delete_unmatched: str | None = None,
     update_columns: tuple[str, ...] | None = None,
     insert: bool = True,
-    evolve_schema: bool = False,
 ) -> None:
     """Upsert ``df`` into ``table`` on ``keys``; create the table from ``df`` on first write.
 
@@ -311,6 +310,9 @@ def merge_rows(
             the stored row of its keys instead (its other columns are ignored), and is never inserted.
         delete_unmatched: SQL over ``t``: a stored row it holds for that no row of ``df`` matches
             is deleted (``df`` is the whole of that slice). Keep it within ``target_filter``.
+        update_columns: the only columns a matched row takes from ``df`` (default all): the
+            others belong to another writer of the table.
+        insert: False: only update stored rows (and write nothing before the table exists).
 
     Another writer's commit to the table in the meantime (a lost race) makes the whole upsert
     start again from the new version (:func:`jobs.lake.commits.retried_on_conflict`): whether the
@@ -377,8 +379,6 @@ def merge_rows(
             merge = merge.whenNotMatchedInsertAll()
         if delete_unmatched:
             merge = merge.whenNotMatchedBySourceDelete(condition=delete_unmatched)
-        if evolve_schema:
-            merge = merge.withSchemaEvolution()
         with commit_metadata_set(spark, table, night):
             merge.execute()
         committed(path)

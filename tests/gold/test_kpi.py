@@ -11,9 +11,12 @@ import hashlib
 
 import pytest
 from chispa import assert_df_equality
+from frames import contract_frame
 
+from jobs.gold import kpi
 from jobs.gold.kpi import KpiSources, build_kpis, build_kpis_as_of, kpi_days_as_of, model_kpis
 from jobs.lake.contracts import load_contract
+from jobs.lake.tables import read_table
 
 
 def d(day: int, month: int = 3) -> dt.date:
@@ -304,3 +307,47 @@ def test_the_rows_have_the_contract_schemas(rows, spark) -> None:
         assert [(f.name, f.dataType) for f in df.schema] == [
             (f.name, f.dataType) for f in load_contract(table).spark_schema()
         ]
+
+
+def test_a_recomputed_day_keeps_its_model_kpis_and_loses_the_segments_it_no_longer_has(spark, lake_config) -> None:
+    from dataclasses import replace
+
+    config = replace(lake_config, lateness_days=3, churn_horizon_days=2)
+    tables = sources(spark)
+    for table, df in (
+        ("silver.orders", tables.orders),
+        ("silver.shipments", tables.shipments),
+        ("silver.tracking_events", tables.tracking_events),
+        ("silver.interactions", tables.interactions),
+        ("gold.funnel_daily", tables.funnel),
+    ):
+        df.write.format("delta").save(config.table_path(table))
+    kpi.run(spark, config, "2026-03-03")
+    contract_frame(
+        spark,
+        "gold.eta_accuracy_daily",
+        [{"accuracy_date": d(3), "dimension": "overall", "segment": "all", "predicted_deliveries": 2, "mae_p50_days": 0.5}],
+    ).write.format("delta").save(config.table_path("gold.eta_accuracy_daily"))
+    kpi.run_model_kpis(spark, config, "2026-03-03")
+
+    # The contact without a reason is withdrawn; the night is recomputed.
+    tables.interactions.filter("NOT (event = 'support_contact' AND contact_reason IS NULL)").write.format(
+        "delta"
+    ).mode("overwrite").save(config.table_path("silver.interactions"))
+    kpi.run(spark, config, "2026-03-03")
+
+    daily = {r.kpi_date: r for r in read_table(spark, config, "gold.cx_kpi_daily").collect()}
+    assert sorted(daily) == [d(28, 2), d(1), d(2), d(3)]
+    # The data KPIs are recomputed, the model KPIs the model reports wrote stay (no churn scores: null).
+    assert (daily[d(3)].support_contacts, daily[d(3)].eta_mae_model_days, daily[d(3)].eta_predicted_deliveries) == (
+        1,
+        0.5,
+        2,
+    )
+    assert daily[d(3)].predicted_churn_share is None and daily[d(2)].eta_mae_model_days is None
+    reasons = {
+        (r.segment, r.kpi)
+        for r in read_table(spark, config, "gold.cx_kpi_breakdown_daily").collect()
+        if r.dimension == "contact_reason"
+    }
+    assert reasons == {("late_delivery", "support_contacts"), ("late_delivery", "support_contacts_per_100_orders")}
