@@ -16,6 +16,7 @@ scored: :func:`run_model_kpis` fills them in from ``gold.eta_accuracy_daily`` an
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -25,8 +26,10 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from jobs.domain import customer_key, days_late, delivery_days, is_late, is_on_time
 from jobs.lake.config import LakeConfig
 from jobs.lake.contracts import load_contract
-from jobs.lake.small_tables import read_small, replace_small, update_small
+from jobs.lake.small_tables import add_new_columns, read_small, replace_small, update_small
 from jobs.lake.tables import later_as_of_dates, nights, read_table, read_table_or_empty
+
+log = logging.getLogger(__name__)
 
 DAILY = "gold.cx_kpi_daily"
 BREAKDOWN = "gold.cx_kpi_breakdown_daily"
@@ -560,6 +563,9 @@ def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | N
         materialize=lambda df: df.localCheckpoint(),
     )
     days = {"kpi_date": [day for day, _ in kpi_days_as_of(as_of_dates, config.lateness_days)]}
+    added = add_new_columns(config, DAILY, spark=spark)  # a lake of contract v1: once
+    if added:
+        log.info("%s: added the columns of contract v2 (null on the days before): %s", DAILY, ", ".join(added))
     model = {
         row["kpi_date"]: row
         for row in read_small(config, DAILY, days, ["kpi_date", *MODEL_COLUMNS], spark=spark)

@@ -164,6 +164,34 @@ def read_small(
     return [row.asDict() for row in stored.filter(predicate).select(*columns).collect()]
 
 
+def add_new_columns(config: LakeConfig, table: str, spark: SparkSession | None = None) -> list[str]:
+    """Add the contract's columns the stored table lacks (a table written under an earlier
+    contract version: they are null on its rows); returns them. Nothing before the table exists."""
+    contract = load_contract(table)
+    if is_local_lake(config):
+        target = _open(config, table)
+        if target is None:
+            return []
+        stored = {field.name for field in target.schema().fields}
+    else:
+        from jobs.lake.spark import get_spark
+        from jobs.lake.tables import table_exists
+
+        spark = spark or get_spark(config)
+        if not table_exists(spark, config.table_path(table)):
+            return []
+        stored = set(spark.read.format("delta").load(config.table_path(table)).columns)
+    missing = [c for c in contract.columns if c.name not in stored]
+    if missing:
+        from jobs.lake.spark import get_spark
+
+        spark = spark or get_spark(config)
+        columns = ", ".join(f"`{c.name}` {c.type}" for c in missing)
+        spark.sql(f"ALTER TABLE delta.`{config.table_path(table)}` ADD COLUMNS ({columns})")
+        committed(config.table_path(table))
+    return [c.name for c in missing]
+
+
 def _arrow_rows(table: str, rows: list[dict[str, Any]]):  # -> pyarrow.Table
     import pyarrow as pa
 

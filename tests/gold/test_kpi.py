@@ -326,14 +326,22 @@ def test_a_recomputed_day_keeps_its_model_kpis_and_loses_the_segments_it_no_long
     contract_frame(
         spark,
         "gold.eta_accuracy_daily",
-        [{"accuracy_date": d(3), "dimension": "overall", "segment": "all", "predicted_deliveries": 2, "mae_p50_days": 0.5}],
+        [
+            {
+                "accuracy_date": d(3),
+                "dimension": "overall",
+                "segment": "all",
+                "predicted_deliveries": 2,
+                "mae_p50_days": 0.5,
+            }
+        ],
     ).write.format("delta").save(config.table_path("gold.eta_accuracy_daily"))
     kpi.run_model_kpis(spark, config, "2026-03-03")
 
     # The contact without a reason is withdrawn; the night is recomputed.
-    tables.interactions.filter("NOT (event = 'support_contact' AND contact_reason IS NULL)").write.format(
-        "delta"
-    ).mode("overwrite").save(config.table_path("silver.interactions"))
+    tables.interactions.filter("NOT (event = 'support_contact' AND contact_reason IS NULL)").write.format("delta").mode(
+        "overwrite"
+    ).save(config.table_path("silver.interactions"))
     kpi.run(spark, config, "2026-03-03")
 
     daily = {r.kpi_date: r for r in read_table(spark, config, "gold.cx_kpi_daily").collect()}

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import datetime as dt
 
-from jobs.lake.small_tables import merge_small, replace_small, slice_predicate, sql_value
+from jobs.lake.contracts import load_contract
+from jobs.lake.small_tables import (
+    add_new_columns,
+    merge_small,
+    read_small,
+    replace_small,
+    slice_predicate,
+    sql_value,
+    update_small,
+)
 from jobs.lake.tables import read_table, table_version
 
 
@@ -53,6 +62,34 @@ def test_merge_and_replace_write_delta_that_spark_reads(spark, lake_config) -> N
     # The predicate text means the same rows to Spark.
     predicate = slice_predicate({"run_date": [day, other], "source": ["orders"]})
     assert read_table(spark, lake_config, "ops.ingest_audit").filter(predicate).count() == 1
+
+
+def test_update_sets_only_its_columns_of_stored_rows_and_a_table_of_an_older_contract_gains_columns(
+    spark, lake_config
+) -> None:
+    import pyarrow as pa
+    from deltalake import write_deltalake
+
+    day, other = dt.date(2026, 3, 3), dt.date(2026, 3, 4)
+    # gold.cx_kpi_daily as contract v1 wrote it: eight KPI columns.
+    v1 = pa.table(
+        {"kpi_date": [day], "orders_placed": pa.array([7], pa.int64()), "as_of_date": [day], "is_final": [False]}
+    )
+    write_deltalake(lake_config.table_path("gold.cx_kpi_daily"), v1)
+    assert "eta_mae_model_days" in add_new_columns(lake_config, "gold.cx_kpi_daily", spark=spark)
+    assert add_new_columns(lake_config, "gold.cx_kpi_daily", spark=spark) == []  # once
+    # An update of the model columns: the stored day gets them, its other columns stay, `other` is no row.
+    update = [{"kpi_date": d, "eta_mae_model_days": 0.5, "orders_placed": 99} for d in (day, other)]
+    update_small(lake_config, "gold.cx_kpi_daily", update, ["eta_mae_model_days"])
+    assert read_small(
+        lake_config,
+        "gold.cx_kpi_daily",
+        {"kpi_date": [day, other]},
+        ["kpi_date", "orders_placed", "eta_mae_model_days"],
+    ) == [{"kpi_date": day, "orders_placed": 7, "eta_mae_model_days": 0.5}]
+    assert set(read_table(spark, lake_config, "gold.cx_kpi_daily").columns) == set(
+        load_contract("gold.cx_kpi_daily").column_names
+    )
 
 
 def test_a_process_losing_the_race_to_create_the_table_merges_into_it(lake_config) -> None:
