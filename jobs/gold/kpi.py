@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import pyspark.sql.functions as F
-from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession, Window
 
 from jobs.domain import customer_key, days_late, delivery_days, is_late, is_on_time
 from jobs.lake.config import LakeConfig
@@ -60,6 +60,8 @@ _COUNTS = (
     "review",
     "promoter",
     "detractor",
+    "cohort",
+    "churned",
 )
 
 
@@ -108,103 +110,122 @@ def _order_dims(orders: DataFrame) -> DataFrame:
     )
 
 
-def _attributed(facts: DataFrame, dims: DataFrame, fallback_carrier: Column | None = None) -> DataFrame:
-    """``facts`` (with ``order_id``, ``as_of_date``) with their order's segments, when the order was
-    known by the as-of date; ``unattributed`` otherwise."""
-    joined = facts.join(
-        dims.select("_order_id", "channel", "carrier", "region", "_order_known"),
-        (F.col("order_id") == F.col("_order_id")) & (F.col("_order_known") <= F.col("as_of_date")),
-        "left",
+def _order_history(dims: DataFrame, shipments: DataFrame, horizon_days: int) -> DataFrame:
+    """Each order with its delivery and what its customer's other orders say, from one pass over
+    the orders of each customer (no self-join): the earliest arrival of an earlier order (a repeat
+    purchase once that arrived), the earliest arrival of an order in the ``horizon_days`` after its
+    day (the customer came back once that arrived), and, per customer and day, the earliest arrival
+    of that day's orders and the order's rank among them (the churn cohort counts a customer once)."""
+    customer = Window.partitionBy("customer_id")
+    by_time = customer.orderBy("placed_at", "_order_id")
+    day_number = F.datediff("order_date", F.lit("1970-01-01").cast("date"))
+    same_day = Window.partitionBy("customer_id", "order_date")
+    delivered = shipments.select(
+        F.col("order_id").alias("_order_id"),
+        "delivered_at",
+        F.to_date("delivered_at").alias("_delivered"),
+        "delivered_ingest_date",
     )
-    carrier = F.col("carrier") if fallback_carrier is None else F.coalesce("carrier", fallback_carrier)
-    return joined.select(
-        *[c for c in facts.columns if c not in SEGMENT_DIMENSIONS],
-        F.coalesce("channel", F.lit(UNATTRIBUTED)).alias("channel"),
-        F.coalesce(carrier, F.lit(UNATTRIBUTED)).alias("carrier"),
-        F.coalesce("region", F.lit(UNATTRIBUTED)).alias("region"),
-    )
-
-
-def _placed_facts(dims: DataFrame, calendar: DataFrame) -> DataFrame:
-    """One row per order placed on a day; ``repeat`` when its customer had an earlier known order."""
-    placed = dims.join(calendar, F.col("order_date") == F.col("kpi_date")).filter(
-        F.col("_order_known") <= F.col("as_of_date")
-    )
-    earlier = dims.select(
-        "customer_id",
-        F.col("placed_at").alias("_e_at"),
-        F.col("_order_id").alias("_e_id"),
-        F.col("_order_known").alias("_e_known"),
-    )
-    # Same instant: the smaller order id is the earlier one, so that exactly one of them is first.
-    before = (F.col("_e_at") < F.col("placed_at")) | (
-        (F.col("_e_at") == F.col("placed_at")) & (F.col("_e_id") < F.col("_order_id"))
-    )
-    repeats = (
-        placed.select("_order_id", "customer_id", "placed_at", "as_of_date")
-        .join(earlier, "customer_id")
-        .filter(before & (F.col("_e_known") <= F.col("as_of_date")))
-        .select("_order_id", "as_of_date")
-        .distinct()
-        .withColumn("repeat", F.lit(1))
-    )
-    return placed.join(repeats, ["_order_id", "as_of_date"], "left").select(
-        "kpi_date",
-        "as_of_date",
-        "channel",
-        "carrier",
-        "region",
-        F.lit(1).alias("placed"),
-        F.coalesce("repeat", F.lit(0)).alias("repeat"),
+    return dims.join(delivered, "_order_id", "left").select(
+        "*",
+        F.min("_order_known").over(by_time.rowsBetween(Window.unboundedPreceding, -1)).alias("_earlier_known"),
+        F.min("_order_known").over(customer.orderBy(day_number).rangeBetween(1, horizon_days)).alias("_back_known"),
+        F.min("_order_known").over(same_day).alias("_day_known"),
+        F.row_number().over(same_day.orderBy("placed_at", "_order_id")).alias("_day_rank"),
     )
 
 
-def _delivered_facts(shipments: DataFrame, dims: DataFrame, calendar: DataFrame) -> DataFrame:
-    """One row per delivery on a day, its delivered scan and its order both known by the as-of date."""
+def _order_facts(history: DataFrame, calendar: DataFrame, days: list[dt.date], horizon_days: int) -> DataFrame:
+    """The facts an order makes, from one explode and one join with the calendar:
+
+    * placed, on its order date; ``repeat`` when an earlier order of its customer had arrived by the
+      as-of date (same instant: the smaller order id is the earlier one);
+    * delivered, on its delivery date, once its delivered scan had arrived;
+    * in transit, on each day from its placement (at most ``IN_TRANSIT_MAX_DAYS``) that it was not
+      delivered before, as known by the as-of date;
+    * in the churn cohort of the day ``horizon_days`` after its order date (once per customer and
+      day, when an order of that day had arrived), ``churned`` unless an order of the days since had.
+
+    Every fact needs its order known by the as-of date.
+    """
+    first, last = min(days), max(days)
+    horizon = F.date_add("order_date", IN_TRANSIT_MAX_DAYS - 1)
+    # Past both its delivery day and the arrival of that scan, every run knows the order arrived:
+    # the days after are never in transit, so they are not generated.
+    until = F.least(horizon, F.coalesce(F.greatest("_delivered", "delivered_ingest_date"), horizon))
+    # Kind 0 placed, 1 delivered, 2 in transit, 3 cohort.
+    events = F.concat(
+        F.array(F.struct(F.lit(0).alias("kind"), F.col("order_date").alias("kpi_date"))),
+        F.when(
+            F.col("_delivered").isNotNull(),
+            F.array(F.struct(F.lit(1).alias("kind"), F.col("_delivered").alias("kpi_date"))),
+        ).otherwise(F.array()),
+        F.transform(
+            F.sequence("order_date", until), lambda day: F.struct(F.lit(2).alias("kind"), day.alias("kpi_date"))
+        ),
+        F.when(
+            F.col("_day_rank") == 1,
+            F.array(F.struct(F.lit(3).alias("kind"), F.date_add("order_date", horizon_days).alias("kpi_date"))),
+        ).otherwise(F.array()),
+    )
+    kind, as_of = F.col("kind"), F.col("as_of_date")
+    delivered_before = (F.col("_delivered") < F.col("kpi_date")) & (F.col("delivered_ingest_date") <= as_of)
+    known = (
+        F.when(kind == 3, F.col("_day_known") <= as_of).otherwise(F.col("_order_known") <= as_of)
+        & ((kind != 1) | (F.col("delivered_ingest_date") <= as_of))
+        & ((kind != 2) | ~F.coalesce(delivered_before, F.lit(False)))
+    )
     late = is_late(F.col("delivered_at"), F.col("promised_delivery_date"))
+    is_delivery = kind == 1
+
+    def flag(condition: Column) -> Column:
+        return F.when(condition, 1).otherwise(0)
+
     return (
-        shipments.filter(F.col("delivered_at").isNotNull())
-        .select("order_id", "delivered_at", "delivered_ingest_date", F.to_date("delivered_at").alias("kpi_date"))
+        history.filter(
+            F.col("order_date").between(first - dt.timedelta(days=max(IN_TRANSIT_MAX_DAYS, horizon_days)), last)
+        )
+        .select("*", F.explode(events).alias("_event"))
+        .select("*", "_event.kind", "_event.kpi_date")
         .join(calendar, "kpi_date")
-        .filter(F.col("delivered_ingest_date") <= F.col("as_of_date"))
-        .join(dims, (F.col("order_id") == F.col("_order_id")) & (F.col("_order_known") <= F.col("as_of_date")))
+        .filter(known)
         .select(
             "kpi_date",
             "as_of_date",
             "channel",
             "carrier",
             "region",
-            F.lit(1).alias("delivered"),
-            F.when(is_on_time(F.col("delivered_at"), F.col("promised_delivery_date")), 1).otherwise(0).alias("on_time"),
-            F.when(late, 1).otherwise(0).alias("late"),
-            delivery_days(F.col("placed_at"), F.col("delivered_at")).alias("delivery_days"),
-            F.when(late, days_late(F.col("delivered_at"), F.col("promised_delivery_date"))).alias("days_late"),
+            flag(kind == 0).alias("placed"),
+            flag((kind == 0) & (F.col("_earlier_known") <= as_of)).alias("repeat"),
+            flag(is_delivery).alias("delivered"),
+            flag(is_delivery & is_on_time(F.col("delivered_at"), F.col("promised_delivery_date"))).alias("on_time"),
+            flag(is_delivery & late).alias("late"),
+            F.when(is_delivery, delivery_days(F.col("placed_at"), F.col("delivered_at"))).alias("delivery_days"),
+            F.when(is_delivery & late, days_late(F.col("delivered_at"), F.col("promised_delivery_date"))).alias(
+                "days_late"
+            ),
+            flag(kind == 2).alias("in_transit"),
+            flag(kind == 3).alias("cohort"),
+            flag((kind == 3) & ~F.coalesce(F.col("_back_known") <= as_of, F.lit(False))).alias("churned"),
         )
     )
 
 
-def _failed_attempt_facts(tracking_events: DataFrame, dims: DataFrame, calendar: DataFrame) -> DataFrame:
-    """One row per ``delivery_failed`` scan of a day (its carrier is the scan's when the order is unknown)."""
-    scans = (
-        tracking_events.filter(F.col("event") == "delivery_failed")
-        .select(
-            "order_id",
-            F.col("event_date").alias("kpi_date"),
-            "first_ingest_date",
-            F.col("carrier").alias("_scan_carrier"),
-        )
-        .join(calendar, "kpi_date")
-        .filter(F.col("first_ingest_date") <= F.col("as_of_date"))
-    )
-    return _attributed(scans, dims, F.col("_scan_carrier")).select(
-        "kpi_date", "as_of_date", "channel", "carrier", "region", F.lit(1).alias("failed")
-    )
-
-
-def _interaction_facts(interactions: DataFrame, dims: DataFrame, calendar: DataFrame) -> DataFrame:
-    """Tracking views, support contacts (with their reason) and rated reviews of a day."""
+def _event_facts(
+    tracking_events: DataFrame, interactions: DataFrame, dims: DataFrame, calendar: DataFrame
+) -> DataFrame:
+    """Failed delivery attempts (``delivery_failed`` scans), tracking views, support contacts (with
+    their reason) and rated reviews of a day, each with its order's segments when the order had
+    arrived by the as-of date (``unattributed`` otherwise; a scan keeps its own carrier)."""
     event = F.col("event")
-    rows = (
+    scans = tracking_events.filter(event == "delivery_failed").select(
+        "order_id",
+        F.col("event_date").alias("kpi_date"),
+        "first_ingest_date",
+        F.col("carrier").alias("_scan_carrier"),
+        F.lit(1).alias("failed"),
+    )
+    touches = (
         interactions.filter(event.isin(*_INTERACTION_FACTS))
         # A review without a rating says nothing the rating KPIs can use.
         .filter((event != "review") | F.col("rating").isNotNull())
@@ -216,44 +237,29 @@ def _interaction_facts(interactions: DataFrame, dims: DataFrame, calendar: DataF
             F.when(event == "support_contact", F.coalesce("contact_reason", F.lit(NO_REASON))).alias("contact_reason"),
             F.when(event == "review", F.col("rating")).alias("rating"),
         )
+    )
+    facts = (
+        scans.unionByName(touches, allowMissingColumns=True)
         .join(calendar, "kpi_date")
         .filter(F.col("first_ingest_date") <= F.col("as_of_date"))
     )
-    return _attributed(rows, dims).select(
+    joined = facts.join(
+        dims.select("_order_id", "channel", "carrier", "region", "_order_known"),
+        (F.col("order_id") == F.col("_order_id")) & (F.col("_order_known") <= F.col("as_of_date")),
+        "left",
+    )
+    return joined.select(
         "kpi_date",
         "as_of_date",
-        "channel",
-        "carrier",
-        "region",
+        F.coalesce("channel", F.lit(UNATTRIBUTED)).alias("channel"),
+        F.coalesce("carrier", "_scan_carrier", F.lit(UNATTRIBUTED)).alias("carrier"),
+        F.coalesce("region", F.lit(UNATTRIBUTED)).alias("region"),
+        "failed",
         *_INTERACTION_FACTS.values(),
         "contact_reason",
         "rating",
         F.when(F.col("rating") == 5, 1).otherwise(0).alias("promoter"),
         F.when(F.col("rating") <= 3, 1).otherwise(0).alias("detractor"),
-    )
-
-
-def _in_transit_facts(shipments: DataFrame, dims: DataFrame, calendar: DataFrame, days: list[dt.date]) -> DataFrame:
-    """One row per order and day it was in transit: placed on or before the day (at most
-    ``IN_TRANSIT_MAX_DAYS`` before), and not delivered before it as known by the as-of date."""
-    first, last = min(days), max(days)
-    delivered = shipments.select(
-        F.col("order_id").alias("_order_id"), F.to_date("delivered_at").alias("_delivered"), "delivered_ingest_date"
-    )
-    horizon = F.date_add("order_date", IN_TRANSIT_MAX_DAYS - 1)
-    # Past both its delivery day and the arrival of that scan, every run knows the order arrived:
-    # the days after are never in transit, so they are not generated.
-    until = F.least(horizon, F.coalesce(F.greatest("_delivered", "delivered_ingest_date"), horizon))
-    delivered_before = (F.col("_delivered") < F.col("kpi_date")) & (
-        F.col("delivered_ingest_date") <= F.col("as_of_date")
-    )
-    return (
-        dims.filter(F.col("order_date").between(first - dt.timedelta(days=IN_TRANSIT_MAX_DAYS - 1), last))
-        .join(delivered, "_order_id", "left")
-        .select("*", F.explode(F.sequence("order_date", until)).alias("kpi_date"))
-        .join(calendar, "kpi_date")
-        .filter((F.col("_order_known") <= F.col("as_of_date")) & ~F.coalesce(delivered_before, F.lit(False)))
-        .select("kpi_date", "as_of_date", "channel", "carrier", "region", F.lit(1).alias("in_transit"))
     )
 
 
@@ -318,36 +324,6 @@ def _active_customers(orders: DataFrame, interactions: DataFrame, calendar: Data
     )
 
 
-def _realised_churn(dims: DataFrame, calendar: DataFrame, horizon_days: int) -> DataFrame:
-    """The cohort of customers who ordered ``horizon_days`` before the day, and those of them with
-    no order in the days since (up to the day): the churn label the model predicts, realised."""
-    cohort = (
-        dims.join(calendar, F.col("order_date") == F.date_sub("kpi_date", horizon_days))
-        .filter(F.col("_order_known") <= F.col("as_of_date"))
-        .select("kpi_date", "as_of_date", "customer_id", F.col("order_date").alias("_cohort_date"))
-        .distinct()
-    )
-    came_back = (
-        cohort.join(dims.select("customer_id", "order_date", "_order_known"), "customer_id")
-        .filter(
-            (F.col("order_date") > F.col("_cohort_date"))
-            & (F.col("order_date") <= F.col("kpi_date"))
-            & (F.col("_order_known") <= F.col("as_of_date"))
-        )
-        .select("kpi_date", "customer_id")
-        .distinct()
-        .withColumn("_came_back", F.lit(True))
-    )
-    return (
-        cohort.join(came_back, ["kpi_date", "customer_id"], "left")
-        .groupBy("kpi_date")
-        .agg(
-            F.count("*").alias("churn_cohort_customers"),
-            F.count(F.when(F.col("_came_back").isNull(), 1)).alias("churned_customers"),
-        )
-    )
-
-
 def _funnel(funnel: DataFrame, days: list[dt.date]) -> DataFrame:
     """Sessions and order sessions per day and channel, from ``gold.funnel_daily``."""
     return funnel.filter(F.col("funnel_date").between(min(days), max(days))).select(
@@ -359,7 +335,6 @@ def _daily(
     aggregated: DataFrame,
     calendar: DataFrame,
     active: DataFrame,
-    churn: DataFrame,
     funnel: DataFrame,
     lateness_days: int,
 ) -> DataFrame:
@@ -378,9 +353,8 @@ def _daily(
         calendar.join(overall, "kpi_date", "left")
         .join(top_reason, "kpi_date", "left")
         .join(active, "kpi_date", "left")
-        .join(churn, "kpi_date", "left")
         .join(funnel_day, "kpi_date", "left")
-        .fillna(0, [*_COUNTS, "active_customers", "churn_cohort_customers", "churned_customers"])
+        .fillna(0, [*_COUNTS, "active_customers"])
     )
     c = F.col
     contract = load_contract(DAILY)
@@ -405,7 +379,9 @@ def _daily(
         "reviews": c("review"),
         "mean_review_rating": F.round("mean_review_rating", 6),
         "nps_from_ratings": _ratio(c("promoter") - c("detractor"), c("review"), 100),
-        "realised_churn_rate": _ratio(c("churned_customers"), c("churn_cohort_customers")),
+        "churn_cohort_customers": c("cohort"),
+        "churned_customers": c("churned"),
+        "realised_churn_rate": _ratio(c("churned"), c("cohort")),
         "funnel_conversion_rate": _ratio(c("funnel_order_sessions"), c("funnel_sessions")),
         "is_final": F.date_add("kpi_date", lateness_days) <= c("as_of_date"),
         **{name: F.lit(None) for name in MODEL_COLUMNS},
@@ -499,20 +475,17 @@ def build_kpis_as_of(
     # Partition pruning on the event-date partitioned tables.
     interactions = sources.interactions.filter(F.col("event_date").between(first, last))
     events = sources.tracking_events.filter(F.col("event_date").between(first, last))
+    history = _order_history(dims, sources.shipments, churn_horizon_days)
     facts = (
-        _placed_facts(dims, calendar)
-        .unionByName(_delivered_facts(sources.shipments, dims, calendar), allowMissingColumns=True)
-        .unionByName(_failed_attempt_facts(events, dims, calendar), allowMissingColumns=True)
-        .unionByName(_in_transit_facts(sources.shipments, dims, calendar, day_list), allowMissingColumns=True)
-        .unionByName(_interaction_facts(interactions, dims, calendar), allowMissingColumns=True)
+        _order_facts(history, calendar, day_list, churn_horizon_days)
+        .unionByName(_event_facts(events, interactions, dims, calendar), allowMissingColumns=True)
         .fillna(0, list(_COUNTS))
     )
     aggregated = materialize(_aggregated(facts))
     funnel = _funnel(sources.funnel, day_list)
     active = _active_customers(sources.orders, interactions, calendar)
-    churn = _realised_churn(dims, calendar, churn_horizon_days)
     return KpiRows(
-        daily=_daily(aggregated, calendar, active, churn, funnel, lateness_days),
+        daily=_daily(aggregated, calendar, active, funnel, lateness_days),
         breakdown=_breakdown(aggregated, funnel, calendar, lateness_days),
     )
 
