@@ -35,8 +35,8 @@ def local_reference(spark, config, tmp_path_factory) -> dict[str, list]:
                 nightly.ingest(source, RUN_DATE, local)
             nightly.validate_bronze(RUN_DATE, local)
             nightly.build_silver(RUN_DATE, local)
-            nightly.build_gold(RUN_DATE, local)
             nightly.build_journey(RUN_DATE, local)
+            nightly.build_gold(RUN_DATE, local)  # the DAG's order: the KPIs read the funnel
             nightly.build_features(RUN_DATE, local)
             (home / "built").touch()
     reference = snapshot(local)

@@ -1,7 +1,7 @@
 """Helpers of the cluster and object-store tests: one night on the tiny e2e landing, run by config only.
 
 A night here is the data steps of ``cx_nightly`` for 2026-03-03 (ingest of each source,
-validate_bronze, build_silver, build_gold, build_journey, build_features; not the model steps),
+validate_bronze, build_silver, build_journey, build_gold, build_features; not the model steps),
 run by ``run_nightly_steps.py`` in a fresh Python process whose only input is the ``CXLAKE_*``
 environment, as an Airflow task's would be. Its tables are compared, sorted row by row, with the
 same steps run in local mode in this process.

@@ -31,8 +31,8 @@ def main(run_date: str) -> None:
         step(f"ingest_{source}", nightly.ingest, source)
     step("validate_bronze", nightly.validate_bronze)
     step("build_silver", nightly.build_silver)
-    step("build_gold", nightly.build_gold)
     step("build_journey", nightly.build_journey)
+    step("build_gold", nightly.build_gold)  # the DAG's order: the KPIs read the journey's funnel
     step("build_features", nightly.build_features)
     context = get_spark(config).sparkContext
     # The driver counts as one entry; on a cluster every executor adds one.

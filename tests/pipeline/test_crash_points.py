@@ -56,8 +56,9 @@ DATA_TASKS: list[tuple[str, Task]] = [
     ("validate_bronze", lambda config, night, _: nightly.validate_bronze(night, config)),
     ("build_silver", lambda config, night, _: nightly.build_silver(night, config)),
     ("validate_silver", lambda config, night, _: nightly.validate_silver(night, config)),
-    ("build_gold", lambda config, night, _: nightly.build_gold(night, config)),
+    # The DAG's order: the KPIs read the journey's funnel.
     ("build_journey", lambda config, night, _: nightly.build_journey(night, config)),
+    ("build_gold", lambda config, night, _: nightly.build_gold(night, config)),
     ("build_features", lambda config, night, _: nightly.build_features(night, config)),
     ("validate_gold", lambda config, night, done: nightly.validate_gold(night, done["build_journey"], config)),
 ]

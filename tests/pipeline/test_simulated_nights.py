@@ -161,8 +161,8 @@ def _night(config, run_date: str) -> None:
     for source in SOURCES:
         nightly.ingest(source, run_date, config)
     nightly.build_silver(run_date, config)
-    nightly.build_gold(run_date, config)
     nightly.build_journey(run_date, config)
+    nightly.build_gold(run_date, config)  # after the journey: the KPIs read its funnel
     nightly.build_features(run_date, config)
 
 
