@@ -5,12 +5,13 @@ plan: every fact of a day (an order placed, a delivery, a failed attempt, an ord
 tracking view, a support contact, a review) becomes a row carrying its order's channel, carrier and
 destination region, known only if it had arrived by the as-of date of the run computing the day.
 The rows are aggregated once per (day, dimension, segment), the overall segment included: the
-overall rows are the daily table, the others the long breakdown. A few daily KPIs have no segment:
-active customers, the realised churn of a cohort, the funnel (from ``gold.funnel_daily``).
+overall rows are the daily table, the others the long breakdown (the churn cohort is a fact too: a
+customer's order ``churn_horizon_days`` before the day). Two daily KPIs have no segment: active
+customers, and the funnel (from ``gold.funnel_daily``; by channel in the breakdown).
 
 The model KPIs (ETA error, interval coverage, predicted churn share) exist only after the night has
 scored: :func:`run_model_kpis` fills them in from ``gold.eta_accuracy_daily`` and
-``gold.churn_scores`` after the model reports; the data KPIs' MERGE leaves them as they are.
+``gold.churn_scores`` after the model reports; a recomputed day carries them over.
 """
 
 from __future__ import annotations
@@ -464,7 +465,7 @@ def build_kpis_as_of(
 
     ``spark`` only builds the calendar of days (so days with no activity still get a row).
     ``materialize`` is applied to the aggregated facts both tables read (a job's checkpoint, so
-    that the facts are computed once for both MERGEs).
+    that the facts are computed once for both tables).
     """
     days = kpi_days_as_of(as_of_dates, lateness_days)
     # A local relation: Spark broadcasts it wherever a join can build on it.
