@@ -147,14 +147,13 @@ def read_small(
     """``columns`` of the stored rows matching ``where`` (none before the table exists)."""
     predicate = slice_predicate(where)
     if is_local_lake(config):
+        import pyarrow as pa
         from deltalake import QueryBuilder
 
         target = _open(config, table)
         if target is None:
             return []
         query = f"SELECT {', '.join(columns)} FROM stored WHERE {predicate}"
-        import pyarrow as pa
-
         return pa.table(QueryBuilder().register("stored", target).execute(query).read_all()).to_pylist()
     from jobs.lake.spark import get_spark
     from jobs.lake.tables import read_table_or_empty
@@ -167,6 +166,8 @@ def read_small(
 def add_new_columns(config: LakeConfig, table: str, spark: SparkSession | None = None) -> list[str]:
     """Add the contract's columns the stored table lacks (a table written under an earlier
     contract version: they are null on its rows); returns them. Nothing before the table exists."""
+    from jobs.lake.spark import get_spark
+
     contract = load_contract(table)
     if is_local_lake(config):
         target = _open(config, table)
@@ -174,7 +175,6 @@ def add_new_columns(config: LakeConfig, table: str, spark: SparkSession | None =
             return []
         stored = {field.name for field in target.schema().fields}
     else:
-        from jobs.lake.spark import get_spark
         from jobs.lake.tables import table_exists
 
         spark = spark or get_spark(config)
@@ -183,8 +183,6 @@ def add_new_columns(config: LakeConfig, table: str, spark: SparkSession | None =
         stored = set(spark.read.format("delta").load(config.table_path(table)).columns)
     missing = [c for c in contract.columns if c.name not in stored]
     if missing:
-        from jobs.lake.spark import get_spark
-
         spark = spark or get_spark(config)
         columns = ", ".join(f"`{c.name}` {c.type}" for c in missing)
         spark.sql(f"ALTER TABLE delta.`{config.table_path(table)}` ADD COLUMNS ({columns})")
@@ -261,8 +259,8 @@ def _update_with_delta_rs(config: LakeConfig, table: str, rows: list[dict[str, A
         return
     import pyarrow as pa
 
-    keys = load_contract(table).keys
-    schema = load_contract(table).arrow_schema()
+    contract = load_contract(table)
+    keys, schema = contract.keys, contract.arrow_schema()
     fields = [schema.field(c) for c in (*keys, *[c for c in columns if c not in keys])]
     source = pa.Table.from_pylist([{f.name: row.get(f.name) for f in fields} for row in rows], schema=pa.schema(fields))
     (
