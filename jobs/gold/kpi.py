@@ -27,8 +27,8 @@ from pyspark.sql import Column, DataFrame, SparkSession, Window
 from jobs.domain import customer_key, days_late, delivery_days, is_late, is_on_time
 from jobs.lake.config import LakeConfig
 from jobs.lake.contracts import load_contract
-from jobs.lake.small_tables import add_new_columns, read_small, replace_small, update_small
-from jobs.lake.tables import later_as_of_dates, nights, read_table, read_table_or_empty
+from jobs.lake.small_tables import add_new_columns, later_dates, read_small, replace_small, update_small
+from jobs.lake.tables import nights, read_table, read_table_or_empty
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +39,8 @@ IN_TRANSIT_MAX_DAYS = 60
 UNATTRIBUTED = "unattributed"
 NO_REASON = "none_given"
 SEGMENT_DIMENSIONS = ("channel", "carrier", "region")
+# The dimension of the rows counting a day's active customers (not a KPI segment).
+_ACTIVE = "active_customers"
 MODEL_COLUMNS = (
     "eta_predicted_deliveries",
     "eta_mae_model_days",
@@ -266,10 +268,14 @@ def _event_facts(
 
 def _segmented(facts: DataFrame) -> DataFrame:
     """Each fact once per (dimension, segment) it counts in: overall, its three segments, and its
-    contact reason for a support contact."""
+    contact reason for a support contact (a calendar row, with no segments: overall only)."""
     segments = F.array(
         F.struct(F.lit("overall").alias("dimension"), F.lit("all").alias("segment")),
-        *[F.struct(F.lit(d).alias("dimension"), F.col(d).alias("segment")) for d in SEGMENT_DIMENSIONS],
+        # A day's calendar row (no segment) makes sure the day has an overall row.
+        *[
+            F.when(F.col(d).isNotNull(), F.struct(F.lit(d).alias("dimension"), F.col(d).alias("segment")))
+            for d in SEGMENT_DIMENSIONS
+        ],
         F.when(
             F.col("contact") == 1,
             F.struct(F.lit("contact_reason").alias("dimension"), F.col("contact_reason").alias("segment")),
@@ -321,42 +327,55 @@ def _active_customers(orders: DataFrame, interactions: DataFrame, calendar: Data
         .join(calendar, "kpi_date")
         .filter(F.col("first_ingest_date") <= F.col("as_of_date"))
         .groupBy("kpi_date")
-        .agg(F.countDistinct("customer_key").alias("active_customers"))
+        .agg(F.countDistinct("customer_key").alias("_active"))
+        .withColumn("dimension", F.lit(_ACTIVE))
     )
 
 
-def _funnel(funnel: DataFrame, days: list[dt.date]) -> DataFrame:
-    """Sessions and order sessions per day and channel, from ``gold.funnel_daily``."""
-    return funnel.filter(F.col("funnel_date").between(min(days), max(days))).select(
-        F.col("funnel_date").alias("kpi_date"), "channel", "sessions", "order_sessions"
+def _sessions(funnel: DataFrame, calendar: DataFrame) -> DataFrame:
+    """Sessions and order sessions per day and channel, from ``gold.funnel_daily``: rows of the
+    channel dimension of their own (no other fact counts in them)."""
+    return (
+        funnel.withColumnRenamed("funnel_date", "kpi_date")
+        .join(calendar, "kpi_date")
+        .select(
+            "kpi_date",
+            "as_of_date",
+            F.lit("channel").alias("dimension"),
+            F.col("channel").alias("segment"),
+            "sessions",
+            "order_sessions",
+        )
     )
 
 
-def _daily(
-    aggregated: DataFrame,
-    calendar: DataFrame,
-    active: DataFrame,
-    funnel: DataFrame,
-    lateness_days: int,
-) -> DataFrame:
-    overall = aggregated.filter(F.col("dimension") == "overall").drop("dimension", "segment", "as_of_date")
-    reasons = aggregated.filter(F.col("dimension") == "contact_reason")
+def _with_day_figures(aggregated: DataFrame, active: DataFrame, sessions: DataFrame) -> DataFrame:
+    """All of a day's rows (aggregated facts, active customers, funnel sessions), each with the
+    figures of its day that a KPI needs beside the row's own: the day's orders (the base of a
+    contact reason's rate), its top contact reason, active customers and funnel totals.
+
+    One window over each day's few rows instead of joins: the rows are then read twice, for
+    both tables, with no shuffle.
+    """
+    rows = aggregated.unionByName(active, allowMissingColumns=True).unionByName(sessions, allowMissingColumns=True)
+    day = Window.partitionBy("kpi_date")
+    dimension = F.col("dimension")
     # The most contacts first, then the name: min of (-contacts, reason).
-    top_reason = reasons.groupBy("kpi_date").agg(
-        F.min(F.struct((-F.col("contact")).alias("_n"), F.col("segment").alias("_reason")))
-        .getField("_reason")
-        .alias("top_contact_reason")
+    reason = F.when(
+        dimension == "contact_reason", F.struct((-F.col("contact")).alias("_n"), F.col("segment").alias("_reason"))
     )
-    funnel_day = funnel.groupBy("kpi_date").agg(
-        F.sum("sessions").alias("funnel_sessions"), F.sum("order_sessions").alias("funnel_order_sessions")
+    return rows.select(
+        "*",
+        F.coalesce(F.max(F.when(dimension == "overall", F.col("placed"))).over(day), F.lit(0)).alias("day_orders"),
+        F.min(reason).over(day).getField("_reason").alias("top_contact_reason"),
+        F.coalesce(F.max("_active").over(day), F.lit(0)).alias("active_customers"),
+        F.sum("sessions").over(day).alias("funnel_sessions"),
+        F.sum("order_sessions").over(day).alias("funnel_order_sessions"),
     )
-    rows = (
-        calendar.join(overall, "kpi_date", "left")
-        .join(top_reason, "kpi_date", "left")
-        .join(active, "kpi_date", "left")
-        .join(funnel_day, "kpi_date", "left")
-        .fillna(0, [*_COUNTS, "active_customers"])
-    )
+
+
+def _daily(figures: DataFrame, lateness_days: int) -> DataFrame:
+    """The overall rows (one per day: the calendar's own row sees to that) as ``gold.cx_kpi_daily``."""
     c = F.col
     contract = load_contract(DAILY)
     values = {
@@ -387,7 +406,9 @@ def _daily(
         "is_final": F.date_add("kpi_date", lateness_days) <= c("as_of_date"),
         **{name: F.lit(None) for name in MODEL_COLUMNS},
     }
-    return rows.select(*[values.get(col.name, c(col.name)).cast(col.type).alias(col.name) for col in contract.columns])
+    return figures.filter(c("dimension") == "overall").select(
+        *[values.get(col.name, c(col.name)).cast(col.type).alias(col.name) for col in contract.columns]
+    )
 
 
 # Breakdown KPIs: name -> (value, base) over an aggregated row (``day_orders``: the day's orders, the
@@ -411,26 +432,16 @@ def _breakdown_kpis() -> dict[str, tuple[Column, Column]]:
     }
 
 
-def _breakdown(aggregated: DataFrame, funnel: DataFrame, calendar: DataFrame, lateness_days: int) -> DataFrame:
-    day_orders = aggregated.filter(F.col("dimension") == "overall").select("kpi_date", F.col("placed").alias("_day"))
-    segments = (
-        aggregated.filter(F.col("dimension") != "overall")
-        .join(day_orders, "kpi_date", "left")
-        .withColumn(
-            "day_orders",
-            F.when(F.col("dimension") == "contact_reason", F.coalesce("_day", F.lit(0))).otherwise(F.col("placed")),
-        )
-        .drop("_day")
+def _breakdown(figures: DataFrame, lateness_days: int) -> DataFrame:
+    """The segment rows as ``gold.cx_kpi_breakdown_daily``: each KPI a segment has a base for.
+
+    A funnel row is a row of its channel of its own: it has no orders (so no order KPI), an
+    aggregated channel row no sessions (so no conversion).
+    """
+    dimension = F.col("dimension")
+    segments = figures.filter(dimension.isin(*SEGMENT_DIMENSIONS, "contact_reason")).withColumn(
+        "day_orders", F.when(dimension == "contact_reason", F.col("day_orders")).otherwise(F.col("placed"))
     )
-    sessions = funnel.join(calendar, "kpi_date").select(
-        "kpi_date",
-        "as_of_date",
-        F.lit("channel").alias("dimension"),
-        F.col("channel").alias("segment"),
-        "sessions",
-        "order_sessions",
-    )
-    rows = segments.unionByName(sessions, allowMissingColumns=True)
     kpis = F.array(
         *[
             F.struct(F.lit(name).alias("kpi"), value.cast("double").alias("value"), base.cast("bigint").alias("base"))
@@ -439,7 +450,7 @@ def _breakdown(aggregated: DataFrame, funnel: DataFrame, calendar: DataFrame, la
     )
     contract = load_contract(BREAKDOWN)
     return (
-        rows.select("kpi_date", "as_of_date", "dimension", "segment", F.explode(kpis).alias("_kpi"))
+        segments.select("kpi_date", "as_of_date", "dimension", "segment", F.explode(kpis).alias("_kpi"))
         .select("kpi_date", "as_of_date", "dimension", "segment", "_kpi.*")
         .filter((F.col("base") > 0) & F.col("value").isNotNull())
         .withColumn("is_final", F.date_add("kpi_date", lateness_days) <= F.col("as_of_date"))
@@ -464,7 +475,7 @@ def build_kpis_as_of(
     latest run covering it (:func:`kpi_days_as_of`), in one plan whatever the number of runs.
 
     ``spark`` only builds the calendar of days (so days with no activity still get a row).
-    ``materialize`` is applied to the aggregated facts both tables read (a job's checkpoint, so
+    ``materialize`` is applied to the aggregated rows both tables read (a job's checkpoint, so
     that the facts are computed once for both tables).
     """
     days = kpi_days_as_of(as_of_dates, lateness_days)
@@ -480,15 +491,18 @@ def build_kpis_as_of(
     facts = (
         _order_facts(history, calendar, day_list, churn_horizon_days)
         .unionByName(_event_facts(events, interactions, dims, calendar), allowMissingColumns=True)
+        .unionByName(calendar, allowMissingColumns=True)  # every day, with or without facts
         .fillna(0, list(_COUNTS))
     )
-    aggregated = materialize(_aggregated(facts))
-    funnel = _funnel(sources.funnel, day_list)
-    active = _active_customers(sources.orders, interactions, calendar)
-    return KpiRows(
-        daily=_daily(aggregated, calendar, active, funnel, lateness_days),
-        breakdown=_breakdown(aggregated, funnel, calendar, lateness_days),
+    funnel = sources.funnel.filter(F.col("funnel_date").between(first, last))
+    figures = materialize(
+        _with_day_figures(
+            _aggregated(facts),
+            _active_customers(sources.orders, interactions, calendar),
+            _sessions(funnel, calendar),
+        )
     )
+    return KpiRows(daily=_daily(figures, lateness_days), breakdown=_breakdown(figures, lateness_days))
 
 
 def build_kpis(
@@ -525,7 +539,7 @@ def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | N
     The model KPIs of the replaced days are carried over: they are the model reports' to write.
     """
     last = through or run_date
-    later = later_as_of_dates(spark, config, DAILY, "as_of_date", last, config.lateness_days)
+    later = later_dates(config, DAILY, "as_of_date", last, config.lateness_days, spark=spark)
     as_of_dates = [*nights(run_date, last), *later]
     rows = build_kpis_as_of(
         spark,
@@ -574,7 +588,7 @@ def model_kpis(eta_accuracy: DataFrame, churn_scores: DataFrame, days: list[dt.d
 def run_model_kpis(spark: SparkSession, config: LakeConfig, run_date: str) -> None:
     """Fill in the model KPIs of the days the night's model reports recomputed (the run date's
     window and any later run's): an update of existing KPI rows, never an insert."""
-    later = later_as_of_dates(spark, config, DAILY, "as_of_date", run_date, config.lateness_days)
+    later = later_dates(config, DAILY, "as_of_date", run_date, config.lateness_days, spark=spark)
     days = [day for day, _ in kpi_days_as_of([run_date, *later], config.lateness_days)]
     eta_accuracy = read_table_or_empty(
         spark, config, "gold.eta_accuracy_daily", load_contract("gold.eta_accuracy_daily").spark_schema()
