@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import pyspark.sql.functions as F
 from pyspark.sql import Column, DataFrame, SparkSession, Window
+from pyspark.sql.types import StructType
 
 from jobs.domain import customer_key, days_late, delivery_days, is_late, is_on_time
 from jobs.lake.config import LakeConfig
@@ -76,7 +77,7 @@ class KpiSources:
     shipments: DataFrame  # silver.shipments
     tracking_events: DataFrame  # silver.tracking_events
     interactions: DataFrame  # silver.interactions
-    funnel: DataFrame  # gold.funnel_daily
+    funnel: DataFrame  # gold.funnel_daily: at least funnel_date, channel, sessions, order_sessions
 
 
 @dataclass(frozen=True)
@@ -512,16 +513,18 @@ def build_kpis(
     return build_kpis_as_of(spark, sources, [as_of_date], lateness_days, churn_horizon_days)
 
 
-def read_sources(spark: SparkSession, config: LakeConfig) -> KpiSources:
-    """The KPIs' tables; the funnel is empty before the first journey build."""
+def read_sources(spark: SparkSession, config: LakeConfig, days: list[dt.date]) -> KpiSources:
+    """The KPIs' tables. Of the funnel only ``days`` (a few rows, read through delta-rs on a local
+    lake: no Spark job); it is empty before the first journey build."""
+    columns = ["funnel_date", "channel", "sessions", "order_sessions"]
+    schema = StructType([load_contract("gold.funnel_daily").spark_schema()[c] for c in columns])
+    rows = read_small(config, "gold.funnel_daily", {"funnel_date": days}, columns, spark=spark)
     return KpiSources(
         orders=read_table(spark, config, "silver.orders"),
         shipments=read_table(spark, config, "silver.shipments"),
         tracking_events=read_table(spark, config, "silver.tracking_events"),
         interactions=read_table(spark, config, "silver.interactions"),
-        funnel=read_table_or_empty(
-            spark, config, "gold.funnel_daily", load_contract("gold.funnel_daily").spark_schema()
-        ),
+        funnel=spark.createDataFrame(rows, schema),
     )
 
 
@@ -541,16 +544,16 @@ def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | N
     last = through or run_date
     later = later_dates(config, DAILY, "as_of_date", last, config.lateness_days, spark=spark)
     as_of_dates = [*nights(run_date, last), *later]
+    days = {"kpi_date": [day for day, _ in kpi_days_as_of(as_of_dates, config.lateness_days)]}
     rows = build_kpis_as_of(
         spark,
-        read_sources(spark, config),
+        read_sources(spark, config, days["kpi_date"]),
         as_of_dates,
         config.lateness_days,
         config.churn_horizon_days,
         # The facts are aggregated once for both tables.
         materialize=lambda df: df.localCheckpoint(),
     )
-    days = {"kpi_date": [day for day, _ in kpi_days_as_of(as_of_dates, config.lateness_days)]}
     added = add_new_columns(config, DAILY, spark=spark)  # a lake of contract v1: once
     if added:
         log.info("%s: added the columns of contract v2 (null on the days before): %s", DAILY, ", ".join(added))
