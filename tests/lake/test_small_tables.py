@@ -7,6 +7,7 @@ import datetime as dt
 from jobs.lake.contracts import load_contract
 from jobs.lake.small_tables import (
     add_new_columns,
+    later_dates,
     merge_small,
     read_small,
     replace_small,
@@ -14,7 +15,7 @@ from jobs.lake.small_tables import (
     sql_value,
     update_small,
 )
-from jobs.lake.tables import read_table, table_version
+from jobs.lake.tables import later_as_of_dates, read_table, table_version
 
 
 def test_literals_and_slices_read_the_same_in_spark_sql_and_datafusion() -> None:
@@ -90,6 +91,24 @@ def test_update_sets_only_its_columns_of_stored_rows_and_a_table_of_an_older_con
     assert set(read_table(spark, lake_config, "gold.cx_kpi_daily").columns) == set(
         load_contract("gold.cx_kpi_daily").column_names
     )
+
+
+def test_later_dates_lists_the_stored_dates_after_the_run_within_the_horizon_as_spark_does(spark, lake_config) -> None:
+    import pyarrow as pa
+    from deltalake import write_deltalake
+
+    assert later_dates(lake_config, "gold.cx_kpi_daily", "as_of_date", "2026-03-03", 3) == []  # no table yet
+    stored = [dt.date(2026, 3, d) for d in (2, 3, 4, 4, 6, 7)]
+    write_deltalake(
+        lake_config.table_path("gold.cx_kpi_daily"),
+        pa.table({"kpi_date": stored, "as_of_date": stored, "is_final": [False] * len(stored)}),
+    )
+    # After 03-03 and at most 3 days after it: 04 (once), 06; not 02 or 03 (not after), not 07 (past the horizon).
+    assert later_dates(lake_config, "gold.cx_kpi_daily", "as_of_date", "2026-03-03", 3) == ["2026-03-04", "2026-03-06"]
+    assert later_as_of_dates(spark, lake_config, "gold.cx_kpi_daily", "as_of_date", "2026-03-03", 3) == [
+        "2026-03-04",
+        "2026-03-06",
+    ]
 
 
 def test_a_process_losing_the_race_to_create_the_table_merges_into_it(lake_config) -> None:
