@@ -4,8 +4,9 @@ The events are the JSON lines under ``$CXLAKE_HOME/lineage/`` (:mod:`jobs.lake.l
 jobs, Airflow tasks and DAG runs, writes made without Spark). For a table, this finds the last
 run that wrote it (the latest completed job with the table among its outputs; when several tasks
 of a night write it, each task's last write in that DAG run), the tables that run read (every job
-of that run writing the table: a night's MERGE and its follow-up writes), and the same for each of those tables, down to the landing files: the upstream tree, each table
-with the Spark job, Airflow task and DAG run that last wrote it.
+of that run writing the table: a night's MERGE and its follow-up writes), and the same for each of
+those tables, down to the landing files: the upstream tree, each table with the Spark job, Airflow
+task and DAG run that last wrote it.
 
 A Spark job's event names its Spark application run as parent; the application's own events name
 the task that started the session (a task per process: the scheduler), or nothing (one session

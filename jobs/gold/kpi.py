@@ -28,8 +28,8 @@ from pyspark.sql.types import StructType
 from jobs.domain import customer_key, days_late, delivery_days, is_late, is_on_time
 from jobs.lake.config import LakeConfig
 from jobs.lake.contracts import load_contract
-from jobs.lake.small_tables import add_new_columns, later_dates, read_small, replace_small, update_small
-from jobs.lake.tables import nights, read_table, read_table_or_empty
+from jobs.lake.small_tables import add_new_columns, read_small, replace_small, update_small
+from jobs.lake.tables import later_as_of_dates, nights, read_table, read_table_or_empty
 
 log = logging.getLogger(__name__)
 
@@ -542,7 +542,7 @@ def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | N
     The model KPIs of the replaced days are carried over: they are the model reports' to write.
     """
     last = through or run_date
-    later = later_dates(config, DAILY, "as_of_date", last, config.lateness_days, spark=spark)
+    later = later_as_of_dates(spark, config, DAILY, "as_of_date", last, config.lateness_days)
     as_of_dates = [*nights(run_date, last), *later]
     days = {"kpi_date": [day for day, _ in kpi_days_as_of(as_of_dates, config.lateness_days)]}
     rows = build_kpis_as_of(
@@ -591,7 +591,7 @@ def model_kpis(eta_accuracy: DataFrame, churn_scores: DataFrame, days: list[dt.d
 def run_model_kpis(spark: SparkSession, config: LakeConfig, run_date: str) -> None:
     """Fill in the model KPIs of the days the night's model reports recomputed (the run date's
     window and any later run's): an update of existing KPI rows, never an insert."""
-    later = later_dates(config, DAILY, "as_of_date", run_date, config.lateness_days, spark=spark)
+    later = later_as_of_dates(spark, config, DAILY, "as_of_date", run_date, config.lateness_days)
     days = [day for day, _ in kpi_days_as_of([run_date, *later], config.lateness_days)]
     eta_accuracy = read_table_or_empty(
         spark, config, "gold.eta_accuracy_daily", load_contract("gold.eta_accuracy_daily").spark_schema()

@@ -296,30 +296,20 @@ def _replace_with_delta_rs(config: LakeConfig, table: str, rows: list[dict[str, 
     return True
 
 
-def later_dates(
-    config: LakeConfig,
-    table: str,
-    column: str,
-    run_date: str,
-    horizon_days: int,
-    spark: SparkSession | None = None,
-) -> list[str]:
-    """:func:`jobs.lake.tables.later_as_of_dates` for a table of this module: the dates in
-    ``column`` after ``run_date`` (within ``horizon_days``) stored in ``table``, read without a
-    Spark job on a local lake."""
-    start = dt.date.fromisoformat(run_date)
+def distinct_dates(
+    config: LakeConfig, table: str, column: str, after: dt.date, until: dt.date | None
+) -> list[dt.date] | None:
+    """The distinct dates in ``column`` after ``after`` (to ``until``, or all) stored in ``table``,
+    read through delta-rs without a Spark job: ``None`` on a lake delta-rs does not read here
+    (``s3a://``), ``[]`` before the table exists."""
     if not is_local_lake(config):
-        from jobs.lake.spark import get_spark
-        from jobs.lake.tables import later_as_of_dates
-
-        return later_as_of_dates(spark or get_spark(config), config, table, column, run_date, horizon_days)
+        return None
     import pyarrow as pa
     from deltalake import QueryBuilder
 
     target = _open(config, table)
     if target is None:
         return []
-    end = start + dt.timedelta(days=horizon_days)
-    query = f"SELECT DISTINCT {column} FROM stored WHERE {column} > {sql_value(start)} AND {column} <= {sql_value(end)}"
-    dates = pa.table(QueryBuilder().register("stored", target).execute(query).read_all()).column(column)
-    return sorted(day.isoformat() for day in dates.to_pylist())
+    window = f"{column} > {sql_value(after)}" + (f" AND {column} <= {sql_value(until)}" if until is not None else "")
+    query = f"SELECT DISTINCT {column} FROM stored WHERE {window}"
+    return pa.table(QueryBuilder().register("stored", target).execute(query).read_all()).column(column).to_pylist()

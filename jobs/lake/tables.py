@@ -528,21 +528,29 @@ def later_as_of_dates(
 
     A run for date D that comes after runs for later dates (backfill, out-of-order rerun) must
     redo those later runs' results that D's arrivals can change; this lists them. In nightly
-    order it is empty and costs one metadata-sized query.
+    order it is empty and costs one metadata-sized query (through delta-rs on a local lake).
     """
     import datetime as dt
 
     import pyspark.sql.functions as F
 
-    path = config.table_path(table)
-    if not table_exists(spark, path):
-        return []
+    from jobs.lake.small_tables import distinct_dates
+
     start = dt.date.fromisoformat(run_date)
-    later = F.col(column) > F.lit(start)
-    if horizon_days is not None:
-        later &= F.col(column) <= F.lit(start + dt.timedelta(days=horizon_days))
-    rows = spark.read.format("delta").load(path).filter(later).select(column).distinct().collect()
-    return sorted(row[0].isoformat() for row in rows)
+    end = start + dt.timedelta(days=horizon_days) if horizon_days is not None else None
+    # A local lake answers from the log and a few small files through delta-rs (no Spark job).
+    dates = distinct_dates(config, table, column, start, end)
+    if dates is None:
+        path = config.table_path(table)
+        if not table_exists(spark, path):
+            return []
+        later = F.col(column) > F.lit(start)
+        if end is not None:
+            later &= F.col(column) <= F.lit(end)
+        dates = [
+            row[0] for row in spark.read.format("delta").load(path).filter(later).select(column).distinct().collect()
+        ]
+    return sorted(day.isoformat() for day in dates)
 
 
 def commit_partitions(spark: SparkSession, config: LakeConfig, table: str, version: int) -> dict[str, object]:

@@ -7,7 +7,7 @@ import datetime as dt
 from jobs.lake.contracts import load_contract
 from jobs.lake.small_tables import (
     add_new_columns,
-    later_dates,
+    distinct_dates,
     merge_small,
     read_small,
     replace_small,
@@ -93,21 +93,30 @@ def test_update_sets_only_its_columns_of_stored_rows_and_a_table_of_an_older_con
     )
 
 
-def test_later_dates_lists_the_stored_dates_after_the_run_within_the_horizon_as_spark_does(spark, lake_config) -> None:
+def test_later_as_of_dates_lists_the_stored_dates_after_the_run_within_the_horizon_through_delta_rs(
+    spark, lake_config
+) -> None:
     import pyarrow as pa
     from deltalake import write_deltalake
 
-    assert later_dates(lake_config, "gold.cx_kpi_daily", "as_of_date", "2026-03-03", 3) == []  # no table yet
+    assert later_as_of_dates(spark, lake_config, "gold.cx_kpi_daily", "as_of_date", "2026-03-03", 3) == []  # no table
     stored = [dt.date(2026, 3, d) for d in (2, 3, 4, 4, 6, 7)]
     write_deltalake(
         lake_config.table_path("gold.cx_kpi_daily"),
         pa.table({"kpi_date": stored, "as_of_date": stored, "is_final": [False] * len(stored)}),
     )
+    # A local lake: delta-rs answers (Spark's query only on lakes it does not read).
+    assert distinct_dates(lake_config, "gold.cx_kpi_daily", "as_of_date", dt.date(2026, 3, 3), None) is not None
     # After 03-03 and at most 3 days after it: 04 (once), 06; not 02 or 03 (not after), not 07 (past the horizon).
-    assert later_dates(lake_config, "gold.cx_kpi_daily", "as_of_date", "2026-03-03", 3) == ["2026-03-04", "2026-03-06"]
     assert later_as_of_dates(spark, lake_config, "gold.cx_kpi_daily", "as_of_date", "2026-03-03", 3) == [
         "2026-03-04",
         "2026-03-06",
+    ]
+    # No horizon: every later date.
+    assert later_as_of_dates(spark, lake_config, "gold.cx_kpi_daily", "as_of_date", "2026-03-03", None) == [
+        "2026-03-04",
+        "2026-03-06",
+        "2026-03-07",
     ]
 
 
