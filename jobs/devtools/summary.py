@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from jobs.lake.config import LakeConfig
+
+if TYPE_CHECKING:
+    import duckdb
 
 
 def delta_tables(config: LakeConfig) -> list[str]:
@@ -23,42 +27,44 @@ def delta_tables(config: LakeConfig) -> list[str]:
 WALL_CLOCK_COLUMNS = {"recorded_at"}
 
 
-def content_fingerprint(df) -> str:
-    """Order-independent fingerprint of a table's content (row count + sum of row hashes).
-
-    Computed in Spark, so it scales with the table; two tables with the same rows, in any file
-    layout or version, have the same fingerprint.
-    """
-    import pyspark.sql.functions as F
-
-    columns = [c for c in df.columns if c not in WALL_CLOCK_COLUMNS]
-    row_hash = F.xxhash64(*[F.col(c).cast("string") for c in columns]).cast("decimal(38,0)")
-    row = df.agg(F.count("*").alias("n"), F.coalesce(F.sum(row_hash), F.lit(0)).alias("h")).first()
-    return f"{row['n']}:{int(row['h']) % (1 << 64):016x}"
+def content_fingerprint(con: duckdb.DuckDBPyConnection, relation: str) -> tuple[int, str]:
+    """Rows and an order-independent fingerprint (sum of row hashes, wall-clock columns left out)
+    of ``relation`` (a DuckDB table or view name, quoted as SQL needs): two tables with the same
+    rows, in any order, file layout or version, give the same."""
+    described = con.execute(f"DESCRIBE {relation}").fetchall()
+    columns = ", ".join(f'"{row[0]}"' for row in described if row[0] not in WALL_CLOCK_COLUMNS)
+    rows, total = con.execute(
+        f"SELECT count(*), coalesce(sum(hash({columns}))::HUGEINT, 0) % 18446744073709551616 FROM {relation}"
+    ).fetchone()
+    return int(rows), f"{int(total):016x}"
 
 
 def print_summary(config: LakeConfig) -> None:
+    """The lake's tables (rows, version, content fingerprint), the latest KPIs and the champions.
+
+    Read by DuckDB over delta-rs (:mod:`jobs.analytics.sql`): no Spark session to start.
+    """
     import mlflow
-    import pyspark.sql.functions as F
 
-    from jobs.lake.spark import get_spark
-    from jobs.lake.tables import read_table, table_version
+    from jobs.analytics.sql import connect
 
-    spark = get_spark(config)
+    tables = delta_tables(config)
+    con, reads = connect(config, tables)
     print(f"\nDelta tables under {config.lake_root}:")
     print(f"  {'table':32s} {'rows':>10s} {'version':>8s}  content fingerprint")
-    for table in delta_tables(config):
-        df = read_table(spark, config, table)
-        fingerprint = content_fingerprint(df)
-        rows = int(fingerprint.split(":")[0])
-        print(f"  {table:32s} {rows:>10d} {table_version(spark, config, table):>8d}  {fingerprint.split(':')[1]}")
+    for table, read in zip(tables, reads, strict=True):
+        layer, name = table.split(".", 1)
+        rows, fingerprint = content_fingerprint(con, f'"{layer}"."{name}"')
+        print(f"  {table:32s} {rows:>10d} {read.version:>8d}  {fingerprint}")
 
-    if "gold.cx_kpi_daily" in delta_tables(config):
+    if "gold.cx_kpi_daily" in tables:
         print("\nHeadline KPIs (gold.cx_kpi_daily, latest 7 days):")
-        kpis = read_table(spark, config, "gold.cx_kpi_daily").orderBy(F.col("kpi_date").desc()).limit(7)
-        kpis.orderBy("kpi_date").select(
-            "kpi_date", "orders_placed", "orders_delivered", "on_time_delivery_rate", "avg_delivery_days", "is_final"
-        ).show(truncate=False)
+        columns = "kpi_date, orders_placed, orders_delivered, on_time_delivery_rate, avg_delivery_days, is_final"
+        latest = con.execute(
+            f"SELECT * FROM (SELECT {columns} FROM gold.cx_kpi_daily ORDER BY kpi_date DESC LIMIT 7) ORDER BY kpi_date"
+        ).df()
+        print(latest.to_string(index=False))
+    con.close()
 
     mlflow.set_tracking_uri(config.mlflow_tracking_uri)
     client = mlflow.MlflowClient()

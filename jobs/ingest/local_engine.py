@@ -41,7 +41,7 @@ from jobs.ingest.raw_files import Chunk, plan_chunks, read_chunk_arrow_counted
 from jobs.lake.commits import committed, retried_on_conflict
 from jobs.lake.config import LakeConfig
 from jobs.lake.contracts import Contract
-from jobs.lake.small_tables import _commit, _path, slice_predicate
+from jobs.lake.small_tables import _path, commit_properties, slice_predicate
 from jobs.lake.tables import refuse_orphaned_files
 
 _EPOCH = dt.date(1970, 1, 1)
@@ -281,11 +281,11 @@ def write_tables(
                     rows,
                     mode="error",
                     partition_by=list(contract.partition_by) or None,
-                    commit_properties=_commit(contract.name),
+                    commit_properties=commit_properties(contract.name),
                 )
             else:
                 write_deltalake(
-                    table, rows, mode="overwrite", predicate=where, commit_properties=_commit(contract.name)
+                    table, rows, mode="overwrite", predicate=where, commit_properties=commit_properties(contract.name)
                 )
             committed(path)
 

@@ -206,10 +206,16 @@ def _path(config: LakeConfig, table: str) -> str:
     return config.table_path(table).removeprefix("file:")
 
 
-def _commit(table: str):  # -> deltalake.CommitProperties
+def commit_properties(table: str):  # -> deltalake.CommitProperties
+    """A delta-rs commit's properties: ``userMetadata`` names the contract version, as Spark's writes do."""
     from deltalake import CommitProperties
 
     return CommitProperties(custom_metadata={"userMetadata": commit_metadata(table)})
+
+
+def table_opened(config: LakeConfig, table: str) -> bool:
+    """Whether delta-rs finds ``table`` on this local lake (a folder that lost its log raises)."""
+    return _open(config, table) is not None
 
 
 def _open(config: LakeConfig, table: str):  # -> deltalake.DeltaTable | None
@@ -229,7 +235,11 @@ def _create(config: LakeConfig, table: str, source) -> None:
 
     partition_by = list(load_contract(table).partition_by) or None
     write_deltalake(
-        _path(config, table), source, mode="error", partition_by=partition_by, commit_properties=_commit(table)
+        _path(config, table),
+        source,
+        mode="error",
+        partition_by=partition_by,
+        commit_properties=commit_properties(table),
     )
     committed(_path(config, table))
 
@@ -245,7 +255,7 @@ def _merge_with_delta_rs(
     keys = load_contract(table).keys
     on = " AND ".join([*([slice_predicate(prune, alias="t")] if prune else []), *(f"t.{k} = s.{k}" for k in keys)])
     (
-        target.merge(source, on, source_alias="s", target_alias="t", commit_properties=_commit(table))
+        target.merge(source, on, source_alias="s", target_alias="t", commit_properties=commit_properties(table))
         .when_matched_update_all()
         .when_not_matched_insert_all()
         .execute()
@@ -269,7 +279,7 @@ def _update_with_delta_rs(config: LakeConfig, table: str, rows: list[dict[str, A
             " AND ".join(f"t.{k} = s.{k}" for k in keys),
             source_alias="s",
             target_alias="t",
-            commit_properties=_commit(table),
+            commit_properties=commit_properties(table),
         )
         .when_matched_update({c: f"s.{c}" for c in columns})
         .execute()
@@ -291,7 +301,7 @@ def _replace_with_delta_rs(config: LakeConfig, table: str, rows: list[dict[str, 
         query = f"SELECT 1 FROM stored WHERE {predicate} LIMIT 1"
         if not QueryBuilder().register("stored", target).execute(query).read_all().num_rows:
             return False
-    write_deltalake(target, source, mode="overwrite", predicate=predicate, commit_properties=_commit(table))
+    write_deltalake(target, source, mode="overwrite", predicate=predicate, commit_properties=commit_properties(table))
     committed(_path(config, table))
     return True
 

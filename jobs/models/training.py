@@ -17,6 +17,7 @@ outline in MLflow (experiment = registered model name, run ``<run_prefix>_<run d
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import tempfile
 from collections.abc import Callable
@@ -117,13 +118,24 @@ def sampled_by_key(
     return rows.drop(columns=_SAMPLE_KEY), companion_df.toPandas()
 
 
-def _drift_flagged(spark: SparkSession, config: LakeConfig, model_name: str, run_date: str) -> bool:
-    """A PSI above the alert level on the previous night retrains now (``CXLAKE_PSI_RETRAIN``)."""
+def _drift_flagged(spark: SparkSession, config: LakeConfig, model_name: str, experiment_id: str, run_date: str) -> bool:
+    """A PSI above the alert level on the previous night, that no training since answered, retrains
+    now (``CXLAKE_PSI_RETRAIN``; :func:`jobs.models.monitoring.job.unanswered_drift`)."""
     if not config.psi_triggers_retraining:
         return False
     from jobs.models.monitoring import job as monitoring_job
 
-    return monitoring_job.drift_flagged(spark, config, model_name, run_date)
+    last_trained = _last_trained(experiment_id, run_date)
+    return monitoring_job.drift_flagged(spark, config, model_name, run_date, last_trained=last_trained)
+
+
+def _last_trained(experiment_id: str, run_date: str) -> dt.date | None:
+    """The as-of date of the model's latest trained run before ``run_date`` (None: never trained)."""
+    from mlflow.tracking import MlflowClient
+
+    runs = MlflowClient().search_runs([experiment_id], filter_string="tags.status = 'trained'", max_results=5000)
+    earlier = [tag for run in runs if (tag := run.data.tags.get("as_of_date", "")) and tag[:10] < run_date]
+    return dt.date.fromisoformat(max(earlier)[:10]) if earlier else None
 
 
 def _settle_earlier_tries(experiment_id: str, name: str, run_date: str) -> str | None:
@@ -197,8 +209,9 @@ def train(
 ) -> TrainingRun:
     """Train, evaluate and register a version of ``spec``'s model when due, in one MLflow run.
 
-    Due: ``force``, or the previous night's drift monitoring flagged a feature (when
-    ``config.psi_triggers_retraining``), or the champion is ``config.retrain_cadence_days`` old
+    Due: ``force``, or the previous night's drift monitoring flagged a feature that no training
+    since answered (when ``config.psi_triggers_retraining``; a drift that outlived a retraining
+    waits for the cadence: :func:`jobs.models.monitoring.job.unanswered_drift`), or the champion is ``config.retrain_cadence_days`` old
     (:func:`jobs.models.registry.retrain_due`). The new version becomes champion only if it beats
     the current champion on the same holdout by ``config.promotion_margin``.
 
@@ -227,7 +240,7 @@ def train(
         decision = f"{name} was trained for {run_date} already (run {registered_tonight}): not trained again"
         log.info("%s", decision)
         return TrainingRun(registered_tonight, False, {}, decision)
-    due = force or _drift_flagged(spark, config, name, run_date)
+    due = force or _drift_flagged(spark, config, name, experiment_id, run_date)
     if not due and not retrain_due(name, run_date, config.retrain_cadence_days):
         log.info("%s: champion is recent enough on %s; scoring only", name, run_date)
         return TrainingRun(None, False, {}, "not due")

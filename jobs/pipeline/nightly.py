@@ -488,6 +488,9 @@ def maintain_delta(run_date: str, config: LakeConfig | None = None) -> list[dict
     from dataclasses import asdict
 
     from jobs.lake import maintenance
+    from jobs.lake.small_tables import is_local_lake
 
     config = config or load_config()
-    return [asdict(r) for r in maintenance.run(_session(config), config)]
+    # A local lake is maintained through delta-rs: the task starts no Spark.
+    spark = None if is_local_lake(config) else _session(config)
+    return [asdict(r) for r in maintenance.run(spark, config)]

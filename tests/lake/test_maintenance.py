@@ -26,7 +26,7 @@ def test_lake_tables_cover_every_layer() -> None:
 def test_retention_comes_from_the_config_unless_given(monkeypatch: pytest.MonkeyPatch, lake_config) -> None:
     seen = []
     monkeypatch.setattr(maintenance, "lake_tables", lambda: ["gold.cx_kpi_daily"])
-    monkeypatch.setattr(maintenance, "table_exists", lambda spark, path: True)
+    monkeypatch.setattr(maintenance, "_exists", lambda spark, config, table: True)
     monkeypatch.setattr(
         maintenance, "maintain_table", lambda spark, config, table, retention: seen.append((table, retention))
     )

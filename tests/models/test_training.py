@@ -7,6 +7,7 @@ and the champion scored on the candidate's holdout.
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
@@ -130,11 +131,14 @@ def test_not_due_unless_forced_or_drifted(toy_config, monkeypatch: pytest.Monkey
     from jobs.models.monitoring import job as monitoring_job
 
     monkeypatch.setattr(
-        monitoring_job, "drift_flagged", lambda spark, config, name, run_date: asked.append(name) or True
+        monitoring_job,
+        "drift_flagged",
+        lambda spark, config, name, run_date, last_trained: asked.append((name, last_trained)) or True,
     )
     assert not training.train(_spec([]), None, toy_config, RUN_DATE).trained
     drifted = training.train(_spec([0.5]), None, replace(toy_config, psi_triggers_retraining=True), RUN_DATE)
-    assert drifted.trained and asked == ["cx_toy"]
+    # The monitor is told when the model last trained (yesterday's forced run) to judge the drift new.
+    assert drifted.trained and asked == [("cx_toy", dt.date.fromisoformat(YESTERDAY))]
 
     # The task retried (a timeout after its registration): the night has its model already.
     retried = training.train(_spec([0.4]), None, replace(toy_config, psi_triggers_retraining=True), RUN_DATE)

@@ -10,6 +10,7 @@ so the comparison runs in pandas on the driver.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from dataclasses import dataclass
 
@@ -68,8 +69,6 @@ def _recent(spark: SparkSession, config: LakeConfig, m: Monitored, run_date: str
 
 def run(spark: SparkSession, config: LakeConfig, run_date: str) -> dict[str, int]:
     """PSI rows for every model with a champion into ``gold.model_monitoring`` (+ an MLflow run)."""
-    import datetime as dt
-
     import mlflow
 
     from jobs.models.monitoring.psi import psi_table
@@ -117,15 +116,45 @@ def run(spark: SparkSession, config: LakeConfig, run_date: str) -> dict[str, int
     return flagged
 
 
-def drift_flagged(spark: SparkSession, config: LakeConfig, model_name: str, run_date: str) -> bool:
-    """Did the previous night flag any feature of ``model_name`` (PSI > 0.2)?"""
-    import datetime as dt
+def drift_flagged(
+    spark: SparkSession, config: LakeConfig, model_name: str, run_date: str, last_trained: dt.date | None = None
+) -> bool:
+    """Did the previous night flag a feature of ``model_name`` (PSI > 0.2) that no training answered?
 
-    contract = load_contract("gold.model_monitoring")
-    if not table_exists(spark, config.table_path(contract.name)):
-        return False
+    Args:
+        last_trained: the as-of date of the model's latest trained run before ``run_date`` (None:
+            never trained): see :func:`unanswered_drift`.
+    """
+    from jobs.lake.small_tables import read_small
+
     previous = dt.date.fromisoformat(run_date) - dt.timedelta(days=1)
-    rows = read_table(spark, config, contract.name).filter(
-        (F.col("as_of_date") == F.lit(previous)) & (F.col("model_name") == model_name) & F.col("flagged")
+    first = min(last_trained, previous) if last_trained is not None else previous
+    nights = [first + dt.timedelta(days=n) for n in range((previous - first).days + 1)]
+    # A few rows (features x nights); on a local lake delta-rs reads them without a Spark job.
+    rows = read_small(
+        config,
+        load_contract("gold.model_monitoring").name,
+        {"model_name": [model_name], "as_of_date": nights},
+        ["as_of_date", "flagged"],
+        spark,
     )
-    return not rows.isEmpty()
+    flagged_nights = {row["as_of_date"] for row in rows if row["flagged"]}
+    return unanswered_drift(flagged_nights, previous, last_trained)
+
+
+def unanswered_drift(flagged_nights: set[dt.date], previous: dt.date, last_trained: dt.date | None) -> bool:
+    """Whether the drift of the night before a run calls for retraining now.
+
+    Drift flagged on ``previous`` calls for it, unless it was flagged on every night since the
+    model's last training (``last_trained``, that night included): then it was there when that run
+    trained and its monitoring, after training, still flagged it. Retraining again on one more
+    day of the same data would not answer it either: a challenger that lost stays beaten, and a
+    feature that grows with time (tenure against a reference spanning months) stays flagged
+    whatever the model. Such drift waits for the cadence; new drift retrains at once.
+    """
+    if previous not in flagged_nights:
+        return False
+    if last_trained is None or last_trained > previous:
+        return True
+    streak = (previous - last_trained).days + 1
+    return any(previous - dt.timedelta(days=n) not in flagged_nights for n in range(streak))
