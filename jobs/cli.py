@@ -98,9 +98,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
         f"running cx_nightly (dag.test, as `airflow dags test`) for {dates[0]} .. {dates[-1]}; log: {log_file}",
         flush=True,
     )
-    results = run_dates_logged(config, dates, log_file)
-    for result in results:
-        print(f"  cx_nightly {result['date']}: {result['state']} in {result['seconds']:.0f} s")
+    results = run_dates_logged(
+        config,
+        dates,
+        log_file,
+        on_result=lambda r: print(f"  cx_nightly {r['date']}: {r['state']} in {r['seconds']:.0f} s", flush=True),
+    )
     if len(results) != len(dates) or any(r["state"] != "success" for r in results):
         print(f"cx_nightly did not succeed for every date; see {log_file} (last lines below)\n")
         print("\n".join(log_file.read_text().splitlines()[-60:]))
@@ -360,7 +363,7 @@ def build_parser() -> argparse.ArgumentParser:
     test.set_defaults(func=cmd_dags_test)
 
     demo = sub.add_parser("demo", help="simulate, run the DAG for every day, summarise")
-    demo.add_argument("--days", type=int, default=7, help="nights run through the DAG")
+    demo.add_argument("--days", type=int, default=3, help="nights run through the DAG")
     demo.add_argument("--history-days", type=int, default=0, help="earlier nights imported at once first")
     demo.add_argument("--customers", type=int, default=1500)
     demo.add_argument("--seed", type=int, default=7)

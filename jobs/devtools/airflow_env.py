@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from jobs.lake import lineage
@@ -177,28 +178,47 @@ def test_dag_in_process(config: LakeConfig, run_dates: list[str]) -> list[tuple[
     return results
 
 
-def run_dates_logged(config: LakeConfig, run_dates: list[str], log_file: Path) -> list[dict]:
+def run_dates_logged(
+    config: LakeConfig,
+    run_dates: list[str],
+    log_file: Path,
+    on_result: Callable[[dict], None] | None = None,
+) -> list[dict]:
     """Run :func:`test_dag_in_process` in a child process whose (very chatty) output goes to ``log_file``.
 
-    Returns one ``{"date", "state", "seconds"}`` per run, read from the child's result file.
+    Returns one ``{"date", "state", "seconds"}`` per run, read from the child's result file; each is
+    also handed to ``on_result`` as soon as its run ends (a long command's progress).
     """
     import json
+    import time
 
     log_file.parent.mkdir(parents=True, exist_ok=True)
     results_file = log_file.with_suffix(".results.jsonl")
     results_file.unlink(missing_ok=True)
+    results: list[dict] = []
+
+    def read_new() -> None:
+        text = results_file.read_text() if results_file.exists() else ""
+        # Lines end with a newline once written whole; a line being written waits for the next look.
+        complete = [line for line in text.split("\n")[:-1] if line.strip()]
+        for line in complete[len(results) :]:
+            results.append(json.loads(line))
+            if on_result is not None:
+                on_result(results[-1])
+
     with log_file.open("w") as sink:
-        subprocess.run(
+        child = subprocess.Popen(
             [sys.executable, "-m", "jobs.devtools.airflow_env", str(results_file), *run_dates],
             env=airflow_env(config),
             stdout=sink,
             stderr=subprocess.STDOUT,
             cwd=PROJECT_ROOT,
-            check=False,
         )
-    if not results_file.exists():
-        return []
-    return [json.loads(line) for line in results_file.read_text().splitlines() if line.strip()]
+        while child.poll() is None:
+            time.sleep(1)
+            read_new()
+    read_new()
+    return results
 
 
 def _main(argv: list[str]) -> int:
