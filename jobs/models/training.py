@@ -205,7 +205,7 @@ def _log_artifacts(fitted: Fitted) -> None:
 
 
 def train(
-    spec: ModelTraining[Rows], spark: SparkSession, config: LakeConfig, run_date: str, force: bool = False
+    spec: ModelTraining[Rows], spark: SparkSession | None, config: LakeConfig, run_date: str, force: bool = False
 ) -> TrainingRun:
     """Train, evaluate and register a version of ``spec``'s model when due, in one MLflow run.
 
@@ -220,7 +220,8 @@ def train(
 
     Args:
         spec: The model's declaration.
-        spark: The session the input tables are read with.
+        spark: The session the input tables are read with (None: made once training is due; on a
+            local lake the due check reads through delta-rs and MLflow only).
         config: Lake, MLflow store, cadence and margin.
         run_date: The night, ``YYYY-MM-DD``: the data's as-of date.
         force: Train even when not due.
@@ -244,6 +245,12 @@ def train(
     if not due and not retrain_due(name, run_date, config.retrain_cadence_days):
         log.info("%s: champion is recent enough on %s; scoring only", name, run_date)
         return TrainingRun(None, False, {}, "not due")
+    if spark is None and spec.input_tables:
+        # The task started no Spark to ask whether training is due (jobs.pipeline.nightly.train_*):
+        # most nights it is not, and a task process saves the JVM start. Due: the session now.
+        from jobs.lake.spark import get_spark
+
+        spark = get_spark(config)
     versions = {table: table_version(spark, config, table) for table in spec.input_tables}
     rows = spec.read(spark, config, run_date)
 

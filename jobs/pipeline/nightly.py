@@ -56,6 +56,14 @@ def _session(config: LakeConfig):
     return spark
 
 
+def _session_unless_local(config: LakeConfig) -> SparkSession | None:
+    """No session on a local lake, where a step reads its few rows through delta-rs and starts
+    Spark only if it must (a task process saves the JVM start); the session elsewhere."""
+    from jobs.lake.small_tables import is_local_lake
+
+    return None if is_local_lake(config) else _session(config)
+
+
 @contextmanager
 def _recorded(stage: Callable[[str], AbstractContextManager], config: LakeConfig, name: str) -> Iterator[None]:
     """``stage(name)`` (a benchmark's meter, or nothing) around one step, whose table I/O is
@@ -86,13 +94,11 @@ def ingest(source: str, run_date: str, config: LakeConfig | None = None) -> dict
     from dataclasses import asdict
 
     from jobs.ingest.bronze import ingest_source
-    from jobs.lake.small_tables import is_local_lake
 
     config = config or load_config()
     # On a local lake the ingest and its audit row need no Spark: the task starts none (~20 s
     # of JVM start and first Delta write saved per ingest task under the real scheduler).
-    spark = None if is_local_lake(config) else _session(config)
-    return asdict(ingest_source(spark, config, source, run_date))
+    return asdict(ingest_source(_session_unless_local(config), config, source, run_date))
 
 
 def landing_arrived(
@@ -298,7 +304,7 @@ def train_eta(run_date: str, config: LakeConfig | None = None, force: bool = Fal
     from jobs.models.eta import job as eta
 
     config = config or load_config()
-    result = eta.train(_session(config), config, run_date, force=force)
+    result = eta.train(_session_unless_local(config), config, run_date, force=force)
     return {"mlflow_run_id": result.run_id, "trained": result.trained, "decision": result.decision, **result.metrics}
 
 
@@ -307,7 +313,7 @@ def train_churn(run_date: str, config: LakeConfig | None = None, force: bool = F
     from jobs.models.churn import job as churn_job
 
     config = config or load_config()
-    result = churn_job.train(_session(config), config, run_date, force=force)
+    result = churn_job.train(_session_unless_local(config), config, run_date, force=force)
     return {"mlflow_run_id": result.run_id, "trained": result.trained, "decision": result.decision, **result.metrics}
 
 
@@ -488,9 +494,7 @@ def maintain_delta(run_date: str, config: LakeConfig | None = None) -> list[dict
     from dataclasses import asdict
 
     from jobs.lake import maintenance
-    from jobs.lake.small_tables import is_local_lake
 
     config = config or load_config()
     # A local lake is maintained through delta-rs: the task starts no Spark.
-    spark = None if is_local_lake(config) else _session(config)
-    return [asdict(r) for r in maintenance.run(spark, config)]
+    return [asdict(r) for r in maintenance.run(_session_unless_local(config), config)]

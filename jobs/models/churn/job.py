@@ -154,7 +154,7 @@ TRAINING = training.ModelTraining(
 )
 
 
-def train(spark: SparkSession, config: LakeConfig, run_date: str, force: bool = False) -> TrainingRun:
+def train(spark: SparkSession | None, config: LakeConfig, run_date: str, force: bool = False) -> TrainingRun:
     """Train, calibrate, evaluate (vs BG/NBD) and register a churn model when due (or ``force``).
 
     Runs :func:`jobs.models.training.train` with :data:`TRAINING`.

@@ -173,7 +173,7 @@ TRAINING = training.ModelTraining(
 )
 
 
-def train(spark: SparkSession, config: LakeConfig, run_date: str, force: bool = False) -> TrainingRun:
+def train(spark: SparkSession | None, config: LakeConfig, run_date: str, force: bool = False) -> TrainingRun:
     """Train, evaluate and register an ETA model when due (or ``force``): :func:`jobs.models.training.train`."""
     return training.train(TRAINING, spark, config, run_date, force)
 
