@@ -93,11 +93,12 @@ def _maintain_with_delta_rs(config: LakeConfig, table: str, retention: int) -> M
 
 
 def _exists(spark: SparkSession | None, config: LakeConfig, table: str) -> bool:
-    if spark is not None:
-        return table_exists(spark, config.table_path(table))
-    from jobs.lake.small_tables import table_opened
+    """Asked of the engine that maintains the table (:func:`maintain_table`)."""
+    if is_local_lake(config):
+        from jobs.lake.small_tables import table_opened
 
-    return table_opened(config, table)
+        return table_opened(config, table)
+    return table_exists(spark, config.table_path(table))
 
 
 def run(spark: SparkSession | None, config: LakeConfig, retention: int | None = None) -> list[MaintenanceResult]:

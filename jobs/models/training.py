@@ -211,8 +211,8 @@ def train(
 
     Due: ``force``, or the previous night's drift monitoring flagged a feature that no training
     since answered (when ``config.psi_triggers_retraining``; a drift that outlived a retraining
-    waits for the cadence: :func:`jobs.models.monitoring.job.unanswered_drift`), or the champion is ``config.retrain_cadence_days`` old
-    (:func:`jobs.models.registry.retrain_due`). The new version becomes champion only if it beats
+    waits for the cadence: :func:`jobs.models.monitoring.job.unanswered_drift`), or the champion
+    is ``config.retrain_cadence_days`` old (:func:`jobs.models.registry.retrain_due`). The new version becomes champion only if it beats
     the current champion on the same holdout by ``config.promotion_margin``.
 
     Once per night unless forced: a night that registered a version already (a retried task)
