@@ -9,10 +9,11 @@ tests/models/test_training.py's.) Each crashed night first runs clean, task by t
 Every commit is reported by :mod:`jobs.lake.commits` (the reports are checked against the new
 versions in the tables' logs: a write path that does not report would escape the suite), and
 right after each one the lake is copied: exactly what a kill at that moment leaves (the steps
-that run side by side in production run one after another here, so no other write is under way;
-a test checks one such state against a real in-process stop, :func:`jobs.lake.commits.crash_after`).
-Then, for every task and every commit k of it: the lake as the crash after commit k left it, the
-task rerun (in this process: the warm Spark session serves it), and the tables compared with the
+that run side by side in production run one after another in the clean run, so no other write is
+under way; a test checks one such state against a real in-process stop,
+:func:`jobs.lake.commits.crash_after`). Then, for every task and every commit k of it: the lake as
+the crash after commit k left it, the task rerun (in this process: the warm Spark session serves
+it; its steps side by side, as in production), and the tables compared with the
 clean run's, row for row (wall-clock bookkeeping columns aside): every table the task or its
 rerun committed to; any other table's log must be untouched. One point is a real kill: a child
 process with ``CXLAKE_CRASH_AFTER_COMMIT`` set exits between an ingest's data and its audit.
@@ -27,6 +28,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -123,10 +125,12 @@ class CleanNight:
         return {_table_of(path) for path in self.commits[task]}
 
 
-@pytest.fixture(scope="module", autouse=True)
+@contextmanager
 def one_step_at_a_time() -> Iterator[None]:
-    """Steps that run side by side in production run in order here: then a crash after commit k
-    leaves exactly the night's first k commits (in threads, the other steps' commits would go on)."""
+    """Steps that run side by side in production run in order: then a crash after commit k
+    leaves exactly the night's first k commits (in threads, the other steps' commits would go on).
+    For the clean run, whose states are captured, and the in-process crash; a rerun after a
+    crash runs its steps side by side, as in production."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr("jobs.lake.spark.MAX_CONCURRENT_STEPS", 1)
         yield
@@ -148,7 +152,7 @@ def _run_clean(lake_config: Any, night: str, tasks: list[tuple[str, Task]], root
             states.append(root / "crashed" / folder / str(len(states) + 1))
             shutil.copytree(lake, states[-1])
 
-        with commits.observed(crash_here) as seen:
+        with commits.observed(crash_here) as seen, one_step_at_a_time():
             results[name] = task(lake_config, night, results)
         made[name] = list(seen)
         after[name] = _content(lake, {_table_of(path) for path in seen})
@@ -233,7 +237,7 @@ def test_a_crash_in_process_stops_where_the_captured_crash_state_is(clean_night:
     lake = tmp_path / "lake"
     shutil.copytree(clean_night.before["build_silver"], lake)
     config = replace(clean_night.config, lake_root=str(lake))
-    with pytest.raises(commits.SimulatedCrash), commits.crash_after(3):
+    with pytest.raises(commits.SimulatedCrash), commits.crash_after(3), one_step_at_a_time():
         nightly.build_silver(NIGHT, config)
     assert _content(lake) == _content(clean_night.crashed["build_silver"][2])
 
