@@ -229,6 +229,23 @@ def cmd_import_history(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_import_olist(args: argparse.Namespace) -> int:
+    from jobs.pipeline.imports import import_olist
+
+    print(json.dumps(import_olist(args.folder)))
+    return 0
+
+
+def cmd_eta_backtest(args: argparse.Namespace) -> int:
+    from jobs.lake.spark import get_spark
+    from jobs.models.eta import backtest
+
+    config = load_config()
+    result = backtest.run(get_spark(config), config, args.as_of.isoformat())
+    print(json.dumps(result.line()))
+    return 0
+
+
 def cmd_features(args: argparse.Namespace) -> int:
     from jobs.lake.feature_catalog import registry
 
@@ -415,6 +432,20 @@ def build_parser() -> argparse.ArgumentParser:
     history.add_argument("--from", dest="first", type=_date, required=True)
     history.add_argument("--to", dest="last", type=_date, required=True)
     history.set_defaults(func=cmd_import_history)
+
+    olist = sub.add_parser(
+        "import-olist",
+        help="import the public Olist e-commerce export (CSV folder) as history (CC BY-NC-SA: credit Olist)",
+    )
+    olist.add_argument("folder", type=Path, help="folder holding the olist_*_dataset.csv files (orders required)")
+    olist.set_defaults(func=cmd_import_olist)
+
+    eta_backtest = sub.add_parser(
+        "eta-backtest",
+        help="train the ETA model on deliveries before a date, judge it on orders after it (one JSON line)",
+    )
+    eta_backtest.add_argument("--as-of", type=_date, required=True, help="the cut date, YYYY-MM-DD")
+    eta_backtest.set_defaults(func=cmd_eta_backtest)
 
     features = sub.add_parser("features", help="list the feature registry (schemas/features/)")
     features.set_defaults(func=cmd_features)

@@ -76,6 +76,10 @@ TRANSIT_MILESTONES = ("picked", "left_warehouse", "arrived_hub", "out_for_delive
 DELIVERED = "delivered"
 
 # Contracts whose ``event`` column enumerates the milestones (the raw feed and silver).
+# The enum value of carrier, payment_method and channel (raw.orders, raw.tracking_scans) for "the
+# source does not say": an imported export (Olist names no carrier) lands as it is, not guessed.
+UNKNOWN = "unknown"
+
 MILESTONE_CONTRACTS = ("raw.tracking_scans", "silver.tracking_events")
 SHIPMENTS_CONTRACT = "silver.shipments"
 

@@ -356,6 +356,7 @@ def import_history(
     config: LakeConfig | None = None,
     stage: Callable[[str], AbstractContextManager] | None = None,
     allow_gap: bool = False,
+    completed_by: str = "import-history",
 ) -> dict[str, Any]:
     """Every night from ``first`` to ``last`` at once: bronze, silver, gold, journey, features.
 
@@ -367,6 +368,7 @@ def import_history(
         stage: wraps each step (``with stage("silver"): ...``): a benchmark's meter; default none.
         allow_gap: import even though the night before ``first`` did not complete
             (:mod:`jobs.pipeline.night_order`); the imported nights are recorded as completed.
+        completed_by: what ``ops.night_runs`` records as having completed the nights.
     """
     from jobs.lake.lock import lake_lock
     from jobs.pipeline.night_order import record_completed, require_previous_night
@@ -375,7 +377,7 @@ def import_history(
     with lake_lock(config, f"import-history {first}..{last}"):
         require_previous_night(config, first, allow_gap)
         report = _import_history(first, last, config, stage or (lambda name: nullcontext()))
-        record_completed(config, list(report["dates"]), "import-history")
+        record_completed(config, list(report["dates"]), completed_by)
     report.pop("dates")
     return report
 

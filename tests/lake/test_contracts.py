@@ -72,9 +72,10 @@ def test_every_contract_matches_its_locked_version() -> None:
 
 def test_a_changed_contract_without_a_version_bump_is_reported() -> None:
     recorded = current_lock()
+    version = recorded["silver.orders"]["version"]  # the YAML's, as locked
     recorded["silver.orders"] = {**recorded["silver.orders"], "sha256": "0" * 64}
-    assert check_lock(recorded) == ["silver.orders: changed but still version 1: bump `version` in its YAML"]
-    recorded["silver.orders"]["version"] = 0
-    assert check_lock(recorded) == ["silver.orders: version 0 -> 1: run `cxlake contracts --lock`"]
+    assert check_lock(recorded) == [f"silver.orders: changed but still version {version}: bump `version` in its YAML"]
+    recorded["silver.orders"]["version"] = version - 1
+    assert check_lock(recorded) == [f"silver.orders: version {version - 1} -> {version}: run `cxlake contracts --lock`"]
     del recorded["gold.cx_kpi_daily"]
     assert check_lock(recorded)[0].startswith("gold.cx_kpi_daily: new contract")

@@ -11,7 +11,8 @@ import math
 from dataclasses import dataclass
 from functools import lru_cache
 
-from jobs.lake.contracts import load_contract
+from jobs.domain import UNKNOWN
+from jobs.lake.contracts import Contract, load_contract
 
 
 @dataclass(frozen=True)
@@ -177,16 +178,22 @@ def vocabulary() -> Vocabulary:
     orders = load_contract("raw.orders")
     scans = load_contract("raw.tracking_scans")
     inter = load_contract("raw.interactions")
+
+    def known(contract: Contract, column: str) -> tuple[str, ...]:
+        # The simulated world always knows its carrier, payment method and channel: it never
+        # draws "unknown", the value of imported exports that do not say.
+        return tuple(v for v in contract.column(column).allowed or () if v != UNKNOWN)
+
     vocab = Vocabulary(
-        carriers=tuple(orders.column("carrier").allowed or ()),
-        scan_events=tuple(scans.column("event").allowed or ()),
-        interaction_events=tuple(inter.column("event").allowed or ()),
-        interaction_channels=tuple(inter.column("channel").allowed or ()),
-        order_channels=tuple(orders.column("channel").allowed or ()),
-        payment_methods=tuple(orders.column("payment_method").allowed or ()),
-        contact_reasons=tuple(inter.column("contact_reason").allowed or ()),
+        carriers=known(orders, "carrier"),
+        scan_events=known(scans, "event"),
+        interaction_events=known(inter, "event"),
+        interaction_channels=known(inter, "channel"),
+        order_channels=known(orders, "channel"),
+        payment_methods=known(orders, "payment_method"),
+        contact_reasons=known(inter, "contact_reason"),
     )
-    if tuple(scans.column("carrier").allowed or ()) != vocab.carriers:
+    if known(scans, "carrier") != vocab.carriers:
         raise RuntimeError("raw.orders and raw.tracking_scans disagree on carriers")
     vocab.check(
         vocab.scan_events,

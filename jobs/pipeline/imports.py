@@ -1,0 +1,84 @@
+"""Bring history a team already has into the lake: an order export becomes landing files, then
+one history import (:func:`jobs.pipeline.nightly.import_history`) lands them through the same
+contracts, quarantine, audit and layers as the nightly ingest.
+
+Each import writes the landing zone the nightly DAG reads (one folder per source and event date)
+and records the imported nights in ``ops.night_runs`` as completed by the import
+(``completed_by``), so the nights after it run as usual. Idempotent: the same export writes the
+same bytes, and the import merges on the contracts' keys, so importing it again changes no row.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from jobs.lake.config import LakeConfig, load_config
+
+OLIST_IMPORT = "import-olist"
+
+
+def _print(message: str) -> None:
+    print(message, flush=True)
+
+
+def _timed(progress: Callable[[str], None]) -> Callable[[str], Any]:
+    """A stage wrapper printing each step's name as it starts and its seconds as it ends."""
+
+    @contextmanager
+    def stage(name: str) -> Iterator[None]:
+        progress(f"  {name} ...")
+        started = time.perf_counter()
+        yield
+        progress(f"  {name}: {time.perf_counter() - started:.1f} s")
+
+    return stage
+
+
+def _local_landing(config: LakeConfig) -> Path:
+    if config.landing_root.startswith(("s3a://", "s3://")):
+        raise ValueError(
+            f"an import writes its landing files on this machine; CXLAKE_LANDING_ROOT is {config.landing_root}: "
+            "import into a local landing root, or copy the files there"
+        )
+    return Path(config.landing_root)
+
+
+def import_olist(
+    folder: Path, config: LakeConfig | None = None, progress: Callable[[str], None] = _print
+) -> dict[str, Any]:
+    """Import an Olist export (:mod:`jobs.ingest.olist`) into the lake.
+
+    Args:
+        folder: a folder holding the Olist CSVs (orders required; customers, items, reviews,
+            sellers used when there).
+        progress: where each step's progress line goes.
+
+    Returns:
+        ``first`` and ``last`` night, ``nights``, ``raw_lines`` per source (as landed), and
+        ``mapping``: what the mapping read, wrote and could not carry over (see
+        :func:`jobs.ingest.olist.map_olist`).
+
+    Raises:
+        jobs.ingest.olist.OlistExportError: a file is not the export it should be.
+        ValueError: the export holds no row, or the landing root is not local.
+    """
+    from jobs.ingest.olist import map_olist, read_olist, write_landing
+    from jobs.pipeline.nightly import import_history
+
+    config = config or load_config()
+    landing = _local_landing(config)
+    started = time.perf_counter()
+    progress(f"reading the Olist export in {folder}")
+    mapping = map_olist(read_olist(folder))
+    progress("mapped: " + ", ".join(f"{source} {table.num_rows:,}" for source, table in mapping.tables.items()))
+    dates = write_landing(mapping.tables, landing)
+    if not dates:
+        raise ValueError(f"{folder}: the Olist export holds no row to import")
+    progress(f"landing files for {len(dates)} nights ({dates[0]}..{dates[-1]}) under {landing}")
+    report = import_history(dates[0], dates[-1], config, _timed(progress), completed_by=OLIST_IMPORT)
+    progress(f"imported {len(dates)} nights in {time.perf_counter() - started:.0f} s")
+    return {"first": dates[0], "last": dates[-1], **report, "mapping": mapping.report}
