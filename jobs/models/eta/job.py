@@ -33,7 +33,7 @@ from jobs.models.tracking import TrainingRun
 
 MODEL_NAME = "cx_eta"
 INPUT_TABLES = ("features.order_eta", "features.shipment_scan", "silver.tracking_events", "silver.orders")
-MATURITY_DAYS = 14
+MATURITY_DAYS = eta_model.MATURITY_DAYS
 # Orders placed in the last 90 days (minus the maturity lag): the network changes (hub congestion
 # regimes, carriers' capacity), and older months teach the model yesterday's network. Measured on
 # the 200-day simulated world: trained on everything, P50 MAE 0.65x the promise's with 88% interval
@@ -116,12 +116,12 @@ def _too_little(rows: tuple[pd.DataFrame, pd.DataFrame]) -> training.TooLittleDa
 
 
 def _fit(rows: tuple[pd.DataFrame, pd.DataFrame], config: LakeConfig, run_date: str) -> training.Fitted:
-    """Fit on the older orders, evaluate on the latest ``HOLDOUT_SHARE`` (each order on one side)."""
+    """Fit on the older orders, evaluate on the latest ``HOLDOUT_SHARE`` (each order on one side),
+    ``MATURITY_DAYS`` apart, as production's model and the orders it predicts are."""
     placement, scans = rows
-    train_rows, holdout = eta_model.time_split(placement, HOLDOUT_SHARE)
-    holdout_orders = set(holdout["order_id"])
-    scan_train = scans[~scans["order_id"].isin(holdout_orders)]
-    scan_holdout = scans[scans["order_id"].isin(holdout_orders)]
+    train_rows, holdout = eta_model.time_split(placement, HOLDOUT_SHARE, gap_days=MATURITY_DAYS)
+    scan_train = scans[scans["order_id"].isin(set(train_rows["order_id"]))]
+    scan_holdout = scans[scans["order_id"].isin(set(holdout["order_id"]))]
     model = eta_model.fit(train_rows, scan_train)
     metrics = {
         "training_orders": float(len(train_rows)),

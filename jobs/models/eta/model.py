@@ -85,10 +85,16 @@ class StageModel:
 
 
 # Rolling-origin calibration: the latest CALIBRATION_SHARE of training orders in CALIBRATION_FOLDS
-# consecutive slices, each predicted by boosters fitted on every order before it.
+# consecutive slices, each predicted by boosters fitted on the orders placed at least
+# MATURITY_DAYS before it.
 CALIBRATION_SHARE = 0.3
 CALIBRATION_FOLDS = 4
 NOMINAL_COVERAGE = QUANTILES["p90"] - QUANTILES["p10"]
+# Production's gap: a model trained on the night D learns from orders placed by D - MATURITY_DAYS
+# (their deliveries known) and predicts orders placed from D on. Every evaluation of the model (the
+# holdout, the calibration slices, the backtest) keeps the same gap, so it is judged on a future as
+# far away as the one it serves.
+MATURITY_DAYS = 14
 
 
 def _fit_boosters(stage: StageModel, rows: pd.DataFrame, label: str, seed: int) -> None:
@@ -101,17 +107,29 @@ def _fit_boosters(stage: StageModel, rows: pd.DataFrame, label: str, seed: int) 
         stage.boosters[name] = booster
 
 
+def _before_gap(earlier: pd.DataFrame, later: pd.DataFrame, gap_days: int) -> pd.DataFrame:
+    """The rows of ``earlier`` placed at least ``gap_days`` before the first order of ``later``."""
+    if not gap_days or later.empty:
+        return earlier
+    first = pd.to_datetime(later["placed_at"]).min()
+    return earlier[pd.to_datetime(earlier["placed_at"]) < first - pd.Timedelta(days=gap_days)]
+
+
 def rolling_origins(
-    rows: pd.DataFrame, share: float = CALIBRATION_SHARE, folds: int = CALIBRATION_FOLDS
+    rows: pd.DataFrame, share: float = CALIBRATION_SHARE, folds: int = CALIBRATION_FOLDS, gap_days: int = MATURITY_DAYS
 ) -> list[tuple[pd.DataFrame, pd.DataFrame]]:
-    """(earlier rows, next slice) pairs over the latest ``share`` of orders, in ``folds`` slices by order."""
+    """(earlier rows, next slice) pairs over the latest ``share`` of orders, in ``folds`` slices by order.
+
+    The earlier rows end ``gap_days`` before the slice's first order (production's gap).
+    """
     ordered = rows.sort_values(["placed_at", "order_id"], kind="mergesort").reset_index(drop=True)
     rank = ordered["order_id"].map({o: i for i, o in enumerate(ordered["order_id"].drop_duplicates())})
     n = int(rank.max()) + 1 if len(rank) else 0
     bounds = [int(round(n * (1 - share + share * k / folds))) for k in range(folds + 1)]
     pairs = []
     for lo, hi in zip(bounds, bounds[1:], strict=False):
-        earlier, slice_ = ordered[rank < lo], ordered[(rank >= lo) & (rank < hi)]
+        slice_ = ordered[(rank >= lo) & (rank < hi)]
+        earlier = _before_gap(ordered[rank < lo], slice_, gap_days)
         if len(earlier) and len(slice_):
             pairs.append((earlier, slice_))
     return pairs
@@ -180,18 +198,21 @@ def fit(placement_rows: pd.DataFrame, scan_rows: pd.DataFrame | None, seed: int 
 
 
 def time_split(
-    rows: pd.DataFrame, holdout_share: float, order_col: str = "placed_at"
+    rows: pd.DataFrame, holdout_share: float, order_col: str = "placed_at", gap_days: int = 0
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Train on the earliest orders, hold out the latest: the model is always judged on the future.
 
-    Split by order (all scans of an order fall on the same side) at the ``placed_at`` quantile.
+    Split by order (all scans of an order fall on the same side) at the ``placed_at`` quantile;
+    training orders placed within ``gap_days`` before the first held-out order are left out of
+    both sides (the nightly job passes MATURITY_DAYS: the holdout is as far ahead as production's).
     """
     ordered = rows.sort_values([order_col, "order_id"], kind="mergesort").reset_index(drop=True)
     orders = ordered.drop_duplicates("order_id")
     cut = int(round(len(orders) * (1 - holdout_share)))
     holdout_ids = set(orders["order_id"].iloc[cut:])
     mask = ordered["order_id"].isin(holdout_ids)
-    return ordered[~mask].reset_index(drop=True), ordered[mask].reset_index(drop=True)
+    holdout = ordered[mask].reset_index(drop=True)
+    return _before_gap(ordered[~mask], holdout, gap_days).reset_index(drop=True), holdout
 
 
 def promise_error_days(rows: pd.DataFrame) -> np.ndarray:

@@ -26,7 +26,7 @@ from jobs.models.eta import job as eta
 from jobs.models.eta import model as eta_model
 
 CARRIER_DAYS = {"wb_express": 1.5, "cdek": 3.0, "boxberry": 5.0}
-RUN_DATE = "2026-03-15"
+RUN_DATE = "2026-04-14"  # 14 days after the last order: every order matured
 
 
 def test_time_split_keeps_each_order_on_one_side_and_holds_out_the_latest() -> None:
@@ -44,12 +44,28 @@ def test_time_split_keeps_each_order_on_one_side_and_holds_out_the_latest() -> N
 def test_rolling_origins_predict_each_slice_from_the_orders_before_it() -> None:
     placed = pd.date_range("2026-01-01", periods=10, freq="D")
     rows = pd.DataFrame({"order_id": [f"o{i}" for i in range(10)] * 2, "placed_at": list(placed) * 2})  # 2 scans each
-    pairs = eta_model.rolling_origins(rows, share=0.4, folds=2)
+    pairs = eta_model.rolling_origins(rows, share=0.4, folds=2, gap_days=0)
     assert [(sorted(set(e.order_id)), sorted(set(s.order_id))) for e, s in pairs] == [
         ([f"o{i}" for i in range(6)], ["o6", "o7"]),
         ([f"o{i}" for i in range(8)], ["o8", "o9"]),
     ]
     assert all(len(s) == 4 for _, s in pairs)  # both scans of each order on the same side
+    # With production's gap of 3 days: the slice from 01-07 learns from orders placed before
+    # 01-04 (o0-o2), the slice from 01-09 from those before 01-06 (o0-o4).
+    gapped = eta_model.rolling_origins(rows, share=0.4, folds=2, gap_days=3)
+    assert [(sorted(set(e.order_id)), sorted(set(s.order_id))) for e, s in gapped] == [
+        (["o0", "o1", "o2"], ["o6", "o7"]),
+        ([f"o{i}" for i in range(5)], ["o8", "o9"]),
+    ]
+
+
+def test_time_split_leaves_the_gap_before_the_holdout_out() -> None:
+    placed = pd.date_range("2026-01-01", periods=10, freq="D")
+    rows = pd.DataFrame({"order_id": [f"o{i}" for i in range(10)], "placed_at": placed})
+    train, holdout = eta_model.time_split(rows, 0.2, gap_days=2)
+    # The holdout starts on 01-09 (o8); o6 and o7 (01-07, 01-08) are within the 2 days before it:
+    # on neither side.
+    assert (list(train.order_id), list(holdout.order_id)) == ([f"o{i}" for i in range(6)], ["o8", "o9"])
 
 
 def test_promise_error_counts_the_promised_day_as_midday() -> None:
@@ -59,8 +75,8 @@ def test_promise_error_counts_the_promised_day_as_midday() -> None:
     assert eta_model.promise_error_days(rows).tolist() == [1.0]
 
 
-def _world(spark, n: int = 360):
-    """Orders every 4 hours from Jan 1; three carriers with very different speeds; a blind promise."""
+def _world(spark, n: int = 540):
+    """Orders every 4 hours from Jan 1 (90 days); three carriers with very different speeds; a blind promise."""
     rng = np.random.default_rng(3)
     orders, scans = [], []
     start = dt.datetime(2026, 1, 1, 8)
@@ -154,7 +170,7 @@ def test_scoring_writes_placement_and_scan_estimates_traced_to_the_run(spark, tr
 
 def test_eta_accuracy_compares_the_model_with_the_promise(spark, trained) -> None:
     config, _, _ = trained
-    # Deliveries of the last orders (placed up to Mar 1) fall in the window Feb 28 - Mar 3.
+    # Deliveries of the orders placed up to Mar 1 fall in the window Feb 28 - Mar 3.
     eta_accuracy.run(spark, replace(config, lateness_days=3), "2026-03-03")
     rows = {(r.dimension, r.segment): r for r in read_table(spark, config, "gold.eta_accuracy_daily").collect()}
     overall = rows[("overall", "all")]
