@@ -105,14 +105,20 @@ def _read(spark: SparkSession, config: LakeConfig, run_date: str) -> tuple[pd.Da
 
 
 def _too_little(rows: tuple[pd.DataFrame, pd.DataFrame]) -> training.TooLittleData | None:
+    """Skip the night unless the split :func:`_fit` makes leaves ``MIN_TRAINING_ORDERS`` to learn from
+    and a holdout: the ``MATURITY_DAYS`` gap before the holdout needs a history longer than a month."""
     placement, _ = rows
     if len(placement) >= MIN_TRAINING_ORDERS:
-        return None
-    return training.TooLittleData(
-        f"{len(placement)} matured orders < {MIN_TRAINING_ORDERS}",
-        {"training_orders": float(len(placement))},
-        reported=("training_orders",),
-    )
+        train_rows, holdout = eta_model.time_split(placement, HOLDOUT_SHARE, gap_days=MATURITY_DAYS)
+        if train_rows["order_id"].nunique() >= MIN_TRAINING_ORDERS and len(holdout):
+            return None
+        reason = (
+            f"{train_rows['order_id'].nunique()} matured orders placed {MATURITY_DAYS}+ days before the "
+            f"holdout < {MIN_TRAINING_ORDERS}"
+        )
+    else:
+        reason = f"{len(placement)} matured orders < {MIN_TRAINING_ORDERS}"
+    return training.TooLittleData(reason, {"training_orders": float(len(placement))}, reported=("training_orders",))
 
 
 def _fit(rows: tuple[pd.DataFrame, pd.DataFrame], config: LakeConfig, run_date: str) -> training.Fitted:

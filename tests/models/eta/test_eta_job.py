@@ -68,6 +68,20 @@ def test_time_split_leaves_the_gap_before_the_holdout_out() -> None:
     assert (list(train.order_id), list(holdout.order_id)) == ([f"o{i}" for i in range(6)], ["o8", "o9"])
 
 
+def test_a_history_too_short_for_the_gap_skips_the_night_instead_of_fitting_nothing() -> None:
+    # One order a day. 60 days: the holdout is the last 12 orders (from day 48), the training
+    # orders those placed before day 34 (14-day gap): 34 >= 50? no -> skipped. 90 days: the holdout
+    # starts at day 72, training holds the 58 orders before day 58 -> trained.
+    def orders(days: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+        placed = pd.date_range("2026-01-01", periods=days, freq="D")
+        return pd.DataFrame({"order_id": [f"o{i:03d}" for i in range(days)], "placed_at": placed}), pd.DataFrame()
+
+    short = eta._too_little(orders(60))
+    assert short is not None and short.reason == "34 matured orders placed 14+ days before the holdout < 50"
+    assert eta._too_little(orders(90)) is None
+    assert eta._too_little(orders(49)).reason == "49 matured orders < 50"
+
+
 def test_promise_error_counts_the_promised_day_as_midday() -> None:
     rows = pd.DataFrame(
         {"promised_delivery_date": [dt.date(2026, 1, 5)], "delivered_at": [pd.Timestamp("2026-01-06 12:00")]}
