@@ -241,7 +241,25 @@ def cmd_eta_backtest(args: argparse.Namespace) -> int:
     from jobs.models.eta import backtest
 
     config = load_config()
-    result = backtest.run(get_spark(config), config, args.as_of.isoformat())
+    try:
+        result = backtest.run(get_spark(config), config, args.as_of.isoformat())
+    except backtest.NotEnoughHistoryError as error:
+        print(f"eta-backtest: {error}", file=sys.stderr)
+        return 2
+    print(json.dumps(result.line()))
+    return 0
+
+
+def cmd_churn_backtest(args: argparse.Namespace) -> int:
+    from jobs.lake.spark import get_spark
+    from jobs.models.churn import backtest
+
+    config = load_config()
+    try:
+        result = backtest.run(get_spark(config), config, args.as_of.isoformat(), args.horizon_days)
+    except backtest.NotEnoughHistoryError as error:
+        print(f"churn-backtest: {error}", file=sys.stderr)
+        return 2
     print(json.dumps(result.line()))
     return 0
 
@@ -446,6 +464,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     eta_backtest.add_argument("--as-of", type=_date, required=True, help="the cut date, YYYY-MM-DD")
     eta_backtest.set_defaults(func=cmd_eta_backtest)
+
+    churn_backtest = sub.add_parser(
+        "churn-backtest",
+        help="train the churn model as the night of a date would have, judge it and BG/NBD on the next N days",
+    )
+    churn_backtest.add_argument("--as-of", type=_date, required=True, help="the cut date, YYYY-MM-DD")
+    churn_backtest.add_argument(
+        "--horizon-days", type=int, default=None, help="label window after the cut (default: the lake's churn horizon)"
+    )
+    churn_backtest.set_defaults(func=cmd_churn_backtest)
 
     features = sub.add_parser("features", help="list the feature registry (schemas/features/)")
     features.set_defaults(func=cmd_features)
