@@ -16,8 +16,10 @@ one per scan, each with the model version and the MLflow run that produced it.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyspark.sql.functions as F
 from pyspark.sql import DataFrame, SparkSession
@@ -27,6 +29,7 @@ from jobs.lake.config import LakeConfig
 from jobs.lake.contracts import load_contract
 from jobs.lake.tables import read_table
 from jobs.models import training
+from jobs.models.eta import backtest as eta_backtest
 from jobs.models.eta import model as eta_model
 from jobs.models.promotion import PromotionMetric
 from jobs.models.tracking import TrainingRun
@@ -129,12 +132,18 @@ def _fit(rows: tuple[pd.DataFrame, pd.DataFrame], config: LakeConfig, run_date: 
     scan_train = scans[scans["order_id"].isin(set(train_rows["order_id"]))]
     scan_holdout = scans[scans["order_id"].isin(set(holdout["order_id"]))]
     model = eta_model.fit(train_rows, scan_train)
+    # Beside the promise, the fair bar: the best simple rule on the same training orders (chosen on
+    # their latest fifth, refitted on all), judged on the same holdout.
+    rule = eta_backtest.choose_baseline(train_rows)
+    baseline = eta_backtest.BASELINE_RULES[rule](train_rows)(holdout)
     metrics = {
         "training_orders": float(len(train_rows)),
         "training_scans": float(len(scan_train)),
         **eta_model.evaluate_placement(model, holdout),
+        "mae_baseline_days": float(np.mean(np.abs(baseline - holdout[eta_model.PLACEMENT_LABEL].to_numpy()))),
         **eta_model.evaluate_scans(model, scan_holdout),
     }
+    metrics["mae_ratio_model_vs_baseline"] = metrics["mae_p50_days"] / max(metrics["mae_baseline_days"], 1e-9)
     metrics["placement_interval_scale"] = model.placement.interval_scale
     if model.scan is not None:
         metrics["scan_interval_scale"] = model.scan.interval_scale
@@ -148,6 +157,7 @@ def _fit(rows: tuple[pd.DataFrame, pd.DataFrame], config: LakeConfig, run_date: 
         eta_model.plot_interval_calibration(model, holdout, str(folder / "calibration.png"))
         eta_model.plot_error_by_scan(metrics, metrics["mae_p50_days"], str(folder / "eta_error_by_scan.png"))
         model.feature_importance().to_csv(folder / "feature_importance.csv", index=False)
+        (folder / "baseline.json").write_text(json.dumps({"rule": rule, "mae_days": metrics["mae_baseline_days"]}))
 
     features = model.placement.features
     return training.Fitted(
