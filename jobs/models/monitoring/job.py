@@ -67,6 +67,13 @@ def _recent(spark: SparkSession, config: LakeConfig, m: Monitored, run_date: str
     return rows.toPandas(), scores
 
 
+def has_reference(run_id: str) -> bool:
+    """Did the run log the training sample the monitor compares against? (Errors reaching MLflow raise.)"""
+    import mlflow
+
+    return any(a.path == REFERENCE_ARTIFACT for a in mlflow.MlflowClient().list_artifacts(run_id))
+
+
 def run(spark: SparkSession, config: LakeConfig, run_date: str) -> dict[str, int]:
     """PSI rows for every model with a champion into ``gold.model_monitoring`` (+ an MLflow run)."""
     import mlflow
@@ -83,11 +90,13 @@ def run(spark: SparkSession, config: LakeConfig, run_date: str) -> dict[str, int
         champion = champion_version(m.model_name)
         if champion is None:
             continue
-        try:
-            path = mlflow.artifacts.download_artifacts(run_id=champion.run_id, artifact_path=REFERENCE_ARTIFACT)
-        except Exception:  # noqa: BLE001 - an older champion without a reference cannot be monitored
+        # Only a champion logged without a reference (before monitoring existed) is skipped, with a
+        # warning. Any other failure (tracking server down, artifact store unreadable, a corrupt
+        # file) raises: a monitor that cannot look must not report "no drift".
+        if not has_reference(champion.run_id):
             log.warning("%s v%s has no %s: not monitored", m.model_name, champion.version, REFERENCE_ARTIFACT)
             continue
+        path = mlflow.artifacts.download_artifacts(run_id=champion.run_id, artifact_path=REFERENCE_ARTIFACT)
         reference = pd.read_parquet(path)
         current, scores = _recent(spark, config, m, run_date)
         if current.empty:

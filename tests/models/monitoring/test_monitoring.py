@@ -119,3 +119,24 @@ def test_reference_sample_is_deterministic_bounded_and_ordered() -> None:
     # A frame within the bound is kept whole (index reset, so parquet gets no index column).
     small = reference_sample(df.head(10), max_rows=100)
     assert small["i"].tolist() == list(range(10)) and small.index.tolist() == list(range(10))
+
+
+def test_only_a_champion_logged_without_a_reference_is_skipped_other_failures_are_loud(tmp_path) -> None:
+    import mlflow
+
+    from jobs.models.monitoring.job import REFERENCE_ARTIFACT, has_reference
+
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment = mlflow.create_experiment("monitoring", artifact_location=(tmp_path / "artifacts").as_uri())
+    with mlflow.start_run(experiment_id=experiment) as with_reference:
+        reference = tmp_path / REFERENCE_ARTIFACT
+        pd.DataFrame({"score": [0.1, 0.2]}).to_parquet(reference)
+        mlflow.log_artifact(str(reference))
+    with mlflow.start_run(experiment_id=experiment) as without:
+        mlflow.log_metric("auc", 0.7)
+    assert has_reference(with_reference.info.run_id) is True
+    assert has_reference(without.info.run_id) is False  # monitoring skips it, with a warning
+    # A run the tracking store does not know (or a store that cannot answer) is an error, not
+    # "no reference": the night fails instead of reporting no drift.
+    with pytest.raises(mlflow.exceptions.MlflowException):
+        has_reference("0" * 32)
