@@ -219,7 +219,9 @@ def cmd_contracts(args: argparse.Namespace) -> int:
 def cmd_bench_models(args: argparse.Namespace) -> int:
     from jobs.devtools import bench_models
 
-    return bench_models.main(args.days, args.customers, args.seed, args.churn_horizon, args.reuse_history)
+    return bench_models.main(
+        args.days, args.customers, args.seed, args.churn_horizon, args.reuse_history, seeds=args.seeds
+    )
 
 
 def cmd_import_history(args: argparse.Namespace) -> int:
@@ -439,7 +441,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench_models = sub.add_parser("bench-models", help="model quality on the simulated world (ETA, churn vs BG/NBD)")
     bench_models.add_argument("--days", type=int, default=150)
     bench_models.add_argument("--customers", type=int, default=1500)
-    bench_models.add_argument("--seed", type=int, default=7)
+    bench_models.add_argument("--seed", type=int, default=7, help="one world (7: the world the models were tuned on)")
+    bench_models.add_argument(
+        "--seeds", type=int, default=None, help="N worlds other than the tuning one (seeds 101..): mean +/- sd"
+    )
     bench_models.add_argument("--churn-horizon", type=int, default=21, help="days (the product default is 60)")
     bench_models.add_argument(
         "--reuse-history", action="store_true", help="keep the imported history of the same world; rerun the last night"

@@ -77,7 +77,7 @@ class ModelTraining(Generic[Rows]):
     promotion: PromotionMetric  # what makes a version champion (jobs.models.promotion)
     params: Callable[[LakeConfig], dict[str, object]]  # the model's own params
     read: Callable[[SparkSession, LakeConfig, str], Rows]  # (spark, config, run_date) -> training rows
-    too_little: Callable[[Rows], TooLittleData | None]  # None: enough to train
+    too_little: Callable[[Rows, LakeConfig], TooLittleData | None]  # None: enough to train
     fit: Callable[[Rows, LakeConfig, str], Fitted]  # (rows, config, run_date) -> fitted and evaluated
     score_champion: Callable[[PyFuncModel, pd.DataFrame], float]  # a loaded model's metric on the holdout
 
@@ -259,7 +259,7 @@ def train(
         mlflow.set_tags({"as_of_date": run_date, "git_commit": git_commit(), "model": spec.model_tag})
         mlflow.log_params({f"delta_version.{t}": v for t, v in versions.items()})
         mlflow.log_params(spec.params(config))
-        too_little = spec.too_little(rows)
+        too_little = spec.too_little(rows, config)
         if too_little is not None:
             mlflow.set_tag("status", "skipped_insufficient_data")
             mlflow.log_metrics(too_little.metrics)

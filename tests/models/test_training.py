@@ -39,7 +39,7 @@ def _spec(values: list[float], rows: int = 10, seen: list | None = None) -> trai
     """Each fit's candidate value is the next of ``values``; ``seen`` records the champion's holdouts."""
     seen = [] if seen is None else seen
 
-    def too_little(n: int) -> training.TooLittleData | None:
+    def too_little(n: int, config) -> training.TooLittleData | None:
         if n >= 5:
             return None
         return training.TooLittleData(f"{n} rows < 5", {"toy_rows": float(n), "toy_days": 1.0}, reported=("toy_rows",))

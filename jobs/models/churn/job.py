@@ -83,16 +83,24 @@ def _read(spark: SparkSession, config: LakeConfig, run_date: str) -> tuple[pd.Da
     return training.sampled_by_key(panel, orders, "customer_key", MAX_TRAINING_CUSTOMERS)
 
 
-def _too_little(rows: tuple[pd.DataFrame, pd.DataFrame]) -> training.TooLittleData | None:
+def _too_little(rows: tuple[pd.DataFrame, pd.DataFrame], config: LakeConfig) -> training.TooLittleData | None:
+    """Skip the night unless the panel is big enough and both date splits :func:`_fit` makes (holdout,
+    then calibration inside training) leave dates a full horizon apart: a history shorter than a
+    few horizons cannot be judged out of time."""
     panel, _ = rows
     dates = panel["as_of_date"].nunique() if len(panel) else 0
-    if len(panel) >= MIN_TRAINING_ROWS and dates >= MIN_AS_OF_DATES:
-        return None
-    return training.TooLittleData(
-        f"{len(panel)} rows on {dates} as-of dates",
-        {"panel_rows": float(len(panel)), "panel_as_of_dates": float(dates)},
-        reported=("panel_rows",),
-    )
+    metrics = {"panel_rows": float(len(panel)), "panel_as_of_dates": float(dates)}
+    if len(panel) < MIN_TRAINING_ROWS or dates < MIN_AS_OF_DATES:
+        return training.TooLittleData(f"{len(panel)} rows on {dates} as-of dates", metrics, reported=("panel_rows",))
+    horizon = config.churn_horizon_days
+    try:
+        train_rows, _ = churn.time_split(panel, HOLDOUT_SHARE, gap_days=horizon)
+        churn.time_split(train_rows, churn.CALIBRATION_SHARE, gap_days=horizon)
+    except churn.ChurnInputError as error:
+        return training.TooLittleData(
+            f"{dates} as-of dates cannot be split {horizon} days apart: {error}", metrics, reported=("panel_rows",)
+        )
+    return None
 
 
 def _fit(rows: tuple[pd.DataFrame, pd.DataFrame], config: LakeConfig, run_date: str) -> training.Fitted:

@@ -107,7 +107,9 @@ def _read(spark: SparkSession, config: LakeConfig, run_date: str) -> tuple[pd.Da
     return training.sampled_by_key(placement_df, scan_df, "order_id", MAX_TRAINING_ORDERS)
 
 
-def _too_little(rows: tuple[pd.DataFrame, pd.DataFrame]) -> training.TooLittleData | None:
+def _too_little(
+    rows: tuple[pd.DataFrame, pd.DataFrame], config: LakeConfig | None = None
+) -> training.TooLittleData | None:
     """Skip the night unless the split :func:`_fit` makes leaves ``MIN_TRAINING_ORDERS`` to learn from
     and a holdout: the ``MATURITY_DAYS`` gap before the holdout needs a history longer than a month."""
     placement, _ = rows

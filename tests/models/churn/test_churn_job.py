@@ -14,6 +14,7 @@ from decimal import Decimal
 
 import mlflow
 import numpy as np
+import pandas as pd
 import pyspark.sql.functions as F
 import pytest
 from frames import contract_frame
@@ -215,3 +216,20 @@ def test_a_backtest_whose_window_is_not_over_says_so(spark, job) -> None:
     # Run date - 7 days + 21: the window would end two weeks after the lake's last orders.
     with pytest.raises(backtest.NotEnoughHistoryError, match="is not over"):
         backtest.run(spark, job[0], (RUN_DATE - dt.timedelta(days=7)).isoformat(), HORIZON)
+
+
+def test_a_panel_too_short_for_two_splits_a_horizon_apart_skips_the_night(config) -> None:
+    # Weekly as-of dates, 50 customers each. Six dates (5 weeks): the holdout is the latest 2
+    # (round(0.25 * 6)), training the dates 21+ days before it: the first 2; calibration then
+    # holds out 1 of those 2 and needs a date 21 days before it: none -> skipped, said why.
+    # Twelve dates: holdout weeks 9-11, training weeks 0-6 (day 42 + 21 <= day 63); calibration
+    # holds out weeks 5-6 (round(1.75) = 2) and fits on weeks 0-2 (day 14 + 21 <= day 35) -> enough.
+    def panel(weeks: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+        days = [dt.date(2026, 1, 5) + dt.timedelta(days=7 * w) for w in range(weeks)]
+        rows = pd.DataFrame([{"customer_key": f"c{c}", "as_of_date": d} for d in days for c in range(50)])
+        return rows, pd.DataFrame()
+
+    short = churn_job._too_little(panel(6), replace(config, churn_horizon_days=21))
+    assert short is not None and short.reason.startswith("6 as-of dates cannot be split 21 days apart")
+    assert churn_job._too_little(panel(12), replace(config, churn_horizon_days=21)) is None
+    assert churn_job._too_little(panel(3), config).reason == "150 rows on 3 as-of dates"
