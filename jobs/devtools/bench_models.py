@@ -113,14 +113,15 @@ def run_world(days: int, customers: int, seed: int, churn_horizon_days: int, reu
     return report
 
 
-def summarise(reports: dict[int, dict]) -> dict[str, dict[str, float | None]]:
-    """Mean and sample standard deviation of each figure over the worlds (sd None for one world)."""
+def summarise(reports: dict[int, dict]) -> dict[str, dict[str, object]]:
+    """Per figure (``<task>.<metric>``): its label, and mean and sample sd over the worlds (sd None for one)."""
     import statistics
 
-    summary = {}
+    summary: dict[str, dict[str, object]] = {}
     for label, (task, key) in FIGURES:
         values = [r[task][key] for r in reports.values() if r[task].get(key) is not None]
-        summary[label] = {
+        summary[f"{task}.{key}"] = {
+            "label": label.strip(),
             "mean": statistics.fmean(values) if values else None,
             "sd": statistics.stdev(values) if len(values) > 1 else None,
             "worlds": len(values),
@@ -147,7 +148,7 @@ def main(
     reports = {w: run_world(days, customers, w, churn_horizon_days, reuse_history) for w in worlds}
     summary = summarise(reports)
     print(f"\n{'figure over ' + str(len(worlds)) + ' world(s)':52s} {'mean':>8s}  {'sd':>7s}")
-    for label, figure in summary.items():
+    for (label, _), figure in zip(FIGURES, summary.values(), strict=True):
         mean = f"{figure['mean']:8.3f}" if figure["mean"] is not None else "     n/a"
         sd = f"{figure['sd']:7.3f}" if figure["sd"] is not None else "      -"
         print(f"{label:52s} {mean}  {sd}")
