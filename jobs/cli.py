@@ -24,9 +24,11 @@ import logging
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from jobs.lake.config import load_config
+from jobs.lake.config import LakeConfig, load_config
 
 
 def _date(text: str) -> dt.date:
@@ -238,32 +240,38 @@ def cmd_import_olist(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_eta_backtest(args: argparse.Namespace) -> int:
+def _print_backtest(command: str, run: Callable[[Any, LakeConfig], Any], no_history: type[Exception]) -> int:
+    """Run a backtest on the configured lake: its JSON line on stdout, or why the lake cannot answer (exit 2)."""
     from jobs.lake.spark import get_spark
-    from jobs.models.eta import backtest
 
     config = load_config()
     try:
-        result = backtest.run(get_spark(config), config, args.as_of.isoformat())
-    except backtest.NotEnoughHistoryError as error:
-        print(f"eta-backtest: {error}", file=sys.stderr)
+        result = run(get_spark(config), config)
+    except no_history as error:
+        print(f"{command}: {error}", file=sys.stderr)
         return 2
     print(json.dumps(result.line()))
     return 0
+
+
+def cmd_eta_backtest(args: argparse.Namespace) -> int:
+    from jobs.models.eta import backtest
+
+    as_of = args.as_of.isoformat()
+    return _print_backtest(
+        "eta-backtest", lambda spark, config: backtest.run(spark, config, as_of), backtest.NotEnoughHistoryError
+    )
 
 
 def cmd_churn_backtest(args: argparse.Namespace) -> int:
-    from jobs.lake.spark import get_spark
     from jobs.models.churn import backtest
 
-    config = load_config()
-    try:
-        result = backtest.run(get_spark(config), config, args.as_of.isoformat(), args.horizon_days)
-    except backtest.NotEnoughHistoryError as error:
-        print(f"churn-backtest: {error}", file=sys.stderr)
-        return 2
-    print(json.dumps(result.line()))
-    return 0
+    as_of, horizon = args.as_of.isoformat(), args.horizon_days
+    return _print_backtest(
+        "churn-backtest",
+        lambda spark, config: backtest.run(spark, config, as_of, horizon),
+        backtest.NotEnoughHistoryError,
+    )
 
 
 def cmd_features(args: argparse.Namespace) -> int:

@@ -28,6 +28,15 @@ TARGETS = (
 )
 
 
+# Where each target's value is in a night's report: (task, metric).
+TARGET_FIGURES = {
+    "eta_mae_ratio": ("train_eta", "mae_ratio_model_vs_promise"),
+    "eta_coverage": ("train_eta", "p10_p90_coverage"),
+    "eta_ofd_ratio": ("train_eta", "mae_ratio_out_for_delivery_vs_placement"),
+    "churn_auc_gain": ("train_churn", "roc_auc_gain_vs_bgnbd"),
+}
+
+
 def _verdict(key: str, value: float | None) -> str:
     if value is None:
         return "n/a"
@@ -152,16 +161,10 @@ def main(
         mean = f"{figure['mean']:8.3f}" if figure["mean"] is not None else "     n/a"
         sd = f"{figure['sd']:7.3f}" if figure["sd"] is not None else "      -"
         print(f"{label:52s} {mean}  {sd}")
-    eta_ratio = [r["train_eta"].get("mae_ratio_model_vs_promise") for r in reports.values()]
-    churn_gain = [r["train_churn"].get("roc_auc_gain_vs_bgnbd") for r in reports.values()]
     print(f"\n{'target (every world)':55s} {'goal':>14s}  verdict")
     for label, key, goal in TARGETS:
-        values = {
-            "eta_mae_ratio": eta_ratio,
-            "eta_coverage": [r["train_eta"].get("p10_p90_coverage") for r in reports.values()],
-            "eta_ofd_ratio": [r["train_eta"].get("mae_ratio_out_for_delivery_vs_placement") for r in reports.values()],
-            "churn_auc_gain": churn_gain,
-        }[key]
+        task, metric = TARGET_FIGURES[key]
+        values = [r[task].get(metric) for r in reports.values()]
         verdicts = [_verdict(key, v) for v in values]
         print(f"{label:55s} {goal:>14s}  {' '.join(verdicts)}")
     out = Path(load_config().home) / "bench" / "models.json"

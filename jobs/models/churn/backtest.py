@@ -67,13 +67,14 @@ def backtest_frames(
     """The backtest's inputs cut at ``as_of``: pure, DataFrame -> DataFrame.
 
     Returns:
-        (training panel, evaluation rows as of ``as_of``, the order log known by ``as_of``, the
-        whole order log). The order logs hold ``customer_key`` and ``placed_at``.
+        (training panel, evaluation rows as of ``as_of``, the order log known by ``as_of``
+        (``customer_key``, ``placed_at``), the whole order log (the same and ``first_ingest_date``:
+        the lake's last night, which says whether the window is over)).
     """
     panel = churn_job.panel_rows(features_df, as_of, horizon_days, lateness_days)
     evaluation = features_df.filter(F.col("as_of_date") == F.lit(as_of).cast("date"))
     known = churn_job.order_log(orders_df, as_of)
-    every = orders_df.select(customer_key(F.col("customer_id")).alias("customer_key"), "placed_at")
+    every = orders_df.select(customer_key(F.col("customer_id")).alias("customer_key"), "placed_at", "first_ingest_date")
     return panel, evaluation, known, every
 
 
@@ -126,10 +127,6 @@ def evaluate(
     )
 
 
-def _last_night(orders_df: DataFrame) -> dt.date | None:
-    return orders_df.agg(F.max("first_ingest_date")).first()[0]
-
-
 def run(spark: SparkSession, config: LakeConfig, as_of: str, horizon_days: int | None = None) -> ChurnBacktest:
     """The backtest on the lake's tables, logged as an MLflow run of :data:`EXPERIMENT`.
 
@@ -142,17 +139,23 @@ def run(spark: SparkSession, config: LakeConfig, as_of: str, horizon_days: int |
     from jobs.models.tracking import git_commit, use_experiment
 
     horizon = horizon_days or config.churn_horizon_days
-    orders_df = read_table(spark, config, "silver.orders")
-    last = _last_night(orders_df)
+    panel, evaluation, known, every = backtest_frames(
+        read_table(spark, config, churn.FEATURE_TABLE),
+        read_table(spark, config, "silver.orders"),
+        as_of,
+        horizon,
+        config.lateness_days,
+    )
+    orders = every.toPandas()  # the labels' log and, from it, the lake's last night: one Spark job
+    last = pd.to_datetime(orders["first_ingest_date"]).max().date() if len(orders) else None
     window_end = dt.date.fromisoformat(as_of) + dt.timedelta(days=horizon)
     if last is None or last < window_end:
         raise NotEnoughHistoryError(
             f"the lake's orders end on {last}: the window ({as_of}, {window_end}] is not over; cut earlier"
         )
-    panel, evaluation, known, every = backtest_frames(
-        read_table(spark, config, churn.FEATURE_TABLE), orders_df, as_of, horizon, config.lateness_days
+    result = evaluate(
+        panel.toPandas(), evaluation.toPandas(), known.toPandas(), orders[["customer_key", "placed_at"]], as_of, horizon
     )
-    result = evaluate(panel.toPandas(), evaluation.toPandas(), known.toPandas(), every.toPandas(), as_of, horizon)
     experiment_id = use_experiment(config, EXPERIMENT)
     with mlflow.start_run(experiment_id=experiment_id, run_name=f"churn-backtest-{as_of}-{horizon}d"):
         mlflow.set_tags({"as_of_date": as_of, "git_commit": git_commit(), "calibration": result.calibration})
