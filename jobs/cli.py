@@ -233,6 +233,20 @@ def cmd_import_history(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_import_orders(args: argparse.Namespace) -> int:
+    from jobs.ingest.order_export import OrderExportError, parse_column_map
+    from jobs.pipeline.imports import import_orders
+
+    try:
+        column_map = parse_column_map(args.map)
+        report = import_orders(args.file, column_map, args.date_format, args.delimiter)
+    except OrderExportError as error:
+        print(f"cxlake import-orders: {error}", file=sys.stderr)
+        return 2
+    print(json.dumps(report))
+    return 0
+
+
 def cmd_import_olist(args: argparse.Namespace) -> int:
     from jobs.pipeline.imports import import_olist
 
@@ -463,6 +477,23 @@ def build_parser() -> argparse.ArgumentParser:
     history.add_argument("--from", dest="first", type=_date, required=True)
     history.add_argument("--to", dest="last", type=_date, required=True)
     history.set_defaults(func=cmd_import_history)
+
+    orders = sub.add_parser(
+        "import-orders",
+        help="import an order export (CSV, whitespace-separated text or Parquet) as history, bronze to features",
+    )
+    orders.add_argument("file", type=Path, help="the export: delimited text with a header line, or .parquet")
+    orders.add_argument(
+        "--map",
+        required=True,
+        help="lake name=export column, comma-separated: customer_id, placed_at, amount required; order_id, "
+        "promised_at, delivered_at, carrier, origin, destination, items optional",
+    )
+    orders.add_argument("--date-format", help="strftime format of the export's times (default: ISO 8601)")
+    orders.add_argument(
+        "--delimiter", default=",", help="one character, comma|tab|semicolon|pipe, or whitespace (default ,)"
+    )
+    orders.set_defaults(func=cmd_import_orders)
 
     olist = sub.add_parser(
         "import-olist",

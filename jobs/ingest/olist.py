@@ -19,8 +19,8 @@ Three steps, each usable alone:
 
 Olist does not say which carrier, payment method or sales channel an order used: those columns
 hold the contracts' ``unknown`` (they are required, and a guess would be a lie); its customer's
-e-mail and phone stay null. An order without items has no count, amount or origin, all required:
-the ingest quarantines it (``missing_required:items``), with its reason, like any bad line.
+e-mail and phone stay null. An order without items has no count, amount or origin (the last two required):
+the ingest quarantines it (``missing_required:amount``), with its reason, like any bad line.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ import json
 import logging
 import os
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
@@ -505,7 +505,7 @@ def _table(contract: Contract, rows: list[dict[str, Any]], always_set: frozenset
 # ---- landing files -----------------------------------------------------------------------------
 
 
-def write_landing(tables: dict[str, pa.Table], landing_root: Path) -> list[str]:
+def write_landing(tables: Mapping[str, pa.Table | list[dict[str, Any]]], landing_root: Path) -> list[str]:
     """Write the rows as landing files, one folder per source and event date, each closed by ``_SUCCESS``.
 
     Layout, as the simulator writes it: ``<landing_root>/<source>/<date>/<source>_<date>.<csv|jsonl>``
@@ -517,8 +517,12 @@ def write_landing(tables: dict[str, pa.Table], landing_root: Path) -> list[str]:
     without null keys, timestamps ``YYYY-MM-DDTHH:MM:SSZ``, dates ``YYYY-MM-DD``, decimals at their
     scale. Files are replaced atomically; the same tables give the same bytes.
 
+    A row whose event time is text (a value the export's reader could not parse) lands on the first
+    date, as written: the ingest quarantines it there (``bad_type:<column>``), so it is not lost.
+
     Args:
-        tables: raw-source tables by source name (as :func:`to_raw_sources` returns).
+        tables: raw-source tables by source name (as :func:`to_raw_sources` returns), or their rows
+            (dicts keyed by the contract's column names).
         landing_root: the landing zone's root folder.
 
     Returns:
@@ -528,18 +532,25 @@ def write_landing(tables: dict[str, pa.Table], landing_root: Path) -> list[str]:
         ValueError: a CSV value holds a line break (the ingest reads one record per line).
     """
     contracts = {source: load_contract(f"raw.{source}") for source in tables}
-    lines: dict[str, defaultdict[dt.date, list[str]]] = {}
+    lines: dict[str, defaultdict[dt.date | None, list[str]]] = {}
     for source, table in tables.items():
         contract = contracts[source]
         render = _csv_line if contract.format == "csv" else _json_line
-        by_date: defaultdict[dt.date, list[str]] = defaultdict(list)
-        for row in table.select(contract.column_names).to_pylist():
-            by_date[_day(row[contract.event_time])].append(render(contract.column_names, row))
+        by_date: defaultdict[dt.date | None, list[str]] = defaultdict(list)
+        rows = table.select(contract.column_names).to_pylist() if isinstance(table, pa.Table) else table
+        for row in rows:
+            at = row[contract.event_time]
+            by_date[_day(at) if isinstance(at, dt.date) else None].append(render(contract.column_names, row))
         lines[source] = by_date
-    days = {day for by_date in lines.values() for day in by_date}
+    days = {day for by_date in lines.values() for day in by_date if day is not None}
     if not days:
+        if any(None in by_date for by_date in lines.values()):
+            raise ValueError("no row has a readable event time: nothing dates the landing files")
         return []
     first, last = min(days), max(days)
+    for by_date in lines.values():
+        if None in by_date:
+            by_date[first].extend(by_date.pop(None))
     written = []
     for offset in range((last - first).days + 1):
         day = first + dt.timedelta(days=offset)

@@ -82,3 +82,67 @@ def import_olist(
     report = import_history(dates[0], dates[-1], config, _timed(progress), completed_by=OLIST_IMPORT)
     progress(f"imported {len(dates)} nights in {time.perf_counter() - started:.0f} s")
     return {"first": dates[0], "last": dates[-1], **report, "mapping": mapping.report}
+
+
+ORDERS_IMPORT = "import-orders"
+
+
+def import_orders(
+    path: Path,
+    column_map: dict[str, str],
+    date_format: str | None = None,
+    delimiter: str = ",",
+    config: LakeConfig | None = None,
+    progress: Callable[[str], None] = _print,
+) -> dict[str, Any]:
+    """Import an order export (:mod:`jobs.ingest.order_export`) into the lake.
+
+    Args:
+        path: the export (CSV or other delimited text with a header, or Parquet).
+        column_map: lake name -> export column (:func:`jobs.ingest.order_export.parse_column_map`).
+        date_format: ``strftime`` format of the export's times; None for ISO 8601.
+        delimiter: see :func:`jobs.ingest.order_export.read_export`.
+        progress: where each step's progress line goes.
+
+    Returns:
+        ``first`` and ``last`` night, ``nights``, ``raw_lines`` per source (as landed), ``mapping``
+        (:func:`jobs.ingest.order_export.map_export`'s report) and ``skipped``: what this history
+        cannot give, each with its reason.
+
+    Raises:
+        jobs.ingest.order_export.OrderExportError: the file or its map cannot be read as asked.
+        ValueError: the export holds no row, or the landing root is not local.
+    """
+    from jobs.ingest.olist import write_landing
+    from jobs.ingest.order_export import map_export, read_export
+    from jobs.pipeline.nightly import import_history
+
+    config = config or load_config()
+    landing = _local_landing(config)
+    started = time.perf_counter()
+    progress(f"reading {path} ({', '.join(f'{k}={v}' for k, v in column_map.items())})")
+    mapping = map_export(read_export(path, list(column_map.values()), delimiter), column_map, date_format)
+    progress("mapped: " + ", ".join(f"{key} {value:,}" for key, value in mapping.report.items()))
+    skipped = _what_cannot_be_computed(column_map, mapping.report)
+    for reason in skipped.values():
+        progress(f"note: {reason}")
+    dates = write_landing(mapping.rows, landing)
+    if not dates:
+        raise ValueError(f"{path}: the export holds no row to import")
+    progress(f"landing files for {len(dates)} nights ({dates[0]}..{dates[-1]}) under {landing}")
+    report = import_history(dates[0], dates[-1], config, _timed(progress), completed_by=ORDERS_IMPORT)
+    progress(f"imported {len(dates)} nights in {time.perf_counter() - started:.0f} s")
+    return {"first": dates[0], "last": dates[-1], **report, "mapping": mapping.report, "skipped": skipped}
+
+
+def _what_cannot_be_computed(column_map: dict[str, str], report: dict[str, int]) -> dict[str, str]:
+    """What the lake cannot compute from this export, with why: said once, not an error."""
+    skipped = {}
+    if "delivered_at" not in column_map or report["tracking_scans"] == 0:
+        skipped["eta"] = (
+            "no delivered_at in the export: no delivery KPIs, and no ETA model (the nightly training "
+            "skips it, eta-backtest has nothing to learn from)"
+        )
+    if "promised_at" not in column_map:
+        skipped["promise"] = "no promised_at in the export: on-time rates and the promise's error stay empty"
+    return skipped

@@ -395,12 +395,12 @@ def test_landing_parses_back_through_the_raw_parser(export_dir: Path, tmp_path: 
     assert parse_landing(tmp_path, "interactions") == {None: 4}
     # Scans fit raw.tracking_scans whole (carrier "unknown").
     assert parse_landing(tmp_path, "tracking_scans") == {None: 6}
-    # o1 fits; o2 has no items (so no amount nor origin either) and o3 no origin (its seller is
-    # unknown): the parser names the first required column missing, and the ingest quarantines
-    # the line with that reason.
+    # o1 fits; o2 has no items (so no amount nor origin either; items itself is optional) and o3 no
+    # origin (its seller is unknown): the parser names the first required column missing, and the
+    # ingest quarantines the line with that reason.
     assert parse_landing(tmp_path, "orders") == {
         None: 1,
-        "missing_required:items": 1,
+        "missing_required:amount": 1,
         "missing_required:origin_warehouse": 1,
     }
 
@@ -429,7 +429,7 @@ def test_real_sample_maps_whole_and_lands_every_row(tmp_path: Path) -> None:
 
     dates = write_landing(tables, tmp_path)
     # Every landed order fits raw.orders but the 46 without items; every scan and review fits.
-    assert parse_landing(tmp_path, "orders") == {None: 6887 - 46, "missing_required:items": 46}
+    assert parse_landing(tmp_path, "orders") == {None: 6887 - 46, "missing_required:amount": 46}
     assert parse_landing(tmp_path, "tracking_scans") == {None: report["tracking_scans"]}
     assert parse_landing(tmp_path, "interactions") == {None: 6866}
     # Purchases from 2016-10-04 (README); the last review answered on 2018-10-14.

@@ -81,7 +81,7 @@ def test_every_line_lands_accepted_or_quarantined_with_its_reason(imported) -> N
     # Olist does not name carriers, payment methods or channels ("unknown"): only orders without
     # items, so without amount or origin, are refused.
     reasons = _table(config, "quarantine.orders")["reason"].value_counts().to_dict()
-    assert reasons == {"missing_required:items": without_items}
+    assert reasons == {"missing_required:amount": without_items}
     assert audit.loc["tracking_scans", "quarantined_rows"] == audit.loc["interactions", "quarantined_rows"] == 0
     nights = _table(config, "ops.night_runs")
     assert set(nights["completed_by"]) == {OLIST_IMPORT} and len(nights) == report["nights"]

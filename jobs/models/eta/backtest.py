@@ -127,6 +127,7 @@ BASELINE_RULES: dict[str, Rule] = {
     "promise_shift": _shifted(_grouped_median(_slack, ())),
     "lane_promise_shift": _shifted(_grouped_median(_slack, ("lane", "destination_region"))),
 }
+NO_PROMISE_RULES = {name: rule for name, rule in BASELINE_RULES.items() if "promise" not in name}
 
 
 def choose_baseline(train: pd.DataFrame) -> str:
@@ -135,7 +136,10 @@ def choose_baseline(train: pd.DataFrame) -> str:
     if earlier.empty or latest.empty:
         return "median"
     actual = _delivery(latest)
-    errors = {name: float(np.mean(np.abs(rule(earlier)(latest) - actual))) for name, rule in BASELINE_RULES.items()}
+    # A rule on the promise cannot serve a history where some orders have none (an import without
+    # promises): it is left out rather than judged on the orders that happen to have one.
+    rules = BASELINE_RULES if train["promised_delivery_date"].notna().all() else NO_PROMISE_RULES
+    errors = {name: float(np.mean(np.abs(rules[name](earlier)(latest) - actual))) for name in rules}
     return min(errors, key=lambda name: (errors[name], name))
 
 
@@ -150,11 +154,11 @@ class EtaBacktest:
     training_orders: int
     orders: int
     model_mae_days: float
-    promise_mae_days: float
+    promise_mae_days: float | None  # None: no evaluated order has a promise
     baseline_mae_days: float
     baseline_rule: str
     coverage_p10_p90: float
-    late_vs_promise_rate: float
+    late_vs_promise_rate: float | None
 
     def line(self) -> dict[str, object]:
         """The issue's JSON keys, in its order."""
@@ -182,18 +186,21 @@ def evaluate(train: pd.DataFrame, evaluation: pd.DataFrame, as_of: str, seed: in
     figures = eta_model.evaluate_placement(model, evaluation)
     rule = choose_baseline(train)
     baseline = BASELINE_RULES[rule](train)(evaluation)
+    if np.isnan(baseline).any():  # evaluated orders without a promise under a promise rule
+        baseline = np.where(np.isnan(baseline), BASELINE_RULES["lane_median"](train)(evaluation), baseline)
     delivered_day = pd.to_datetime(evaluation["delivered_at"]).dt.tz_localize(None).dt.normalize()
-    late = delivered_day > pd.to_datetime(evaluation["promised_delivery_date"])
+    promised = evaluation["promised_delivery_date"].notna()
+    late = delivered_day[promised] > pd.to_datetime(evaluation.loc[promised, "promised_delivery_date"])
     return EtaBacktest(
         as_of=as_of,
         training_orders=len(train),
         orders=len(evaluation),
         model_mae_days=round(figures["mae_p50_days"], 4),
-        promise_mae_days=round(figures["mae_promise_days"], 4),
+        promise_mae_days=None if np.isnan(figures["mae_promise_days"]) else round(figures["mae_promise_days"], 4),
         baseline_mae_days=round(float(np.mean(np.abs(baseline - _delivery(evaluation)))), 4),
         baseline_rule=rule,
         coverage_p10_p90=round(figures["p10_p90_coverage"], 4),
-        late_vs_promise_rate=round(float(late.mean()), 4),
+        late_vs_promise_rate=round(float(late.mean()), 4) if promised.any() else None,
     )
 
 
