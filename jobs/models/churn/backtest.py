@@ -55,6 +55,7 @@ class ChurnBacktest:
     training_rows: int
     training_as_of_dates: int
     calibration: str
+    boosting_rounds: int  # 0: boosting did not beat BG/NBD on the held-out dates: the model is the prior
 
     def line(self) -> dict[str, object]:
         """The one JSON line ``cxlake churn-backtest`` prints (the issue's keys first)."""
@@ -104,7 +105,10 @@ def evaluate(
             f"{len(train)} training rows on {dates} weekly as-of dates before {as_of} (at least "
             f"{churn_job.MIN_TRAINING_ROWS} rows on {churn_job.MIN_AS_OF_DATES} dates): cut later, or a shorter horizon"
         )
-    model = churn.train_churn_model(train, churn.feature_names(), seed=seed, gap_days=horizon_days)
+    # The prior from every customer's history as of the cut, as the baseline's: known by then.
+    model = churn.train_churn_model(
+        train, churn.feature_names(), seed=seed, gap_days=horizon_days, prior_histories=evaluation
+    )
     judged = churn.label_churn(evaluation, all_orders, horizon_days, observed_until=cut + dt.timedelta(horizon_days))
     y = judged[churn.LABEL].to_numpy()
     if len(np.unique(y)) < 2:
@@ -124,6 +128,7 @@ def evaluate(
         training_rows=len(train),
         training_as_of_dates=int(dates),
         calibration=model.calibration,
+        boosting_rounds=0 if model.booster is None else model.booster.current_iteration(),
     )
 
 

@@ -110,11 +110,16 @@ def _fit(rows: tuple[pd.DataFrame, pd.DataFrame], config: LakeConfig, run_date: 
     names = churn.feature_names()
     labelled = churn.label_churn(panel, orders, horizon, observed_until=run_date)
     train_rows, holdout = churn.time_split(labelled, HOLDOUT_SHARE, gap_days=horizon)
-    model = churn.train_churn_model(train_rows, names, gap_days=horizon)
+    # BG/NBD needs no label: the model's prior and the baseline both fit the histories as of the
+    # first holdout date, known on that date (the same information for both, no later order).
+    first_holdout = holdout["as_of_date"].min()
+    latest_histories = holdout[holdout["as_of_date"] == first_holdout]
+    model = churn.train_churn_model(train_rows, names, gap_days=horizon, prior_histories=latest_histories)
     proba = model.predict_proba(holdout)
     metrics = churn.evaluate(holdout[churn.LABEL].to_numpy(), proba)
     reliability = metrics.pop("reliability")
-    baseline = churn.evaluate(holdout[churn.LABEL].to_numpy(), churn.bgnbd_baseline(orders, holdout, horizon))
+    baseline_proba = churn.bgnbd_baseline(orders, holdout, horizon, fit_as_of=first_holdout)
+    baseline = churn.evaluate(holdout[churn.LABEL].to_numpy(), baseline_proba)
     baseline.pop("reliability")
     scalar = {k: float(v) for k, v in metrics.items() if isinstance(v, int | float)}
     scalar.update({f"bgnbd_{k}": float(v) for k, v in baseline.items() if isinstance(v, int | float)})
@@ -122,6 +127,8 @@ def _fit(rows: tuple[pd.DataFrame, pd.DataFrame], config: LakeConfig, run_date: 
         {
             "training_rows": float(len(train_rows)),
             "holdout_rows": float(len(holdout)),
+            # 0: no boosting round beat BG/NBD alone on the held-out training dates.
+            "boosting_rounds": float(0 if model.booster is None else model.booster.current_iteration()),
             "roc_auc_gain_vs_bgnbd": scalar["roc_auc"] - scalar["bgnbd_roc_auc"],
             "brier_raw": float(np.mean((model.raw_proba(holdout) - holdout[churn.LABEL].to_numpy()) ** 2)),
         }

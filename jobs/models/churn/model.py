@@ -54,7 +54,10 @@ ISOTONIC_MIN_ROWS = 1000  # below this isotonic regression overfits its steps; P
 # Calibrated probabilities are kept off 0 and 1: isotonic steps can reach them, and one confident
 # miss would then make the log loss infinite.
 PROBA_CLIP = 1e-4
-NUM_BOOST_ROUND = 200
+NUM_BOOST_ROUND = 200  # at most; train_churn_model stops earlier on its held-out dates
+EARLY_STOPPING_ROUNDS = 20
+ISOTONIC_TIE_BREAK = 1e-6
+MIN_AUC_GAIN = 1e-4  # held-out ROC AUC a booster must add to BG/NBD's to be kept
 # Small-data LightGBM settings; deterministic=True, column-wise histograms and a fixed seed give the
 # same model on every run, whatever the thread count (jobs.models.LGBM_THREADS).
 DEFAULT_PARAMS: dict[str, object] = {
@@ -287,14 +290,15 @@ class ChurnModel:
     """A LightGBM churn booster and the calibrator of its scores.
 
     Attributes:
-        booster: raw LightGBM booster (scores are P(churn) before calibration).
+        booster: LightGBM booster boosted from the prior's log-odds; None when boosting did not
+            beat the prior alone on the held-out dates (the model is then BG/NBD, calibrated).
         calibrator: maps raw scores to calibrated probabilities (isotonic, or Platt on the logit).
         feature_names: the booster's features, in its column order.
         calibration: "isotonic" or "sigmoid".
         n_fit_rows, n_calibration_rows: rows the booster and the calibrator were fitted on.
     """
 
-    booster: lgb.Booster
+    booster: lgb.Booster | None
     calibrator: IsotonicRegression | LogisticRegression
     feature_names: list[str]
     calibration: str
@@ -310,7 +314,9 @@ class ChurnModel:
 
     def raw_proba(self, frame: pd.DataFrame) -> np.ndarray:
         """Uncalibrated prior + booster probabilities; for diagnostics (calibration gain), not for decisions."""
-        score = self.prior_logit(frame) + self.booster.predict(_matrix(frame, self.feature_names), raw_score=True)
+        score = self.prior_logit(frame)
+        if self.booster is not None:
+            score = score + self.booster.predict(_matrix(frame, self.feature_names), raw_score=True)
         return 1 / (1 + np.exp(-score))
 
     def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
@@ -319,9 +325,12 @@ class ChurnModel:
 
     def _calibrate(self, raw: np.ndarray) -> np.ndarray:
         if self.calibration == "isotonic":
-            calibrated = self.calibrator.predict(raw)
-        else:
-            calibrated = self.calibrator.predict_proba(_logit(raw)[:, None])[:, 1]
+            # Isotonic steps tie every score of a step; a nudge far below any figure's rounding keeps
+            # the model's own order inside a step, so calibration never costs ranking (AUC).
+            # (After the clip, which would tie the extreme steps again; it stays inside (0, 1).)
+            stepped = np.clip(self.calibrator.predict(raw), PROBA_CLIP, 1 - PROBA_CLIP)
+            return stepped + ISOTONIC_TIE_BREAK * (raw - 0.5)
+        calibrated = self.calibrator.predict_proba(_logit(raw)[:, None])[:, 1]
         return np.clip(calibrated, PROBA_CLIP, 1 - PROBA_CLIP)
 
     def top_drivers(self, frame: pd.DataFrame, k: int = 3) -> list[list[str]]:
@@ -333,7 +342,10 @@ class ChurnModel:
         Each entry reads like ``"late_deliveries_90d=2 (+0.41)"``: the feature, its value, its push.
         """
         values = _matrix(frame, self.feature_names)
-        contrib = self.booster.predict(values, pred_contrib=True)[:, :-1]  # the last column is the bias
+        if self.booster is None:
+            contrib = np.zeros_like(values, dtype="float64")
+        else:
+            contrib = self.booster.predict(values, pred_contrib=True)[:, :-1]  # the last column is the bias
         prior = self.prior_logit(frame)
         names = [*self.feature_names, PRIOR_DRIVER]
         values = np.column_stack([values, 1 / (1 + np.exp(-prior))])
@@ -353,6 +365,7 @@ def train_churn_model(
     *,
     gap_days: int | None = None,
     calibration_share: float = CALIBRATION_SHARE,
+    prior_histories: pd.DataFrame | None = None,
 ) -> ChurnModel:
     """Fit a LightGBM churn classifier on the earlier training dates and calibrate it on the later ones.
 
@@ -371,6 +384,10 @@ def train_churn_model(
         seed: LightGBM's seed (with deterministic=True the model is reproducible).
         gap_days: the label horizon, for the inner split; None takes it from ``train.attrs``.
         calibration_share: share of the training dates used for calibration.
+        prior_histories: rows (HISTORY_COLUMNS, as_of_date) of a later as-of date than any labelled
+            one, e.g. the night's own: the shipped model's BG/NBD prior is fitted on the latest of
+            them. BG/NBD needs no label, so its parameters need not be a horizon old; the booster
+            is refitted from that prior. None: the training rows' latest date.
 
     Returns:
         The fitted ChurnModel.
@@ -387,23 +404,28 @@ def train_churn_model(
             raise ChurnInputError(f"the {what} rows hold only one class; more dates are needed")
 
     settings = {**DEFAULT_PARAMS, **(params or {}), "seed": seed}
-    rounds = int(settings.pop("num_boost_round", NUM_BOOST_ROUND))
-    held_out = _fit_prior_and_booster(fit_rows, names, horizon, settings, rounds)
+    max_rounds = int(settings.pop("num_boost_round", NUM_BOOST_ROUND))
+    held_out = _fit_prior_and_booster(fit_rows, names, horizon, settings, max_rounds, calibration_rows)
+    # The shipped model is the one the calibrator is fitted for: the booster of the earlier dates
+    # (its rounds chosen on the later ones), with the freshest prior BG/NBD can have. A refit on
+    # every date would be a model the calibrator never saw (its scores are sharper on the rows it
+    # learnt from): it showed as calibration making the Brier score worse on the holdout.
+    shipped = held_out
+    if prior_histories is not None:
+        prior = fit_purchase_prior(prior_histories)
+        shipped = replace(held_out, prior=prior)
+        shipped = replace(shipped, prior_logit_mean=float(shipped.prior_logit(fit_rows).mean()))
 
-    raw = held_out.raw_proba(calibration_rows)
+    raw = shipped.raw_proba(calibration_rows)
     y = calibration_rows[LABEL].to_numpy()
     if len(calibration_rows) >= ISOTONIC_MIN_ROWS:
         calibrator = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(raw, y)
         method = "isotonic"
     else:
-        calibrator = LogisticRegression(C=np.inf).fit(_logit(raw)[:, None], y)
+        calibrator = _platt(raw, y)
         method = "sigmoid"
-    # The calibrator learnt how held-out scores map to outcomes; the shipped prior and booster then
-    # learn from every training date (the latest ones matter most in a changing customer base; on
-    # the bench the refit ranked holdout customers better at equal Brier score).
-    final = _fit_prior_and_booster(train, names, horizon, settings, rounds)
     return replace(
-        final,
+        shipped,
         calibrator=calibrator,
         calibration=method,
         n_fit_rows=len(fit_rows),
@@ -412,14 +434,73 @@ def train_churn_model(
 
 
 def _fit_prior_and_booster(
-    rows: pd.DataFrame, names: list[str], horizon: int, settings: dict, rounds: int
+    rows: pd.DataFrame,
+    names: list[str],
+    horizon: int,
+    settings: dict,
+    rounds: int,
+    held_out: pd.DataFrame | None = None,
+    prior_rows: pd.DataFrame | None = None,
 ) -> ChurnModel:
-    """BG/NBD prior from ``rows``' latest histories, then LightGBM boosted from it (no calibrator yet)."""
-    prior = fit_purchase_prior(rows)
-    prior_logit = _logit(bgnbd.probability_no_purchase(prior, horizon, *purchase_histories(rows)))
+    """BG/NBD prior from ``rows``' latest histories, then LightGBM boosted from it (no calibrator yet).
+
+    With ``held_out`` rows, at most ``rounds`` rounds, stopped once EARLY_STOPPING_ROUNDS more do
+    not raise the held-out ROC AUC, and the booster kept (at its best round) only when that AUC is
+    above the prior's own on the same rows; otherwise no booster. The booster's job is the ranking
+    (what delivery experience, support and engagement add to purchase timing); the calibrator sets
+    the level. Without ``held_out``, exactly ``rounds``.
+    """
+    prior = fit_purchase_prior(rows if prior_rows is None else prior_rows)
+
+    def prior_logit_of(frame: pd.DataFrame) -> np.ndarray:
+        return _logit(bgnbd.probability_no_purchase(prior, horizon, *purchase_histories(frame)))
+
+    prior_logit = prior_logit_of(rows)
+    mean_logit = float(prior_logit.mean())
+    if rounds <= 0:
+        return ChurnModel(None, None, names, "", prior, horizon, mean_logit)
     data = lgb.Dataset(_matrix(rows, names), label=rows[LABEL].to_numpy(), init_score=prior_logit, feature_name=names)
-    booster = lgb.train(settings, data, num_boost_round=rounds)
-    return ChurnModel(booster, None, names, "", prior, horizon, float(prior_logit.mean()))
+    if held_out is None:
+        booster = lgb.train(settings, data, num_boost_round=rounds)
+        return ChurnModel(booster, None, names, "", prior, horizon, mean_logit)
+    held_logit = prior_logit_of(held_out)
+    y = held_out[LABEL].to_numpy()
+    valid = lgb.Dataset(_matrix(held_out, names), label=y, init_score=held_logit, reference=data)
+    booster = lgb.train(
+        {**settings, "metric": "auc"},
+        data,
+        num_boost_round=rounds,
+        valid_sets=[valid],
+        valid_names=["held_out"],
+        callbacks=[lgb.early_stopping(EARLY_STOPPING_ROUNDS, verbose=False)],
+    )
+    # Beating the prior by a rounding's width is not beating it (LightGBM scores in float32).
+    if booster.best_score["held_out"]["auc"] <= roc_auc_score(y, held_logit) + MIN_AUC_GAIN:
+        return ChurnModel(None, None, names, "", prior, horizon, mean_logit)
+    # Keep the best round only: the rounds after it are dropped, so current_iteration() is it.
+    kept = lgb.train(settings, data, num_boost_round=booster.best_iteration)
+    return ChurnModel(kept, None, names, "", prior, horizon, mean_logit)
+
+
+def _platt(raw: np.ndarray, y: np.ndarray) -> LogisticRegression:
+    """Platt scaling on the logit, never reversing the order of the scores: a calibrator bends
+    probabilities; one whose slope came out negative (held-out scores that rank badly) would turn
+    the model's ranking upside down, so then only the level is fitted (slope 1)."""
+    logit = _logit(raw)[:, None]
+    platt = LogisticRegression(C=np.inf).fit(logit, y)
+    if platt.coef_[0, 0] > 0:
+        return platt
+    # Intercept only, on the logit as offset: one-dimensional, solved by bisection on its score.
+    low, high = -20.0, 20.0
+    for _ in range(100):
+        middle = (low + high) / 2
+        if np.mean(1 / (1 + np.exp(-(logit[:, 0] + middle)))) < y.mean():
+            low = middle
+        else:
+            high = middle
+    platt.coef_ = np.array([[1.0]])
+    platt.intercept_ = np.array([(low + high) / 2])
+    return platt
 
 
 class ChurnPyfunc(mlflow.pyfunc.PythonModel):
@@ -586,7 +667,11 @@ def plot_feature_importance(model: ChurnModel, path: str | Path) -> Path:
     """Save the booster's gain importance (share of total split gain per feature) as a PNG bar chart."""
     from matplotlib.figure import Figure
 
-    gain = model.booster.feature_importance(importance_type="gain")
+    gain = (
+        np.zeros(len(model.feature_names))
+        if model.booster is None
+        else model.booster.feature_importance(importance_type="gain")
+    )
     share = gain / gain.sum() if gain.sum() > 0 else gain
     order = np.argsort(share, kind="stable")  # barh draws bottom-up: the largest ends on top
     fig = Figure(figsize=(6, 1 + 0.28 * len(order)), dpi=100, layout="constrained")

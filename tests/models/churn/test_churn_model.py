@@ -273,6 +273,34 @@ def test_calibration_improves_brier_and_is_calibrated_on_the_holdout(world: Worl
     assert world.model.calibration == "isotonic"  # thousands of calibration rows
     assert calibrated["brier"] <= raw["brier"]
     assert calibrated["expected_calibration_error"] < 0.05
+    # Calibration bends the probabilities, never the order: isotonic steps keep the model's ranking.
+    assert calibrated["roc_auc"] == pytest.approx(raw["roc_auc"], abs=1e-9)
+
+
+def test_platt_scaling_never_turns_the_ranking_upside_down() -> None:
+    # Held-out scores that rank backwards (the riskier the score, the fewer churners) would give
+    # Platt scaling a negative slope; the calibrator keeps slope 1 and fits only the level.
+    raw = np.array([0.2, 0.3, 0.4, 0.6, 0.7, 0.8])
+    y = np.array([1, 1, 1, 0, 0, 1])  # base rate 4 / 6
+    platt = churn._platt(raw, y)
+    calibrated = platt.predict_proba(churn._logit(raw)[:, None])[:, 1]
+    assert platt.coef_[0, 0] == 1.0
+    assert np.all(np.diff(calibrated) > 0)  # the scores' order, kept
+    # The level: the intercept alone is fitted, so the mean probability is the base rate.
+    assert calibrated.mean() == pytest.approx(4 / 6, abs=1e-9)
+    # Scores that rank the right way keep their own fitted (positive) slope.
+    assert churn._platt(raw, 1 - y).coef_[0, 0] > 0
+
+
+def test_no_booster_when_no_round_ranks_the_held_out_dates_better_than_the_prior(world: World) -> None:
+    # A feature that never varies cannot split: no round can add to BG/NBD's ranking, so the model
+    # is the prior alone (then calibrated), and predicts without a booster.
+    model = churn.train_churn_model(world.train.assign(flat=0.0), ["flat"])
+    assert model.booster is None
+    rows = world.holdout.iloc[:200].assign(flat=0.0)
+    prior = 1 / (1 + np.exp(-model.prior_logit(rows)))
+    np.testing.assert_array_equal(model.raw_proba(rows), prior)
+    assert model.top_drivers(rows.iloc[:3], k=2) is not None
 
 
 def test_top_drivers_name_real_features_and_find_bad_deliveries(world: World) -> None:
