@@ -14,8 +14,18 @@ the candidate was judged on.
 
 Declared per model in its job module (``TRAINING.promotion``, a :class:`PromotionMetric`):
 
-* ``cx_eta`` (``jobs/models/eta/job.py``): ``mae_p50_days``, lower is better, relative margin.
-* ``cx_churn`` (``jobs/models/churn/job.py``): ``roc_auc``, higher is better, relative margin.
+* ``cx_eta`` (``jobs/models/eta/job.py``): ``mae_p50_days``, lower is better, relative margin;
+  guard: its ``p10_p90_coverage`` within 0.80 +/- 0.08 (intervals that are honest about their
+  width, not just a sharper median).
+* ``cx_churn`` (``jobs/models/churn/job.py``): ``roc_auc``, higher is better, absolute margin;
+  guard: its ``brier`` not worse than the champion's on the same holdout (a better ranking must
+  not cost the probabilities the risk bands read).
+
+A :class:`Guard` is a further condition on the declared set of metrics: a band the candidate's
+value must lie in, or a metric where it must not be worse than the champion's on the same
+holdout. A candidate that beats the champion but misses a guard stays challenger, with the guard
+named in the reason. Without a champion the candidate is promoted whatever its guards (scoring
+needs a model), and the reason says which it missed.
 
 The holdout is the model's own time split of tonight's training data: for ETA the latest matured
 orders (at placement), for churn the latest weekly as-of dates (after a horizon-long gap).
@@ -33,14 +43,15 @@ when ``candidate >= champion + required``. Reaching the threshold exactly counts
 The decision implies tags, written by :func:`jobs.models.registry.register_and_decide` on the new
 model version and on the training run: ``promotion_decision`` (``promoted``/``rejected``),
 ``promotion_reason``, ``compared_metric``, ``candidate_value``, ``champion_value`` (``none``
-without a champion), ``promotion_margin`` (e.g. ``0.02 relative``) and
-``previous_champion_version`` (``none``).
+without a champion), ``promotion_margin`` (e.g. ``0.02 relative``), ``promotion_guards`` (``met``,
+``none declared``, or the missed guards) and ``previous_champion_version`` (``none``).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Literal
 
 MarginKind = Literal["relative", "absolute"]
@@ -64,6 +75,47 @@ def _check_margin(margin: float, margin_kind: str) -> None:
 
 
 @dataclass(frozen=True)
+class Guard:
+    """A condition besides the compared metric: ``metric`` in ``[low, high]`` (either bound
+    optional), and/or not worse than the champion's on the same holdout."""
+
+    metric: str
+    low: float | None = None
+    high: float | None = None
+    not_worse_than_champion: bool = False
+    lower_is_better: bool = True  # for not_worse_than_champion
+
+    def missed(self, candidate: Mapping[str, float], champion: Mapping[str, float] | None) -> str | None:
+        """Why the candidate misses this guard, or None when it meets it.
+
+        Raises:
+            PromotionError: the candidate's metrics (or, when compared, the champion's) lack it.
+        """
+        if self.metric not in candidate or not math.isfinite(float(candidate[self.metric])):
+            raise PromotionError(f"guard on {self.metric}: the candidate's {self.metric} is not a finite number")
+        value = float(candidate[self.metric])
+        if self.low is not None and value < self.low:
+            return f"{self.metric} {value:.4f} < {self.low:g}"
+        if self.high is not None and value > self.high:
+            return f"{self.metric} {value:.4f} > {self.high:g}"
+        if self.not_worse_than_champion and champion is not None:
+            if self.metric not in champion:
+                raise PromotionError(f"guard on {self.metric}: the champion was not scored on it")
+            other = float(champion[self.metric])
+            worse = value > other if self.lower_is_better else value < other
+            if worse:
+                return f"{self.metric} {value:.4f} worse than the champion's {other:.4f}"
+        return None
+
+
+def missed_guards(
+    guards: tuple[Guard, ...], candidate: Mapping[str, float], champion: Mapping[str, float] | None
+) -> tuple[str, ...]:
+    """The guards the candidate misses (:meth:`Guard.missed`), in declaration order."""
+    return tuple(reason for guard in guards if (reason := guard.missed(candidate, champion)) is not None)
+
+
+@dataclass(frozen=True)
 class PromotionMetric:
     """The metric a model's versions are compared on, and how much better a challenger must be.
 
@@ -71,6 +123,7 @@ class PromotionMetric:
         name: The metric as logged by the training run, e.g. ``roc_auc``.
         lower_is_better: True for errors and losses, False for scores such as AUC.
         margin_kind: ``relative`` (``margin * |champion|``) or ``absolute`` (``margin`` in metric units).
+        guards: further conditions (:class:`Guard`) a candidate must meet to replace a champion.
 
     Raises:
         PromotionError: an unknown ``margin_kind``.
@@ -79,6 +132,7 @@ class PromotionMetric:
     name: str
     lower_is_better: bool
     margin_kind: MarginKind = "relative"
+    guards: tuple[Guard, ...] = field(default=())
 
     def __post_init__(self) -> None:
         _check_margin_kind(self.margin_kind)
@@ -99,6 +153,7 @@ class PromotionDecision:
     margin_kind: str = "relative"
     previous_champion_version: str | None = None
     threshold: float | None = None  # None: there was no champion
+    guards: str = "none declared"  # "met", or the missed guards
 
     @property
     def tags(self) -> dict[str, str]:
@@ -110,6 +165,7 @@ class PromotionDecision:
             "candidate_value": _tag_value(self.candidate_value),
             "champion_value": _tag_value(self.champion_value),
             "promotion_margin": _margin_text(self.margin, self.margin_kind),
+            "promotion_guards": self.guards,
             "previous_champion_version": self.previous_champion_version or "none",
         }
 
@@ -188,6 +244,7 @@ def decide_promotion(
     model_name: str,
     candidate_version: str,
     champion_version: str | None,
+    missed: tuple[str, ...] | None = None,
 ) -> PromotionDecision:
     """Whether ``candidate_version`` becomes champion (module docstring), with the reason and tags.
 
@@ -200,6 +257,8 @@ def decide_promotion(
         model_name: Registered model name, e.g. ``cx_churn``.
         candidate_version: The new version.
         champion_version: The current champion's version; None when there is none.
+        missed: the guards the candidate misses (:func:`missed_guards`); None: ``metric`` declares
+            none.
 
     Returns:
         The decision.
@@ -226,6 +285,15 @@ def decide_promotion(
             f"v{champion_version}'s {champion:.4f} on the same holdout by the "
             f"{_margin_text(margin, metric.margin_kind)} margin (needed {direction} {threshold:.4f})."
         )
+    guards = "none declared" if missed is None else ("; ".join(missed) or "met")
+    if missed:
+        if champion_version is None:
+            reason += f" Guards missed: {guards}; promoted all the same, there is no champion to keep."
+        else:
+            if promoted:
+                reason = reason.replace("promoted to champion", "stays challenger", 1)
+            promoted = False
+            reason += f" Guards missed: {guards}."
     return PromotionDecision(
         model_name=model_name,
         version=candidate_version,
@@ -238,4 +306,5 @@ def decide_promotion(
         margin_kind=metric.margin_kind,
         previous_champion_version=champion_version,
         threshold=threshold,
+        guards=guards,
     )

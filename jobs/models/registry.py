@@ -101,6 +101,7 @@ def register_and_decide(
     *,
     margin_kind: MarginKind = "relative",
     await_registration_for: int = 300,
+    missed: tuple[str, ...] | None = None,
 ) -> PromotionDecision:
     """Register ``runs:/<run_id>/<artifact_path>`` as a new version, alias it, and decide promotion.
 
@@ -123,6 +124,8 @@ def register_and_decide(
             through ``mlflow.register_model``, which always uses the process-wide URIs.
         margin_kind: ``relative`` or ``absolute`` (:mod:`jobs.models.promotion`).
         await_registration_for: Seconds to wait for the version to become READY.
+        missed: the guards the candidate misses (:func:`jobs.models.promotion.missed_guards`);
+            None: the model declares none.
 
     Returns:
         The decision, also recorded as tags on the version and the run.
@@ -166,6 +169,7 @@ def register_and_decide(
         model_name=model_name,
         candidate_version=version,
         champion_version=previous,
+        missed=missed,
     )
     for key, value in decision.tags.items():
         client.set_model_version_tag(model_name, version, key, value)

@@ -32,7 +32,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 
 from jobs.lake.config import LakeConfig
 from jobs.lake.tables import table_version
-from jobs.models.promotion import PromotionMetric
+from jobs.models.promotion import PromotionMetric, missed_guards
 from jobs.models.tracking import TrainingRun, git_commit, use_experiment
 
 if TYPE_CHECKING:
@@ -79,7 +79,8 @@ class ModelTraining(Generic[Rows]):
     read: Callable[[SparkSession, LakeConfig, str], Rows]  # (spark, config, run_date) -> training rows
     too_little: Callable[[Rows, LakeConfig], TooLittleData | None]  # None: enough to train
     fit: Callable[[Rows, LakeConfig, str], Fitted]  # (rows, config, run_date) -> fitted and evaluated
-    score_champion: Callable[[PyFuncModel, pd.DataFrame], float]  # a loaded model's metric on the holdout
+    # A loaded model's metrics on the holdout: the promotion metric and its guards' (by name).
+    score_champion: Callable[[PyFuncModel, pd.DataFrame], dict[str, float]]
 
 
 def sample_key(key: str) -> Column:
@@ -179,8 +180,8 @@ def _settle_earlier_tries(experiment_id: str, name: str, run_date: str) -> str |
     return registered
 
 
-def _champion_value(spec: ModelTraining, holdout: pd.DataFrame) -> float | None:
-    """The current champion's promotion metric on *this* holdout (None without a champion)."""
+def _champion_metrics(spec: ModelTraining, holdout: pd.DataFrame) -> dict[str, float] | None:
+    """The current champion's promotion metrics on *this* holdout (None without a champion)."""
     import mlflow
 
     from jobs.models.registry import champion_model_uri
@@ -273,16 +274,18 @@ def train(
         mlflow.pyfunc.log_model(
             name=MODEL_ARTIFACT, python_model=fitted.python_model, input_example=fitted.input_example
         )
+        champion = _champion_metrics(spec, fitted.holdout)
         decision = register_and_decide(
             run_id,
             MODEL_ARTIFACT,
             name,
             metric.name,
             fitted.metrics[metric.name],
-            _champion_value(spec, fitted.holdout),
+            None if champion is None else champion[metric.name],
             lower_is_better=metric.lower_is_better,
             margin=config.promotion_margin,
             margin_kind=metric.margin_kind,
+            missed=missed_guards(metric.guards, fitted.metrics, champion) if metric.guards else None,
         )
         mlflow.set_tag("status", "trained")
         log.info("%s run %s for %s: %s; %s", name, run_id, run_date, fitted.metrics, decision.reason)

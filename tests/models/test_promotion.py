@@ -13,9 +13,11 @@ import sys
 import pytest
 
 from jobs.models.promotion import (
+    Guard,
     PromotionError,
     PromotionMetric,
     decide_promotion,
+    missed_guards,
     promotion_threshold,
     validate_promotion,
 )
@@ -87,6 +89,7 @@ def test_a_rejection_and_a_promotion_with_their_reasons_and_tags() -> None:
         "candidate_value": "0.99",
         "champion_value": "1.0",
         "promotion_margin": "0.02 relative",
+        "promotion_guards": "none declared",
         "previous_champion_version": "3",
     }
     promoted = _decide(AUC_ABSOLUTE, 0.75, 0.70, 0.01)  # 0.05 better >= the 0.01 absolute margin
@@ -127,6 +130,7 @@ def test_without_a_champion_the_candidate_becomes_champion_whatever_its_value() 
             "candidate_value": "7.0",
             "champion_value": "none",
             "promotion_margin": "0.02 relative",
+            "promotion_guards": "none declared",
             "previous_champion_version": "none",
         }
 
@@ -171,12 +175,48 @@ def test_an_unknown_margin_kind_is_refused_where_the_metric_is_declared() -> Non
 
 
 def test_the_models_declare_what_the_promotion_docstring_says() -> None:
-    # jobs/models/promotion.py documents these; today both use the configured relative margin.
+    # jobs/models/promotion.py documents these: ETA on MAE (relative) with its coverage in its band,
+    # churn on AUC (absolute) with a Brier score not worse than the champion's.
     from jobs.models.churn import job as churn_job
     from jobs.models.eta import job as eta_job
 
-    assert eta_job.TRAINING.promotion == PromotionMetric("mae_p50_days", lower_is_better=True, margin_kind="relative")
-    assert churn_job.TRAINING.promotion == PromotionMetric("roc_auc", lower_is_better=False, margin_kind="relative")
+    assert eta_job.TRAINING.promotion == PromotionMetric(
+        "mae_p50_days", lower_is_better=True, margin_kind="relative", guards=(Guard("p10_p90_coverage", 0.72, 0.88),)
+    )
+    assert churn_job.TRAINING.promotion == PromotionMetric(
+        "roc_auc", lower_is_better=False, margin_kind="absolute", guards=(Guard("brier", not_worse_than_champion=True),)
+    )
+
+
+def test_a_candidate_that_beats_the_champion_but_misses_a_guard_stays_challenger() -> None:
+    guards = (Guard("coverage", low=0.72, high=0.88), Guard("brier", not_worse_than_champion=True))
+    # Sharper and honest: both guards met.
+    assert missed_guards(guards, {"coverage": 0.80, "brier": 0.10}, {"brier": 0.10}) == ()
+    # Intervals too narrow (0.70 < 0.72) and probabilities worse than the champion's.
+    missed = missed_guards(guards, {"coverage": 0.70, "brier": 0.12}, {"brier": 0.10})
+    assert missed == ("coverage 0.7000 < 0.72", "brier 0.1200 worse than the champion's 0.1000")
+    decision = decide_promotion(
+        MAE, 0.50, 1.0, 0.02, model_name="cx_test", candidate_version="4", champion_version="3", missed=missed
+    )
+    assert not decision.promoted and decision.tags["promotion_decision"] == "rejected"
+    assert decision.reason == (
+        "cx_test v4 stays challenger: mae_p50_days 0.5000 beats champion v3's 1.0000 on the same holdout by the "
+        "0.02 relative margin (needed <= 0.9800). Guards missed: coverage 0.7000 < 0.72; brier 0.1200 worse than "
+        "the champion's 0.1000."
+    )
+    assert decision.tags["promotion_guards"] == "coverage 0.7000 < 0.72; brier 0.1200 worse than the champion's 0.1000"
+    # Without a champion there is nothing to keep: promoted, the missed guard said.
+    first = decide_promotion(
+        MAE, 0.50, None, 0.02, model_name="cx_test", candidate_version="1", champion_version=None, missed=missed[:1]
+    )
+    assert first.promoted and first.reason.endswith(
+        "Guards missed: coverage 0.7000 < 0.72; promoted all the same, there is no champion to keep."
+    )
+    # Met guards are recorded as such; a champion not scored on a compared guard is an error.
+    met = decide_promotion(MAE, 0.5, 1.0, 0.02, model_name="m", candidate_version="2", champion_version="1", missed=())
+    assert met.promoted and met.tags["promotion_guards"] == "met"
+    with pytest.raises(PromotionError, match="the champion was not scored on it"):
+        missed_guards(guards, {"coverage": 0.8, "brier": 0.1}, {"roc_auc": 0.7})
 
 
 def test_the_rule_imports_no_mlflow() -> None:

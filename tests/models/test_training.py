@@ -60,9 +60,9 @@ def _spec(values: list[float], rows: int = 10, seen: list | None = None) -> trai
             write_artifacts=write_artifacts,
         )
 
-    def score_champion(champion, holdout: pd.DataFrame) -> float:
+    def score_champion(champion, holdout: pd.DataFrame) -> dict[str, float]:
         seen.append(holdout)
-        return float(champion.predict(holdout[["x"]])[0])
+        return {"toy_error": float(champion.predict(holdout[["x"]])[0])}
 
     return training.ModelTraining(
         model_name="cx_toy",

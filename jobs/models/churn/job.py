@@ -28,7 +28,7 @@ from jobs.lake.contracts import load_contract
 from jobs.lake.tables import read_table
 from jobs.models import training
 from jobs.models.churn import model as churn
-from jobs.models.promotion import PromotionMetric
+from jobs.models.promotion import Guard, PromotionMetric
 from jobs.models.tracking import TrainingRun
 
 MODEL_NAME = "cx_churn"
@@ -149,10 +149,11 @@ def _fit(rows: tuple[pd.DataFrame, pd.DataFrame], config: LakeConfig, run_date: 
     )
 
 
-def _score_champion(champion, holdout: pd.DataFrame) -> float:
-    from sklearn.metrics import roc_auc_score
+def _score_champion(champion, holdout: pd.DataFrame) -> dict[str, float]:
+    from sklearn.metrics import brier_score_loss, roc_auc_score
 
-    return float(roc_auc_score(holdout[churn.LABEL], np.asarray(champion.predict(holdout))))
+    y, proba = holdout[churn.LABEL], np.asarray(champion.predict(holdout))
+    return {"roc_auc": float(roc_auc_score(y, proba)), "brier": float(brier_score_loss(y, proba))}
 
 
 TRAINING = training.ModelTraining(
@@ -160,7 +161,10 @@ TRAINING = training.ModelTraining(
     run_prefix="churn",
     model_tag="lightgbm_calibrated",
     input_tables=INPUT_TABLES,
-    promotion=PromotionMetric("roc_auc", lower_is_better=False, margin_kind="relative"),
+    # AUC lives in 0..1: a margin in its own unit. A better ranking must not cost the probabilities.
+    promotion=PromotionMetric(
+        "roc_auc", lower_is_better=False, margin_kind="absolute", guards=(Guard("brier", not_worse_than_champion=True),)
+    ),
     params=_params,
     read=_read,
     too_little=_too_little,

@@ -31,7 +31,7 @@ from jobs.lake.tables import read_table
 from jobs.models import training
 from jobs.models.eta import backtest as eta_backtest
 from jobs.models.eta import model as eta_model
-from jobs.models.promotion import PromotionMetric
+from jobs.models.promotion import Guard, PromotionMetric
 from jobs.models.tracking import TrainingRun
 
 MODEL_NAME = "cx_eta"
@@ -43,6 +43,9 @@ MATURITY_DAYS = eta_model.MATURITY_DAYS
 # coverage on the latest orders; on the last ~2 months, 0.52-0.54x and 82-83%.
 TRAINING_WINDOW_DAYS = 90
 MIN_TRAINING_ORDERS = 50
+# The P10-P90 interval aims at 80 % of deliveries; a version outside 0.80 +/- 0.08 does not replace
+# the champion (jobs.models.promotion.Guard), however sharp its median.
+COVERAGE_BAND = (0.72, 0.88)
 # Past this many matured orders the model trains on a deterministic sample of them, each with all its
 # scans (jobs.models.training.sampled_by_key): each stage fits 5 x 3 quantile boosters on the driver, and
 # the large bench's ~230 k orders (~1.8 M scan rows) took over 10 minutes. The quick bench's ~17 k
@@ -173,8 +176,8 @@ def _fit(rows: tuple[pd.DataFrame, pd.DataFrame], config: LakeConfig, run_date: 
     )
 
 
-def _score_champion(champion, holdout: pd.DataFrame) -> float:
-    return eta_model.evaluate_placement(champion.unwrap_python_model().model, holdout)[TRAINING.promotion.name]
+def _score_champion(champion, holdout: pd.DataFrame) -> dict[str, float]:
+    return eta_model.evaluate_placement(champion.unwrap_python_model().model, holdout)
 
 
 TRAINING = training.ModelTraining(
@@ -182,7 +185,13 @@ TRAINING = training.ModelTraining(
     run_prefix="eta",
     model_tag="lightgbm_quantile",
     input_tables=INPUT_TABLES,
-    promotion=PromotionMetric("mae_p50_days", lower_is_better=True, margin_kind="relative"),
+    # A sharper median must come with intervals that still hold about 80 % of deliveries.
+    promotion=PromotionMetric(
+        "mae_p50_days",
+        lower_is_better=True,
+        margin_kind="relative",
+        guards=(Guard("p10_p90_coverage", low=COVERAGE_BAND[0], high=COVERAGE_BAND[1]),),
+    ),
     params=_params,
     read=_read,
     too_little=_too_little,
