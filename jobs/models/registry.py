@@ -252,3 +252,49 @@ def retrain_due(
         )
         return True
     return (_as_date(run_date) - trained_as_of).days >= cadence_days
+
+
+def _trained_as_of(version, client) -> dt.date | None:
+    """The as-of date of the run that trained ``version`` (None when unknown)."""
+    if not version.run_id:
+        return None
+    try:
+        return _as_date(client.get_run(version.run_id).data.tags.get(AS_OF_DATE_TAG))
+    except (TypeError, ValueError):
+        return None
+
+
+def serving_version(model_name: str, run_date: str | dt.date, recorded: str | None = None, client=None):
+    """The model version that scores the night of ``run_date``: the one that served it.
+
+    * ``recorded``: the version the night's rows already name (a rerun): that one again, so a
+      rerun writes the same rows whatever the champion is now.
+    * else the champion, when it was trained on data of ``run_date`` or before (the nightly case,
+      and a champion an engineer moved back by hand);
+    * else (a backfill of a night before the champion's data) the newest version promoted by a
+      training run of ``run_date`` or before: the champion of that night. A model that learnt from
+      later deliveries would flatter the night's accuracy.
+
+    Returns:
+        The ``ModelVersion``; None when there is no champion, or no version had been promoted by
+        ``run_date`` (nothing served that night).
+    """
+    client = _client(client)
+    if recorded is not None:
+        return client.get_model_version(model_name, str(recorded))
+    champion = champion_version(model_name, client)
+    if champion is None:
+        return None
+    night = _as_date(run_date)
+    trained = _trained_as_of(champion, client)
+    if trained is None or trained <= night:
+        return champion
+    promoted = [
+        v
+        for v in client.search_model_versions(f"name = '{model_name}'")
+        if v.tags.get("promotion_decision") == "promoted" and (_trained_as_of(v, client) or dt.date.max) <= night
+    ]
+    if not promoted:
+        log.warning("%s: no version was champion on %s (the champion learnt from %s on)", model_name, night, trained)
+        return None
+    return max(promoted, key=lambda v: int(v.version))

@@ -36,21 +36,27 @@ def score_with_champion(
     table: str,
     run_date: str,
     build: Callable[[Champion], DataFrame],
+    version: str | None = None,
 ) -> dict[str, object]:
-    """Score with ``models:/<model_name>@champion`` and MERGE the rows ``build`` returns into ``table``.
+    """Score with the version that serves the night and MERGE the rows ``build`` returns into ``table``.
 
-    ``build`` receives the champion (version, run id, broadcast model) and returns the rows in
-    ``table``'s contract schema, computed in the workers (``mapInPandas``): nothing is collected
-    to the driver. Without a champion yet nothing is scored, and the result says so.
+    The version (:func:`jobs.models.registry.serving_version`): the one the night's rows already
+    name (a rerun writes the same rows), else the champion, else for a backfill of a night before
+    the champion's data the version that was champion then. ``build`` receives it (version, run
+    id, broadcast model) and returns the rows in ``table``'s contract schema, computed in the
+    workers (``mapInPandas``): nothing is collected to the driver. Without a version to serve,
+    nothing is scored, and the result says so. ``version``: score with that registered version
+    instead (an engineer comparing versions on past nights); the rows name it.
     """
     import mlflow
 
-    from jobs.models.registry import champion_version
+    from jobs.models.registry import serving_version
 
     mlflow.set_tracking_uri(config.mlflow_tracking_uri)
-    registered = champion_version(model_name)
+    recorded = version or _recorded_version(spark, config, table, run_date)
+    registered = serving_version(model_name, run_date, recorded)
     if registered is None:
-        log.warning("%s scoring skipped for %s: no %s@champion yet", table, run_date, model_name)
+        log.warning("%s scoring skipped for %s: no version of %s served that night", table, run_date, model_name)
         return {"scored": 0, "model_version": None}
     # The version just resolved, not the alias again: a promotion landing in between would score
     # with one version's model and write the other's number beside the rows.
@@ -67,3 +73,18 @@ def score_with_champion(
     finally:
         broadcast.unpersist()
     return {"scored": scored, "model_version": champion.version}
+
+
+def _recorded_version(spark: SparkSession, config: LakeConfig, table: str, run_date: str) -> str | None:
+    """The model version the night's rows in ``table`` already name (None: not scored yet)."""
+    from pyspark.sql import functions as F
+
+    from jobs.lake.tables import read_table, table_exists
+
+    if not table_exists(spark, config.table_path(table)):
+        return None
+    night = read_table(spark, config, table).filter(F.col("as_of_date") == F.lit(run_date).cast("date"))
+    versions = sorted({row[0] for row in night.select("model_version").distinct().collect()}, key=int)
+    if len(versions) > 1:
+        log.warning("%s on %s names versions %s; rescoring with the newest", table, run_date, versions)
+    return versions[-1] if versions else None

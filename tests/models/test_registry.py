@@ -13,6 +13,7 @@ from jobs.models.registry import (
     champion_version,
     register_and_decide,
     retrain_due,
+    serving_version,
 )
 from jobs.models.tracking import use_experiment
 
@@ -153,3 +154,40 @@ def test_retrain_due(mlflow_config) -> None:
     register_and_decide(_trained_run(mlflow_config, None), "model", name, "mae", 0.5, 1.0, lower_is_better=True)
     assert str(champion_version(name).version) == "2"
     assert retrain_due(name, "2026-01-06", 7)
+
+
+def test_a_past_night_is_scored_by_the_version_that_served_it(mlflow_config) -> None:
+    name, metric = "cx_eta", "mae_p50_days"
+
+    def trained(as_of: str, mae: float, champion: float | None) -> str:
+        run = _trained_run(mlflow_config, as_of)
+        return register_and_decide(run, "model", name, metric, mae, champion, lower_is_better=True).version
+
+    assert serving_version(name, "2026-01-10") is None  # nothing registered
+    # v1 trained on 01-05 (champion), v2 on 01-12 (rejected: not better), v3 on 01-19 (champion).
+    assert (trained("2026-01-05", 1.0, None), trained("2026-01-12", 1.0, 1.0), trained("2026-01-19", 0.5, 1.0)) == (
+        "1",
+        "2",
+        "3",
+    )
+    assert _aliases(name)["champion"] == "3"
+
+    def served(night: str, recorded: str | None = None) -> str | None:
+        version = serving_version(name, night, recorded)
+        return None if version is None else str(version.version)
+
+    # Tonight and later: the champion. A backfill of 01-12..01-18: v1, the champion of those
+    # nights (v2 never was; v3 learnt from deliveries after them). Before 01-05: no model served.
+    assert [served(d) for d in ("2026-01-19", "2026-02-01", "2026-01-18", "2026-01-12", "2026-01-05")] == [
+        "3",
+        "3",
+        "1",
+        "1",
+        "1",
+    ]
+    assert served("2026-01-04") is None
+    # A rerun: the version the night's rows already name, whatever the champion is now.
+    assert served("2026-01-25", recorded="2") == "2"
+    # An engineer moving the champion back by hand: nights from then on follow the alias.
+    MlflowClient().set_registered_model_alias(name, "champion", "1")
+    assert served("2026-01-26") == "1"

@@ -241,8 +241,8 @@ def score_rows(rows_df: DataFrame, model_broadcast, stage: str, version: str, ru
     return rows_df.mapInPandas(predict, schema)
 
 
-def score(spark: SparkSession, config: LakeConfig, run_date: str) -> dict[str, object]:
-    """Score the night's placements and scans with the champion into ``gold.eta_predictions``.
+def score(spark: SparkSession, config: LakeConfig, run_date: str, version: str | None = None) -> dict[str, object]:
+    """Score the night's placements and scans with the version serving it into ``gold.eta_predictions``.
 
     Rows whose features were (re)built tonight: ``as_of_date >= run_date`` (later ones exist only
     when dates run out of order). Without a champion yet, nothing is scored (and said so).
@@ -261,4 +261,4 @@ def score(spark: SparkSession, config: LakeConfig, run_date: str) -> dict[str, o
             score_rows(scans, model, "scan", version, run_id)
         )
 
-    return score_with_champion(spark, config, MODEL_NAME, "gold.eta_predictions", run_date, build)
+    return score_with_champion(spark, config, MODEL_NAME, "gold.eta_predictions", run_date, build, version)

@@ -233,3 +233,18 @@ def test_a_panel_too_short_for_two_splits_a_horizon_apart_skips_the_night(config
     assert short is not None and short.reason.startswith("6 as-of dates cannot be split 21 days apart")
     assert churn_job._too_little(panel(12), replace(config, churn_horizon_days=21)) is None
     assert churn_job._too_little(panel(3), config).reason == "150 rows on 3 as-of dates"
+
+
+def test_a_rescore_after_a_champion_change_writes_the_rows_of_the_version_that_served(spark, job) -> None:
+    config, first, _, snapshot, _, second, _ = job
+    client = mlflow.MlflowClient(tracking_uri=config.mlflow_tracking_uri)
+    champion = client.get_model_version_by_alias(churn_job.MODEL_NAME, "champion").version
+    # The night was scored by v1; an engineer makes v2 champion; the night is rerun (a backfill).
+    client.set_registered_model_alias(churn_job.MODEL_NAME, "champion", "2")
+    try:
+        rescored = churn_job.score(spark, config, RUN_DATE.isoformat())
+    finally:
+        client.set_registered_model_alias(churn_job.MODEL_NAME, "champion", champion)
+    # The version the night's rows name, not the champion of today: the same gold rows.
+    assert rescored == {"scored": len(snapshot), "model_version": "1"}
+    assert sorted(map(tuple, read_table(spark, config, "gold.churn_scores").collect())) == snapshot

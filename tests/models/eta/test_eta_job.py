@@ -143,7 +143,10 @@ def trained(spark, config, tmp_path_factory):
     ):
         merge_rows(spark, df, eta_config, table, keys)
     result = eta.train(spark, eta_config, RUN_DATE, force=True)
-    scored = eta.score(spark, eta_config, "2026-01-01")  # every feature row: as_of_date >= Jan 1
+    # Every feature row (as_of_date >= Jan 1), with the version trained on Apr 14 named on purpose:
+    # left to itself, a night of January is scored only by a version that was champion then.
+    assert eta.score(spark, eta_config, "2026-01-01") == {"scored": 0, "model_version": None}
+    scored = eta.score(spark, eta_config, "2026-01-01", version="1")
     return eta_config, result, scored
 
 
