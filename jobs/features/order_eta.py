@@ -7,7 +7,7 @@ import datetime as dt
 import pyspark.sql.functions as F
 from pyspark.sql import Column, DataFrame, SparkSession
 
-from jobs.domain import customer_key, delivery_days
+from jobs.domain import customer_key
 from jobs.features.lane_stats import LaneStats, deliveries_known, lane_stats, lane_transit_stats
 from jobs.lake.config import LakeConfig
 from jobs.lake.contracts import load_contract
@@ -20,35 +20,6 @@ def with_placement_features(orders_df: DataFrame) -> DataFrame:
         orders_df.withColumn("placed_weekday", F.dayofweek("placed_at"))
         .withColumn("placed_weekday", ((F.col("placed_weekday") + 5) % 7) + 1)
         .withColumn("placed_hour", F.hour("placed_at"))
-    )
-
-
-def build_eta_training_rows(orders_df: DataFrame, shipments_df: DataFrame, as_of_date: str) -> DataFrame:
-    """Delivered orders known by ``as_of_date`` with placement features and ``delivery_days``.
-
-    Only deliveries whose delivered scan had *arrived* by ``as_of_date`` count, so a model
-    trained for date D never sees what the lake learned after D.
-
-    Args:
-        orders_df: ``silver.orders`` rows.
-        shipments_df: ``silver.shipments`` rows (at least ``order_id, delivered_at,
-            delivered_ingest_date``).
-        as_of_date: ``YYYY-MM-DD``.
-
-    Returns:
-        The known orders' columns, ``delivered_at``, the placement features
-        (:func:`with_placement_features`), ``amount`` as a double and the label ``delivery_days``
-        (:func:`jobs.domain.delivery_days`). Which of them are model features is the feature
-        registry's business (:mod:`jobs.lake.feature_catalog`), not this function's.
-    """
-    as_of = F.lit(as_of_date).cast("date")
-    delivered = shipments_df.filter(F.col("delivered_ingest_date") <= as_of).select("order_id", "delivered_at")
-    known = orders_df.filter(F.col("first_ingest_date") <= as_of)
-    return (
-        known.join(delivered, "order_id")
-        .transform(with_placement_features)
-        .withColumn("delivery_days", delivery_days(F.col("placed_at"), F.col("delivered_at")))
-        .withColumn("amount", F.col("amount").cast("double"))
     )
 
 
