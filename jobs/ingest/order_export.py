@@ -99,8 +99,7 @@ def read_export(path: Path, columns: list[str], delimiter: str = ",") -> pd.Data
         raise OrderExportError(f"{path}: no such file")
     wanted = list(dict.fromkeys(columns))
     if path.is_dir() or path.suffix.lower() == ".parquet":
-        schema_names = pq.read_schema(next(iter(sorted(path.glob("*.parquet"))), path) if path.is_dir() else path).names
-        _require(path, wanted, schema_names)
+        _require(path, wanted, pq.ParquetDataset(path).schema.names)  # a file, or a folder of them
         table = pq.read_table(path, columns=wanted)
         frame = pd.DataFrame({name: _parquet_text(table.column(name)) for name in wanted})
     elif delimiter == WHITESPACE:

@@ -47,6 +47,26 @@ def _local_landing(config: LakeConfig) -> Path:
     return Path(config.landing_root)
 
 
+def _land_and_import(
+    rows: Any, config: LakeConfig, progress: Callable[[str], None], completed_by: str, what: str, started: float
+) -> dict[str, Any]:
+    """Write the mapped rows as landing files and import every night they span (both imports' tail).
+
+    Returns ``first`` and ``last`` night and :func:`jobs.pipeline.nightly.import_history`'s report.
+    """
+    from jobs.ingest.olist import write_landing
+    from jobs.pipeline.nightly import import_history
+
+    landing = _local_landing(config)
+    dates = write_landing(rows, landing)
+    if not dates:
+        raise ValueError(f"{what} holds no row to import")
+    progress(f"landing files for {len(dates)} nights ({dates[0]}..{dates[-1]}) under {landing}")
+    report = import_history(dates[0], dates[-1], config, _timed(progress), completed_by=completed_by)
+    progress(f"imported {len(dates)} nights in {time.perf_counter() - started:.0f} s")
+    return {"first": dates[0], "last": dates[-1], **report}
+
+
 def import_olist(
     folder: Path, config: LakeConfig | None = None, progress: Callable[[str], None] = _print
 ) -> dict[str, Any]:
@@ -66,22 +86,16 @@ def import_olist(
         jobs.ingest.olist.OlistExportError: a file is not the export it should be.
         ValueError: the export holds no row, or the landing root is not local.
     """
-    from jobs.ingest.olist import map_olist, read_olist, write_landing
-    from jobs.pipeline.nightly import import_history
+    from jobs.ingest.olist import map_olist, read_olist
 
     config = config or load_config()
-    landing = _local_landing(config)
+    _local_landing(config)  # refused before the export is read
     started = time.perf_counter()
     progress(f"reading the Olist export in {folder}")
     mapping = map_olist(read_olist(folder))
     progress("mapped: " + ", ".join(f"{source} {table.num_rows:,}" for source, table in mapping.tables.items()))
-    dates = write_landing(mapping.tables, landing)
-    if not dates:
-        raise ValueError(f"{folder}: the Olist export holds no row to import")
-    progress(f"landing files for {len(dates)} nights ({dates[0]}..{dates[-1]}) under {landing}")
-    report = import_history(dates[0], dates[-1], config, _timed(progress), completed_by=OLIST_IMPORT)
-    progress(f"imported {len(dates)} nights in {time.perf_counter() - started:.0f} s")
-    return {"first": dates[0], "last": dates[-1], **report, "mapping": mapping.report}
+    report = _land_and_import(mapping.tables, config, progress, OLIST_IMPORT, f"{folder}: the Olist export", started)
+    return {**report, "mapping": mapping.report}
 
 
 ORDERS_IMPORT = "import-orders"
@@ -113,12 +127,10 @@ def import_orders(
         jobs.ingest.order_export.OrderExportError: the file or its map cannot be read as asked.
         ValueError: the export holds no row, or the landing root is not local.
     """
-    from jobs.ingest.olist import write_landing
     from jobs.ingest.order_export import map_export, read_export
-    from jobs.pipeline.nightly import import_history
 
     config = config or load_config()
-    landing = _local_landing(config)
+    _local_landing(config)  # refused before the export is read
     started = time.perf_counter()
     progress(f"reading {path} ({', '.join(f'{k}={v}' for k, v in column_map.items())})")
     mapping = map_export(read_export(path, list(column_map.values()), delimiter), column_map, date_format)
@@ -126,13 +138,8 @@ def import_orders(
     skipped = _what_cannot_be_computed(column_map, mapping.report)
     for reason in skipped.values():
         progress(f"note: {reason}")
-    dates = write_landing(mapping.rows, landing)
-    if not dates:
-        raise ValueError(f"{path}: the export holds no row to import")
-    progress(f"landing files for {len(dates)} nights ({dates[0]}..{dates[-1]}) under {landing}")
-    report = import_history(dates[0], dates[-1], config, _timed(progress), completed_by=ORDERS_IMPORT)
-    progress(f"imported {len(dates)} nights in {time.perf_counter() - started:.0f} s")
-    return {"first": dates[0], "last": dates[-1], **report, "mapping": mapping.report, "skipped": skipped}
+    report = _land_and_import(mapping.rows, config, progress, ORDERS_IMPORT, f"{path}: the export", started)
+    return {**report, "mapping": mapping.report, "skipped": skipped}
 
 
 def _what_cannot_be_computed(column_map: dict[str, str], report: dict[str, int]) -> dict[str, str]:
