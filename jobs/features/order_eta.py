@@ -11,7 +11,15 @@ from jobs.domain import customer_key
 from jobs.features.lane_stats import LaneStats, deliveries_known, lane_stats, lane_transit_stats
 from jobs.lake.config import LakeConfig
 from jobs.lake.contracts import load_contract
-from jobs.lake.tables import delete_where, merge_rows, nights, read_table, sql_dates, table_exists
+from jobs.lake.tables import (
+    delete_where,
+    merge_rows,
+    nights,
+    read_table,
+    replace_where,
+    sql_dates,
+    table_exists,
+)
 
 
 def with_placement_features(orders_df: DataFrame) -> DataFrame:
@@ -139,19 +147,38 @@ def run(
     nights_written = sql_dates(nights(run_date, through or run_date))
     if rows:
         features = build_order_eta_features(targets, orders, events, stats)
-        # Every order first arrived on these nights is a target: a stored row of theirs that is
-        # not is an order a corrected file retracted (or one that first arrived later after all).
-        merge_feature_rows(
-            spark,
-            features,
-            config,
-            contract.name,
-            min(oldest, dt.date.fromisoformat(run_date)),
-            delete_unmatched=f"t.as_of_date IN ({nights_written})",
-        )
+        if oldest >= dt.date.fromisoformat(run_date):
+            # The targets are every order first arrived on run_date or later, so their rows are
+            # the whole slice from run_date on: replace it (a stored row no target gives is an
+            # order a corrected file retracted). In nightly order that is tonight's partition
+            # alone; a MERGE with a not-matched-by-source delete rewrote every partition it
+            # scanned (quick bench: 985 rows inserted, 32,358 copied from 29 files).
+            replace_feature_slice(features, config, contract.name, run_date)
+        else:
+            # An order placed after tonight that arrived before it: the ingest refuses those
+            # (``from_future``), so this is for safety; a MERGE touches only these keys' rows in
+            # the older partitions and leaves the rest of them alone.
+            merge_feature_rows(
+                spark,
+                features,
+                config,
+                contract.name,
+                oldest,
+                delete_unmatched=f"t.as_of_date IN ({nights_written})",
+            )
     elif table_exists(spark, config.table_path(contract.name)):
         delete_where(spark, config, contract.name, f"as_of_date IN ({nights_written})")
     return rows
+
+
+def replace_feature_slice(features: DataFrame, config: LakeConfig, table: str, since: str) -> None:
+    """Replace the rows of ``table`` whose ``as_of_date`` is ``since`` or later with ``features``.
+
+    For a caller whose ``features`` hold that slice whole (every row, none outside it): only the
+    partitions from ``since`` on are rewritten, none is copied.
+    """
+    contract = load_contract(table)
+    replace_where(features, config, table, f"as_of_date >= DATE'{since}'", contract.partition_by)
 
 
 def merge_feature_rows(
