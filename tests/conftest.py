@@ -10,6 +10,10 @@ from jvm_speed import TEST_SPARK_CONF
 
 TESTS_DIR = Path(__file__).resolve().parent
 
+# Two test workers share two cores: one LightGBM thread each (jobs.models.LGBM_THREADS; the
+# models are the same whatever the count). Set before any test module imports jobs.models.
+os.environ.setdefault("CXLAKE_LGBM_THREADS", "1")
+
 
 # Modules whose module fixtures run whole nights, slowest first (their setup in the last suite
 # run: 16 min down to 3.5). `make test` hands files to its two workers in collection order
