@@ -16,6 +16,8 @@ converges whatever order the nights ran in, provided it runs after ``orders`` an
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pyspark.sql.functions as F
 from pyspark.sql import Column, DataFrame, SparkSession
 
@@ -23,7 +25,7 @@ from jobs.domain import customer_key, oldest_arrival_date, oldest_attributable_d
 from jobs.lake import retractions
 from jobs.lake.config import LakeConfig
 from jobs.lake.contracts import load_contract
-from jobs.lake.tables import arrived_between, first_arrived, merge_rows, read_table_or_empty
+from jobs.lake.tables import arrived_between, first_arrived, merge_rows, read_table, read_table_or_empty, table_exists
 
 # On equal times the order's contact details beat an interaction's (a checkout form is the
 # stronger evidence), then the greater record id: a total order, so the pick is deterministic.
@@ -65,17 +67,10 @@ def _evidence(orders_df: DataFrame, interactions_df: DataFrame) -> DataFrame:
     return orders.unionByName(interactions)
 
 
-def build_customers(orders_df: DataFrame, interactions_df: DataFrame, device_links_df: DataFrame) -> DataFrame:
-    """Silver orders + interactions + device links (all rows of the customers concerned) -> customers.
-
-    Returns:
-        Rows of contract ``silver.customers``, one per ``customer_key`` of an order or an
-        identified interaction.
-    """
-    contract = load_contract("silver.customers")
-    evidence = _evidence(orders_df, interactions_df)
+def _evidence_stats(evidence_df: DataFrame) -> DataFrame:
+    """Per customer: the figures :func:`_evidence` rows give (named or not)."""
     is_order = F.col("_is_order")
-    stats = evidence.groupBy("customer_key").agg(
+    return evidence_df.groupBy("customer_key").agg(
         F.max("customer_id").alias("customer_id"),
         F.min("_at").alias("first_seen_at"),
         F.min(F.when(is_order, F.col("_at"))).alias("first_order_at"),
@@ -85,23 +80,116 @@ def build_customers(orders_df: DataFrame, interactions_df: DataFrame, device_lin
         _latest_non_null("phone_hash").alias("phone_hash"),
         F.min("_identified_ingest_date").alias("first_ingest_date"),
     )
+
+
+def _home_region(orders_df: DataFrame) -> DataFrame:
     # Most orders wins; on a tie the alphabetically first region: min of (-count, region).
     region_counts = orders_df.groupBy(
         customer_key(F.col("customer_id")).alias("customer_key"), "destination_region"
     ).agg(F.count("*").alias("_n"))
-    home = region_counts.groupBy("customer_key").agg(
+    return region_counts.groupBy("customer_key").agg(
         F.min(F.struct((-F.col("_n")).alias("_neg_n"), F.col("destination_region")))
         .getField("destination_region")
         .alias("home_region")
     )
-    devices = device_links_df.groupBy("customer_key").agg(F.count("*").alias("devices"))
+
+
+def _devices(device_links_df: DataFrame) -> DataFrame:
+    return device_links_df.groupBy("customer_key").agg(F.count("*").alias("devices"))
+
+
+def build_customers(orders_df: DataFrame, interactions_df: DataFrame, device_links_df: DataFrame) -> DataFrame:
+    """Silver orders + interactions + device links (all rows of the customers concerned) -> customers.
+
+    Returns:
+        Rows of contract ``silver.customers``, one per ``customer_key`` of an order or an
+        identified interaction.
+    """
+    contract = load_contract("silver.customers")
+    stats = _evidence_stats(_evidence(orders_df, interactions_df))
     customers = (
         stats.filter(F.col("first_ingest_date").isNotNull())  # someone named this customer
-        .join(home, "customer_key", "left")
-        .join(devices, "customer_key", "left")
+        .join(_home_region(orders_df), "customer_key", "left")
+        .join(_devices(device_links_df), "customer_key", "left")
         .withColumn("devices", F.coalesce(F.col("devices"), F.lit(0)))
     )
     return customers.select(*[F.col(c.name).cast(c.type) for c in contract.columns])
+
+
+def build_customers_since(
+    orders_df: DataFrame,
+    recent_interactions_df: DataFrame,
+    device_links_df: DataFrame,
+    stored_df: DataFrame,
+    since: dt.date,
+) -> DataFrame:
+    """:func:`build_customers` of the customers concerned, reading their interactions only from ``since`` on.
+
+    For a night whose changes to the customers' evidence are all dated ``since`` or later and
+    take nothing back (no retraction): its arrivals are within the lateness bound, and a device
+    link it brings or moves re-attributes only anonymous events of the pre-login window before
+    a link that arrived tonight (:func:`jobs.domain.oldest_attributable_date`). The evidence
+    before ``since`` is then what it was when the stored rows were built, so each column follows
+    from the stored row and the evidence from ``since`` on:
+
+    * ``first_seen_at``: the stored one when it is before ``since`` (it came from that unchanged
+      part), else the earliest of the evidence from ``since`` on (the part before is empty), or
+      of any order;
+    * ``email_hash`` / ``phone_hash``: the latest non-null of the evidence from ``since`` on, which
+      is later than anything before it; else the stored one. Anonymous events, the only evidence
+      that can change owner, lend no contact details;
+    * ``first_ingest_date``: the earliest of the stored one and the new evidence's (identified
+      evidence only grows without a retraction, and first arrivals only move earlier);
+    * the order columns and ``home_region`` from all the customers' orders, ``devices`` from the
+      links (both small next to the interactions).
+
+    Args:
+        orders_df: every ``silver.orders`` row of the customers concerned.
+        recent_interactions_df: their ``silver.interactions`` rows dated ``since`` or later
+            (older rows are ignored).
+        device_links_df: their ``silver.device_links`` rows.
+        stored_df: their stored ``silver.customers`` rows (none for a new customer).
+        since: the first day whose evidence may have changed.
+
+    Returns:
+        Rows of contract ``silver.customers`` as :func:`build_customers` of all their rows gives.
+    """
+    contract = load_contract("silver.customers")
+    start = F.lit(since).cast("timestamp")
+    recent = _evidence_stats(
+        _evidence(
+            orders_df.filter(F.col("placed_at") >= start), recent_interactions_df.filter(F.col("event_at") >= start)
+        )
+    ).select("customer_key", "customer_id", "first_seen_at", "email_hash", "phone_hash", "first_ingest_date")
+    every_order = orders_df.groupBy(customer_key(F.col("customer_id")).alias("customer_key")).agg(
+        F.max("customer_id").alias("customer_id"),
+        F.min("placed_at").alias("first_order_at"),
+        F.max("placed_at").alias("last_order_at"),
+        F.count("*").alias("orders"),
+        F.min("first_ingest_date").alias("first_ingest_date"),
+    )
+    s, r, o = stored_df.alias("s"), recent.alias("r"), every_order.alias("o")
+    stored_before = F.when(F.col("s.first_seen_at") < start, F.col("s.first_seen_at"))
+    combined = (
+        s.join(r, "customer_key", "full")
+        .join(o, "customer_key", "full")
+        .select(
+            "customer_key",
+            F.coalesce("r.customer_id", "o.customer_id", "s.customer_id").alias("customer_id"),
+            F.least("r.first_seen_at", "o.first_order_at", stored_before).alias("first_seen_at"),
+            "o.first_order_at",
+            "o.last_order_at",
+            F.coalesce(F.col("o.orders"), F.lit(0)).alias("orders"),
+            F.coalesce("r.email_hash", "s.email_hash").alias("email_hash"),
+            F.coalesce("r.phone_hash", "s.phone_hash").alias("phone_hash"),
+            F.least("r.first_ingest_date", "o.first_ingest_date", "s.first_ingest_date").alias("first_ingest_date"),
+        )
+        .filter(F.col("first_ingest_date").isNotNull())  # someone named this customer
+        .join(_home_region(orders_df), "customer_key", "left")
+        .join(_devices(device_links_df), "customer_key", "left")
+        .withColumn("devices", F.coalesce(F.col("devices"), F.lit(0)))
+    )
+    return combined.select(*[F.col(c.name).cast(c.type) for c in contract.columns])
 
 
 def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | None = None) -> None:
@@ -142,12 +230,26 @@ def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | N
         .filter(F.col("customer_key").isNotNull())
         .distinct()
     )
-    customers = build_customers(
-        keyed_orders.join(touched, "customer_key", "left_semi"),
-        interactions.join(touched, "customer_key", "left_semi"),
-        links.join(touched, "customer_key", "left_semi"),
-    )
-    if not any_retracted:  # the usual night: every touched customer still has a row
+    touched_orders = keyed_orders.join(touched, "customer_key", "left_semi")
+    touched_links = links.join(touched, "customer_key", "left_semi")
+    if not any_retracted and table_exists(spark, config.table_path(contract.name)):
+        # The usual night: every touched customer still has a row, and every change to their
+        # evidence is dated from the attributable bound on (arrivals and re-attributions, nothing
+        # taken back), so their interactions are read from there, not the whole history
+        # (build_customers_since).
+        stored = read_table(spark, config, contract.name)
+        customers = build_customers_since(
+            touched_orders,
+            attributable.join(touched, "customer_key", "left_semi"),
+            touched_links,
+            stored.join(touched, "customer_key", "left_semi"),
+            oldest_attributable_date(run_date, config.lateness_days),
+        )
+        merge_rows(spark, customers, config, contract.name, contract.keys)
+        return
+    # The first build, or a rerun that took rows back: from all their rows.
+    customers = build_customers(touched_orders, interactions.join(touched, "customer_key", "left_semi"), touched_links)
+    if not any_retracted:
         merge_rows(spark, customers, config, contract.name, contract.keys)
         return
     # A touched customer no row names any more (the only order was retracted) is deleted.

@@ -6,7 +6,7 @@ import hashlib
 from chispa import assert_df_equality
 
 from jobs.lake.contracts import load_contract
-from jobs.silver.customers import build_customers
+from jobs.silver.customers import build_customers, build_customers_since
 
 CUSTOMERS = load_contract("silver.customers")
 
@@ -77,4 +77,50 @@ def test_build_customers_from_orders_interactions_and_links(spark) -> None:
         CUSTOMERS.spark_schema(),
     )
     got = build_customers(orders, interactions, links)
+    assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)
+
+
+def test_build_customers_since_reads_only_the_recent_interactions(spark) -> None:
+    # The night's changes are dated B or later (``since`` = B); A's evidence is unchanged and
+    # already in the stored rows, so it is not given here at all.
+    orders = spark.createDataFrame(
+        [
+            ("O1", "C1", at(A, 9), "RU-SPE", "e-o1", None, A),  # an old order: orders are read whole
+            ("O3", "C3", at(C, 9), "RU-KZN", None, "p-o3", C),  # C3's first evidence, tonight
+        ],
+        ORDERS_SCHEMA,
+    )
+    recent = spark.createDataFrame(
+        [
+            ("E1", at(B, 10), "C1", ckey("C1"), True, None, "p-e1", C),  # arrived tonight, dated B
+            ("E2", at(C, 8), None, ckey("C2"), False, None, None, C),  # anonymous, linked to C2 tonight
+            ("E3", at(B, 7), None, ckey("C1"), False, "e-anon", None, B),  # anonymous: no contact details
+        ],
+        INTERACTIONS_SCHEMA,
+    )
+    links = spark.createDataFrame([("D1", ckey("C1")), ("D2", ckey("C2"))], "device_id string, customer_key string")
+    stored = spark.createDataFrame(
+        [
+            # Built from A's evidence: an anonymous event at A 08:00 and O1 (A 09:00, e-o1).
+            (ckey("C1"), "C1", at(A, 8), at(A, 9), at(A, 9), 1, 1, "e-o1", None, "RU-SPE", A),
+            # C2's first sight was an anonymous event at B 12:00 that tonight's earlier link of
+            # its device moved to another customer: a loss dated after ``since``.
+            (ckey("C2"), "C2", at(B, 12), None, None, 0, 0, "e-c2", None, None, B),
+        ],
+        CUSTOMERS.spark_schema(),
+    )
+    expected = spark.createDataFrame(
+        [
+            # first_seen_at A 08:00 stays (before B: from the unchanged part); email e-o1 stays
+            # (nothing newer has one; E3 is anonymous); phone p-e1 from E1; first arrival A.
+            (ckey("C1"), "C1", at(A, 8), at(A, 9), at(A, 9), 1, 1, "e-o1", "p-e1", "RU-SPE", A),
+            # The stored B 12:00 is not before B, so it is not kept: the earliest evidence from B
+            # on is E2 (C 08:00). Its email comes from before B (no newer one): kept.
+            (ckey("C2"), "C2", at(C, 8), None, None, 0, 1, "e-c2", None, None, B),
+            # A new customer: everything from tonight's order.
+            (ckey("C3"), "C3", at(C, 9), at(C, 9), at(C, 9), 1, 0, None, "p-o3", "RU-KZN", C),
+        ],
+        CUSTOMERS.spark_schema(),
+    )
+    got = build_customers_since(orders, recent, links, stored, B)
     assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)
