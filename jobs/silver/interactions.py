@@ -101,7 +101,8 @@ def _re_resolve_devices(
     oldest = oldest_attributable_date(run_date, config.lateness_days)
     anonymous = (
         read_table(spark, config, "silver.interactions")
-        .filter((F.col("event_date") >= F.lit(oldest)) & F.col("customer_id").isNull())
+        # Anonymous is ``NOT is_identified`` (no customer_id): a partition of its own, read alone.
+        .filter((F.col("event_date") >= F.lit(oldest)) & ~F.col("is_identified"))
         .join(changed, "device_id", "left_semi")
         .select(
             "event_id", "event_at", "event_date", "device_id", "customer_id", F.col("customer_key").alias("_stored_key")
@@ -118,7 +119,12 @@ def _re_resolve_devices(
     merge = (
         DeltaTable.forPath(spark, config.table_path("silver.interactions"))
         .alias("t")
-        .merge(fixes.alias("s"), f"t.event_date IN ({sql_dates(dates)}) AND t.event_id = s.event_id")
+        .merge(
+            fixes.alias("s"),
+            # Literals: only the anonymous files of those days are read and rewritten (a lake
+            # created before the contract's v4 keeps one partition per day: still correct).
+            f"t.event_date IN ({sql_dates(dates)}) AND NOT t.is_identified AND t.event_id = s.event_id",
+        )
         .whenMatchedUpdate(set={"customer_key": "s.customer_key"})
     )
     with commit_metadata_set(spark, "silver.interactions"):
