@@ -94,8 +94,18 @@ def _home_region(orders_df: DataFrame) -> DataFrame:
     )
 
 
-def _devices(device_links_df: DataFrame) -> DataFrame:
-    return device_links_df.groupBy("customer_key").agg(F.count("*").alias("devices"))
+def _named_customers(stats_df: DataFrame, orders_df: DataFrame, device_links_df: DataFrame) -> DataFrame:
+    """Per-customer figures -> ``silver.customers`` rows: the named customers only, with their home
+    region (from ``orders_df``) and devices (from ``device_links_df``)."""
+    contract = load_contract("silver.customers")
+    devices = device_links_df.groupBy("customer_key").agg(F.count("*").alias("devices"))
+    customers = (
+        stats_df.filter(F.col("first_ingest_date").isNotNull())  # someone named this customer
+        .join(_home_region(orders_df), "customer_key", "left")
+        .join(devices, "customer_key", "left")
+        .withColumn("devices", F.coalesce(F.col("devices"), F.lit(0)))
+    )
+    return customers.select(*[F.col(c.name).cast(c.type) for c in contract.columns])
 
 
 def build_customers(orders_df: DataFrame, interactions_df: DataFrame, device_links_df: DataFrame) -> DataFrame:
@@ -105,15 +115,7 @@ def build_customers(orders_df: DataFrame, interactions_df: DataFrame, device_lin
         Rows of contract ``silver.customers``, one per ``customer_key`` of an order or an
         identified interaction.
     """
-    contract = load_contract("silver.customers")
-    stats = _evidence_stats(_evidence(orders_df, interactions_df))
-    customers = (
-        stats.filter(F.col("first_ingest_date").isNotNull())  # someone named this customer
-        .join(_home_region(orders_df), "customer_key", "left")
-        .join(_devices(device_links_df), "customer_key", "left")
-        .withColumn("devices", F.coalesce(F.col("devices"), F.lit(0)))
-    )
-    return customers.select(*[F.col(c.name).cast(c.type) for c in contract.columns])
+    return _named_customers(_evidence_stats(_evidence(orders_df, interactions_df)), orders_df, device_links_df)
 
 
 def build_customers_since(
@@ -154,7 +156,6 @@ def build_customers_since(
     Returns:
         Rows of contract ``silver.customers`` as :func:`build_customers` of all their rows gives.
     """
-    contract = load_contract("silver.customers")
     start = F.lit(since).cast("timestamp")
     recent = _evidence_stats(
         _evidence(
@@ -184,12 +185,8 @@ def build_customers_since(
             F.coalesce("r.phone_hash", "s.phone_hash").alias("phone_hash"),
             F.least("r.first_ingest_date", "o.first_ingest_date", "s.first_ingest_date").alias("first_ingest_date"),
         )
-        .filter(F.col("first_ingest_date").isNotNull())  # someone named this customer
-        .join(_home_region(orders_df), "customer_key", "left")
-        .join(_devices(device_links_df), "customer_key", "left")
-        .withColumn("devices", F.coalesce(F.col("devices"), F.lit(0)))
     )
-    return combined.select(*[F.col(c.name).cast(c.type) for c in contract.columns])
+    return _named_customers(combined, orders_df, device_links_df)
 
 
 def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | None = None) -> None:
@@ -237,18 +234,17 @@ def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | N
         # evidence is dated from the attributable bound on (arrivals and re-attributions, nothing
         # taken back), so their interactions are read from there, not the whole history
         # (build_customers_since).
-        stored = read_table(spark, config, contract.name)
         customers = build_customers_since(
             touched_orders,
             attributable.join(touched, "customer_key", "left_semi"),
             touched_links,
-            stored.join(touched, "customer_key", "left_semi"),
+            read_table(spark, config, contract.name).join(touched, "customer_key", "left_semi"),
             oldest_attributable_date(run_date, config.lateness_days),
         )
-        merge_rows(spark, customers, config, contract.name, contract.keys)
-        return
-    # The first build, or a rerun that took rows back: from all their rows.
-    customers = build_customers(touched_orders, interactions.join(touched, "customer_key", "left_semi"), touched_links)
+    else:  # the first build, or a rerun that took rows back: from all their rows
+        customers = build_customers(
+            touched_orders, interactions.join(touched, "customer_key", "left_semi"), touched_links
+        )
     if not any_retracted:
         merge_rows(spark, customers, config, contract.name, contract.keys)
         return
