@@ -247,9 +247,10 @@ def _silver(spark: SparkSession, config: LakeConfig, first: str, last: str | Non
     from jobs.silver import customers, interactions, orders, shipments, tracking_events
 
     def scans(session: SparkSession) -> None:
-        # Shipments read the scans tracking_events retracted tonight (a rerun after a correction).
-        tracking_events.run(session, config, first, last)
-        shipments.run(session, config, first, last)
+        # Shipments recompute the orders tracking_events did (those it retracted scans of included),
+        # from the same read of the bronze window.
+        touched = tracking_events.run(session, config, first, last)
+        shipments.run(session, config, first, last, touched)
 
     independent = (orders, interactions)
     steps = {t.__name__: partial(t.run, config=config, run_date=first, through=last) for t in independent}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import NamedTuple
 
 import pyspark.sql.functions as F
 from pyspark.sql import DataFrame, SparkSession
@@ -46,14 +47,20 @@ def build_shipments(scans_df: DataFrame) -> DataFrame:
     return shipments.select(*[F.col(c.name).cast(c.type) for c in contract.columns])
 
 
-def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | None = None) -> None:
-    """Rebuild the shipments of every order that received a scan on ``run_date``.
+class TouchedScans(NamedTuple):
+    """The orders a night's scans touch, and every bronze scan of theirs in the window: the one
+    read of the window both ``silver.tracking_events`` and ``silver.shipments`` recompute from."""
 
-    Each touched order is recomputed from all its scans present in bronze, so the row is a
-    function of the scans, whatever order the dates were run in. Runs after
-    :func:`jobs.silver.tracking_events.run`: the orders of the scans it retracted tonight are
-    recomputed too, and an order with no scan left loses its row.
-    """
+    orders: DataFrame  # distinct ``order_id``
+    scans: DataFrame  # bronze rows (checkpointed: read once, used by both tables)
+    any_retracted: bool  # a rerun after a correction took scans back (from these orders)
+
+
+def touched_scans(spark: SparkSession, config: LakeConfig, run_date: str, through: str | None = None) -> TouchedScans:
+    """The orders that received a scan on the nights ``run_date`` to ``through``, plus those whose
+    scans those nights retracted (``ops.silver_retractions``: recorded by
+    :func:`jobs.silver.tracking_events.run` before it calls this), with all their bronze scans of
+    the last ``SHIPMENT_WINDOW_DAYS`` of arrivals."""
     bronze = read_table(spark, config, "bronze.tracking_scans")
     touched = bronze.filter(arrived_between(F.col("_ingest_date"), run_date, through)).select("order_id")
     retracted = retractions.of_nights(spark, config, run_date, through).filter(
@@ -65,11 +72,34 @@ def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | N
     touched = touched.distinct()
     window_start = dt.date.fromisoformat(run_date) - dt.timedelta(days=SHIPMENT_WINDOW_DAYS)
     recent = bronze.filter(F.col("_ingest_date") >= F.lit(window_start))
-    scans = recent.join(touched, "order_id", "left_semi")
+    # A few scans per touched order: checkpointed, so the window is read once for both tables.
+    scans = recent.join(touched, "order_id", "left_semi").localCheckpoint()
+    return TouchedScans(touched, scans, any_retracted)
+
+
+def run(
+    spark: SparkSession,
+    config: LakeConfig,
+    run_date: str,
+    through: str | None = None,
+    touched: TouchedScans | None = None,
+) -> None:
+    """Rebuild the shipments of every order that received a scan on ``run_date``.
+
+    Each touched order is recomputed from all its scans present in bronze, so the row is a
+    function of the scans, whatever order the dates were run in. Runs after
+    :func:`jobs.silver.tracking_events.run`: the orders of the scans it retracted tonight are
+    recomputed too, and an order with no scan left loses its row.
+
+    Args:
+        touched: :func:`touched_scans` of these nights, when the caller has them already
+            (:func:`jobs.silver.tracking_events.run` returns them); read here otherwise.
+    """
+    touched = touched or touched_scans(spark, config, run_date, through)
     contract = load_contract("silver.shipments")
-    shipments = build_shipments(scans)
-    if not any_retracted:  # the usual night: no order can have lost all its scans
+    shipments = build_shipments(touched.scans)
+    if not touched.any_retracted:  # the usual night: no order can have lost all its scans
         merge_rows(spark, shipments, config, contract.name, contract.keys)
         return
     # An order whose scans were all retracted has no row any more: its stored row is deleted.
-    retractions.merge_deleting_the_rest(spark, config, contract.name, shipments, touched)
+    retractions.merge_deleting_the_rest(spark, config, contract.name, shipments, touched.orders)

@@ -29,7 +29,7 @@ from jobs.lake.config import LakeConfig
 from jobs.lake.contracts import load_contract
 from jobs.lake.tables import arrived_between, first_arrived, merge_changed_rows, read_table, read_table_or_empty
 from jobs.silver.orders import filter_first_arrival
-from jobs.silver.shipments import SHIPMENT_WINDOW_DAYS
+from jobs.silver.shipments import SHIPMENT_WINDOW_DAYS, TouchedScans, touched_scans
 
 
 def build_tracking_events(scans_df: DataFrame) -> DataFrame:
@@ -62,8 +62,9 @@ def build_tracking_events(scans_df: DataFrame) -> DataFrame:
     return events.select(*[F.col(c.name).cast(c.type) for c in contract.columns])
 
 
-def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | None = None) -> None:
-    """Recompute every scan of the orders that received a scan on ``run_date``.
+def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | None = None) -> TouchedScans:
+    """Recompute every scan of the orders that received a scan on ``run_date``; return those
+    orders and their scans (:func:`jobs.silver.shipments.touched_scans`) for ``silver.shipments``.
 
     Scans are looked up as far back as ``SHIPMENT_WINDOW_DAYS`` of arrivals (the same bound as
     ``silver.shipments``; arrivals after ``run_date`` are included so that a rerun of an old date
@@ -95,13 +96,13 @@ def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | N
             )
             .collect()
         ]
-    touched = arrived.select("order_id")
     if retracted:
         retractions.record(spark, config, contract.name, retracted)
-        orders = [(str(r["order_id"]),) for r in retracted]
-        touched = touched.unionByName(spark.createDataFrame(orders, "order_id string"))
-    touched = touched.distinct()
-    scans = bronze.filter(F.col("_ingest_date") >= F.lit(window_start)).join(touched, "order_id", "left_semi")
+    # The touched orders' scans as silver.shipments recomputes them (one read for both tables):
+    # tonight's arrivals, plus the orders of every scan these nights retracted (tonight's, just
+    # recorded, and a killed earlier run's: recomputing an unchanged order writes nothing).
+    touched = touched_scans(spark, config, run_date, through)
+    scans = touched.scans
     events = build_tracking_events(scans)
     # Most recomputed scans are unchanged (only a late scan moves the seq of those after it):
     # only changed rows are merged, into their own event-date partitions.
@@ -113,5 +114,6 @@ def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | N
         contract.keys,
         partition,
         stored_since,
-        scope=touched if retracted else None,
+        scope=touched.orders if touched.any_retracted else None,
     )
+    return touched
