@@ -14,6 +14,7 @@ from pyspark.sql import DataFrame, SparkSession, Window
 
 from jobs.lake.config import LakeConfig
 from jobs.lake.contracts import load_contract
+from jobs.lake.spark import in_parallel
 from jobs.lake.tables import read_table, replace_dates
 
 FUNNEL_STEPS = {
@@ -105,7 +106,6 @@ def run(
     journey = read_table(spark, config, "gold.customer_journey") if journey is None else journey
     daily = load_contract("gold.journey_daily")
     days = journey.filter(F.col("touchpoint_date").isin(changed_dates))
-    replace_dates(build_journey_daily(days), config, daily.name, "journey_date", changed_dates, daily.partition_by)
 
     funnel = load_contract("gold.funnel_daily")
     funnel_dates = sorted(set(changed_dates) | {d - dt.timedelta(days=1) for d in changed_dates})
@@ -117,4 +117,15 @@ def run(
         )
     )
     rows = build_funnel_daily(window).filter(F.col("funnel_date").isin(funnel_dates))
-    replace_dates(rows, config, funnel.name, "funnel_date", funnel_dates, funnel.partition_by)
+    # Two tables from the same journey days, written at the same time (each write is a few
+    # single-core jobs on a night's slice; in order they queued for the same two cores).
+    in_parallel(
+        {
+            daily.name: lambda: replace_dates(
+                build_journey_daily(days), config, daily.name, "journey_date", changed_dates, daily.partition_by
+            ),
+            funnel.name: lambda: replace_dates(
+                rows, config, funnel.name, "funnel_date", funnel_dates, funnel.partition_by
+            ),
+        }
+    )
