@@ -102,8 +102,7 @@ def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | N
     # tonight's arrivals, plus the orders of every scan these nights retracted (tonight's, just
     # recorded, and a killed earlier run's: recomputing an unchanged order writes nothing).
     touched = touched_scans(spark, config, run_date, through)
-    scans = touched.scans
-    events = build_tracking_events(scans)
+    events = build_tracking_events(touched.scans)
     # Most recomputed scans are unchanged (only a late scan moves the seq of those after it):
     # only changed rows are merged, into their own event-date partitions.
     merge_changed_rows(
