@@ -21,7 +21,15 @@ NIGHTLY_TABLES = sorted(
         *(f"{layer}.{source}" for layer in ("bronze", "quarantine") for source in source_names()),
         *(
             f"silver.{t}"
-            for t in ("orders", "shipments", "tracking_events", "interactions", "device_links", "customers")
+            for t in (
+                "orders",
+                "shipments",
+                "tracking_events",
+                "delivery_states",
+                "interactions",
+                "device_links",
+                "customers",
+            )
         ),
         *(
             f"gold.{t}"

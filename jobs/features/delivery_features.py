@@ -18,20 +18,22 @@ from functools import partial
 from pyspark.sql import DataFrame, SparkSession
 
 from jobs.features import order_eta, shipment_scan
-from jobs.features.lane_stats import LaneStats, deliveries_known, lane_stats, lane_transit_stats
+from jobs.features.lane_stats import LaneStats, deliveries_known, lane_stats, lane_transit_stats, states_in_window
 from jobs.lake.config import LakeConfig
 from jobs.lake.spark import in_parallel, run_concurrently
 from jobs.lake.tables import read_table
 
 
 def shared_lane_stats(
-    spark: SparkSession, orders_df: DataFrame, tracking_events_df: DataFrame, dates: list[dt.date]
+    spark: SparkSession, orders_df: DataFrame, delivery_states_df: DataFrame, dates: list[dt.date]
 ) -> LaneStats | None:
-    """The lane statistics of ``dates``, computed once (None without dates: nothing to build)."""
+    """The lane statistics of ``dates`` from ``silver.delivery_states``, computed once (None
+    without dates: nothing to build)."""
     if not dates:
         return None
     dates_df = spark.createDataFrame([(d,) for d in dates], "stats_date date")
-    per_lane = lane_transit_stats(deliveries_known(orders_df, tracking_events_df, dates_df)).localCheckpoint()
+    states = states_in_window(delivery_states_df, dates)
+    per_lane = lane_transit_stats(deliveries_known(orders_df, states, dates_df)).localCheckpoint()
     return lane_stats(per_lane)
 
 
@@ -48,7 +50,7 @@ def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | N
     )
     wanted = order_eta.stats_dates(targets["orders"]).unionByName(shipment_scan.stats_dates(targets["scans"], orders))
     dates = sorted(row.stats_date for row in wanted.distinct().collect())
-    stats = shared_lane_stats(spark, orders, events, dates)
+    stats = shared_lane_stats(spark, orders, read_table(spark, config, "silver.delivery_states"), dates)
     return run_concurrently(
         spark,
         {

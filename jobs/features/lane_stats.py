@@ -6,10 +6,12 @@ computed on a given night, never later, or the model trains on information it wi
 it scores. Everything here is therefore indexed by a ``stats_date``: the statistics as known at the
 end of that day.
 
-The known-by rule (one place, used for every scan): a scan counts for ``stats_date`` D when it had
-arrived in the lake by D (``first_ingest_date <= D``) and is timed before the end of D
-(``scan_at < D + 1 day``, 00:00 UTC; the session time zone is UTC, see ``jobs.lake.spark``). An order
-counts when silver first knew it by D (``orders.first_ingest_date <= D``).
+The known-by rule: a scan counts for ``stats_date`` D when it had arrived in the lake by D
+(``first_ingest_date <= D``) and is timed before the end of D (``scan_at < D + 1 day``, 00:00 UTC;
+the session time zone is UTC, see ``jobs.lake.spark``). Silver applies it once per order as its
+scans arrive (``silver.delivery_states``, :mod:`jobs.silver.delivery_states`); the statistics here
+are built from those states. An order counts when silver first knew it by D
+(``orders.first_ingest_date <= D``).
 
 All doubles are rounded to 6 decimals so the tables do not change with Spark's summation order
 (partitioning, adaptive execution), which would otherwise flip the last bits between runs; the one
@@ -21,35 +23,19 @@ once (:func:`lane_stats`, :mod:`jobs.features.delivery_features`).
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import NamedTuple
 
 import pyspark.sql.functions as F
-from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import Column, DataFrame
 
-from jobs.domain import (
-    DELIVERED,
-    MILESTONE_AT,
-    TRANSIT_MILESTONES,
-    days_late,
-    delivery_days,
-    first_scan_at,
-    hours_between,
-    is_on_time,
-)
+from jobs.domain import days_late, delivery_days, hours_between, is_on_time
 
 # Deliveries completed within this many days up to and including the stats date (both contracts
 # name their counts ``*_90d``).
 LANE_STATS_WINDOW_DAYS = 90
 
 DECIMALS = 6
-
-# Milestones whose first known scan times the legs of a journey, and the column each becomes: the
-# transit milestones under their silver.shipments names, plus the first failed attempt (the start
-# of the "failed attempt -> delivered" remainder; silver.shipments only counts attempts).
-LEG_MILESTONES = {
-    **{milestone: MILESTONE_AT[milestone] for milestone in TRANSIT_MILESTONES},
-    "delivery_failed": "first_failed_attempt_at",
-}
 
 # The columns of a (stats date, delivery) row (:func:`deliveries_known`).
 DELIVERY_COLUMNS = (
@@ -59,7 +45,11 @@ DELIVERY_COLUMNS = (
     "carrier",
     "placed_at",
     "promised_delivery_date",
-    *LEG_MILESTONES.values(),
+    "picked_at",
+    "left_warehouse_at",
+    "first_hub_at",
+    "out_for_delivery_at",
+    "first_failed_attempt_at",
     "delivered_at",
 )
 
@@ -87,15 +77,9 @@ def day_end(date: Column) -> Column:
     return F.date_add(date, 1).cast("timestamp")
 
 
-def known_date(scan_at: Column, first_ingest_date: Column) -> Column:
-    """The first stats date a scan counts for (the known-by rule): the later of its arrival date and
-    its (UTC) day, since ``first_ingest_date <= D and scan_at < day_end(D)`` holds exactly from there on."""
-    return F.greatest(first_ingest_date, F.to_date(scan_at))
-
-
 def deliveries_known(
     orders_df: DataFrame,
-    tracking_events_df: DataFrame,
+    delivery_states_df: DataFrame,
     as_of_dates_df: DataFrame,
     window_days: int = LANE_STATS_WINDOW_DAYS,
 ) -> DataFrame:
@@ -105,20 +89,17 @@ def deliveries_known(
     after D neither counts nor moves ``delivered_at`` on D, even if it is timed earlier. Leg
     timestamps follow the same rule, so a leg scan arriving late stays out of D's leg means.
 
-    What the lake knows of an order only changes on the days its scans become known
-    (:func:`known_date`), so each order is worked out once per such day from its first known
-    delivery on (a *state*, usually one: scans rarely arrive after the delivery), in one window
-    pass over its scans sorted by that day; a state counts for the stats dates from its first day
-    to the next state's, or to the day its delivery leaves the window. Only these few states per
-    order meet the (small, broadcast) dates frame, so the cost grows with dates x orders, not
-    dates x scans. Measured on the large bench's silver (2.27 M scans): 59 stats dates (8.5 M rows
-    out) in 14.9 s against 30.9 s for joining each date to the scans known by it; 5 dates in 10.8
-    s against 14.2 s.
+    The per-order states of ``silver.delivery_states`` (:mod:`jobs.silver.delivery_states`: what
+    the lake knew of an order from each day its scans became known) do the work: a state counts for
+    the stats dates from its first day (once the order is known too) to the next state's, or to the
+    day its delivery leaves the window. Only these few states per order meet the (small, broadcast)
+    dates frame, so the cost grows with dates x delivered orders, not dates x scans, and a night no
+    longer windows every scan: the states are kept by silver as its scans arrive.
 
     Args:
         orders_df: ``silver.orders`` rows (all of them that may be known by the dates).
-        tracking_events_df: ``silver.tracking_events`` rows (at least ``order_id, event, scan_at,
-            first_ingest_date``), all scans that may be known by the dates.
+        delivery_states_df: ``silver.delivery_states`` rows (at least those whose delivery may be
+            in a date's window; :func:`states_in_window` prunes the rest).
         as_of_dates_df: a single ``stats_date`` date column (duplicates allowed).
         window_days: deliveries whose (UTC) delivery date is in ``(stats_date - window_days,
             stats_date]`` are kept.
@@ -128,32 +109,6 @@ def deliveries_known(
         promised_delivery_date``, the first known ``picked_at, left_warehouse_at, first_hub_at,
         out_for_delivery_at, first_failed_attempt_at`` (null if not known) and ``delivered_at``.
     """
-    epoch = F.lit("1970-01-01").cast("date")  # days as numbers: a range frame needs them
-    day = F.datediff(known_date(F.col("scan_at"), F.col("first_ingest_date")), epoch)
-    scans = tracking_events_df.filter(F.col("event").isin(DELIVERED, *LEG_MILESTONES)).select(
-        "order_id", "event", "scan_at", day.alias("_day")
-    )
-    # One pass over each order's scans in the order they became known: the running first scan of
-    # each milestone over the days so far is the state from that day on; the next later day ends it.
-    by_day = Window.partitionBy("order_id").orderBy("_day")
-    so_far = by_day.rangeBetween(Window.unboundedPreceding, 0)
-    later = by_day.rangeBetween(1, Window.unboundedFollowing)
-    running = scans.select(
-        "order_id",
-        "_day",
-        first_scan_at(DELIVERED, F.col("event"), F.col("scan_at")).over(so_far).alias("delivered_at"),
-        *[
-            first_scan_at(event, F.col("event"), F.col("scan_at")).over(so_far).alias(name)
-            for event, name in LEG_MILESTONES.items()
-        ],
-        F.min("_day").over(later).alias("_next_day"),
-    )
-    states = (
-        running.filter(F.col("delivered_at").isNotNull())
-        .dropDuplicates(["order_id", "_day"])  # the rows of one day hold the same state (range frame)
-        .withColumn("_from", F.date_add(epoch, F.col("_day")))
-        .withColumn("_next", F.date_add(epoch, F.col("_next_day")))
-    )
     orders = orders_df.select(
         "order_id",
         "lane",
@@ -165,15 +120,26 @@ def deliveries_known(
     # A state counts for D from its first day (once the order is known too) until the next state,
     # or until its delivery leaves the window (delivered date > D - window_days).
     valid = (
-        states.join(orders, "order_id")
-        .withColumn("_start", F.greatest("_from", "_order_ingest_date"))
-        .withColumn("_leaves_window", F.date_add(F.to_date("delivered_at"), window_days))
-        .withColumn("_end", F.coalesce(F.least("_next", "_leaves_window"), "_leaves_window"))
+        delivery_states_df.join(orders, "order_id")
+        .withColumn("_start", F.greatest("known_from", "_order_ingest_date"))
+        .withColumn("_leaves_window", F.date_add(F.col("delivered_date"), window_days))
+        .withColumn("_end", F.coalesce(F.least("known_until", "_leaves_window"), "_leaves_window"))
         .filter(F.col("_start") < F.col("_end"))
     )
     dates = F.broadcast(as_of_dates_df.select(F.col("stats_date").cast("date").alias("stats_date")).distinct())
     counted = (F.col("stats_date") >= F.col("_start")) & (F.col("stats_date") < F.col("_end"))
     return dates.join(valid, counted).select(*DELIVERY_COLUMNS)
+
+
+def states_in_window(
+    delivery_states_df: DataFrame, dates: list[dt.date], window_days: int = LANE_STATS_WINDOW_DAYS
+) -> DataFrame:
+    """The states that can count for one of ``dates``: delivered within the window of the earliest
+    and known by the latest (literals on the partition column: Delta reads only those partitions)."""
+    first = min(dates) - dt.timedelta(days=window_days - 1)
+    return delivery_states_df.filter(
+        (F.col("delivered_date") >= F.lit(first)) & (F.col("known_from") <= F.lit(max(dates)))
+    )
 
 
 def _rounded(value: Column) -> Column:

@@ -63,7 +63,7 @@ def stats_dates(target_orders_df: DataFrame) -> DataFrame:
 def build_order_eta_features(
     target_orders_df: DataFrame,
     orders_df: DataFrame,
-    tracking_events_df: DataFrame,
+    delivery_states_df: DataFrame | None = None,
     stats: LaneStats | None = None,
 ) -> DataFrame:
     """Orders -> rows of ``features.order_eta``: the order at placement plus its lane's recent history.
@@ -80,10 +80,11 @@ def build_order_eta_features(
             ``first_ingest_date`` is the run date); unique ``order_id``.
         orders_df: all ``silver.orders`` rows (history; may include the targets and later orders,
             which are ignored by the known-by rule).
-        tracking_events_df: all ``silver.tracking_events`` rows (history; later arrivals ignored).
+        delivery_states_df: ``silver.delivery_states`` rows (history; states known later are
+            ignored by the known-by rule); needed when ``stats`` is not given.
         stats: the lane statistics of (at least) the targets' :func:`stats_dates`, when the caller
             computed them already (:mod:`jobs.features.delivery_features`); else computed here
-            from ``orders_df`` and ``tracking_events_df``.
+            from ``orders_df`` and ``delivery_states_df``.
 
     Returns:
         The ``features.order_eta`` columns in contract order. ``as_of_date`` is the order's
@@ -93,7 +94,9 @@ def build_order_eta_features(
     contract = load_contract("features.order_eta")
     targets = target_orders_df.withColumn("stats_date", _stats_date())
     if stats is None:
-        stats = lane_stats(lane_transit_stats(deliveries_known(orders_df, tracking_events_df, stats_dates(targets))))
+        if delivery_states_df is None:
+            raise ValueError("build_order_eta_features needs the lane statistics or the delivery states")
+        stats = lane_stats(lane_transit_stats(deliveries_known(orders_df, delivery_states_df, stats_dates(targets))))
     lane_carrier = _renamed(stats.lane_carrier, ["stats_date", "lane", "carrier"], _LANE_CARRIER_FEATURES)
     carrier = _renamed(stats.carrier, ["stats_date", "carrier"], _CARRIER_FEATURES)
     lane = _renamed(stats.lane, ["stats_date", "lane"], _LANE_FEATURES)
@@ -140,13 +143,13 @@ def run(
     """
     contract = load_contract("features.order_eta")
     orders = read_table(spark, config, "silver.orders")
-    events = read_table(spark, config, "silver.tracking_events")
+    states = read_table(spark, config, "silver.delivery_states")
     if targets is None:
         targets = target_orders(orders, run_date, through).localCheckpoint()
     rows, oldest = targets.agg(F.count("*"), F.min("first_ingest_date")).first()
     nights_written = sql_dates(nights(run_date, through or run_date))
     if rows:
-        features = build_order_eta_features(targets, orders, events, stats)
+        features = build_order_eta_features(targets, orders, states, stats)
         if oldest >= dt.date.fromisoformat(run_date):
             # The targets are every order first arrived on run_date or later, so their rows are
             # the whole slice from run_date on: replace it (a stored row no target gives is an

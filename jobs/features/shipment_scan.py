@@ -100,6 +100,7 @@ def build_shipment_scan_features(
     target_scans_df: DataFrame,
     tracking_events_df: DataFrame,
     orders_df: DataFrame,
+    delivery_states_df: DataFrame | None = None,
     lane_stats_df: DataFrame | None = None,
 ) -> DataFrame:
     """Tracking scans -> rows of ``features.shipment_scan`` (one per target scan with a known order).
@@ -108,10 +109,12 @@ def build_shipment_scan_features(
         target_scans_df: the ``silver.tracking_events`` rows to build (e.g. those whose
             ``first_ingest_date`` is the run date); unique ``scan_id``.
         tracking_events_df: all ``silver.tracking_events`` rows (history: the targets' orders'
-            other scans and the lanes' deliveries). Scans arrived after a target's night are
+            other scans). Scans arrived after a target's night are
             ignored by the known-scan rule; the targets need not be repeated here.
         orders_df: all ``silver.orders`` rows (the targets' orders, and the history of the lane
             statistics).
+        delivery_states_df: ``silver.delivery_states`` rows (the lanes' deliveries; states known
+            later are ignored by the known-by rule); needed when ``lane_stats_df`` is not given.
         lane_stats_df: :func:`jobs.features.lane_stats.lane_transit_stats` of (at least) the
             targets' :func:`stats_dates`, when the caller computed them already
             (:mod:`jobs.features.delivery_features`); else computed here.
@@ -159,7 +162,9 @@ def build_shipment_scan_features(
     orders = orders_df.select("order_id", "placed_at", "promised_delivery_date", "lane", "carrier")
     stats = lane_stats_df
     if stats is None:
-        stats = lane_transit_stats(deliveries_known(orders_df, history, so_far.select("stats_date")))
+        if delivery_states_df is None:
+            raise ValueError("build_shipment_scan_features needs the lane statistics or the delivery states")
+        stats = lane_transit_stats(deliveries_known(orders_df, delivery_states_df, so_far.select("stats_date")))
     features = (
         so_far.join(orders, "order_id")
         .join(stats, ["stats_date", "lane", "carrier"], "left")
@@ -211,7 +216,8 @@ def run(
         targets = target_scans(orders, events, run_date).localCheckpoint()
     rows = targets.count()
     if rows:
-        features = build_shipment_scan_features(targets, events, orders, lane_stats_df)
+        states = read_table(spark, config, "silver.delivery_states") if lane_stats_df is None else None
+        features = build_shipment_scan_features(targets, events, orders, states, lane_stats_df)
         # Every target's as_of_date is run_date or later, and every stored row from run_date on
         # is a target's (one no target gives is a scan a corrected file retracted): the slice is
         # replaced whole. A MERGE with a not-matched-by-source delete rewrote every partition

@@ -244,13 +244,23 @@ def _silver(spark: SparkSession, config: LakeConfig, first: str, last: str | Non
     """Silver for the nights ``first`` to ``last``: the tables that only read bronze (and
     interactions, which writes the device links it reads) at once, then customers, which reads them."""
     from jobs.lake.spark import run_concurrently
-    from jobs.silver import customers, interactions, orders, shipments, tracking_events
+    from jobs.silver import customers, delivery_states, interactions, orders, shipments, tracking_events
 
     def scans(session: SparkSession) -> None:
-        # Shipments recompute the orders tracking_events did (those it retracted scans of included),
-        # from the same read of the bronze window.
+        # Shipments and delivery states recompute the orders tracking_events did (those it
+        # retracted scans of included), from the same read of the bronze window, side by side.
         touched = tracking_events.run(session, config, first, last)
-        shipments.run(session, config, first, last, touched)
+        run_concurrently(
+            session,
+            {
+                "jobs.silver.shipments": partial(
+                    shipments.run, config=config, run_date=first, through=last, touched=touched
+                ),
+                "jobs.silver.delivery_states": partial(
+                    delivery_states.run, config=config, run_date=first, touched=touched
+                ),
+            },
+        )
 
     independent = (orders, interactions)
     steps = {t.__name__: partial(t.run, config=config, run_date=first, through=last) for t in independent}

@@ -413,6 +413,7 @@ SILVER = (
             ),
         ),
     ),
+    TableGate("silver.delivery_states", orders_scanned_tonight),
     TableGate(
         "silver.tracking_events",
         EVENTS_FIRST_ARRIVED,

@@ -14,6 +14,7 @@ from jobs.features.lane_stats import (
     lane_all_carriers_transit_stats,
     lane_transit_stats,
 )
+from jobs.silver.delivery_states import build_delivery_states
 
 D10, D11 = dt.date(2026, 3, 10), dt.date(2026, 3, 11)
 
@@ -54,7 +55,8 @@ def _scan(scan_id, order_id, at, event, ingest=None):
 
 
 def _history(spark):
-    """Nine orders around stats dates 10 and 11 March 2026 (window 90 days)."""
+    """Nine orders around stats dates 10 and 11 March 2026 (window 90 days): the orders, their
+    delivery states (silver.delivery_states, built from the scans below) and the stats dates."""
     orders = [
         _order("O1", t(1, 8), dt.date(2026, 3, 4)),
         _order("O2", t(2), dt.date(2026, 3, 5)),
@@ -91,7 +93,9 @@ def _history(spark):
     ]
     return (
         contract_frame(spark, "silver.orders", orders),
-        contract_frame(spark, "silver.tracking_events", scans, carrier="cdek", seq=1, is_out_of_order_arrival=False),
+        build_delivery_states(
+            contract_frame(spark, "silver.tracking_events", scans, carrier="cdek", seq=1, is_out_of_order_arrival=False)
+        ),
         spark.createDataFrame([(D10,), (D11,), (D11,)], "stats_date date"),  # duplicates do not duplicate rows
     )
 
@@ -121,8 +125,8 @@ DELIVERIES = (
 
 
 def test_deliveries_known_applies_the_known_by_rule_per_stats_date(spark) -> None:
-    orders, scans, dates = _history(spark)
-    got = deliveries_known(orders, scans, dates)
+    orders, states, dates = _history(spark)
+    got = deliveries_known(orders, states, dates)
 
     o1 = {
         "order_id": "O1",
@@ -234,8 +238,8 @@ LANE_STATS = (
 
 
 def test_lane_transit_stats_per_stats_date(spark) -> None:
-    orders, scans, dates = _history(spark)
-    got = lane_transit_stats(deliveries_known(orders, scans, dates))
+    orders, states, dates = _history(spark)
+    got = lane_transit_stats(deliveries_known(orders, states, dates))
 
     # Transit days (hours): O1 3.25 (78), O2 5.5 (132), O3 4.25 (102), O5 3.0 (72), O6 2.0 (48),
     # O7 2.5 (60), O8 2.0 (48), O9 1.0 (24). Days late: O1 0, O2 2, O3 0, O5 1, others -1.
@@ -308,9 +312,9 @@ def test_lane_transit_stats_per_stats_date(spark) -> None:
 
 
 def test_carrier_and_lane_stats_pool_the_other_dimension(spark) -> None:
-    orders, scans, dates = _history(spark)
+    orders, states, dates = _history(spark)
     # Pooled from the lane x carrier rows (counts and unrounded sums), as the features read them.
-    per_lane = lane_transit_stats(deliveries_known(orders, scans, dates)).cache()  # shared by both below
+    per_lane = lane_transit_stats(deliveries_known(orders, states, dates)).cache()  # shared by both below
     carrier = carrier_transit_stats(per_lane).orderBy("stats_date", "carrier")
     lane = lane_all_carriers_transit_stats(per_lane).orderBy("stats_date", "lane")
     expected_carrier = spark.createDataFrame(
@@ -342,7 +346,8 @@ def _reference_deliveries_known(orders, scans, dates, window_days: int):
     import pyspark.sql.functions as F
 
     from jobs.domain import first_scan_at
-    from jobs.features.lane_stats import DELIVERY_COLUMNS, LEG_MILESTONES
+    from jobs.features.lane_stats import DELIVERY_COLUMNS
+    from jobs.silver.delivery_states import LEG_MILESTONES
 
     def first(event: str):
         return first_scan_at(event, F.col("event"), F.col("scan_at"))
@@ -392,7 +397,7 @@ def test_deliveries_known_equals_the_rule_applied_date_by_date_on_random_histori
     )
     window_days = 8  # short, so that deliveries leave the window within the dates
 
-    got = deliveries_known(orders_df, scans_df, dates, window_days=window_days)
+    got = deliveries_known(orders_df, build_delivery_states(scans_df), dates, window_days=window_days)
     expected = _reference_deliveries_known(orders_df, scans_df, dates, window_days)
     assert expected.count() > 200  # the random history does exercise the rule
     assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)

@@ -8,6 +8,7 @@ from chispa import assert_df_equality
 from frames import contract_frame
 
 from jobs.features.order_eta import build_order_eta_features
+from jobs.silver.delivery_states import build_delivery_states
 
 
 def t(day: int, hour: int = 0, minute: int = 0, month: int = 3, year: int = 2026) -> dt.datetime:
@@ -86,9 +87,12 @@ LATER_SCANS = [
 
 
 def _frames(spark, orders, scans):
+    """(orders, the delivery states of the scans) frames, in the order the builder takes them."""
     return (
         contract_frame(spark, "silver.orders", orders, payment_method="card", source_file="f.csv", line_number=1),
-        contract_frame(spark, "silver.tracking_events", scans, carrier="cdek", seq=1, is_out_of_order_arrival=False),
+        build_delivery_states(
+            contract_frame(spark, "silver.tracking_events", scans, carrier="cdek", seq=1, is_out_of_order_arrival=False)
+        ),
     )
 
 
@@ -112,9 +116,9 @@ def _expected(order: dict, weekday: int, **stats) -> dict:
 
 
 def test_order_eta_features_use_lane_history_known_the_day_before_placement(spark) -> None:
-    orders, scans = _frames(spark, HISTORY_ORDERS + TARGETS, HISTORY_SCANS)
+    orders, states = _frames(spark, HISTORY_ORDERS + TARGETS, HISTORY_SCANS)
     targets = contract_frame(spark, "silver.orders", TARGETS)
-    got = build_order_eta_features(targets, orders, scans)
+    got = build_order_eta_features(targets, orders, states)
 
     t1, t2, t3, t4 = TARGETS
     expected = contract_frame(
@@ -163,6 +167,6 @@ def test_order_eta_features_use_lane_history_known_the_day_before_placement(spar
 def test_order_eta_rows_do_not_change_when_later_data_arrives(spark) -> None:
     targets = contract_frame(spark, "silver.orders", TARGETS)
     before = build_order_eta_features(targets, *_frames(spark, HISTORY_ORDERS + TARGETS, HISTORY_SCANS))
-    after_orders, after_scans = _frames(spark, HISTORY_ORDERS + TARGETS + LATER_ORDERS, HISTORY_SCANS + LATER_SCANS)
-    after = build_order_eta_features(targets, after_orders, after_scans)
+    after_orders, after_states = _frames(spark, HISTORY_ORDERS + TARGETS + LATER_ORDERS, HISTORY_SCANS + LATER_SCANS)
+    after = build_order_eta_features(targets, after_orders, after_states)
     assert_df_equality(after.orderBy("order_id"), before.orderBy("order_id"), ignore_nullable=True)

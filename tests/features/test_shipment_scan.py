@@ -7,6 +7,7 @@ from chispa import assert_df_equality
 from frames import contract_frame
 
 from jobs.features.shipment_scan import build_shipment_scan_features
+from jobs.silver.delivery_states import build_delivery_states
 
 
 def t(day: int, hour: int = 0, minute: int = 0) -> dt.datetime:
@@ -99,12 +100,16 @@ LATER_SCANS = [
 
 
 def _history(spark, orders, scans):
-    """(tracking events, orders) frames, in the order the builder takes them."""
+    """(tracking events, orders, their delivery states) frames, in the order the builder takes them."""
+    events = contract_frame(
+        spark, "silver.tracking_events", scans, carrier="cdek", seq=1, is_out_of_order_arrival=False
+    )
     return (
-        contract_frame(spark, "silver.tracking_events", scans, carrier="cdek", seq=1, is_out_of_order_arrival=False),
+        events,
         contract_frame(
             spark, "silver.orders", orders, channel="app", payment_method="card", source_file="f.csv", line_number=1
         ),
+        build_delivery_states(events),
     )
 
 

@@ -409,25 +409,40 @@ def test_rebuilding_features_from_the_final_silver_tables_gives_the_stored_rows(
     from jobs.features.customer_daily import build_customer_daily
     from jobs.features.order_eta import build_order_eta_features
     from jobs.features.shipment_scan import build_shipment_scan_features
+    from jobs.silver.delivery_states import build_delivery_states
 
     config = lakes.in_order_config
     orders = read_table(spark, config, "silver.orders")
     interactions = read_table(spark, config, "silver.interactions")
     events = read_table(spark, config, "silver.tracking_events")
+    states = build_delivery_states(events)  # from all scans at once, not night by night
     day = F.lit(DATES[0]).cast("date")
     rebuilt = {
         "features.customer_daily": build_customer_daily(orders, interactions, events, DATES[0]),
         "features.order_eta": build_order_eta_features(
-            orders.filter(F.col("first_ingest_date") == day), orders, events
+            orders.filter(F.col("first_ingest_date") == day), orders, states
         ),
         "features.shipment_scan": build_shipment_scan_features(
-            events.filter(F.col("first_ingest_date") == day), events, orders
+            events.filter(F.col("first_ingest_date") == day), events, orders, states
         ),
     }
     for table, df in rebuilt.items():
         stored = _as_of(read_table(spark, config, table), DATES[0])
         # A scan of night 1 whose order arrived later is a row of that later night.
         assert_df_equality(_as_of(df, DATES[0]), stored, ignore_row_order=True, ignore_nullable=True)
+
+
+def test_the_delivery_states_kept_night_by_night_are_those_of_all_scans_at_once(spark, lakes) -> None:
+    """silver.delivery_states is updated for the orders each night touches: it must hold what
+    building it from the final silver.tracking_events in one go gives (the other run orders, the
+    history import and the corrected rerun give the same table: the tests above)."""
+    from jobs.silver.delivery_states import build_delivery_states
+
+    config = lakes.in_order_config
+    rebuilt = build_delivery_states(read_table(spark, config, "silver.tracking_events"))
+    stored = read_table(spark, config, "silver.delivery_states")
+    assert stored.count() > 0
+    assert_df_equality(rebuilt, stored, ignore_row_order=True, ignore_column_order=True, ignore_nullable=True)
 
 
 def test_the_journey_merge_of_a_night_writes_only_the_days_that_changed(spark, lakes) -> None:

@@ -27,6 +27,7 @@ def test_each_gate_declares_its_suites_keyed_by_the_contracts() -> None:
     assert [g.suite for g in SILVER] == [
         "silver_orders",
         "silver_shipments",
+        "silver_delivery_states",
         "silver_tracking_events",
         "silver_interactions",
         "silver_customers",

@@ -24,6 +24,7 @@ from jobs.gold import eta_accuracy
 from jobs.lake.tables import merge_rows, read_table
 from jobs.models.eta import job as eta
 from jobs.models.eta import model as eta_model
+from jobs.silver.delivery_states import build_delivery_states
 
 CARRIER_DAYS = {"wb_express": 1.5, "cdek": 3.0, "boxberry": 5.0}
 RUN_DATE = "2026-04-14"  # 14 days after the last order: every order matured
@@ -135,11 +136,12 @@ def trained(spark, config, tmp_path_factory):
     as_of = F.lit(RUN_DATE).cast("date")
     orders = orders.filter(F.col("first_ingest_date") <= as_of)
     events = events.filter(F.col("first_ingest_date") <= as_of)
+    states = build_delivery_states(events)
     for table, df, keys in (
         ("silver.orders", orders, ("order_id",)),
         ("silver.tracking_events", events, ("scan_id",)),
-        ("features.order_eta", build_order_eta_features(orders, orders, events), ("order_id",)),
-        ("features.shipment_scan", build_shipment_scan_features(events, events, orders), ("scan_id",)),
+        ("features.order_eta", build_order_eta_features(orders, orders, states), ("order_id",)),
+        ("features.shipment_scan", build_shipment_scan_features(events, events, orders, states), ("scan_id",)),
     ):
         merge_rows(spark, df, eta_config, table, keys)
     result = eta.train(spark, eta_config, RUN_DATE, force=True)
