@@ -257,7 +257,7 @@ def _silver(spark: SparkSession, config: LakeConfig, first: str, last: str | Non
                     shipments.run, config=config, run_date=first, through=last, touched=touched
                 ),
                 "jobs.silver.delivery_states": partial(
-                    delivery_states.run, config=config, run_date=first, touched=touched
+                    delivery_states.run, config=config, run_date=first, touched=touched, through=last
                 ),
             },
         )

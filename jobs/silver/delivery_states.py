@@ -30,7 +30,7 @@ from pyspark.sql import Column, DataFrame, SparkSession, Window
 from jobs.domain import DELIVERED, MILESTONE_AT, TRANSIT_MILESTONES, first_scan_at
 from jobs.lake.config import LakeConfig
 from jobs.lake.contracts import load_contract
-from jobs.lake.tables import merge_changed_rows, read_table, table_exists
+from jobs.lake.tables import merge_changed_rows, merge_rows, read_table, sql_dates, table_exists
 from jobs.silver.shipments import SHIPMENT_WINDOW_DAYS, TouchedScans
 from jobs.silver.tracking_events import build_tracking_events
 
@@ -43,6 +43,7 @@ LEG_MILESTONES = {
     **{milestone: MILESTONE_AT[milestone] for milestone in TRANSIT_MILESTONES},
     "delivery_failed": "first_failed_attempt_at",
 }
+
 
 def known_date(scan_at: Column, first_ingest_date: Column) -> Column:
     """The first stats date a scan counts for (the known-by rule): the later of its arrival date and
@@ -94,11 +95,19 @@ def build_delivery_states(tracking_events_df: DataFrame) -> DataFrame:
     return states.select(*[F.col(c.name).cast(c.type) for c in contract.columns])
 
 
-def run(spark: SparkSession, config: LakeConfig, run_date: str, touched: TouchedScans) -> None:
-    """Recompute the states of the orders a night's scans touched (``touched``: what
-    :func:`jobs.silver.tracking_events.run` returned, from their scans as it merged them); only
-    new or changed states are written, and the stored states of a touched order that it no longer
-    has are deleted (a scan retracted, a state whose day moved).
+def run(
+    spark: SparkSession, config: LakeConfig, run_date: str, touched: TouchedScans, through: str | None = None
+) -> None:
+    """Recompute the states of the orders the nights ``run_date`` to ``through`` touched
+    (``touched``: what :func:`jobs.silver.tracking_events.run` returned, from their scans as it
+    merged them), and write the new or changed ones.
+
+    In nightly order only states known from tonight on are new, and only the latest stored state
+    of an order that got one ends (its ``known_until``): those rows are upserted into their
+    delivery dates' partitions. When later nights already brought scans of these orders (a rerun,
+    a backfill) or tonight retracted scans, any state may change or go (an earlier copy of a scan
+    moves the day it became known): every recomputed state is compared with the stored one and
+    the touched orders' stored states that are no longer given are deleted.
 
     Before the table exists (an empty lake, or a lake from before it), every order's states are
     built from the whole of ``silver.tracking_events`` instead: the table is complete from its
@@ -106,24 +115,38 @@ def run(spark: SparkSession, config: LakeConfig, run_date: str, touched: Touched
     """
     contract = load_contract(CONTRACT)
     (partition,) = contract.partition_by
-    events = build_tracking_events(touched.scans)
-    scope = touched.orders
     if not table_exists(spark, config.table_path(contract.name)):
-        events = read_table(spark, config, "silver.tracking_events")
-        scope = None
+        all_states = build_delivery_states(read_table(spark, config, "silver.tracking_events"))
+        merge_rows(spark, all_states, config, contract.name, contract.keys, partition_by=contract.partition_by)
+        return
+    states = build_delivery_states(build_tracking_events(touched.scans)).localCheckpoint()
+    night, last = F.lit(run_date).cast("date"), F.lit(through or run_date).cast("date")
+    in_nightly_order = not touched.any_retracted and touched.scans.filter(F.col("_ingest_date") > last).isEmpty()
+    if in_nightly_order:
+        changed = states.filter((F.col("known_from") >= night) | (F.col("known_until") >= night))
+        dates = [row[0] for row in changed.select(partition).distinct().collect()]
+        if dates:
+            merge_rows(
+                spark,
+                changed,
+                config,
+                contract.name,
+                contract.keys,
+                partition_by=contract.partition_by,
+                target_filter=f"t.`{partition}` IN ({sql_dates(dates)})",
+            )
+        return
     # The touched orders' scans arrived in the window, and a delivery is never timed before its
     # order's first scan: their stored states sit in partitions from there on (less the lateness
     # bound, as silver.tracking_events' stored scans).
     window_start = dt.date.fromisoformat(run_date) - dt.timedelta(days=SHIPMENT_WINDOW_DAYS)
     merge_changed_rows(
         spark,
-        build_delivery_states(events),
+        states,
         config,
         contract.name,
         contract.keys,
         partition,
         window_start - dt.timedelta(days=config.lateness_days),
-        # Always scoped: a state can go without a retraction too (a rerun of an older night
-        # brings an earlier copy of a scan, which moves the day it became known).
-        scope=scope,
+        scope=touched.orders,
     )
