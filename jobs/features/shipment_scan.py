@@ -109,8 +109,8 @@ def build_shipment_scan_features(
         target_scans_df: the ``silver.tracking_events`` rows to build (e.g. those whose
             ``first_ingest_date`` is the run date); unique ``scan_id``.
         tracking_events_df: all ``silver.tracking_events`` rows (history: the targets' orders'
-            other scans). Scans arrived after a target's night are
-            ignored by the known-scan rule; the targets need not be repeated here.
+            other scans). Scans arrived after a target's night are ignored by the known-scan
+            rule; the targets need not be repeated here.
         orders_df: all ``silver.orders`` rows (the targets' orders, and the history of the lane
             statistics).
         delivery_states_df: ``silver.delivery_states`` rows (the lanes' deliveries; states known
