@@ -31,8 +31,8 @@ from jobs.domain import DELIVERED, MILESTONE_AT, TRANSIT_MILESTONES, first_scan_
 from jobs.lake.config import LakeConfig
 from jobs.lake.contracts import load_contract
 from jobs.lake.tables import merge_changed_rows, merge_rows, read_table, sql_dates, table_exists
+from jobs.silver.orders import filter_first_arrival
 from jobs.silver.shipments import SHIPMENT_WINDOW_DAYS, TouchedScans
-from jobs.silver.tracking_events import build_tracking_events
 
 CONTRACT = "silver.delivery_states"
 
@@ -119,7 +119,12 @@ def run(
         all_states = build_delivery_states(read_table(spark, config, "silver.tracking_events"))
         merge_rows(spark, all_states, config, contract.name, contract.keys, partition_by=contract.partition_by)
         return
-    states = build_delivery_states(build_tracking_events(touched.scans)).localCheckpoint()
+    # The states read each scan's first arrival only: the first-arrival filter tracking_events
+    # applies, without its ordering windows (seq, out-of-order flag), which states do not need.
+    first_arrivals = filter_first_arrival(touched.scans, "scan_id").withColumnRenamed(
+        "_ingest_date", "first_ingest_date"
+    )
+    states = build_delivery_states(first_arrivals).localCheckpoint()
     night, last = F.lit(run_date).cast("date"), F.lit(through or run_date).cast("date")
     in_nightly_order = not touched.any_retracted and touched.scans.filter(F.col("_ingest_date") > last).isEmpty()
     if in_nightly_order:
