@@ -74,6 +74,8 @@ TRANSIT_MILESTONES = ("picked", "left_warehouse", "arrived_hub", "out_for_delive
 
 # The scan that ends a delivery: its first ``delivered`` scan is the delivery time.
 DELIVERED = "delivered"
+# A courier's attempt at the door that did not deliver (counted: ``failed_attempts``).
+DELIVERY_FAILED = "delivery_failed"
 
 # Contracts whose ``event`` column enumerates the milestones (the raw feed and silver).
 # The enum value of carrier, payment_method and channel (raw.orders, raw.tracking_scans) for "the

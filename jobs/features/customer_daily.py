@@ -10,6 +10,10 @@ Many as-of dates are built in one pass (a history import asks for months of them
 paired with the as-of dates it counts for (a range join against the small, broadcast list of
 dates), then aggregated per customer and date. The cost grows with facts x the dates each one is
 visible in, not with dates x the whole history.
+
+Deliveries are read from ``silver.delivery_states`` (a few rows per delivered order: what the lake
+knew of it from each day on), not from the scans; of the scans only the failed attempts are read,
+pruned to the 90 days they count in.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from collections.abc import Sequence
 import pyspark.sql.functions as F
 from pyspark.sql import Column, DataFrame, SparkSession, Window
 
-from jobs.domain import DELIVERED, SESSION_GAP_MINUTES, customer_key, days_late, is_late
+from jobs.domain import DELIVERY_FAILED, SESSION_GAP_MINUTES, customer_key, days_late, is_late
 from jobs.lake.config import LakeConfig
 from jobs.lake.contracts import load_contract
 from jobs.lake.tables import later_as_of_dates, nights, read_table, replace_dates
@@ -82,27 +86,34 @@ def _order_features(known_orders: DataFrame) -> DataFrame:
     )
 
 
-def _delivery_features(known_orders: DataFrame, scans: DataFrame, as_of_dates: DataFrame) -> DataFrame:
+def _delivery_features(
+    known_orders: DataFrame, failed_scans: DataFrame, delivery_states: DataFrame, as_of_dates: DataFrame
+) -> DataFrame:
     owners = known_orders.select("order_id", "as_of_date", "customer_key", "promised_delivery_date")
-    # No window on delivered scans: a resent delivered scan must not move the delivery date.
+    # A delivery counts on D from its state known on D (silver.delivery_states: the first *known*
+    # delivered scan, so a resent or late-arriving earlier delivered scan moves nothing before it
+    # is known): the state's delivered_date is that of the first delivered scan known by D.
+    delivered_in_window = (
+        (F.col("known_from") <= _as_of())
+        & (F.col("known_until").isNull() | (F.col("known_until") > _as_of()))
+        & _within("delivered_date", 90)
+    )
     delivered = (
-        _known_as_of(scans.filter(F.col("event") == DELIVERED), as_of_dates, "scan_at", "event_date")
-        .groupBy("order_id", "as_of_date")
-        .agg(F.to_date(F.min("scan_at")).alias("_delivered_date"))
-        .filter(_within("_delivered_date", 90))
+        delivery_states.select("order_id", "known_from", "known_until", "delivered_date")
+        .join(F.broadcast(as_of_dates), delivered_in_window)
         .join(owners, ["order_id", "as_of_date"])
-        .withColumn("_days_late", days_late(F.col("_delivered_date"), F.col("promised_delivery_date")))
+        .withColumn("_days_late", days_late(F.col("delivered_date"), F.col("promised_delivery_date")))
         .groupBy("customer_key", "as_of_date")
         .agg(
             F.count("*").cast("int").alias("deliveries_90d"),
-            F.count(F.when(is_late(F.col("_delivered_date"), F.col("promised_delivery_date")), 1))
+            F.count(F.when(is_late(F.col("delivered_date"), F.col("promised_delivery_date")), 1))
             .cast("int")
             .alias("late_deliveries_90d"),
             F.round(F.avg("_days_late"), 6).alias("mean_days_late_90d"),
         )
     )
     failed = (
-        _known_as_of(scans.filter(F.col("event") == "delivery_failed"), as_of_dates, "scan_at", "_scan_date", 90)
+        _known_as_of(failed_scans.withColumn("_scan_date", F.to_date("scan_at")), as_of_dates, "scan_at", "_scan_date", 90)
         .join(owners, ["order_id", "as_of_date"])
         .groupBy("customer_key", "as_of_date")
         .agg(F.count("*").cast("int").alias("failed_attempts_90d"))
@@ -168,13 +179,17 @@ def build_customer_daily(
     orders_df: DataFrame,
     interactions_df: DataFrame,
     tracking_events_df: DataFrame,
+    delivery_states_df: DataFrame,
     as_of_dates: str | Sequence[str],
 ) -> DataFrame:
-    """Silver orders, interactions and tracking events -> ``features.customer_daily`` rows as of dates.
+    """Silver orders, interactions, tracking events and delivery states -> ``features.customer_daily``
+    rows as of dates.
 
     Args:
-        orders_df, interactions_df, tracking_events_df: the silver tables (any superset of what
-            was known as of the dates; the point-in-time filters are applied here).
+        orders_df, interactions_df, tracking_events_df, delivery_states_df: the silver tables (any
+            superset of what was known as of the dates; the point-in-time filters are applied here).
+            Of the scans only ``delivery_failed`` ones are read (the deliveries come from the
+            states), so the caller may pass just those.
         as_of_dates: one ``YYYY-MM-DD`` or several; rows describe the end of each day.
     """
     contract = load_contract("features.customer_daily")
@@ -186,8 +201,14 @@ def build_customer_daily(
     known_orders = _known_as_of(
         orders_df.filter(F.col("first_ingest_date") <= F.lit(last)), dates, "placed_at", "order_date"
     ).withColumn("customer_key", customer_key(F.col("customer_id")))
-    scans = tracking_events_df.filter(F.col("first_ingest_date") <= F.lit(last)).withColumn(
-        "_scan_date", F.to_date("scan_at")
+    # Literal bounds prune the scans' and the states' date partitions.
+    failed_scans = tracking_events_df.filter(
+        (F.col("event") == DELIVERY_FAILED)
+        & (F.col("event_date") > F.lit(first - dt.timedelta(days=90)))
+        & (F.col("first_ingest_date") <= F.lit(last))
+    )
+    states = delivery_states_df.filter(
+        (F.col("delivered_date") > F.lit(first - dt.timedelta(days=90))) & (F.col("known_from") <= F.lit(last))
     )
     # Literal bounds prune the interactions' event_date partitions before the range join.
     interactions = interactions_df.filter(
@@ -208,7 +229,7 @@ def build_customer_daily(
     keys = ["customer_key", "as_of_date"]
     features = (
         _order_features(known_orders)
-        .join(_delivery_features(known_orders, scans, dates), keys, "left")
+        .join(_delivery_features(known_orders, failed_scans, states, dates), keys, "left")
         .join(_interaction_features(interactions, dates, first), keys, "left")
         .fillna(0, zero_if_none)
         .withColumn(
@@ -238,8 +259,9 @@ def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | N
     orders = read_table(spark, config, "silver.orders")
     interactions = read_table(spark, config, "silver.interactions")
     events = read_table(spark, config, "silver.tracking_events")
+    states = read_table(spark, config, "silver.delivery_states")
     for chunk in range(0, len(dates), AS_OF_CHUNK):
         chunk_dates = dates[chunk : chunk + AS_OF_CHUNK]
-        rows = build_customer_daily(orders, interactions, events, chunk_dates)
+        rows = build_customer_daily(orders, interactions, events, states, chunk_dates)
         replace_dates(rows, config, contract.name, "as_of_date", chunk_dates, contract.partition_by)
     return dates

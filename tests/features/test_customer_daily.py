@@ -11,6 +11,7 @@ from chispa import assert_df_equality
 from frames import contract_frame
 
 from jobs.features.customer_daily import build_customer_daily
+from jobs.silver.delivery_states import build_delivery_states
 
 AS_OF = "2026-03-10"
 
@@ -108,10 +109,14 @@ def _frames(spark, *parts):
     def rows(name):
         return [row for part in parts for row in part[name]]
 
+    scans = contract_frame(spark, "silver.tracking_events", rows("scans"))
+    # The deliveries come from the states silver keeps of the scans (tested on their own in
+    # tests/silver/test_delivery_states.py); the failed attempts from the scans themselves.
     return (
         contract_frame(spark, "silver.orders", rows("orders")),
         contract_frame(spark, "silver.interactions", rows("events")),
-        contract_frame(spark, "silver.tracking_events", rows("scans")),
+        scans,
+        build_delivery_states(scans),
     )
 
 

@@ -418,7 +418,7 @@ def test_rebuilding_features_from_the_final_silver_tables_gives_the_stored_rows(
     states = build_delivery_states(events)  # from all scans at once, not night by night
     day = F.lit(DATES[0]).cast("date")
     rebuilt = {
-        "features.customer_daily": build_customer_daily(orders, interactions, events, DATES[0]),
+        "features.customer_daily": build_customer_daily(orders, interactions, events, states, DATES[0]),
         "features.order_eta": build_order_eta_features(
             orders.filter(F.col("first_ingest_date") == day), orders, states
         ),
