@@ -208,19 +208,18 @@ def build_customer_journey(
         .rangeBetween(-lookback_seconds * 1_000_000, -1)
     )
 
-    # Sessions over customer-initiated touchpoints only (a carrier scan is not the customer's visit).
-    initiated = touchpoints_df.filter("is_customer_initiated")
-    previous_initiated_at = F.lag("touchpoint_at").over(by_customer)
+    # Sessions over customer-initiated touchpoints only (a carrier scan is not the customer's
+    # visit): the same customer ordering, within (customer, initiated or not). Both windows need
+    # the rows clustered by customer, so one shuffle serves them (a separate frame of sessions
+    # joined back by touchpoint_id read the touchpoints twice and shuffled them twice more).
+    by_initiated = Window.partitionBy("customer_key", "is_customer_initiated").orderBy("touchpoint_at", "touchpoint_id")
+    previous_initiated_at = F.lag("touchpoint_at").over(by_initiated)
     starts_session = is_new_session(previous_initiated_at, F.col("touchpoint_at"), session_gap_minutes)
     stored_session = F.col("session_id") if "session_id" in touchpoints_df.columns else F.lit(None).cast("string")
     new_session_id = F.substring(F.sha2(F.concat_ws(":", "customer_key", "touchpoint_id"), 256), 1, 16)
-    sessions = initiated.withColumn(
-        "_session", F.coalesce(stored_session, F.when(starts_session, new_session_id))
-    ).select(
-        "touchpoint_id",
-        F.last("_session", ignorenulls=True)
-        .over(by_customer.rowsBetween(Window.unboundedPreceding, 0))
-        .alias("_session_id"),
+    session_id = F.when(
+        F.col("is_customer_initiated"),
+        F.last("_session", ignorenulls=True).over(by_initiated.rowsBetween(Window.unboundedPreceding, 0)),
     )
 
     promises = orders_df.select("order_id", "promised_delivery_date")
@@ -233,8 +232,9 @@ def build_customer_journey(
     earlier_views = F.count(F.when(is_view, 1)).over(by_order_time)
 
     journey = (
-        touchpoints_df.drop("session_id")
-        .join(sessions.withColumnRenamed("_session_id", "session_id"), "touchpoint_id", "left")
+        touchpoints_df.withColumn("_session", F.coalesce(stored_session, F.when(starts_session, new_session_id)))
+        .withColumn("session_id", session_id)
+        .drop("_session")
         .join(promises, "order_id", "left")
         .join(deliveries, "order_id", "left")
         .withColumn("touchpoint_date", F.to_date("touchpoint_at"))
