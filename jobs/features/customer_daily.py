@@ -113,7 +113,9 @@ def _delivery_features(
         )
     )
     failed = (
-        _known_as_of(failed_scans.withColumn("_scan_date", F.to_date("scan_at")), as_of_dates, "scan_at", "_scan_date", 90)
+        _known_as_of(
+            failed_scans.withColumn("_scan_date", F.to_date("scan_at")), as_of_dates, "scan_at", "_scan_date", 90
+        )
         .join(owners, ["order_id", "as_of_date"])
         .groupBy("customer_key", "as_of_date")
         .agg(F.count("*").cast("int").alias("failed_attempts_90d"))
