@@ -26,6 +26,7 @@ import pyspark.sql.functions as F
 from pyspark.sql import Column, DataFrame, SparkSession, Window
 
 from jobs.domain import DELIVERY_FAILED, SESSION_GAP_MINUTES, customer_key, days_late, is_late
+from jobs.features.lane_stats import states_in_window
 from jobs.lake.config import LakeConfig
 from jobs.lake.contracts import load_contract
 from jobs.lake.tables import later_as_of_dates, nights, read_table, replace_dates
@@ -33,6 +34,7 @@ from jobs.lake.tables import later_as_of_dates, nights, read_table, replace_date
 log = logging.getLogger(__name__)
 
 ACTIVE_DAYS = 365  # a customer with no order in a year is gone, not churning
+DELIVERY_DAYS = 90  # the window of the delivery features (deliveries_90d ... failed_attempts_90d)
 AS_OF_CHUNK = 62  # as-of dates per write on a history import: bounds one plan's shuffle size
 SESSION_CHANNELS = ("app", "web")
 SESSION_WINDOW_DAYS = 35  # sessions_7d + sessions_prev_28d
@@ -96,7 +98,7 @@ def _delivery_features(
     delivered_in_window = (
         (F.col("known_from") <= _as_of())
         & (F.col("known_until").isNull() | (F.col("known_until") > _as_of()))
-        & _within("delivered_date", 90)
+        & _within("delivered_date", DELIVERY_DAYS)
     )
     delivered = (
         delivery_states.select("order_id", "known_from", "known_until", "delivered_date")
@@ -114,7 +116,11 @@ def _delivery_features(
     )
     failed = (
         _known_as_of(
-            failed_scans.withColumn("_scan_date", F.to_date("scan_at")), as_of_dates, "scan_at", "_scan_date", 90
+            failed_scans.withColumn("_scan_date", F.to_date("scan_at")),
+            as_of_dates,
+            "scan_at",
+            "_scan_date",
+            DELIVERY_DAYS,
         )
         .join(owners, ["order_id", "as_of_date"])
         .groupBy("customer_key", "as_of_date")
@@ -206,12 +212,10 @@ def build_customer_daily(
     # Literal bounds prune the scans' and the states' date partitions.
     failed_scans = tracking_events_df.filter(
         (F.col("event") == DELIVERY_FAILED)
-        & (F.col("event_date") > F.lit(first - dt.timedelta(days=90)))
+        & (F.col("event_date") > F.lit(first - dt.timedelta(days=DELIVERY_DAYS)))
         & (F.col("first_ingest_date") <= F.lit(last))
     )
-    states = delivery_states_df.filter(
-        (F.col("delivered_date") > F.lit(first - dt.timedelta(days=90))) & (F.col("known_from") <= F.lit(last))
-    )
+    states = states_in_window(delivery_states_df, days, DELIVERY_DAYS)
     # Literal bounds prune the interactions' event_date partitions before the range join.
     interactions = interactions_df.filter(
         (F.col("event_date") > F.lit(first - dt.timedelta(days=ACTIVE_DAYS)))
