@@ -27,6 +27,7 @@ NIGHTLY_TABLES = sorted(
                 "tracking_events",
                 "delivery_states",
                 "interactions",
+                "session_starts",
                 "device_links",
                 "customers",
             )

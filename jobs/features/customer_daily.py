@@ -13,7 +13,9 @@ visible in, not with dates x the whole history.
 
 Deliveries are read from ``silver.delivery_states`` (a few rows per delivered order: what the lake
 knew of it from each day on), not from the scans; of the scans only the failed attempts are read,
-pruned to the 90 days they count in.
+pruned to the 90 days they count in. Sessions are counted from ``silver.session_starts`` (the
+visits that open one, with the day an earlier visit's arrival stops them), not by windowing every
+visit of the 35 days.
 """
 
 from __future__ import annotations
@@ -23,9 +25,9 @@ import logging
 from collections.abc import Sequence
 
 import pyspark.sql.functions as F
-from pyspark.sql import Column, DataFrame, SparkSession, Window
+from pyspark.sql import Column, DataFrame, SparkSession
 
-from jobs.domain import DELIVERY_FAILED, SESSION_GAP_MINUTES, customer_key, days_late, is_late
+from jobs.domain import DELIVERY_FAILED, customer_key, days_late, is_late
 from jobs.features.lane_stats import states_in_window
 from jobs.lake.config import LakeConfig
 from jobs.lake.contracts import load_contract
@@ -36,7 +38,6 @@ log = logging.getLogger(__name__)
 ACTIVE_DAYS = 365  # a customer with no order in a year is gone, not churning
 DELIVERY_DAYS = 90  # the window of the delivery features (deliveries_90d ... failed_attempts_90d)
 AS_OF_CHUNK = 62  # as-of dates per write on a history import: bounds one plan's shuffle size
-SESSION_CHANNELS = ("app", "web")
 SESSION_WINDOW_DAYS = 35  # sessions_7d + sessions_prev_28d
 
 
@@ -129,29 +130,7 @@ def _delivery_features(
     return delivered.join(failed, ["customer_key", "as_of_date"], "full")
 
 
-def session_starts(visits: DataFrame) -> DataFrame:
-    """Visits that open a session, with ``blocked_from``: the first as-of date they no longer do.
-
-    A visit opens a session unless an earlier visit of the customer lies within the session gap
-    (:func:`jobs.domain.is_new_session`, as the journey's sessions: ordered by time then event id,
-    gap in whole seconds).
-    That earlier visit may arrive later than this one; from its arrival date on, this visit is a
-    continuation. So ``blocked_from`` = the earliest arrival among the visits just before it.
-    """
-    second = F.unix_seconds("event_at")
-    earlier_seconds = Window.partitionBy("customer_key").orderBy(second).rangeBetween(-SESSION_GAP_MINUTES * 60, -1)
-    same_second_before = (
-        Window.partitionBy("customer_key", second)
-        .orderBy("event_at", "event_id")
-        .rowsBetween(Window.unboundedPreceding, -1)
-    )
-    return visits.withColumn(
-        "blocked_from",
-        F.least(F.min("first_ingest_date").over(earlier_seconds), F.min("first_ingest_date").over(same_second_before)),
-    )
-
-
-def _interaction_features(interactions: DataFrame, as_of_dates: DataFrame, first_as_of: dt.date) -> DataFrame:
+def _interaction_features(interactions: DataFrame, session_starts: DataFrame, as_of_dates: DataFrame) -> DataFrame:
     kind = F.col("event")
     counted = (
         _known_as_of(
@@ -166,16 +145,11 @@ def _interaction_features(interactions: DataFrame, as_of_dates: DataFrame, first
             F.round(F.avg(F.when(kind == "review", F.col("rating"))), 6).alias("mean_review_rating_365d"),
         )
     )
-    # A visit's session status needs the visits of the gap before it; one more day covers that.
-    first_needed = F.lit(first_as_of - dt.timedelta(days=SESSION_WINDOW_DAYS + 1))
-    visits = interactions.filter(F.col("channel").isin(*SESSION_CHANNELS) & (F.col("event_date") >= first_needed))
-    starts = _known_as_of(
-        session_starts(visits),
-        as_of_dates,
-        "event_at",
-        "event_date",
-        SESSION_WINDOW_DAYS,
-    ).filter(F.col("blocked_from").isNull() | (F.col("blocked_from") > _as_of()))
+    # A visit opens a session as of D from its arrival until an earlier visit within the gap
+    # arrives (silver.session_starts' blocked_from).
+    starts = _known_as_of(session_starts, as_of_dates, "event_at", "event_date", SESSION_WINDOW_DAYS).filter(
+        F.col("blocked_from").isNull() | (F.col("blocked_from") > _as_of())
+    )
     sessions = starts.groupBy("customer_key", "as_of_date").agg(
         F.count(F.when(_within("event_date", 7), 1)).cast("int").alias("sessions_7d"),
         F.count(F.when(_within("event_date", 28, F.date_sub(_as_of(), 7)), 1)).cast("int").alias("sessions_prev_28d"),
@@ -186,16 +160,19 @@ def _interaction_features(interactions: DataFrame, as_of_dates: DataFrame, first
 def build_customer_daily(
     orders_df: DataFrame,
     interactions_df: DataFrame,
+    session_starts_df: DataFrame,
     tracking_events_df: DataFrame,
     delivery_states_df: DataFrame,
     as_of_dates: str | Sequence[str],
 ) -> DataFrame:
-    """Silver orders, interactions, tracking events and delivery states -> ``features.customer_daily``
-    rows as of dates.
+    """Silver orders, interactions, session starts, tracking events and delivery states ->
+    ``features.customer_daily`` rows as of dates.
 
     Args:
-        orders_df, interactions_df, tracking_events_df, delivery_states_df: the silver tables (any
-            superset of what was known as of the dates; the point-in-time filters are applied here).
+        orders_df, interactions_df, session_starts_df, tracking_events_df, delivery_states_df: the
+            silver tables (any superset of what was known as of the dates; the point-in-time
+            filters are applied here). Of the interactions only support contacts and reviews are
+            read (the sessions come from the starts).
             Of the scans only ``delivery_failed`` ones are read (the deliveries come from the
             states), so the caller may pass just those.
         as_of_dates: one ``YYYY-MM-DD`` or several; rows describe the end of each day.
@@ -223,6 +200,11 @@ def build_customer_daily(
         & (F.col("first_ingest_date") <= F.lit(last))
         & F.col("customer_id").isNotNull()
     ).withColumn("customer_key", customer_key(F.col("customer_id")))
+    session_starts = session_starts_df.filter(
+        (F.col("event_date") > F.lit(first - dt.timedelta(days=SESSION_WINDOW_DAYS)))
+        & (F.col("event_date") <= F.lit(last))
+        & (F.col("first_ingest_date") <= F.lit(last))
+    )
     zero_if_none = [
         "deliveries_90d",
         "late_deliveries_90d",
@@ -236,7 +218,7 @@ def build_customer_daily(
     features = (
         _order_features(known_orders)
         .join(_delivery_features(known_orders, failed_scans, states, dates), keys, "left")
-        .join(_interaction_features(interactions, dates, first), keys, "left")
+        .join(_interaction_features(interactions, session_starts, dates), keys, "left")
         .fillna(0, zero_if_none)
         .withColumn(
             "contact_rate_90d",
@@ -264,10 +246,11 @@ def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | N
         log.info("customer_daily %s: also rebuilding %d later partition(s)", run_date, len(later))
     orders = read_table(spark, config, "silver.orders")
     interactions = read_table(spark, config, "silver.interactions")
+    starts = read_table(spark, config, "silver.session_starts")
     events = read_table(spark, config, "silver.tracking_events")
     states = read_table(spark, config, "silver.delivery_states")
     for chunk in range(0, len(dates), AS_OF_CHUNK):
         chunk_dates = dates[chunk : chunk + AS_OF_CHUNK]
-        rows = build_customer_daily(orders, interactions, events, states, chunk_dates)
+        rows = build_customer_daily(orders, interactions, starts, events, states, chunk_dates)
         replace_dates(rows, config, contract.name, "as_of_date", chunk_dates, contract.partition_by)
     return dates

@@ -242,9 +242,18 @@ def build_silver(run_date: str, config: LakeConfig | None = None, allow_gap: boo
 
 def _silver(spark: SparkSession, config: LakeConfig, first: str, last: str | None = None) -> None:
     """Silver for the nights ``first`` to ``last``: the tables that only read bronze (and
-    interactions, which writes the device links it reads) at once, then customers, which reads them."""
+    interactions, which writes the device links it reads, then the session starts, which read
+    it) at once, then customers, which reads them."""
     from jobs.lake.spark import run_concurrently
-    from jobs.silver import customers, delivery_states, interactions, orders, shipments, tracking_events
+    from jobs.silver import (
+        customers,
+        delivery_states,
+        interactions,
+        orders,
+        session_starts,
+        shipments,
+        tracking_events,
+    )
 
     def scans(session: SparkSession) -> None:
         # Shipments and delivery states recompute the orders tracking_events did (those it
@@ -262,9 +271,16 @@ def _silver(spark: SparkSession, config: LakeConfig, first: str, last: str | Non
             },
         )
 
-    independent = (orders, interactions)
-    steps = {t.__name__: partial(t.run, config=config, run_date=first, through=last) for t in independent}
-    run_concurrently(spark, {**steps, "jobs.silver.tracking_events+shipments": scans})
+    def visits(session: SparkSession) -> None:
+        interactions.run(session, config, first, last)
+        session_starts.run(session, config, first, last)
+
+    steps = {
+        "jobs.silver.orders": partial(orders.run, config=config, run_date=first, through=last),
+        "jobs.silver.interactions+session_starts": visits,
+        "jobs.silver.tracking_events+shipments": scans,
+    }
+    run_concurrently(spark, steps)
     customers.run(spark, config, first, last)
 
 

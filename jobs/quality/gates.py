@@ -438,6 +438,14 @@ SILVER = (
             AtMostAccepted("interactions", "interactions"),
         ),
     ),
+    TableGate(
+        "silver.session_starts",
+        EVENTS_FIRST_ARRIVED,
+        extra=(
+            NotBefore("first_ingest_date", "event_date", ARRIVED_AFTER_EVENT),
+            InTable("customer_key", "silver.customers", "every session start's customer is in silver.customers"),
+        ),
+    ),
     TableGate("silver.customers", customers_touched),
 )
 

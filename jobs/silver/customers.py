@@ -226,8 +226,13 @@ def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | N
         .unionByName(retracted.select("customer_key"))
         .filter(F.col("customer_key").isNotNull())
         .distinct()
+        # Small (the night's customers) and read by every join below: computed once, not once
+        # per join (each pass reads the arrivals' partitions of silver.interactions again).
+        .localCheckpoint()
     )
-    touched_orders = keyed_orders.join(touched, "customer_key", "left_semi")
+    # Read by three aggregations (the evidence, every order, the home region): one scan of the
+    # orders table instead of three.
+    touched_orders = keyed_orders.join(touched, "customer_key", "left_semi").localCheckpoint()
     touched_links = links.join(touched, "customer_key", "left_semi")
     if not any_retracted and table_exists(spark, config.table_path(contract.name)):
         # The usual night: every touched customer still has a row, and every change to their

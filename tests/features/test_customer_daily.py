@@ -12,6 +12,7 @@ from frames import contract_frame
 
 from jobs.features.customer_daily import build_customer_daily
 from jobs.silver.delivery_states import build_delivery_states
+from jobs.silver.session_starts import build_session_starts
 
 AS_OF = "2026-03-10"
 
@@ -110,11 +111,14 @@ def _frames(spark, *parts):
         return [row for part in parts for row in part[name]]
 
     scans = contract_frame(spark, "silver.tracking_events", rows("scans"))
+    interactions = contract_frame(spark, "silver.interactions", rows("events"))
     # The deliveries come from the states silver keeps of the scans (tested on their own in
-    # tests/silver/test_delivery_states.py); the failed attempts from the scans themselves.
+    # tests/silver/test_delivery_states.py), the failed attempts from the scans themselves; the
+    # sessions from the starts silver keeps of the visits (tests/silver/test_session_starts.py).
     return (
         contract_frame(spark, "silver.orders", rows("orders")),
-        contract_frame(spark, "silver.interactions", rows("events")),
+        interactions,
+        build_session_starts(interactions),
         scans,
         build_delivery_states(scans),
     )

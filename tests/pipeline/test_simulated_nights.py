@@ -410,15 +410,17 @@ def test_rebuilding_features_from_the_final_silver_tables_gives_the_stored_rows(
     from jobs.features.order_eta import build_order_eta_features
     from jobs.features.shipment_scan import build_shipment_scan_features
     from jobs.silver.delivery_states import build_delivery_states
+    from jobs.silver.session_starts import build_session_starts
 
     config = lakes.in_order_config
     orders = read_table(spark, config, "silver.orders")
     interactions = read_table(spark, config, "silver.interactions")
     events = read_table(spark, config, "silver.tracking_events")
     states = build_delivery_states(events)  # from all scans at once, not night by night
+    starts = build_session_starts(interactions)  # likewise from all visits
     day = F.lit(DATES[0]).cast("date")
     rebuilt = {
-        "features.customer_daily": build_customer_daily(orders, interactions, events, states, DATES[0]),
+        "features.customer_daily": build_customer_daily(orders, interactions, starts, events, states, DATES[0]),
         "features.order_eta": build_order_eta_features(
             orders.filter(F.col("first_ingest_date") == day), orders, states
         ),
@@ -442,6 +444,20 @@ def test_the_delivery_states_kept_night_by_night_are_those_of_all_scans_at_once(
     rebuilt = build_delivery_states(read_table(spark, config, "silver.tracking_events"))
     stored = read_table(spark, config, "silver.delivery_states")
     assert stored.count() > 0
+    assert_df_equality(rebuilt, stored, ignore_row_order=True, ignore_column_order=True, ignore_nullable=True)
+
+
+def test_the_session_starts_kept_night_by_night_are_those_of_all_visits_at_once(spark, lakes) -> None:
+    """silver.session_starts is recomputed for the customers each night's visits touch: it must
+    hold what building it from the final silver.interactions in one go gives, though earlier
+    visits arrive late and block starts that arrived before them (the other run orders, the
+    history import and the corrected rerun give the same table: the tests above)."""
+    from jobs.silver.session_starts import build_session_starts
+
+    config = lakes.in_order_config
+    rebuilt = build_session_starts(read_table(spark, config, "silver.interactions"))
+    stored = read_table(spark, config, "silver.session_starts")
+    assert stored.filter(F.col("blocked_from").isNotNull()).count() > 0, "no start blocked by a later arrival"
     assert_df_equality(rebuilt, stored, ignore_row_order=True, ignore_column_order=True, ignore_nullable=True)
 
 

@@ -30,6 +30,7 @@ def test_each_gate_declares_its_suites_keyed_by_the_contracts() -> None:
         "silver_delivery_states",
         "silver_tracking_events",
         "silver_interactions",
+        "silver_session_starts",
         "silver_customers",
     ]
     assert [g.suite for g in GOLD] == [
