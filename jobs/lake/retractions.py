@@ -71,6 +71,9 @@ def of_nights(spark: SparkSession, config: LakeConfig, run_date: str, through: s
     return stored.filter(F.col("night").between(F.lit(first), F.lit(last)))
 
 
+LAST_DATE = "9999-12-31"  # "and any later night" for may_hold
+
+
 def may_hold(config: LakeConfig, table: str, column: str, run_date: str, through: str | None = None) -> bool:
     """Whether ``table`` may hold rows whose ``column`` (a date) is within ``[run_date, through]``,
     from its files' min/max statistics in the Delta log: no Spark job.
@@ -154,7 +157,19 @@ def merge_night(
     if may_hold(config, table, "first_ingest_date", run_date, through):
         retracted = [row.asDict() for row in describe(orphans(owned, arrived_keys, key)).collect()]
     if not retracted:  # the usual night
-        merge_rows(spark, fresh, config, table, contract.keys, update_condition=owned_by(run_date), **merge_options)
+        # In nightly order no stored row arrived tonight or later, so owned_by holds for none: an
+        # insert-only MERGE (a stored copy of an arrival no longer marks its file as rewritten).
+        replaces = may_hold(config, table, "first_ingest_date", run_date, LAST_DATE)
+        merge_rows(
+            spark,
+            fresh,
+            config,
+            table,
+            contract.keys,
+            update_condition=owned_by(run_date),
+            update=replaces,
+            **merge_options,
+        )
         return retracted
     record(spark, config, table, retracted)  # before the write that retracts (a kill between)
     keys = spark.createDataFrame([(str(r["row_key"]),) for r in retracted], f"{key} string")

@@ -294,6 +294,7 @@ def merge_rows(
     delete_unmatched: str | None = None,
     update_columns: tuple[str, ...] | None = None,
     insert: bool = True,
+    update: bool = True,
 ) -> None:
     """Upsert ``df`` into ``table`` on ``keys``; create the table from ``df`` on first write.
 
@@ -313,6 +314,9 @@ def merge_rows(
         update_columns: the only columns a matched row takes from ``df`` (default all): the
             others belong to another writer of the table.
         insert: False: only update stored rows (and write nothing before the table exists).
+        update: False: a stored row is left as it is (the caller knows ``update_condition`` holds
+            for none): an insert-only MERGE, which Delta runs as an anti-join and an append. A
+            matched row whose update is then skipped no longer marks its file as rewritten.
 
     Another writer's commit to the table in the meantime (a lost race) makes the whole upsert
     start again from the new version (:func:`jobs.lake.commits.retried_on_conflict`): whether the
@@ -373,7 +377,7 @@ def merge_rows(
             )
         elif update_columns is not None:
             merge = merge.whenMatchedUpdate(condition=update_condition, set={c: f"s.`{c}`" for c in update_columns})
-        else:
+        elif update:
             merge = merge.whenMatchedUpdateAll(condition=update_condition)
         if insert and not delete_flag:
             merge = merge.whenNotMatchedInsertAll()
