@@ -404,12 +404,17 @@ def touched_customers(
 def changed_rows(recomputed_df: DataFrame, stored_df: DataFrame, touched_df: DataFrame) -> DataFrame:
     """Rows of ``recomputed_df`` that are new or differ from the stored row (nulls compare equal).
 
-    A stored row equal to a recomputed one has its customer, so only the touched customers'
-    stored rows are compared (``touched_df``: small, broadcast). Filtering by the recomputed
+    A stored row equal to a recomputed one has its customer and is dated from its ``start_date``
+    on (the recomputation gives no earlier row), so only those stored rows are compared
+    (``touched_df``: ``customer_key, start_date``, small, broadcast). Filtering by the recomputed
     rows' ids instead would evaluate the recomputation twice (measured: 35 s against 10 s on
     the quick bench's last night).
     """
-    stored = stored_df.join(F.broadcast(touched_df.select("customer_key")), "customer_key", "left_semi")
+    # Each customer's stored rows from its own start_date: a customer touched only tonight
+    # brings no row of the earlier days the night's first changed day opens.
+    stored = stored_df.join(F.broadcast(touched_df.select("customer_key", "start_date")), "customer_key").filter(
+        F.col("touchpoint_date") >= F.col("start_date")
+    )
     return recomputed_df.exceptAll(stored.select(*recomputed_df.columns))
 
 
