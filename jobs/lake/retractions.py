@@ -154,12 +154,13 @@ def merge_night(
     contract = load_contract(table)
     (key,) = contract.keys
     retracted = []
-    if may_hold(config, table, "first_ingest_date", run_date, through):
+    # In nightly order no stored row arrived tonight or later: owned_by then holds for none (an
+    # insert-only MERGE: a stored copy of an arrival no longer marks its file as rewritten), and
+    # no row of tonight's can be an orphan. One look at the log's statistics says both.
+    replaces = may_hold(config, table, "first_ingest_date", run_date, LAST_DATE)
+    if replaces and may_hold(config, table, "first_ingest_date", run_date, through):
         retracted = [row.asDict() for row in describe(orphans(owned, arrived_keys, key)).collect()]
     if not retracted:  # the usual night
-        # In nightly order no stored row arrived tonight or later, so owned_by holds for none: an
-        # insert-only MERGE (a stored copy of an arrival no longer marks its file as rewritten).
-        replaces = may_hold(config, table, "first_ingest_date", run_date, LAST_DATE)
         merge_rows(
             spark,
             fresh,

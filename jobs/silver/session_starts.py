@@ -21,7 +21,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pyspark.sql.functions as F
-from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import Column, DataFrame, SparkSession, Window
 
 from jobs.domain import SESSION_GAP_MINUTES, customer_key, oldest_arrival_date
 from jobs.lake import retractions
@@ -31,6 +31,12 @@ from jobs.lake.tables import first_arrived, merge_changed_rows, merge_rows, read
 
 CONTRACT = "silver.session_starts"
 SESSION_CHANNELS = ("app", "web")
+
+
+def _is_identified_visit() -> Column:
+    """An app or web visit whose raw event carried the ``customer_id`` (device-linked anonymous
+    activity is attributed when a link arrives, possibly later, and would leak)."""
+    return F.col("customer_id").isNotNull() & F.col("channel").isin(*SESSION_CHANNELS)
 
 
 def with_blocked_from(visits_df: DataFrame) -> DataFrame:
@@ -61,7 +67,7 @@ def build_session_starts(interactions_df: DataFrame) -> DataFrame:
             gap before the first row wanted.
     """
     contract = load_contract(CONTRACT)
-    visits = interactions_df.filter(F.col("customer_id").isNotNull() & F.col("channel").isin(*SESSION_CHANNELS)).select(
+    visits = interactions_df.filter(_is_identified_visit()).select(
         "event_id",
         customer_key(F.col("customer_id")).alias("customer_key"),
         "event_at",
@@ -75,8 +81,8 @@ def build_session_starts(interactions_df: DataFrame) -> DataFrame:
 
 
 def _identified_visits(interactions_df: DataFrame) -> DataFrame:
-    # ``is_identified`` is a partition column: the anonymous files are not read.
-    return interactions_df.filter(F.col("is_identified") & F.col("channel").isin(*SESSION_CHANNELS))
+    # ``is_identified`` (a customer_id) is a partition column: the anonymous files are not read.
+    return interactions_df.filter(F.col("is_identified") & _is_identified_visit())
 
 
 def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | None = None) -> None:
