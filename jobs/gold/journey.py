@@ -348,7 +348,8 @@ def touched_customers(
     retracted device link re-attributes its anonymous events as a new link would.
 
     Arrivals: interactions, orders and scans first arrived on ``run_date``, and the anonymous
-    events of devices whose link changed that night (re-attributed to a customer). Such an event
+    events of devices whose link changed that night (re-attributed to a customer, from a previous
+    owner, who is touched too from the device's first such event). Such an event
     older than ``relinked_since`` (:func:`jobs.domain.oldest_attributable_date`) cannot have been
     re-attributed: its partitions are not read. Likewise no interaction or scan first arrived on
     ``run_date`` is dated before ``arrived_since`` (:func:`jobs.domain.oldest_arrival_date` of
@@ -363,15 +364,34 @@ def touched_customers(
                 F.col("row_key").alias("device_id")
             )
         )
-    anonymous = interactions_df.filter(F.col("customer_id").isNull())
+    on_relinked = (
+        interactions_df.filter(F.col("event_date") >= F.lit(relinked_since)) if relinked_since else interactions_df
+    ).join(relinked, "device_id", "left_semi")
+    moved = on_relinked.filter(F.col("customer_id").isNull())
+    # The customers who owned those anonymous events before: a link moves only to an earlier
+    # linking event, so a previous owner is another customer with an identified event on the
+    # device after the link's (the one that had linked it); a retracted link's device has no
+    # such bound. Their rows lose the moved events from the device's first one on (the gaps and
+    # sessions around them change); recomputing another customer seen on the device is harmless.
+    link_now = device_links_df.select(
+        "device_id", F.col("customer_key").alias("_owner"), F.col("linked_at").alias("_linked_at")
+    )
+    previous_owners = (
+        on_relinked.filter(F.col("customer_id").isNotNull())
+        .join(link_now, "device_id", "left")
+        .filter(
+            F.col("_owner").isNull()
+            | ((F.col("customer_key") != F.col("_owner")) & (F.col("event_at") > F.col("_linked_at")))
+        )
+        .select("device_id", "customer_key")
+        .join(moved.groupBy("device_id").agg(F.min("event_date").alias("start_date")), "device_id")
+        .select("customer_key", "start_date")
+    )
     starts = (
         first_arrived(interactions_df, run_date, through, arrived_since)
         .select("customer_key", F.col("event_date").alias("start_date"))
-        .unionByName(
-            (anonymous.filter(F.col("event_date") >= F.lit(relinked_since)) if relinked_since else anonymous)
-            .join(relinked, "device_id", "left_semi")
-            .select("customer_key", F.col("event_date").alias("start_date"))
-        )
+        .unionByName(moved.select("customer_key", F.col("event_date").alias("start_date")))
+        .unionByName(previous_owners)
         .unionByName(
             first_arrived(orders_df, run_date, through).select(
                 customer_key(F.col("customer_id")).alias("customer_key"), F.col("order_date").alias("start_date")

@@ -388,7 +388,9 @@ def test_recomputing_from_a_day_with_the_stored_context_gives_the_full_journey(s
 
 def test_touched_customers_start_at_their_earliest_arrival_and_search_only_the_dates_arrivals_can_have(spark) -> None:
     night, d = "2026-03-10", dt.date
-    key_of = {c: hashlib.sha256(f"cxlake-customer:{c}".encode()).hexdigest()[:20] for c in ("C1", "C2", "C3", "C4")}
+    key_of = {
+        c: hashlib.sha256(f"cxlake-customer:{c}".encode()).hexdigest()[:20] for c in ("C1", "C2", "C3", "C4", "C5", "C6")
+    }
     interactions = contract_frame(
         spark,
         "silver.interactions",
@@ -402,6 +404,25 @@ def test_touched_customers_start_at_their_earliest_arrival_and_search_only_the_d
             # the 4th (within relinked_since) starts C3 there; the one of the 1st is not searched.
             {"event_id": "e4", "event_date": d(2026, 3, 4), "device_id": "D1", "first_ingest_date": d(2026, 3, 4)},
             {"event_id": "e5", "event_date": d(2026, 3, 1), "device_id": "D1", "first_ingest_date": d(2026, 3, 1)},
+            # C5's login on D1 on the 6th had linked it (and e4) to C5 until C3's earlier login
+            # arrived tonight: C5's journey loses e4, so C5 starts on the 4th too.
+            {
+                "event_id": "e7",
+                "event_at": dt.datetime(2026, 3, 6, 10, 0),
+                "event_date": d(2026, 3, 6),
+                "device_id": "D1",
+                "customer_id": "C5",
+                "first_ingest_date": d(2026, 3, 6),
+            },
+            # C6 used D1 before C3's login: never its owner, not touched.
+            {
+                "event_id": "e8",
+                "event_at": dt.datetime(2026, 3, 4, 12, 0),
+                "event_date": d(2026, 3, 4),
+                "device_id": "D1",
+                "customer_id": "C6",
+                "first_ingest_date": d(2026, 3, 4),
+            },
             # Dated before arrived_since yet first arrived tonight: bronze quarantines such a line
             # (too_late), so the search does not read that partition and finds no C4 here.
             {"event_id": "e6", "event_date": d(2026, 3, 2), "customer_id": "C4", "first_ingest_date": d(2026, 3, 10)},
@@ -433,7 +454,16 @@ def test_touched_customers_start_at_their_earliest_arrival_and_search_only_the_d
     links = contract_frame(
         spark,
         "silver.device_links",
-        [{"device_id": "D1", "customer_id": "C3", "customer_key": key_of["C3"], "link_ingest_date": d(2026, 3, 10)}],
+        [
+            {
+                "device_id": "D1",
+                "customer_id": "C3",
+                "customer_key": key_of["C3"],
+                # C3's login of the 5th, arrived tonight: earlier than C5's of the 6th.
+                "linked_at": dt.datetime(2026, 3, 5, 9, 0),
+                "link_ingest_date": d(2026, 3, 10),
+            }
+        ],
     )
 
     touched = touched_customers(
@@ -446,6 +476,7 @@ def test_touched_customers_start_at_their_earliest_arrival_and_search_only_the_d
             (key_of["C2"], d(2026, 3, 3)),
             (key_of["C3"], d(2026, 3, 4)),
             (key_of["C4"], d(2026, 3, 9)),
+            (key_of["C5"], d(2026, 3, 4)),
         ]
     )
 
