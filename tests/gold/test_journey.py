@@ -389,7 +389,8 @@ def test_recomputing_from_a_day_with_the_stored_context_gives_the_full_journey(s
 def test_touched_customers_start_at_their_earliest_arrival_and_search_only_the_dates_arrivals_can_have(spark) -> None:
     night, d = "2026-03-10", dt.date
     key_of = {
-        c: hashlib.sha256(f"cxlake-customer:{c}".encode()).hexdigest()[:20] for c in ("C1", "C2", "C3", "C4", "C5", "C6")
+        c: hashlib.sha256(f"cxlake-customer:{c}".encode()).hexdigest()[:20]
+        for c in ("C1", "C2", "C3", "C4", "C5", "C6")
     }
     interactions = contract_frame(
         spark,
