@@ -363,32 +363,34 @@ def touched_customers(
     """
 
     owners = orders_df.select("order_id", customer_key(F.col("customer_id")).alias("customer_key"))
-    relinked = device_links_df.filter(arrived_between(F.col("link_ingest_date"), run_date, through)).select("device_id")
+    linked_tonight = device_links_df.filter(arrived_between(F.col("link_ingest_date"), run_date, through))
+    relinked = linked_tonight.select("device_id")
     if retracted_df is not None:
         relinked = relinked.unionByName(
             retracted_df.filter(F.col("table_name") == "silver.device_links").select(
                 F.col("row_key").alias("device_id")
             )
         )
-    on_relinked = (
-        interactions_df.filter(F.col("event_date") >= F.lit(relinked_since)) if relinked_since else interactions_df
-    ).join(relinked, "device_id", "left_semi")
-    moved = on_relinked.filter(F.col("customer_id").isNull())
+    anonymous = interactions_df.filter(F.col("customer_id").isNull())
+    moved = (anonymous.filter(F.col("event_date") >= F.lit(relinked_since)) if relinked_since else anonymous).join(
+        relinked, "device_id", "left_semi"
+    )
     # The customers who owned those anonymous events before: a link moves only to an earlier
     # linking event, so a previous owner is another customer with an identified event on the
-    # device after the link's (the one that had linked it); a retracted link's device has no
-    # such bound. Their rows lose the moved events from the device's first one on (the gaps and
-    # sessions around them change); recomputing another customer seen on the device is harmless.
-    link_now = device_links_df.select(
-        "device_id", F.col("customer_key").alias("_owner"), F.col("linked_at").alias("_linked_at")
-    )
+    # device after the new link's, which arrived tonight (so neither is dated before
+    # ``arrived_since``). Their rows lose the moved events from the device's first one on (the
+    # gaps and sessions around them change); recomputing another customer seen on the device
+    # afterwards is harmless. A retracted link's customer is touched by its retraction row.
+    identified = interactions_df.filter(F.col("customer_id").isNotNull())
     previous_owners = (
-        on_relinked.filter(F.col("customer_id").isNotNull())
-        .join(link_now, "device_id", "left")
-        .filter(
-            F.col("_owner").isNull()
-            | ((F.col("customer_key") != F.col("_owner")) & (F.col("event_at") > F.col("_linked_at")))
+        (identified.filter(F.col("event_date") >= F.lit(arrived_since)) if arrived_since else identified)
+        .join(
+            linked_tonight.select(
+                "device_id", F.col("customer_key").alias("_owner"), F.col("linked_at").alias("_linked_at")
+            ),
+            "device_id",
         )
+        .filter((F.col("customer_key") != F.col("_owner")) & (F.col("event_at") > F.col("_linked_at")))
         .select("device_id", "customer_key")
         .join(moved.groupBy("device_id").agg(F.min("event_date").alias("start_date")), "device_id")
         .select("customer_key", "start_date")

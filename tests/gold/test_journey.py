@@ -405,24 +405,24 @@ def test_touched_customers_start_at_their_earliest_arrival_and_search_only_the_d
             # the 4th (within relinked_since) starts C3 there; the one of the 1st is not searched.
             {"event_id": "e4", "event_date": d(2026, 3, 4), "device_id": "D1", "first_ingest_date": d(2026, 3, 4)},
             {"event_id": "e5", "event_date": d(2026, 3, 1), "device_id": "D1", "first_ingest_date": d(2026, 3, 1)},
-            # C5's login on D1 on the 6th had linked it (and e4) to C5 until C3's earlier login
-            # arrived tonight: C5's journey loses e4, so C5 starts on the 4th too.
+            # C5's login on D1 on the 8th had linked it (and e4) to C5 until C3's earlier login
+            # of the 7th arrived tonight: C5's journey loses e4, so C5 starts on the 4th too.
             {
                 "event_id": "e7",
-                "event_at": dt.datetime(2026, 3, 6, 10, 0),
-                "event_date": d(2026, 3, 6),
+                "event_at": dt.datetime(2026, 3, 8, 10, 0),
+                "event_date": d(2026, 3, 8),
                 "device_id": "D1",
                 "customer_id": "C5",
-                "first_ingest_date": d(2026, 3, 6),
+                "first_ingest_date": d(2026, 3, 8),
             },
             # C6 used D1 before C3's login: never its owner, not touched.
             {
                 "event_id": "e8",
-                "event_at": dt.datetime(2026, 3, 4, 12, 0),
-                "event_date": d(2026, 3, 4),
+                "event_at": dt.datetime(2026, 3, 7, 8, 0),
+                "event_date": d(2026, 3, 7),
                 "device_id": "D1",
                 "customer_id": "C6",
-                "first_ingest_date": d(2026, 3, 4),
+                "first_ingest_date": d(2026, 3, 7),
             },
             # Dated before arrived_since yet first arrived tonight: bronze quarantines such a line
             # (too_late), so the search does not read that partition and finds no C4 here.
@@ -460,8 +460,8 @@ def test_touched_customers_start_at_their_earliest_arrival_and_search_only_the_d
                 "device_id": "D1",
                 "customer_id": "C3",
                 "customer_key": key_of["C3"],
-                # C3's login of the 5th, arrived tonight: earlier than C5's of the 6th.
-                "linked_at": dt.datetime(2026, 3, 5, 9, 0),
+                # C3's login of the 7th, arrived tonight: earlier than C5's of the 8th.
+                "linked_at": dt.datetime(2026, 3, 7, 9, 0),
                 "link_ingest_date": d(2026, 3, 10),
             }
         ],
