@@ -285,8 +285,9 @@ def journey_context(
 
     * the customer's last row before ``start_date`` (the gap to the previous touchpoint);
     * the last customer-initiated row before it, with its ``session_id`` (a session that goes on),
-      when it is on that same last day: an earlier one is more than a day before ``start_date``,
-      far beyond the session gap, so the first recomputed visit opens a session either way;
+      when it is on that same last day: an earlier one (or an earlier tracking view, below) is
+      more than a day before ``start_date``, far beyond the session gap, so the first recomputed
+      visit opens a session either way;
     * the tracking page views of the ``lookback_days`` before it (the repeated-view count).
 
     Args:
