@@ -25,7 +25,7 @@ import pyspark.sql.functions as F
 from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql.types import StructType
 
-from jobs.domain import customer_key, days_late, delivery_days, is_late, is_on_time
+from jobs.domain import DELIVERY_FAILED, customer_key, days_late, delivery_days, is_late, is_on_time
 from jobs.lake.config import LakeConfig
 from jobs.lake.contracts import load_contract
 from jobs.lake.small_tables import add_new_columns, read_small, replace_small, update_small
@@ -225,7 +225,7 @@ def _event_facts(
     their reason) and rated reviews of a day, each with its order's segments when the order had
     arrived by the as-of date (``unattributed`` otherwise; a scan keeps its own carrier)."""
     event = F.col("event")
-    scans = tracking_events.filter(event == "delivery_failed").select(
+    scans = tracking_events.filter(event == DELIVERY_FAILED).select(
         "order_id",
         F.col("event_date").alias("kpi_date"),
         "first_ingest_date",

@@ -8,7 +8,7 @@ from typing import NamedTuple
 import pyspark.sql.functions as F
 from pyspark.sql import DataFrame, SparkSession
 
-from jobs.domain import DELIVERED, MILESTONE_AT, first_scan_at, milestone_rank
+from jobs.domain import DELIVERED, DELIVERY_FAILED, MILESTONE_AT, first_scan_at, milestone_rank
 from jobs.lake import retractions
 from jobs.lake.config import LakeConfig
 from jobs.lake.contracts import load_contract
@@ -37,7 +37,7 @@ def build_shipments(scans_df: DataFrame) -> DataFrame:
         ],
         delivered_first.getField("scan_at").alias(MILESTONE_AT[DELIVERED]),
         F.count(F.when(F.col("event") == "arrived_hub", 1)).alias("hubs_passed"),
-        F.count(F.when(F.col("event") == "delivery_failed", 1)).alias("failed_attempts"),
+        F.count(F.when(F.col("event") == DELIVERY_FAILED, 1)).alias("failed_attempts"),
         F.max_by("event", F.struct("scan_at", "_rank")).alias("last_event"),
         F.max("scan_at").alias("last_event_at"),
         F.count("*").alias("scans"),
