@@ -349,9 +349,13 @@ def test_changed_rows_are_new_or_different_rows_only(spark) -> None:
 
 # The 4th: a session goes on across midnight; the 5th: E9 is a repeated view through E7 and E8.
 @pytest.mark.parametrize("start_day", [4, 5])
-def test_recomputing_from_a_day_with_the_stored_context_gives_the_full_journey(spark, story_inputs, start_day) -> None:
+@pytest.mark.parametrize("last_day_from", ["journey", "journey_daily"])
+def test_recomputing_from_a_day_with_the_stored_context_gives_the_full_journey(
+    spark, story_inputs, start_day, last_day_from
+) -> None:
     """A night recomputes a customer from its first changed day with journey_context (stored rows
-    before it) instead of the history: the rows from that day on are the full build's, exactly."""
+    before it) instead of the history: the rows from that day on are the full build's, exactly,
+    whether each customer's last day is found in the journey or in its daily rows."""
     orders, interactions, events, shipments = story_inputs
     # A session across midnight (3rd 23:50 -> 4th 00:10): starting on the 4th must carry it on.
     interactions = interactions.unionByName(
@@ -366,7 +370,8 @@ def test_recomputing_from_a_day_with_the_stored_context_gives_the_full_journey(s
     start = dt.date(2026, 3, start_day)
     touched = spark.createDataFrame([(KEY, start)], "customer_key string, start_date date")
 
-    context = journey_context(full, touched)
+    days = build_journey_daily(full) if last_day_from == "journey_daily" else None
+    context = journey_context(full, touched, journey_days_df=days)
     from_start = touchpoints.filter(F.to_date("touchpoint_at") >= start).withColumn(
         "session_id", F.lit(None).cast("string")
     )
