@@ -304,6 +304,7 @@ def journey_context(
     Returns:
         Touchpoint rows (``TOUCHPOINT_COLUMNS`` + ``session_id``) for :func:`build_customer_journey`.
     """
+
     def before_start(rows: DataFrame) -> DataFrame:
         # ``touched_df`` is small: broadcast, so the rows are filtered where they are read, not
         # shuffled.
