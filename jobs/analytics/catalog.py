@@ -129,6 +129,58 @@ def _utc(epoch_ms: int) -> dt.datetime:
     return dt.datetime.fromtimestamp(epoch_ms / 1000, tz=dt.UTC)
 
 
-def arrow_dataset(delta: DeltaTable) -> pads.Dataset:
-    """``delta`` as a pyarrow dataset (lazy: files are read when scanned, partitions pruned)."""
-    return delta.to_pyarrow_dataset()
+def arrow_dataset(delta: DeltaTable, storage_options: dict[str, str] | None = None) -> pads.Dataset:
+    """``delta`` (opened with ``storage_options``: :func:`storage_location`) as a pyarrow dataset (lazy: files are read when scanned, partitions pruned).
+
+    A table with deletion vectors (a MERGE that marks the rows it replaces instead of copying
+    the rest of their files) is read too, which delta-rs' own dataset refuses: its files without
+    one stay lazy; the few that have one are read now and their deleted rows dropped."""
+    if "deletionVectors" not in (delta.protocol().reader_features or []):
+        return delta.to_pyarrow_dataset()
+    return _dataset_with_deletion_vectors(delta, storage_options)
+
+
+def _dataset_with_deletion_vectors(delta: DeltaTable, storage_options: dict[str, str] | None) -> pads.Dataset:
+    from urllib.parse import unquote
+
+    import pyarrow as pa
+    import pyarrow.dataset as ds
+    import pyarrow.fs as pa_fs
+    import pyarrow.parquet as pq
+    from deltalake.fs import DeltaStorageHandler
+
+    schema = pa.schema(delta.schema().to_arrow())
+    filesystem = pa_fs.PyFileSystem(DeltaStorageHandler(delta.table_uri, storage_options or None))
+    root = delta.table_uri.rstrip("/") + "/"
+    # Each file's keep mask (True: the row stands), by its path relative to the table.
+    kept = {
+        unquote(row["filepath"].removeprefix(root)): row["selection_vector"]
+        for row in pa.table(delta.deletion_vectors().read_all()).to_pylist()
+    }
+    partition_columns = delta.metadata().partition_columns
+    file_format = ds.ParquetFileFormat()
+    lazy, read = [], []
+    for add in pa.table(delta.get_add_actions(flatten=True)).to_pylist():
+        path = unquote(add["path"])
+        values = {c: add[f"partition.{c}"] for c in partition_columns}
+        if path not in kept:
+            condition = [
+                ds.field(c).is_null() if v is None else ds.field(c) == pa.scalar(v, schema.field(c).type)
+                for c, v in values.items()
+            ]
+            expression = condition[0] if condition else ds.scalar(True)
+            for part in condition[1:]:
+                expression = expression & part
+            lazy.append(file_format.make_fragment(path, filesystem=filesystem, partition_expression=expression))
+            continue
+        table = pq.read_table(path, filesystem=filesystem, partitioning=None)  # columns from the log, not the path
+        mask = kept[path]
+        # A mask may stop before the file's last rows: those stand.
+        table = table.filter(pa.array(mask + [True] * (table.num_rows - len(mask))))
+        for column, value in values.items():
+            if column in table.column_names:  # Spark's UPDATE also writes partition values to the file
+                continue
+            table = table.append_column(column, pa.array([value] * table.num_rows, schema.field(column).type))
+        read.append(table.select(schema.names).cast(schema))
+    files = ds.FileSystemDataset(lazy, schema, file_format, filesystem)
+    return ds.dataset([files, ds.InMemoryDataset(read, schema=schema)]) if read else files

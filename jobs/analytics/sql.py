@@ -16,7 +16,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from jobs.analytics.catalog import LAKE_LAYERS, TableRead, arrow_dataset, lake_table_names, open_table
+from jobs.analytics.catalog import (
+    LAKE_LAYERS,
+    TableRead,
+    arrow_dataset,
+    lake_table_names,
+    open_table,
+    storage_location,
+)
 from jobs.lake.config import LakeConfig
 
 if TYPE_CHECKING:
@@ -68,7 +75,7 @@ def connect(
         delta, read = open_table(config, table, version=versions.get(table), as_of=None if table in versions else as_of)
         layer, name = table.split(".", 1)
         scan = f"_delta_{layer}_{name}"
-        con.register(scan, arrow_dataset(delta))
+        con.register(scan, arrow_dataset(delta, storage_location(config, table)[1]))
         con.execute(f'CREATE SCHEMA IF NOT EXISTS "{layer}"')
         con.execute(f'CREATE VIEW "{layer}"."{name}" AS SELECT * FROM "{scan}"')
         reads.append(read)
