@@ -130,7 +130,8 @@ def _utc(epoch_ms: int) -> dt.datetime:
 
 
 def arrow_dataset(delta: DeltaTable, storage_options: dict[str, str] | None = None) -> pads.Dataset:
-    """``delta`` (opened with ``storage_options``: :func:`storage_location`) as a pyarrow dataset (lazy: files are read when scanned, partitions pruned).
+    """``delta`` (opened with ``storage_options``: :func:`storage_location`) as a pyarrow dataset
+    (lazy: files are read when scanned, partitions pruned).
 
     A table with deletion vectors (a MERGE that marks the rows it replaces instead of copying
     the rest of their files) is read too, which delta-rs' own dataset refuses: its files without
@@ -141,6 +142,8 @@ def arrow_dataset(delta: DeltaTable, storage_options: dict[str, str] | None = No
 
 
 def _dataset_with_deletion_vectors(delta: DeltaTable, storage_options: dict[str, str] | None) -> pads.Dataset:
+    import functools
+    import operator
     from urllib.parse import unquote
 
     import pyarrow as pa
@@ -168,9 +171,7 @@ def _dataset_with_deletion_vectors(delta: DeltaTable, storage_options: dict[str,
                 ds.field(c).is_null() if v is None else ds.field(c) == pa.scalar(v, schema.field(c).type)
                 for c, v in values.items()
             ]
-            expression = condition[0] if condition else ds.scalar(True)
-            for part in condition[1:]:
-                expression = expression & part
+            expression = functools.reduce(operator.and_, condition, ds.scalar(True))
             lazy.append(file_format.make_fragment(path, filesystem=filesystem, partition_expression=expression))
             continue
         table = pq.read_table(path, filesystem=filesystem, partitioning=None)  # columns from the log, not the path
