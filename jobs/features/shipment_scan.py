@@ -128,7 +128,7 @@ def build_shipment_scan_features(
     targets = _with_as_of_date(target_scans_df, orders_df).withColumn("_rank", milestone_rank(F.col("event")))
     # Only the targets' orders' scans can be known to a target (``is_known`` matches the order):
     # the rest of the history is dropped before the de-duplication, which otherwise shuffled every
-    # scan of the lake (large bench's last night: 2.3 M rows for the ~40 k targets' orders).
+    # scan of the lake (large bench's last night: 2.3 M rows, for the orders of ~38 k target scans).
     # A target is one of its own known scans, whether or not the caller repeated it in the history.
     history = (
         tracking_events_df.select(*_SCAN_COLUMNS)
