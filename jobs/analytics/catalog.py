@@ -13,6 +13,8 @@ come from the Spark settings the lake already has (``spark.hadoop.fs.s3a.*`` in
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import operator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -142,8 +144,6 @@ def arrow_dataset(delta: DeltaTable, storage_options: dict[str, str] | None = No
 
 
 def _dataset_with_deletion_vectors(delta: DeltaTable, storage_options: dict[str, str] | None) -> pads.Dataset:
-    import functools
-    import operator
     from urllib.parse import unquote
 
     import pyarrow as pa

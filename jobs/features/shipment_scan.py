@@ -132,7 +132,7 @@ def build_shipment_scan_features(
     # A target is one of its own known scans, whether or not the caller repeated it in the history.
     history = (
         tracking_events_df.select(*_SCAN_COLUMNS)
-        .join(target_scans_df.select("order_id").distinct(), "order_id", "left_semi")
+        .join(target_scans_df.select("order_id"), "order_id", "left_semi")
         .unionByName(target_scans_df.select(*_SCAN_COLUMNS))
         .distinct()
     )
