@@ -12,5 +12,9 @@ def delta_rows(path: str | Path, skip: Collection[str] = (), version: int | None
     (default: the latest), each a dict of its columns but ``skip`` (e.g. wall-clock columns)."""
     from deltalake import DeltaTable
 
+    from jobs.analytics.catalog import arrow_dataset
+
     table = DeltaTable(str(path).removeprefix("file:"), version=version)
-    return [{k: v for k, v in row.items() if k not in skip} for row in table.to_pyarrow_table().to_pylist()]
+    # Through the catalog's reader: a table with deletion vectors (the journey) is read too.
+    rows = arrow_dataset(table).to_table().to_pylist()
+    return [{k: v for k, v in row.items() if k not in skip} for row in rows]

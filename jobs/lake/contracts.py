@@ -48,6 +48,7 @@ class Contract:
     event_time: str | None = None
     description: str = ""
     change_data_feed: bool = False
+    deletion_vectors: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -166,6 +167,7 @@ def load_contract(name: str) -> Contract:
         "description",
         "extends",
         "change_data_feed",
+        "deletion_vectors",
     }
     return Contract(
         name=name,
@@ -177,6 +179,7 @@ def load_contract(name: str) -> Contract:
         event_time=raw.get("event_time", base.event_time if base else None),
         description=raw.get("description", base.description if base else ""),
         change_data_feed=bool(raw.get("change_data_feed", False)),
+        deletion_vectors=bool(raw.get("deletion_vectors", False)),
         extra={k: v for k, v in raw.items() if k not in known},
     )
 
@@ -211,6 +214,8 @@ def contract_fingerprint(contract: Contract) -> str:
     # Likewise a table option at its default (no change data feed) is left out.
     if not body["change_data_feed"]:
         body.pop("change_data_feed")
+    if not body["deletion_vectors"]:
+        body.pop("deletion_vectors")
     # Only non-default column attributes: a new optional attribute in the format (say `feature`)
     # leaves every existing contract's fingerprint unchanged.
     defaults = asdict(Column(name="", type=""))

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
     from pyspark.sql import Column, DataFrame, SparkSession
 
+    from jobs.lake.contracts import Contract
 
 _USER_METADATA_CONF = "spark.databricks.delta.commitInfo.userMetadata"
 
@@ -352,15 +353,15 @@ def merge_rows(
             writer = (
                 first_rows.write.format("delta").mode("overwrite").option("userMetadata", commit_metadata(table, night))
             )
-            if contract.change_data_feed:
-                writer = writer.option(CHANGE_DATA_FEED, "true")
+            for name, value in table_properties(contract).items():
+                writer = writer.option(name, value)
             if partition_by:
                 writer = writer.partitionBy(*partition_by)
             writer.save(path)
             committed(path)
             return
-        if contract.change_data_feed:
-            ensure_change_data_feed(spark, path)
+        if table_properties(contract):
+            ensure_table_properties(spark, path, table_properties(contract))
         target = DeltaTable.forPath(spark, path)
         merge = target.alias("t").merge(df.alias("s"), on)
         if delete_flag:
@@ -430,6 +431,13 @@ def key_range_filter(df: DataFrame, key: str) -> Column | None:
 
 
 CHANGE_DATA_FEED = "delta.enableChangeDataFeed"
+DELETION_VECTORS = "delta.enableDeletionVectors"
+
+
+def table_properties(contract: Contract) -> dict[str, str]:
+    """The Delta table properties a contract asks for (``change_data_feed``, ``deletion_vectors``)."""
+    wanted = {CHANGE_DATA_FEED: contract.change_data_feed, DELETION_VECTORS: contract.deletion_vectors}
+    return {name: "true" for name, on in wanted.items() if on}
 
 
 def table_property(spark: SparkSession, path: str, name: str) -> str | None:
@@ -438,13 +446,17 @@ def table_property(spark: SparkSession, path: str, name: str) -> str | None:
     return {row["key"]: row["value"] for row in shown}.get(name)
 
 
-def ensure_change_data_feed(spark: SparkSession, path: str) -> None:
-    """Turn the change data feed on for a table created before its contract asked for it.
+def ensure_table_properties(spark: SparkSession, path: str, properties: dict[str, str]) -> None:
+    """Set ``properties`` on a table created before its contract asked for them (the change data
+    feed, deletion vectors).
 
-    A metadata lookup when it is on already (every night); one ALTER commit the first time.
+    A metadata lookup when they are set already (every night); one ALTER commit the first time.
     """
-    if table_property(spark, path, CHANGE_DATA_FEED) != "true":
-        spark.sql(f"ALTER TABLE delta.`{path}` SET TBLPROPERTIES ('{CHANGE_DATA_FEED}' = 'true')")
+    shown = {row["key"]: row["value"] for row in spark.sql(f"SHOW TBLPROPERTIES delta.`{path}`").collect()}
+    missing = {name: value for name, value in properties.items() if shown.get(name) != value}
+    if missing:
+        settings = ", ".join(f"'{name}' = '{value}'" for name, value in missing.items())
+        spark.sql(f"ALTER TABLE delta.`{path}` SET TBLPROPERTIES ({settings})")
         committed(path)
 
 
