@@ -211,7 +211,7 @@ def contract_fingerprint(contract: Contract) -> str:
 
     body = asdict(contract)
     body.pop("version")
-    # Likewise a table option at its default (no change data feed) is left out.
+    # Likewise a table option at its default (no change data feed, no deletion vectors) is left out.
     if not body["change_data_feed"]:
         body.pop("change_data_feed")
     if not body["deletion_vectors"]:

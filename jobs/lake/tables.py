@@ -345,6 +345,7 @@ def merge_rows(
     )
     if target_filter is not None and not isinstance(target_filter, str):
         on = target_filter & F.expr(on)
+    properties = table_properties(contract)
 
     def one_attempt() -> None:
         if not table_exists(spark, path):
@@ -353,15 +354,14 @@ def merge_rows(
             writer = (
                 first_rows.write.format("delta").mode("overwrite").option("userMetadata", commit_metadata(table, night))
             )
-            for name, value in table_properties(contract).items():
+            for name, value in properties.items():
                 writer = writer.option(name, value)
             if partition_by:
                 writer = writer.partitionBy(*partition_by)
             writer.save(path)
             committed(path)
             return
-        if table_properties(contract):
-            ensure_table_properties(spark, path, table_properties(contract))
+        ensure_table_properties(spark, path, properties)
         target = DeltaTable.forPath(spark, path)
         merge = target.alias("t").merge(df.alias("s"), on)
         if delete_flag:
@@ -440,10 +440,14 @@ def table_properties(contract: Contract) -> dict[str, str]:
     return {name: "true" for name, on in wanted.items() if on}
 
 
+def _shown_properties(spark: SparkSession, path: str) -> dict[str, str]:
+    """Every Delta table property of the table at ``path`` (a metadata lookup, no Spark job)."""
+    return {row["key"]: row["value"] for row in spark.sql(f"SHOW TBLPROPERTIES delta.`{path}`").collect()}
+
+
 def table_property(spark: SparkSession, path: str, name: str) -> str | None:
     """The Delta table property ``name`` of the table at ``path`` (None when unset)."""
-    shown = spark.sql(f"SHOW TBLPROPERTIES delta.`{path}`").collect()
-    return {row["key"]: row["value"] for row in shown}.get(name)
+    return _shown_properties(spark, path).get(name)
 
 
 def ensure_table_properties(spark: SparkSession, path: str, properties: dict[str, str]) -> None:
@@ -452,7 +456,9 @@ def ensure_table_properties(spark: SparkSession, path: str, properties: dict[str
 
     A metadata lookup when they are set already (every night); one ALTER commit the first time.
     """
-    shown = {row["key"]: row["value"] for row in spark.sql(f"SHOW TBLPROPERTIES delta.`{path}`").collect()}
+    if not properties:
+        return
+    shown = _shown_properties(spark, path)
     missing = {name: value for name, value in properties.items() if shown.get(name) != value}
     if missing:
         settings = ", ".join(f"'{name}' = '{value}'" for name, value in missing.items())
