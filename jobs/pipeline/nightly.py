@@ -275,9 +275,9 @@ def _silver(spark: SparkSession, config: LakeConfig, first: str, last: str | Non
         )
 
     def people(session: SparkSession) -> None:
-        # Customers no longer waits for the session starts after the interactions: on the large
-        # bench's last night the chain interactions -> session starts -> customers was the silver
-        # stage's critical path (~18 + 7 + 9 s, the other chains shorter).
+        # Customers need not wait for the session starts: in turn, interactions -> session starts
+        # -> customers was the silver stage's critical path on the large bench's last night
+        # (~18 + 7 + 9 s; the other chains are shorter).
         run_concurrently(
             session,
             {
