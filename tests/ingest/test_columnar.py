@@ -164,6 +164,14 @@ def test_contracts_with_types_the_columnar_path_does_not_know_stay_on_the_line_p
         "\u00e9\n\u00fc".encode(),
         b"\xff\nok\n",
         b"\r",
+        # Refused by Python's decoder, so by the split too (Arrow validates each line): a
+        # surrogate, an overlong slash, a code point past U+10FFFF, a sequence a newline cuts,
+        # and one the block's end cuts.
+        b"ok\n\xed\xa0\x80\n",
+        b"\xc0\xaf\nok",
+        b"\xf4\x90\x80\x80\n",
+        b"\xe2\x82\n\xac\n",
+        "ok\n\u20ac".encode()[:-1],
     ],
 )
 def test_split_lines_matches_decode_lines(data: bytes) -> None:
