@@ -223,8 +223,9 @@ def validate_gold(
 def build_silver(run_date: str, config: LakeConfig | None = None, allow_gap: bool | str = False) -> None:
     """Merge the day's arrivals into every silver table, once the previous night completed.
 
-    Order matters only for customers, which reads the orders and resolved interactions of the
-    same night; ``interactions.run`` maintains ``silver.device_links`` (identity) itself.
+    Order matters for the session starts, which read the night's resolved interactions, and for
+    customers, which reads them and the orders (:func:`_silver`); ``interactions.run`` maintains
+    ``silver.device_links`` (identity) itself.
 
     Args:
         allow_gap: build even though the previous night did not complete (a rendered DAG param
@@ -258,6 +259,10 @@ def _silver(spark: SparkSession, config: LakeConfig, first: str, last: str | Non
         tracking_events,
     )
 
+    def tonight(run: Callable[..., None], **inputs: Any) -> Callable[[SparkSession], None]:
+        """``run`` as a step of these nights (``inputs``: what an earlier step handed on)."""
+        return partial(run, config=config, run_date=first, through=last, **inputs)
+
     def scans(session: SparkSession) -> None:
         # Shipments and delivery states recompute the orders tracking_events did (those it
         # retracted scans of included), from the same read of the bronze window, side by side.
@@ -265,12 +270,8 @@ def _silver(spark: SparkSession, config: LakeConfig, first: str, last: str | Non
         run_concurrently(
             session,
             {
-                "jobs.silver.shipments": partial(
-                    shipments.run, config=config, run_date=first, through=last, touched=touched
-                ),
-                "jobs.silver.delivery_states": partial(
-                    delivery_states.run, config=config, run_date=first, touched=touched, through=last
-                ),
+                "jobs.silver.shipments": tonight(shipments.run, touched=touched),
+                "jobs.silver.delivery_states": tonight(delivery_states.run, touched=touched),
             },
         )
 
@@ -279,19 +280,13 @@ def _silver(spark: SparkSession, config: LakeConfig, first: str, last: str | Non
         # -> customers was the silver stage's critical path on the large bench's last night
         # (~18 + 7 + 9 s; the other chains are shorter).
         run_concurrently(
-            session,
-            {
-                "jobs.silver.orders": partial(orders.run, config=config, run_date=first, through=last),
-                "jobs.silver.interactions": partial(interactions.run, config=config, run_date=first, through=last),
-            },
+            session, {"jobs.silver.orders": tonight(orders.run), "jobs.silver.interactions": tonight(interactions.run)}
         )
         run_concurrently(
             session,
             {
-                "jobs.silver.session_starts": partial(
-                    session_starts.run, config=config, run_date=first, through=last
-                ),
-                "jobs.silver.customers": partial(customers.run, config=config, run_date=first, through=last),
+                "jobs.silver.session_starts": tonight(session_starts.run),
+                "jobs.silver.customers": tonight(customers.run),
             },
         )
 
