@@ -17,6 +17,8 @@ then D and reruns all end with the same table.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import pyspark.sql.functions as F
 from pyspark.sql import DataFrame, SparkSession
 
@@ -132,16 +134,41 @@ def _re_resolve_devices(
     committed(config.table_path("silver.interactions"))
 
 
+class PendingReResolution(NamedTuple):
+    """What :func:`re_resolve` needs after :func:`merge_arrivals`: the devices whose link the night
+    retracted (:func:`jobs.silver.identity.run`; set or moved links are read from the table)."""
+
+    retracted_devices: list[str]
+
+
 def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | None = None) -> None:
-    """Merge ``run_date``'s interaction arrivals into ``silver.interactions`` (and the device links).
+    """Merge ``run_date``'s interaction arrivals into ``silver.interactions`` (and the device
+    links), then re-resolve the anonymous events of re-linked devices: steps 1 to 3 of the module
+    docstring (:func:`merge_arrivals`, then :func:`re_resolve`)."""
+    pending = merge_arrivals(spark, config, run_date, through)
+    if pending is not None:
+        re_resolve(spark, config, run_date, through, pending)
+
+
+def merge_arrivals(
+    spark: SparkSession, config: LakeConfig, run_date: str, through: str | None = None
+) -> PendingReResolution | None:
+    """Steps 1 and 2: the device links, then ``run_date``'s arrivals merged into ``silver.interactions``.
 
     Includes :func:`jobs.silver.identity.run`: one call builds both ``silver.device_links`` and
     ``silver.interactions`` for the date. A rerun after the night's files were corrected retracts
     the events they no longer carry (:mod:`jobs.lake.retractions`).
+
+    The identified events are final once this returns (step 3 rewrites anonymous ones only), so
+    what reads only those (``silver.session_starts``) need not wait for :func:`re_resolve`.
+
+    Returns:
+        What :func:`re_resolve` needs, or None when the table was created now: a first build
+        resolves every row against the links as they now stand.
     """
     contract = load_contract("silver.interactions")
     hashing_key = checked_pii_key(spark, config, contract.name)  # before any write of the night
-    relinked = identity.run(spark, config, run_date, through)
+    retracted_devices = identity.run(spark, config, run_date, through)
     links = read_table(spark, config, "silver.device_links")
     bronze = read_table(spark, config, "bronze.interactions")
     arrived = bronze.filter(arrived_between(F.col("_ingest_date"), run_date, through))
@@ -176,7 +203,13 @@ def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | N
         target_filter=key_range_filter(arrived, key) if existed else None,
     )
     record_key_fingerprint(spark, config, contract.name, hashing_key)
-    if existed:
-        # A table this run created holds only rows resolved against the links as they now stand
-        # (a history import's first build): nothing to re-resolve.
-        _re_resolve_devices(spark, config, links, run_date, through, relinked)
+    return PendingReResolution(list(retracted_devices)) if existed else None
+
+
+def re_resolve(
+    spark: SparkSession, config: LakeConfig, run_date: str, through: str | None, pending: PendingReResolution
+) -> None:
+    """Step 3: the anonymous events of the devices whose link the night set, moved or retracted
+    take the key the links now give (:func:`merge_arrivals` first)."""
+    links = read_table(spark, config, "silver.device_links")
+    _re_resolve_devices(spark, config, links, run_date, through, pending.retracted_devices)
