@@ -388,7 +388,8 @@ def touched_customers(
                 F.col("row_key").alias("device_id")
             )
         )
-    anonymous = interactions_df.filter(F.col("customer_id").isNull())
+    # ``is_identified`` (a customer_id) is a partition column: each side reads only its own files.
+    anonymous = interactions_df.filter(~F.col("is_identified"))
     moved = (anonymous.filter(F.col("event_date") >= F.lit(relinked_since)) if relinked_since else anonymous).join(
         relinked, "device_id", "left_semi"
     )
@@ -398,7 +399,7 @@ def touched_customers(
     # ``arrived_since``). Their rows lose the moved events from the device's first one on (the
     # gaps and sessions around them change); recomputing another customer seen on the device
     # afterwards is harmless. A retracted link's customer is touched by its retraction row.
-    identified = interactions_df.filter(F.col("customer_id").isNotNull())
+    identified = interactions_df.filter(F.col("is_identified"))
     previous_owners = (
         (identified.filter(F.col("event_date") >= F.lit(arrived_since)) if arrived_since else identified)
         .join(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pyspark.sql.functions as F
-from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import DataFrame, SparkSession
 
 from jobs.lake.config import LakeConfig
 from jobs.lake.contracts import load_contract
@@ -57,7 +57,6 @@ def build_journey_daily(journey_df: DataFrame) -> DataFrame:
 def build_funnel_daily(journey_df: DataFrame) -> DataFrame:
     """Journey rows (whole sessions) -> sessions and funnel steps per (start day, start channel)."""
     contract = load_contract("gold.funnel_daily")
-    first = Window.partitionBy("session_id").orderBy("touchpoint_at", "touchpoint_id")
     in_sessions = journey_df.filter(F.col("session_id").isNotNull())
     # A step counts the sessions that reached it *or a later step*: an order implies the checkout
     # before it even when that event never reached the lake (dropped, quarantined), which keeps
@@ -65,10 +64,12 @@ def build_funnel_daily(journey_df: DataFrame) -> DataFrame:
     step_depth = F.lit(0)
     for depth, types in reversed(list(enumerate(FUNNEL_STEPS.values(), start=1))):
         step_depth = F.when(F.col("touchpoint_type").isin(types), F.lit(depth)).otherwise(step_depth)
-    sessions = (
-        in_sessions.withColumn("_start", F.first(F.struct("touchpoint_date", "channel")).over(first))
-        .groupBy("session_id")
-        .agg(F.first("_start").alias("_start"), F.max(step_depth).alias("_depth"))
+    # One aggregation per session (its first row by the journey's order gives its day and channel):
+    # a session's rows sit in one day's files, so most of it is aggregated before the shuffle,
+    # where a window sorted every row of the days by session first.
+    sessions = in_sessions.groupBy("session_id").agg(
+        F.min_by(F.struct("touchpoint_date", "channel"), F.struct("touchpoint_at", "touchpoint_id")).alias("_start"),
+        F.max(step_depth).alias("_depth"),
     )
     funnel = sessions.groupBy(
         F.col("_start.touchpoint_date").alias("funnel_date"), F.col("_start.channel").alias("channel")

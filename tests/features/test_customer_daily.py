@@ -57,6 +57,7 @@ def event(event_id, customer_id, kind, at, channel="app", rating=None, ingest=No
         "event_id": event_id,
         "customer_id": customer_id,
         "customer_key": key(customer_id or "C1"),
+        "is_identified": customer_id is not None,  # as silver sets it (its partition column)
         "event": kind,
         "event_at": at,
         "event_date": at.date(),

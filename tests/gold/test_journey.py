@@ -439,6 +439,8 @@ def test_touched_customers_start_at_their_earliest_arrival_and_search_only_the_d
             F.substring(F.sha2(F.concat(F.lit("cxlake-customer:"), "customer_id"), 256), 1, 20)
         ),
     )
+    # As silver sets it (a partition column: each side of the search reads only its own files).
+    interactions = interactions.withColumn("is_identified", F.col("customer_id").isNotNull())
     orders = contract_frame(
         spark,
         "silver.orders",
@@ -496,7 +498,13 @@ def test_touched_customers_include_the_customers_of_retracted_rows_from_the_rows
         [
             # Anonymous event of device D9, whose link a rerun retracted and recomputed to C3:
             # C3 starts on the event's date, as for a link that arrived tonight.
-            {"event_id": "e1", "event_date": d(2026, 3, 8), "device_id": "D9", "customer_key": key_of["C3"]},
+            {
+                "event_id": "e1",
+                "event_date": d(2026, 3, 8),
+                "device_id": "D9",
+                "customer_key": key_of["C3"],
+                "is_identified": False,
+            },
         ],
     )
     orders = contract_frame(
