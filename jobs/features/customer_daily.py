@@ -198,8 +198,7 @@ def build_customer_daily(
         (F.col("event_date") > F.lit(first - dt.timedelta(days=ACTIVE_DAYS)))
         & (F.col("event_date") <= F.lit(last))
         & (F.col("first_ingest_date") <= F.lit(last))
-        # ``is_identified`` (a customer_id) is a partition column: the anonymous files are not read
-        # (large bench's last night: 9.0 M rows scanned for the support contacts and reviews).
+        # ``is_identified`` (a customer_id) is a partition column: the anonymous files are not read.
         & F.col("is_identified")
     ).withColumn("customer_key", customer_key(F.col("customer_id")))
     session_starts = session_starts_df.filter(

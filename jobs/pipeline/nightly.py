@@ -280,7 +280,8 @@ def _silver(spark: SparkSession, config: LakeConfig, first: str, last: str | Non
     def people(session: SparkSession) -> None:
         # The critical path of the large bench's last night: the interactions (identity ~6 s,
         # arrivals ~5 s, re-resolution ~6 s), then customers (~9 s); the session starts (~7 s)
-        # overlap the re-resolution instead of waiting for it.
+        # overlap the re-resolution instead of waiting for it (replayed: ~1 s less, as the two
+        # cores are busy either way).
         arrived = run_concurrently(
             session,
             {
