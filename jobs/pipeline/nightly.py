@@ -291,8 +291,7 @@ def _silver(spark: SparkSession, config: LakeConfig, first: str, last: str | Non
         )["jobs.silver.interactions"]
 
         def attributed(step_session: SparkSession) -> None:
-            if arrived is not None:
-                interactions.re_resolve(step_session, config, first, last, arrived)
+            interactions.re_resolve(step_session, config, first, last, arrived)
             customers.run(step_session, config, first, last)
 
         run_concurrently(

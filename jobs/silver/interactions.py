@@ -17,8 +17,6 @@ then D and reruns all end with the same table.
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import pyspark.sql.functions as F
 from pyspark.sql import DataFrame, SparkSession
 
@@ -79,16 +77,18 @@ def build_silver_interactions(
     return resolved.select(*[F.col(c.name).cast(c.type) for c in contract.columns])
 
 
-def _re_resolve_devices(
+def re_resolve(
     spark: SparkSession,
     config: LakeConfig,
-    device_links_df: DataFrame,
     run_date: str,
     through: str | None,
-    retracted_devices: list[str] = (),
+    retracted_devices: list[str] | None,
 ) -> None:
-    """Re-resolve, in place, the anonymous events of the devices whose link ``run_date`` set or
-    moved, or retracted (``retracted_devices``: recomputed or deleted, :func:`identity.run`).
+    """Step 3: re-resolve, in place, the anonymous events of the devices whose link ``run_date``
+    set or moved, or retracted (``retracted_devices``: recomputed or deleted, :func:`identity.run`).
+
+    ``retracted_devices`` is what :func:`merge_arrivals` returned: None when it created the table
+    (every row was resolved against the links as they now stand), and then there is nothing to do.
 
     The new keys come from :func:`jobs.silver.identity.with_customer_key` (one definition of the
     rule); only events whose key actually changes are rewritten, and nothing is written when none
@@ -96,6 +96,9 @@ def _re_resolve_devices(
     """
     from delta.tables import DeltaTable
 
+    if retracted_devices is None:
+        return
+    device_links_df = read_table(spark, config, "silver.device_links")
     changed = device_links_df.filter(arrived_between(F.col("link_ingest_date"), run_date, through)).select("device_id")
     if retracted_devices:
         changed = changed.unionByName(spark.createDataFrame([(d,) for d in retracted_devices], "device_id string"))
@@ -134,25 +137,16 @@ def _re_resolve_devices(
     committed(config.table_path("silver.interactions"))
 
 
-class PendingReResolution(NamedTuple):
-    """What :func:`re_resolve` needs after :func:`merge_arrivals`: the devices whose link the night
-    retracted (:func:`jobs.silver.identity.run`; set or moved links are read from the table)."""
-
-    retracted_devices: list[str]
-
-
 def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | None = None) -> None:
     """Merge ``run_date``'s interaction arrivals into ``silver.interactions`` (and the device
     links), then re-resolve the anonymous events of re-linked devices: steps 1 to 3 of the module
     docstring (:func:`merge_arrivals`, then :func:`re_resolve`)."""
-    pending = merge_arrivals(spark, config, run_date, through)
-    if pending is not None:
-        re_resolve(spark, config, run_date, through, pending)
+    re_resolve(spark, config, run_date, through, merge_arrivals(spark, config, run_date, through))
 
 
 def merge_arrivals(
     spark: SparkSession, config: LakeConfig, run_date: str, through: str | None = None
-) -> PendingReResolution | None:
+) -> list[str] | None:
     """Steps 1 and 2: the device links, then ``run_date``'s arrivals merged into ``silver.interactions``.
 
     Includes :func:`jobs.silver.identity.run`: one call builds both ``silver.device_links`` and
@@ -163,8 +157,9 @@ def merge_arrivals(
     what reads only those (``silver.session_starts``) need not wait for :func:`re_resolve`.
 
     Returns:
-        What :func:`re_resolve` needs, or None when the table was created now: a first build
-        resolves every row against the links as they now stand.
+        The devices whose link the night retracted, for :func:`re_resolve` (set or moved links it
+        reads from the table); None when the table was created now: a first build resolves every
+        row against the links as they now stand.
     """
     contract = load_contract("silver.interactions")
     hashing_key = checked_pii_key(spark, config, contract.name)  # before any write of the night
@@ -203,13 +198,4 @@ def merge_arrivals(
         target_filter=key_range_filter(arrived, key) if existed else None,
     )
     record_key_fingerprint(spark, config, contract.name, hashing_key)
-    return PendingReResolution(list(retracted_devices)) if existed else None
-
-
-def re_resolve(
-    spark: SparkSession, config: LakeConfig, run_date: str, through: str | None, pending: PendingReResolution
-) -> None:
-    """Step 3: the anonymous events of the devices whose link the night set, moved or retracted
-    take the key the links now give (:func:`merge_arrivals` first)."""
-    links = read_table(spark, config, "silver.device_links")
-    _re_resolve_devices(spark, config, links, run_date, through, pending.retracted_devices)
+    return list(retracted_devices) if existed else None
