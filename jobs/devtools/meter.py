@@ -3,9 +3,12 @@
 A :class:`StageMeter` wraps each stage (``with meter.stage("silver"): ...``) and records its wall
 seconds, the Spark jobs it ran (a job group per stage, counted by Spark's status tracker), the
 Delta commits it made and the files and rows those commits added (read from the new
-``_delta_log`` entries: each ``add`` action carries ``numRecords``), and the peak resident memory
-of the Python driver and of the Spark JVM, sampled apart (a JVM started by PySpark is a child
-process that ``getrusage`` of the driver cannot see). Local lakes only (the log is read from disk).
+``_delta_log`` entries: each ``add`` action carries ``numRecords``), the files its Spark scans
+read once partitions and file statistics had pruned them (Spark's own "number of files read" of
+each scan, data files and Delta log files apart: what shows whether a night reads the slice it
+needs or the whole history), and the peak resident memory of the Python driver and of the Spark
+JVM, sampled apart (a JVM started by PySpark is a child process that ``getrusage`` of the driver
+cannot see). Local lakes only (the log is read from disk).
 
 Measured, never asserted: benchmarks print these figures, tests do not time anything.
 """
@@ -42,6 +45,8 @@ class StageFigures:
     files_written: int
     rows_written: int
     rows_in: int | None = None
+    files_read: int = 0
+    log_files_read: int = 0
     driver_peak_rss_mb: float = 0.0
     jvm_peak_rss_mb: float = 0.0
 
@@ -99,6 +104,56 @@ class _PeakSampler:
         self._sample()
 
 
+# Spark's SQL metric of a file scan (FileSourceScanExec's ``numFiles``): the files it read after
+# partition pruning and data skipping.
+_FILES_READ_METRIC = "number of files read"
+# The file index a Delta log scan (commit JSON, checkpoint Parquet) goes through; a table's own
+# data files go through Delta's other indexes (``PreparedDeltaFileIndex``, ``TahoeLogFileIndex``...).
+_DELTA_LOG_INDEX = "DeltaLogFileIndex"
+
+
+def _sql_store(spark: SparkSession) -> Any:
+    """The session's SQL status store: every SQL execution's plan and metrics, kept whether or not
+    the UI runs (the last ``spark.sql.ui.retainedExecutions`` of them)."""
+    return spark._jsparkSession.sharedState().statusStore()  # noqa: SLF001 - no Python API for it
+
+
+def _last_execution_id(spark: SparkSession) -> int:
+    store = _sql_store(spark)
+    count = store.executionsCount()
+    return store.executionsList(count - 1, 1).apply(0).executionId() if count else -1
+
+
+def _files_read(spark: SparkSession, after_execution: int) -> tuple[int, int]:
+    """Files the file scans of SQL executions after ``after_execution`` read: (data files, Delta log files)."""
+    store = _sql_store(spark)
+    data = log = 0
+    count = store.executionsCount()
+    # Newest first (the list is in execution order): stop at the stage's first.
+    for index in range(count - 1, -1, -1):
+        execution_id = store.executionsList(index, 1).apply(0).executionId()
+        if execution_id <= after_execution:
+            break
+        values = store.executionMetrics(execution_id)
+        nodes = store.planGraph(execution_id).allNodes()
+        for n in range(nodes.size()):
+            node = nodes.apply(n)
+            if not node.name().startswith("Scan"):
+                continue
+            metrics = node.metrics()
+            for m in range(metrics.size()):
+                metric = metrics.apply(m)
+                if metric.name() != _FILES_READ_METRIC:
+                    continue
+                value = values.get(metric.accumulatorId())
+                files = int(value.get().replace(",", "")) if value.isDefined() else 0
+                if _DELTA_LOG_INDEX in node.desc():
+                    log += files
+                else:
+                    data += files
+    return data, log
+
+
 def _commit_files(lake_root: Path) -> set[Path]:
     return set(lake_root.glob("*/*/_delta_log/*.json"))
 
@@ -134,6 +189,7 @@ class StageMeter:
         group = f"bench:{id(self):x}:{name}:{len(self.stages)}"
         context.setJobGroup(group, name)
         before = _commit_files(self.lake_root)
+        last_execution = _last_execution_id(self.spark)
         if self.progress:
             print(f"  {name} ...", end="", flush=True)
         started = time.monotonic()
@@ -145,6 +201,7 @@ class StageMeter:
         seconds = time.monotonic() - started
         commits = _commit_files(self.lake_root) - before
         files, rows = _added(commits)
+        data_files_read, log_files_read = _files_read(self.spark, last_execution)
         figures = StageFigures(
             name=name,
             seconds=round(seconds, 2),
@@ -153,6 +210,8 @@ class StageMeter:
             files_written=files,
             rows_written=rows,
             rows_in=rows_in,
+            files_read=data_files_read,
+            log_files_read=log_files_read,
             driver_peak_rss_mb=round(sampler.driver_peak / _MIB, 1),
             jvm_peak_rss_mb=round(sampler.jvm_peak / _MIB, 1),
         )
@@ -160,7 +219,7 @@ class StageMeter:
         if self.progress:
             print(
                 f" {figures.seconds:.1f} s, {figures.spark_jobs} Spark jobs, {figures.delta_commits} commits, "
-                f"{figures.rows_written} rows written",
+                f"{figures.rows_written} rows written, {figures.files_read} data files read",
                 flush=True,
             )
 
@@ -168,7 +227,7 @@ class StageMeter:
         """The stages as an aligned text table (what ``cxlake bench`` prints)."""
         head = (
             f"{'stage':28s} {'seconds':>8s} {'rows in':>10s} {'rows out':>10s} {'rows/s':>9s} "
-            f"{'jobs':>5s} {'commits':>7s} {'files':>6s} {'driver MB':>9s} {'JVM MB':>7s}"
+            f"{'jobs':>5s} {'commits':>7s} {'files':>6s} {'read':>6s} {'log read':>8s} {'driver MB':>9s} {'JVM MB':>7s}"
         )
         lines = [head, "-" * len(head)]
         for s in self.stages:
@@ -176,7 +235,8 @@ class StageMeter:
             lines.append(
                 f"{s.name:28s} {s.seconds:8.1f} {'' if s.rows_in is None else s.rows_in:>10} {s.rows_written:>10d} "
                 f"{'' if rate is None else f'{rate:,.0f}':>9s} {s.spark_jobs:5d} {s.delta_commits:7d} "
-                f"{s.files_written:6d} {s.driver_peak_rss_mb:9.0f} {s.jvm_peak_rss_mb:7.0f}"
+                f"{s.files_written:6d} {s.files_read:6d} {s.log_files_read:8d} "
+                f"{s.driver_peak_rss_mb:9.0f} {s.jvm_peak_rss_mb:7.0f}"
             )
         total = sum(s.seconds for s in self.stages)
         lines.append(f"{'total':28s} {total:8.1f}")
