@@ -21,7 +21,8 @@ generated code by its source); now each measured night is the first to run its d
 
 and writes a table on stdout and ``$CXLAKE_HOME/bench/<size>.json``: ``size``,
 ``interaction_events``, ``total_seconds``, ``driver_peak_rss_mb``, ``jvm_peak_rss_mb``, ``stages``
-(name -> seconds, rows, Spark jobs, Delta commits, files), ``incremental_ratio`` (the last night's
+(name -> seconds, rows, Spark jobs, Delta commits, files written, ``files_read`` and
+``log_files_read``: the data and Delta log files its Spark scans read once pruned), ``incremental_ratio`` (the last night's
 data stages, ingest to gold gate, over the same files' on an empty lake: cost must follow the day,
 not the history),
 ``ingest_vs_pyarrow`` (bronze ingest rows/s of the history import's interactions over a plain
