@@ -16,6 +16,7 @@ Measured, never asserted: benchmarks print these figures, tests do not time anyt
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
 import time
@@ -29,6 +30,8 @@ import psutil
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
+
+log = logging.getLogger(__name__)
 
 _SAMPLE_SECONDS = 0.1
 _MIB = 2**20
@@ -127,13 +130,20 @@ def _last_execution_id(spark: SparkSession) -> int:
 def _files_read(spark: SparkSession, after_execution: int) -> tuple[int, int]:
     """Files the file scans of SQL executions after ``after_execution`` read: (data files, Delta log files)."""
     store = _sql_store(spark)
-    data = log = 0
+    data_files = log_files = 0
     count = store.executionsCount()
     # Newest first (the list is in execution order): stop at the stage's first.
     for index in range(count - 1, -1, -1):
         execution_id = store.executionsList(index, 1).apply(0).executionId()
         if execution_id <= after_execution:
             break
+        if index == 0 and execution_id > after_execution + 1:
+            # The stage ran more executions than the store keeps: its oldest are gone.
+            log.warning(
+                "files read undercounted: executions %d..%d no longer kept (spark.sql.ui.retainedExecutions)",
+                after_execution + 1,
+                execution_id - 1,
+            )
         values = store.executionMetrics(execution_id)
         nodes = store.planGraph(execution_id).allNodes()
         for n in range(nodes.size()):
@@ -148,10 +158,10 @@ def _files_read(spark: SparkSession, after_execution: int) -> tuple[int, int]:
                 value = values.get(metric.accumulatorId())
                 files = int(value.get().replace(",", "")) if value.isDefined() else 0
                 if _DELTA_LOG_INDEX in node.desc():
-                    log += files
+                    log_files += files
                 else:
-                    data += files
-    return data, log
+                    data_files += files
+    return data_files, log_files
 
 
 def _commit_files(lake_root: Path) -> set[Path]:

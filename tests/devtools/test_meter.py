@@ -30,7 +30,6 @@ def test_files_read_counts_the_data_files_a_stage_scans_after_partition_pruning(
 
     two_days, every_day, a_count, no_spark = meter.stages
     assert (two_days.files_read, every_day.files_read, a_count.files_read, no_spark.files_read) == (2, 4, 0, 0)
-    # No stage wrote anything, so the table's log (one commit) was read at most once per stage.
     assert {s.delta_commits for s in meter.stages} == {0}
     assert no_spark.log_files_read == 0
     assert meter.stages[0].as_dict()["files_read"] == 2
