@@ -201,9 +201,8 @@ def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | N
     relinked_devices = links.filter(arrived_between(F.col("link_ingest_date"), run_date, through)).select("device_id")
     # The searches for the night's arrivals and re-attributions read only the event dates they
     # can have (bronze quarantines lines older than the lateness bound), not the whole history.
-    # A relink's previous owner is found too: their linking event is later than the new one,
-    # which arrived tonight, so it is dated within the lateness bound.
-    arrivals = first_arrived(interactions, run_date, through, oldest_arrival_date(run_date, config.lateness_days))
+    oldest_arrival = oldest_arrival_date(run_date, config.lateness_days)
+    arrivals = first_arrived(interactions, run_date, through, oldest_arrival)
     attributable = interactions.filter(
         F.col("event_date") >= F.lit(oldest_attributable_date(run_date, config.lateness_days))
     )
@@ -214,15 +213,20 @@ def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | N
     retracted_devices = retracted.filter(F.col("table_name") == "silver.device_links").select(
         F.col("row_key").alias("device_id")
     )
+    # The events of a re-linked (or retracted) device that name a customer the change touches:
+    # its anonymous ones of the attributable window (now the new owner's), and identified ones
+    # from the arrival bound on only. A previous owner's linking event is later than the new
+    # link's, which arrived tonight (a retracted link's successor is later than the retracted
+    # one, which did), so it is dated within the lateness bound: the identified partitions of
+    # the rest of the window are not read (as in jobs.gold.journey.touched_customers).
+    relinked_evidence = attributable.filter(
+        ~F.col("is_identified") | (F.col("event_date") >= F.lit(oldest_arrival))
+    ).join(relinked_devices.unionByName(retracted_devices), "device_id", "left_semi")
     touched = (
         first_arrived(keyed_orders, run_date, through)
         .select("customer_key")
         .unionByName(arrivals.select("customer_key"))
-        .unionByName(
-            attributable.join(relinked_devices.unionByName(retracted_devices), "device_id", "left_semi").select(
-                "customer_key"
-            )
-        )
+        .unionByName(relinked_evidence.select("customer_key"))
         .unionByName(retracted.select("customer_key"))
         .filter(F.col("customer_key").isNotNull())
         .distinct()
