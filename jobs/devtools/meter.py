@@ -121,46 +121,59 @@ def _sql_store(spark: SparkSession) -> Any:
     return spark._jsparkSession.sharedState().statusStore()  # noqa: SLF001 - no Python API for it
 
 
+def _execution_id(store: Any, index: int) -> int:
+    """The id of the ``index``-th execution the store keeps (in execution order)."""
+    return store.executionsList(index, 1).apply(0).executionId()
+
+
 def _last_execution_id(spark: SparkSession) -> int:
     store = _sql_store(spark)
     count = store.executionsCount()
-    return store.executionsList(count - 1, 1).apply(0).executionId() if count else -1
+    return _execution_id(store, count - 1) if count else -1
+
+
+def _executions_after(store: Any, after_execution: int) -> list[int]:
+    """The ids of the executions after ``after_execution`` that the store still keeps, newest first."""
+    ids = []
+    for index in range(store.executionsCount() - 1, -1, -1):
+        execution_id = _execution_id(store, index)
+        if execution_id <= after_execution:
+            return ids
+        ids.append(execution_id)
+    if ids and ids[-1] > after_execution + 1:
+        # The stage ran more executions than the store keeps: its oldest are gone.
+        log.warning(
+            "files read undercounted: executions %d..%d no longer kept (spark.sql.ui.retainedExecutions)",
+            after_execution + 1,
+            ids[-1] - 1,
+        )
+    return ids
+
+
+def _scan_files(store: Any, execution_id: int) -> Iterator[tuple[str, int]]:
+    """Each file scan of an execution: its plan description and the files it read."""
+    values = store.executionMetrics(execution_id)
+    nodes = store.planGraph(execution_id).allNodes()
+    for node in (nodes.apply(n) for n in range(nodes.size())):
+        if not node.name().startswith("Scan"):
+            continue
+        metrics = node.metrics()
+        for metric in (metrics.apply(m) for m in range(metrics.size())):
+            if metric.name() == _FILES_READ_METRIC:
+                value = values.get(metric.accumulatorId())
+                yield node.desc(), int(value.get().replace(",", "")) if value.isDefined() else 0
 
 
 def _files_read(spark: SparkSession, after_execution: int) -> tuple[int, int]:
     """Files the file scans of SQL executions after ``after_execution`` read: (data files, Delta log files)."""
     store = _sql_store(spark)
     data_files = log_files = 0
-    count = store.executionsCount()
-    # Newest first (the list is in execution order): stop at the stage's first.
-    for index in range(count - 1, -1, -1):
-        execution_id = store.executionsList(index, 1).apply(0).executionId()
-        if execution_id <= after_execution:
-            break
-        if index == 0 and execution_id > after_execution + 1:
-            # The stage ran more executions than the store keeps: its oldest are gone.
-            log.warning(
-                "files read undercounted: executions %d..%d no longer kept (spark.sql.ui.retainedExecutions)",
-                after_execution + 1,
-                execution_id - 1,
-            )
-        values = store.executionMetrics(execution_id)
-        nodes = store.planGraph(execution_id).allNodes()
-        for n in range(nodes.size()):
-            node = nodes.apply(n)
-            if not node.name().startswith("Scan"):
-                continue
-            metrics = node.metrics()
-            for m in range(metrics.size()):
-                metric = metrics.apply(m)
-                if metric.name() != _FILES_READ_METRIC:
-                    continue
-                value = values.get(metric.accumulatorId())
-                files = int(value.get().replace(",", "")) if value.isDefined() else 0
-                if _DELTA_LOG_INDEX in node.desc():
-                    log_files += files
-                else:
-                    data_files += files
+    for execution_id in _executions_after(store, after_execution):
+        for description, files in _scan_files(store, execution_id):
+            if _DELTA_LOG_INDEX in description:
+                log_files += files
+            else:
+                data_files += files
     return data_files, log_files
 
 
