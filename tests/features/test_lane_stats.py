@@ -6,7 +6,7 @@ from decimal import Decimal
 from chispa import assert_df_equality
 from frames import contract_frame
 
-from jobs.domain import hours_between
+from jobs.domain import delivery_days, hours_between
 from jobs.features.lane_stats import (
     carrier_transit_stats,
     day_end,
@@ -400,4 +400,42 @@ def test_deliveries_known_equals_the_rule_applied_date_by_date_on_random_histori
     got = deliveries_known(orders_df, build_delivery_states(scans_df), dates, window_days=window_days)
     expected = _reference_deliveries_known(orders_df, scans_df, dates, window_days)
     assert expected.count() > 200  # the random history does exercise the rule
+    assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)
+
+
+def test_lane_transit_percentiles_equal_sparks_percentile_on_random_deliveries(spark) -> None:
+    """The percentiles are taken by rank (one sort per group) instead of Spark's ``percentile``
+    aggregate: on groups of 1 to 40 deliveries with many ties (whole 6-hour steps) they must
+    equal that aggregate's exactly (p50 and p90 fall between ranks for most group sizes)."""
+    import random
+
+    import pyspark.sql.functions as F
+
+    from jobs.features.lane_stats import DELIVERY_COLUMNS
+
+    rng = random.Random(20261205)
+    rows = []
+    for group in range(30):
+        lane, carrier = f"WH-{group % 3}>R{group}", ["cdek", "boxberry"][group % 2]
+        for n in range(rng.choice([1, 2, 3, 4, 7, 10, 40])):
+            placed = dt.datetime(2026, 3, 1) + dt.timedelta(hours=rng.randrange(0, 48))
+            delivered = placed + dt.timedelta(hours=6 * rng.randrange(2, 12))
+            row = dict.fromkeys(DELIVERY_COLUMNS)
+            row |= {"stats_date": D10 + dt.timedelta(days=group % 2), "order_id": f"O{group}-{n}"}
+            row |= {"lane": lane, "carrier": carrier, "placed_at": placed, "delivered_at": delivered}
+            rows.append(row | {"promised_delivery_date": dt.date(2026, 3, 6)})
+    schema = (
+        "stats_date date, order_id string, lane string, carrier string, placed_at timestamp, "
+        "promised_delivery_date date, picked_at timestamp, left_warehouse_at timestamp, first_hub_at timestamp, "
+        "out_for_delivery_at timestamp, first_failed_attempt_at timestamp, delivered_at timestamp"
+    )
+    deliveries = spark.createDataFrame([tuple(r[c] for c in DELIVERY_COLUMNS) for r in rows], schema)
+    keys = ["stats_date", "lane", "carrier"]
+    transit_days = delivery_days(F.col("placed_at"), F.col("delivered_at"))  # the statistics' own value
+    expected = deliveries.groupBy(*keys).agg(
+        F.round(F.percentile(transit_days, 0.5), 6).alias("transit_days_p50"),
+        F.round(F.percentile(transit_days, 0.9), 6).alias("transit_days_p90"),
+    )
+    got = lane_transit_stats(deliveries).select(*keys, "transit_days_p50", "transit_days_p90")
+    assert expected.count() == 30
     assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)
