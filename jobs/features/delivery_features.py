@@ -45,7 +45,9 @@ def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | N
     targets = in_parallel(
         {
             "orders": lambda: order_eta.target_orders(orders, run_date, through).localCheckpoint(),
-            "scans": lambda: shipment_scan.target_scans(orders, events, run_date).localCheckpoint(),
+            "scans": lambda: shipment_scan.target_scans(
+                orders, events, run_date, config.lateness_days
+            ).localCheckpoint(),
         }
     )
     wanted = order_eta.stats_dates(targets["orders"]).unionByName(shipment_scan.stats_dates(targets["scans"], orders))

@@ -24,7 +24,15 @@ from __future__ import annotations
 import pyspark.sql.functions as F
 from pyspark.sql import Column, DataFrame, SparkSession
 
-from jobs.domain import MILESTONE_AT, MILESTONE_RANK, TRANSIT_MILESTONES, first_scan_at, hours_between, milestone_rank
+from jobs.domain import (
+    MILESTONE_AT,
+    MILESTONE_RANK,
+    TRANSIT_MILESTONES,
+    first_scan_at,
+    hours_between,
+    milestone_rank,
+    oldest_arrival_date,
+)
 from jobs.features.lane_stats import DECIMALS, day_end, deliveries_known, lane_transit_stats
 from jobs.features.order_eta import replace_feature_slice, with_placement_features
 from jobs.lake.config import LakeConfig
@@ -188,16 +196,22 @@ def build_shipment_scan_features(
     return features.select(*[F.col(c.name).cast(c.type) for c in contract.columns])
 
 
-def target_scans(orders_df: DataFrame, tracking_events_df: DataFrame, run_date: str) -> DataFrame:
+def target_scans(orders_df: DataFrame, tracking_events_df: DataFrame, run_date: str, lateness_days: int) -> DataFrame:
     """The scans whose ``features.shipment_scan`` row ``run_date``'s arrivals create or can change:
     those whose ``as_of_date`` (the night both the scan and its order had arrived) is ``run_date``
     or later, i.e. scans first arrived then and the scans of orders that arrived then. Later ones
     exist only when dates run out of order: their known scans and lane statistics include this
-    night's arrivals."""
+    night's arrivals.
+
+    A scan first arrived on ``run_date`` or later is dated at most ``lateness_days`` before its
+    night (:func:`jobs.domain.oldest_arrival_date`): those are read from the event-date partitions
+    from there on, not from the whole history. An arrived order's scans may have come earlier,
+    at any date: they are looked up in every partition."""
     day = F.lit(run_date).cast("date")
     arrived_orders = orders_df.filter(F.col("first_ingest_date") >= day).select("order_id")
+    arrived_since = F.lit(oldest_arrival_date(run_date, lateness_days))
     return (
-        tracking_events_df.filter(F.col("first_ingest_date") >= day)
+        tracking_events_df.filter((F.col("event_date") >= arrived_since) & (F.col("first_ingest_date") >= day))
         .unionByName(tracking_events_df.join(arrived_orders, "order_id", "left_semi"))
         .dropDuplicates(["scan_id"])
     )
@@ -221,7 +235,7 @@ def run(
     orders = read_table(spark, config, "silver.orders")
     events = read_table(spark, config, "silver.tracking_events")
     if targets is None:
-        targets = target_scans(orders, events, run_date).localCheckpoint()
+        targets = target_scans(orders, events, run_date, config.lateness_days).localCheckpoint()
     rows = targets.count()
     if rows:
         states = read_table(spark, config, "silver.delivery_states") if lane_stats_df is None else None

@@ -6,7 +6,7 @@ from decimal import Decimal
 from chispa import assert_df_equality
 from frames import contract_frame
 
-from jobs.features.shipment_scan import build_shipment_scan_features
+from jobs.features.shipment_scan import build_shipment_scan_features, target_scans
 from jobs.silver.delivery_states import build_delivery_states
 
 
@@ -213,3 +213,29 @@ def test_shipment_scan_rows_do_not_change_when_later_data_arrives(spark) -> None
     later = _history(spark, ORDERS + LATER_ORDERS, HISTORY_SCANS + TARGET_SCANS + LATER_SCANS)
     after = build_shipment_scan_features(targets, *later)
     assert_df_equality(after.orderBy("scan_id"), before.orderBy("scan_id"), ignore_nullable=True)
+
+
+def test_target_scans_are_tonights_and_later_arrivals_and_the_scans_of_orders_arrived_tonight(spark) -> None:
+    # Night 12, lateness bound 3 days: tonight's arrivals are dated from the 9th on.
+    late_order = {**_order("LATE", t(1), d(4)), "first_ingest_date": d(12)}  # placed on the 1st, arrived tonight
+    orders = contract_frame(spark, "silver.orders", [_order("HA", t(1), d(4)), late_order])
+
+    def scan(scan_id, order_id, at, ingest):
+        return {**_scan(scan_id, order_id, at, "arrived_hub", ingest=ingest), "event_date": at.date()}
+
+    scans = contract_frame(
+        spark,
+        "silver.tracking_events",
+        [
+            scan("TONIGHT", "HA", t(10), d(12)),  # arrived tonight, dated within the bound: a target
+            scan("LATER", "HA", t(12), d(13)),  # arrived on a later night (dates run out of order): a target
+            scan("BEFORE", "HA", t(11), d(11)),  # arrived last night, its order long ago: not a target
+            scan("ORPHAN", "LATE", t(2), d(2)),  # came before its order, which arrived tonight: a target
+            # Impossible in a lake (bronze quarantines a line dated more than the bound before its
+            # night): it shows that the arrivals are read from the bound's partitions only.
+            scan("TOO_OLD", "HA", t(5), d(12)),
+        ],
+    )
+    got = target_scans(orders, scans, "2026-03-12", lateness_days=3).select("scan_id")
+    expected = spark.createDataFrame([("TONIGHT",), ("LATER",), ("ORPHAN",)], "scan_id string")
+    assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)
