@@ -27,6 +27,7 @@ from jobs.analytics.lineage import lineage_of
 from jobs.cli import main
 from jobs.devtools.airflow_env import airflow
 from jobs.devtools.airflow_local import free_port, local_airflow, run_night
+from jobs.lake.lineage import lineage_dir
 from jobs.lake.tables import read_table
 from jobs.report.morning import report_path
 
@@ -194,9 +195,12 @@ def test_the_airflow_cli_finds_the_dag(night) -> None:
 
 
 def test_lineage_of_the_kpis_names_silver_bronze_and_the_runs(night, capsys, monkeypatch) -> None:
-    """OpenLineage events of the night (Spark listener, Airflow provider, the delta-rs ingest):
-    `cxlake lineage gold.cx_kpi_daily` walks back to the landing files, naming each writer."""
+    """OpenLineage events of the night (each step's record, the Airflow provider, the delta-rs
+    ingest): `cxlake lineage gold.cx_kpi_daily` walks back to the landing files, naming each writer."""
     config, outcome = night
+    # The production default writes no Spark listener events (CXLAKE_LINEAGE=spark does): the
+    # tree below comes from the steps' own records.
+    assert not list(lineage_dir(config).glob("spark-*.jsonl"))
     entries = lineage_of(config, "gold.cx_kpi_daily")
     # Two tasks write the KPIs: build_gold the data KPIs, build_model_reports the model KPIs after it.
     writers = [write for _, name, write in entries if name == "gold.cx_kpi_daily"]

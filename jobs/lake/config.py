@@ -24,7 +24,7 @@ come from here.
 | ``CXLAKE_LOCK_WAIT_SECONDS`` | ``600`` | how long a DAG task waits for a whole-night command holding the lake lock (:mod:`jobs.lake.lock`) |
 | ``CXLAKE_PII_KEY`` | empty | secret key of the PII hashes (production: from a secret store); empty: a random key kept in ``$CXLAKE_HOME/pii.key`` (:func:`jobs.silver.pii.pii_key`) |
 | ``CXLAKE_VACUUM_RETENTION_HOURS`` | ``168`` | VACUUM keeps the files of the table versions this recent (how far back time travel reaches) |
-| ``CXLAKE_LINEAGE`` | ``1`` | OpenLineage events of every Spark job, Airflow task and delta-rs write under ``$CXLAKE_HOME/lineage/`` (:mod:`jobs.lake.lineage`); ``0``: none |
+| ``CXLAKE_LINEAGE`` | ``1`` | OpenLineage events of every night step (the tables it read and wrote), Airflow task and delta-rs write under ``$CXLAKE_HOME/lineage/`` (:mod:`jobs.lake.lineage`); ``spark``: also every Spark job's, from the ``openlineage-spark`` listener (~10 % of a night's time); ``0``: none |
 | ``MLFLOW_TRACKING_URI`` | ``sqlite:///$CXLAKE_HOME/mlflow.db`` | MLflow tracking + registry store |
 """
 

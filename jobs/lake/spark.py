@@ -70,7 +70,7 @@ def spark_settings(config: LakeConfig) -> dict[str, str]:
         settings["spark.driver.extraJavaOptions"] += " -XX:+UseParallelGC"
     settings.update(config.extra_spark_conf)
     # OpenLineage (jobs.lake.lineage): the listener's jar is always on the class path, so that a
-    # session with lineage off maps the same JVM class archive; the listener runs when it is on.
+    # session without the listener maps the same JVM class archive; it runs with CXLAKE_LINEAGE=spark.
     listener = lineage.spark_settings(config)
     listener.pop("spark.jars.packages", None)
     java_options = listener.pop("spark.driver.extraJavaOptions", "")
@@ -117,7 +117,7 @@ def get_spark(config: LakeConfig | None = None, app_name: str = "cxlake") -> Spa
         )
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
-    if lineage.is_enabled():
+    if lineage.spark_listener_enabled():
         _quiet_openlineage(spark)
     conf = spark.sparkContext.getConf()
     if cache is not None and conf.get("spark.jars.packages") == packages and conf.get("spark.jars"):

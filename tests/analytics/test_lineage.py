@@ -211,6 +211,10 @@ def test_every_task_writing_a_table_in_the_night_is_named_and_a_retry_replaces_i
 
 
 def test_spark_settings_follow_the_process_parent(config, monkeypatch) -> None:
+    # The listener's settings exist only when it is asked for (its cost: jobs.lake.lineage).
+    assert lineage.is_enabled() and lineage.spark_settings(config) == {}
+    monkeypatch.setenv("CXLAKE_LINEAGE", "spark")
+    assert lineage.is_enabled() and lineage.spark_listener_enabled()
     task = lineage.RunRef("cxlake-airflow", "cx_nightly.build_gold", "task-gold")
     lineage.set_parent(task, DAG_RUN)
     try:
@@ -252,3 +256,20 @@ def test_a_step_records_what_it_read_and_committed(config) -> None:
     with lineage.step(config, "gate"):
         read_table(NoSpark, config, "gold.cx_kpi_daily")  # a step that writes nothing records nothing
     assert len(list(read_events(lineage.lineage_dir(config)))) == 2  # the kpis run's START and COMPLETE
+
+
+def test_the_spark_listener_reports_a_delta_write_when_asked_for(tmp_path) -> None:
+    """``CXLAKE_LINEAGE=spark``: a real session (its own process: the listener is set when a session
+    starts) runs the openlineage-spark listener, whose events name the Delta table a job wrote."""
+    import os
+    import subprocess
+    import sys
+
+    table = tmp_path / "lake" / "t"
+    code = f"from jobs.lake.spark import get_spark\nget_spark().range(3).write.format('delta').save({str(table)!r})\n"
+    env = {**os.environ, "CXLAKE_HOME": str(tmp_path), "CXLAKE_LINEAGE": "spark"}
+    subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300, check=True)
+    (events_file,) = (tmp_path / "lineage").glob("spark-*.jsonl")
+    events = [json.loads(line) for line in events_file.read_text().splitlines()]
+    outputs = {o["name"] for e in events if e.get("eventType") == "COMPLETE" for o in e.get("outputs", [])}
+    assert str(table) in outputs
