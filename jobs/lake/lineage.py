@@ -83,15 +83,19 @@ class RunRef:
         return cls(parts[0], "/".join(parts[1:-1]), parts[-1]) if len(parts) >= 3 else None
 
 
+def _setting() -> str:
+    return os.environ.get("CXLAKE_LINEAGE", "1").strip().lower()
+
+
 def is_enabled() -> bool:
     """Lineage is on unless ``CXLAKE_LINEAGE`` is 0/false/no."""
-    return os.environ.get("CXLAKE_LINEAGE", "1").strip().lower() not in ("0", "false", "no")
+    return _setting() not in ("0", "false", "no")
 
 
 def spark_listener_enabled() -> bool:
     """The ``openlineage-spark`` listener runs in each session: ``CXLAKE_LINEAGE=spark`` only (its
     cost on every SQL execution: the module docstring)."""
-    return os.environ.get("CXLAKE_LINEAGE", "1").strip().lower() == "spark"
+    return _setting() == "spark"
 
 
 def lineage_dir(config: LakeConfig) -> Path:
