@@ -327,6 +327,7 @@ def merge_rows(
     import pyspark.sql.functions as F
     from delta.tables import DeltaTable
 
+    from jobs.lake import local_merge
     from jobs.lake.contracts import load_contract
 
     path = config.table_path(table)
@@ -360,6 +361,22 @@ def merge_rows(
                 writer = writer.partitionBy(*partition_by)
             writer.save(path)
             committed(path)
+            return
+        if local_merge.applies(config, contract, update_condition, target_filter, delete_unmatched):
+            local_merge.merge(
+                df,
+                config,
+                contract,
+                keys,
+                metadata=commit_metadata(table, night),
+                update_condition=update_condition,
+                target_filter=target_filter,  # type: ignore[arg-type]  # applies(): text or None
+                delete_flag=delete_flag,
+                delete_unmatched=delete_unmatched,
+                update_columns=update_columns,
+                insert=insert,
+                update=update,
+            )
             return
         ensure_table_properties(spark, path, properties)
         target = DeltaTable.forPath(spark, path)
