@@ -25,6 +25,7 @@ come from here.
 | ``CXLAKE_PII_KEY`` | empty | secret key of the PII hashes (production: from a secret store); empty: a random key kept in ``$CXLAKE_HOME/pii.key`` (:func:`jobs.silver.pii.pii_key`) |
 | ``CXLAKE_VACUUM_RETENTION_HOURS`` | ``168`` | VACUUM keeps the files of the table versions this recent (how far back time travel reaches) |
 | ``CXLAKE_LINEAGE`` | ``1`` | OpenLineage events of every night step (the tables it read and wrote), Airflow task and delta-rs write under ``$CXLAKE_HOME/lineage/`` (:mod:`jobs.lake.lineage`); ``spark``: also every Spark job's, from the ``openlineage-spark`` listener (~10 % of a night's time); ``0``: none |
+| ``CXLAKE_MERGE_ENGINE`` | ``auto`` | who runs a night's MERGE: ``auto``: delta-rs on a local lake for a table without the change data feed or deletion vectors (:mod:`jobs.lake.local_merge`), Spark otherwise; ``spark``: always Spark |
 | ``MLFLOW_TRACKING_URI`` | ``sqlite:///$CXLAKE_HOME/mlflow.db`` | MLflow tracking + registry store |
 """
 
@@ -79,6 +80,7 @@ class LakeConfig:
     # Never printed with the config (logs, reprs): it is a secret.
     pii_key: str = field(default="", repr=False)
     vacuum_retention_hours: int = 168
+    merge_engine: str = "auto"
 
     def moved_to(self, home: Path, landing_root: str | None = None) -> LakeConfig:
         """The same settings with the lake, the landing and the MLflow store under ``home``.
@@ -137,4 +139,15 @@ def load_config() -> LakeConfig:
         lock_wait_seconds=int(_env("LOCK_WAIT_SECONDS", "600")),
         pii_key=_env("PII_KEY", "").strip(),
         vacuum_retention_hours=int(_env("VACUUM_RETENTION_HOURS", "168")),
+        merge_engine=_merge_engine(_env("MERGE_ENGINE", "auto")),
     )
+
+
+MERGE_ENGINES = ("auto", "spark")
+
+
+def _merge_engine(value: str) -> str:
+    engine = value.strip().lower()
+    if engine not in MERGE_ENGINES:
+        raise ValueError(f"{ENV_PREFIX}MERGE_ENGINE={value!r}: expected one of {', '.join(MERGE_ENGINES)}")
+    return engine

@@ -10,8 +10,9 @@ The statement is the one :func:`jobs.lake.tables.merge_rows` gives Spark: the sa
 same order, the same condition, the contract version (and night) in the commit's
 ``userMetadata``, the same retry after a lost commit race. Only tables without Delta table
 features beyond Spark's defaults go this way (no change data feed, no deletion vectors: delta-rs
-writes neither), and only conditions in SQL text (a Spark ``Column`` has no text). Elsewhere, and
-on lakes delta-rs does not write here (``s3a://``), Spark runs the MERGE.
+writes neither), and only conditions in SQL text (a Spark ``Column`` has no text). Elsewhere, on
+lakes delta-rs does not write here (``s3a://``), and with ``CXLAKE_MERGE_ENGINE=spark``, Spark
+runs the MERGE.
 
 delta-rs checkpoints every 100 commits by default, Spark every 10: a table these merges write
 would otherwise make each Spark read replay ever more JSON commits, so a checkpoint is written
@@ -35,12 +36,13 @@ _PLAIN_NAME = re.compile(r"[a-z_][a-z0-9_]*")
 
 
 def applies(config: LakeConfig, contract: Contract, *conditions: object) -> bool:
-    """Whether delta-rs can run this MERGE: a local lake, a table with no Delta feature delta-rs
-    does not write, and every condition SQL text (or absent)."""
+    """Whether delta-rs runs this MERGE: ``CXLAKE_MERGE_ENGINE=auto``, a local lake, a table with no
+    Delta feature delta-rs does not write, and every condition SQL text (or absent)."""
     from jobs.lake.small_tables import is_local_lake
 
     return (
-        is_local_lake(config)
+        config.merge_engine == "auto"
+        and is_local_lake(config)
         and not contract.change_data_feed
         and not contract.deletion_vectors
         and all(c is None or isinstance(c, str) for c in conditions)
@@ -77,26 +79,27 @@ def merge(
 ) -> None:
     """Upsert ``df`` into the existing table of ``contract`` with the clauses
     :func:`jobs.lake.tables.merge_rows` documents (same arguments); one attempt, no retry."""
+    import pyarrow as pa
     from deltalake import CommitProperties, DeltaTable
 
     from jobs.lake.commits import committed
 
     path = config.table_path(contract.name).removeprefix("file:")
+    # Opened before the source is computed, as Spark's MERGE reads its snapshot first: a writer
+    # committing meanwhile where this one reads makes the commit fail (and the merge rerun).
     target = DeltaTable(path)
-    source = _as_contract_types(df.toArrow(), contract)
-    stored = {f.name for f in contract.columns}
-    nullable = {f.name for f in contract.columns if f.nullable}
+    table_schema = pa.schema(target.schema().to_arrow())
+    source = _in_table_types(df.toArrow(), table_schema)
+    nullable = {f.name for f in contract.columns if f.nullable} | {k for k in keys if k not in contract.column_names}
     on = " AND ".join(
         [
             *([datafusion_sql(target_filter)] if target_filter else []),
-            *(
-                f"t.{_name(k)} {'IS NOT DISTINCT FROM' if k in nullable else '='} s.{_name(k)}"
-                for k in keys
-            ),
+            *(f"t.{_name(k)} {'IS NOT DISTINCT FROM' if k in nullable else '='} s.{_name(k)}" for k in keys),
         ]
     )
     condition = datafusion_sql(update_condition) if update_condition else None
-    columns = {_name(c): f"s.{_name(c)}" for c in source.column_names if c in stored}
+    # The table's own columns: the source may carry flags (``delete_flag``) that are not.
+    columns = {_name(c): f"s.{_name(c)}" for c in source.column_names if c in table_schema.names}
     merger = target.merge(
         source,
         on,
@@ -127,15 +130,14 @@ def merge(
         target.create_checkpoint()
 
 
-def _as_contract_types(source, contract: Contract):  # (pyarrow.Table, Contract) -> pyarrow.Table
-    """``source``'s contract columns cast to the contract's Arrow types (Spark hands timestamps
-    in the session's zone, UTC, and may widen a literal's type); other columns as they are."""
+def _in_table_types(source, table_schema):  # (pyarrow.Table, pyarrow.Schema) -> pyarrow.Table
+    """``source``'s columns of the table cast to the table's Arrow types (Spark may hand a wider
+    or narrower type than stored, e.g. a literal's); other columns (flags) as they are."""
     import pyarrow as pa
 
-    wanted = contract.arrow_schema()
     # Nullable all: a deletion row (delete_flag) is null but for its keys.
     fields = [
-        (wanted.field(name) if name in wanted.names else source.schema.field(name)).with_nullable(True)
+        (table_schema.field(name) if name in table_schema.names else source.schema.field(name)).with_nullable(True)
         for name in source.column_names
     ]
     return source.cast(pa.schema(fields))

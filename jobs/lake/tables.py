@@ -304,9 +304,10 @@ def merge_rows(
             row is replaced, e.g. ``"s.as_of_date >= t.as_of_date"``. It must define a total
             order on versions of a row so that the end state does not depend on run order.
         target_filter: SQL over ``t`` alone that every matching target row satisfies, e.g.
-            ``"t.run_date IN (DATE'2026-01-05')"`` (:func:`sql_dates`), or a column such as
-            :func:`key_range_filter`'s: literals let Delta read only those partitions, or skip the
-            files whose min/max statistics lie outside them, instead of the whole table.
+            ``"t.run_date IN (DATE'2026-01-05')"`` (:func:`sql_dates`) or :func:`key_range_filter`'s
+            range (or a ``Column``, which only Spark's MERGE takes): literals let Delta read only
+            those partitions, or skip the files whose min/max statistics lie outside them, instead
+            of the whole table.
         night: recorded in the commit's metadata, for :func:`night_commit` to find it again.
         delete_flag: a boolean column of ``df`` (not of the table): a row with it true deletes
             the stored row of its keys instead (its other columns are ignored), and is never inserted.
@@ -318,6 +319,9 @@ def merge_rows(
         update: False: a stored row is left as it is (the caller knows ``update_condition`` holds
             for none): an insert-only MERGE, which Delta runs as an anti-join and an append. A
             matched row whose update is then skipped no longer marks its file as rewritten.
+
+    On a local lake, a table without the change data feed or deletion vectors is merged by
+    delta-rs (:mod:`jobs.lake.local_merge`: the same statement, without Spark's per-MERGE jobs).
 
     Another writer's commit to the table in the meantime (a lost race) makes the whole upsert
     start again from the new version (:func:`jobs.lake.commits.retried_on_conflict`): whether the
@@ -430,8 +434,9 @@ def partitions_written(spark: SparkSession, path: str, version: int, column: str
     return sorted(row[0] for row in values.collect() if row[0] is not None)
 
 
-def key_range_filter(df: DataFrame, key: str) -> Column | None:
-    """``t.<key> BETWEEN <least> AND <greatest>`` of ``df``'s non-null ``key`` values (None when it has none).
+def key_range_filter(df: DataFrame, key: str) -> str | None:
+    """``t.<key> BETWEEN <least> AND <greatest>`` of ``df``'s non-null ``key`` values (None when it
+    has none), as SQL text that Spark's and delta-rs' MERGE both read.
 
     A MERGE target filter that cannot change what matches (every matching row's key is one of
     ``df``'s) and lets Delta skip each target file whose min/max statistics of ``key`` lie outside
@@ -444,7 +449,11 @@ def key_range_filter(df: DataFrame, key: str) -> Column | None:
     least, greatest = df.agg(F.min(key), F.max(key)).first()
     if least is None:
         return None
-    return F.col(f"t.`{key}`").between(F.lit(least), F.lit(greatest))
+
+    def literal(value: object) -> str:
+        return str(value) if isinstance(value, int | float) and not isinstance(value, bool) else sql_literal(value)
+
+    return f"t.`{key}` BETWEEN {literal(least)} AND {literal(greatest)}"
 
 
 CHANGE_DATA_FEED = "delta.enableChangeDataFeed"

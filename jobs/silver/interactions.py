@@ -22,14 +22,13 @@ from pyspark.sql import DataFrame, SparkSession
 
 from jobs.domain import oldest_arrival_date, oldest_attributable_date
 from jobs.lake import retractions
-from jobs.lake.commits import committed, retried_on_conflict
 from jobs.lake.config import LakeConfig
 from jobs.lake.contracts import load_contract
 from jobs.lake.tables import (
     arrived_between,
-    commit_metadata_set,
     first_arrived,
     key_range_filter,
+    merge_rows,
     read_table,
     read_table_or_empty,
     sql_dates,
@@ -94,8 +93,6 @@ def re_resolve(
     rule); only events whose key actually changes are rewritten, and nothing is written when none
     does (the usual night: a new link's same-day anonymous events were resolved on insert).
     """
-    from delta.tables import DeltaTable
-
     if retracted_devices is None:
         return
     device_links_df = read_table(spark, config, "silver.device_links")
@@ -121,20 +118,18 @@ def re_resolve(
     dates = sorted(row[0] for row in fixes.select("event_date").distinct().collect())
     if not dates:
         return
-    merge = (
-        DeltaTable.forPath(spark, config.table_path("silver.interactions"))
-        .alias("t")
-        .merge(
-            fixes.alias("s"),
-            # Literals: only the anonymous files of those days are read and rewritten (a lake
-            # created before the contract's v4 keeps one partition per day: still correct).
-            f"t.event_date IN ({sql_dates(dates)}) AND NOT t.is_identified AND t.event_id = s.event_id",
-        )
-        .whenMatchedUpdate(set={"customer_key": "s.customer_key"})
+    merge_rows(
+        spark,
+        fixes,
+        config,
+        "silver.interactions",
+        ("event_id",),
+        # Literals: only the anonymous files of those days are read and rewritten (a lake
+        # created before the contract's v4 keeps one partition per day: still correct).
+        target_filter=f"t.event_date IN ({sql_dates(dates)}) AND NOT t.is_identified",
+        update_columns=("customer_key",),
+        insert=False,
     )
-    with commit_metadata_set(spark, "silver.interactions"):
-        retried_on_conflict(merge.execute, "silver.interactions")
-    committed(config.table_path("silver.interactions"))
 
 
 def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | None = None) -> None:
