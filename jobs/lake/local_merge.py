@@ -32,6 +32,9 @@ if TYPE_CHECKING:
 
 # Spark's default delta.checkpointInterval.
 CHECKPOINT_INTERVAL = 10
+# A night's slices are ~10^5 rows at the large bench (the customers' 152 k feature rows, the
+# interactions' 149 k arrivals); beyond this a history import's slice stays in Spark.
+MAX_COLLECTED_ROWS = 2_000_000
 _PLAIN_NAME = re.compile(r"[a-z_][a-z0-9_]*")
 
 
@@ -76,20 +79,25 @@ def merge(
     update_columns: tuple[str, ...] | None = None,
     insert: bool = True,
     update: bool = True,
-) -> None:
+) -> bool:
     """Upsert ``df`` into the existing table of ``contract`` with the clauses
-    :func:`jobs.lake.tables.merge_rows` documents (same arguments); one attempt, no retry."""
+    :func:`jobs.lake.tables.merge_rows` documents (same arguments); one attempt, no retry.
+
+    Returns False, having written nothing, when the source is too large to collect
+    (:func:`collected`): Spark merges it then.
+    """
     import pyarrow as pa
     from deltalake import CommitProperties, DeltaTable
-
-    from jobs.lake.commits import committed
 
     path = config.table_path(contract.name).removeprefix("file:")
     # Opened before the source is computed, as Spark's MERGE reads its snapshot first: a writer
     # committing meanwhile where this one reads makes the commit fail (and the merge rerun).
     target = DeltaTable(path)
     table_schema = pa.schema(target.schema().to_arrow())
-    source = _in_table_types(df.toArrow(), table_schema)
+    rows = collected(df)
+    if rows is None:
+        return False
+    source = _in_table_types(rows, table_schema)
     nullable = {f.name for f in contract.columns if f.nullable} | {k for k in keys if k not in contract.column_names}
     on = " AND ".join(
         [
@@ -125,6 +133,50 @@ def merge(
     if delete_unmatched:
         merger = merger.when_not_matched_by_source_delete(predicate=datafusion_sql(delete_unmatched))
     merger.execute()
+    _after_commit(config, contract, target)
+    return True
+
+
+def overwrite_where(df: DataFrame, config: LakeConfig, contract: Contract, predicate: str, metadata: str) -> bool:
+    """Replace the stored rows matching ``predicate`` (Spark SQL over the table's columns) with
+    ``df``'s, which match it too, as Spark's ``replaceWhere`` overwrite does; one attempt.
+
+    Returns False, having written nothing, when the source is too large to collect.
+    """
+    import pyarrow as pa
+    from deltalake import CommitProperties, DeltaTable, write_deltalake
+
+    target = DeltaTable(config.table_path(contract.name).removeprefix("file:"))
+    rows = collected(df)
+    if rows is None:
+        return False
+    write_deltalake(
+        target,
+        _in_table_types(rows, pa.schema(target.schema().to_arrow())),
+        mode="overwrite",
+        predicate=datafusion_sql(predicate),
+        commit_properties=CommitProperties(custom_metadata={"userMetadata": metadata}),
+    )
+    _after_commit(config, contract, target)
+    return True
+
+
+def collected(df: DataFrame):  # -> pyarrow.Table | None
+    """``df``'s rows as Arrow, or None when there are more than :data:`MAX_COLLECTED_ROWS` (a
+    history import's or a long backfill's slice: the driver is not to hold it).
+
+    The source is computed once into Spark's memory (a MERGE through Spark materializes it too),
+    then counted and collected from there.
+    """
+    materialized = df.localCheckpoint()
+    if materialized.count() > MAX_COLLECTED_ROWS:
+        return None
+    return materialized.toArrow()
+
+
+def _after_commit(config: LakeConfig, contract: Contract, target) -> None:  # target: deltalake.DeltaTable
+    from jobs.lake.commits import committed
+
     committed(config.table_path(contract.name))
     if target.version() % CHECKPOINT_INTERVAL == 0:
         target.create_checkpoint()

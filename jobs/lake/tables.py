@@ -204,8 +204,24 @@ def commit_metadata_set(spark: SparkSession, table: str, night: str | None = Non
 def _overwrite_where(
     df: DataFrame, config: LakeConfig, table: str, predicate: str, partition_by: tuple[str, ...]
 ) -> None:
+    from jobs.lake import local_merge
+    from jobs.lake.contracts import ContractError, load_contract
+
     # Checked first: on a folder that lost its log, this overwrite would create a new table.
-    table_exists(df.sparkSession, config.table_path(table))
+    exists = table_exists(df.sparkSession, config.table_path(table))
+    try:
+        contract = load_contract(table)
+    except ContractError:  # a table no contract describes (a test's): Spark writes it
+        contract = None
+    if (
+        exists
+        and contract is not None
+        and local_merge.applies(config, contract, predicate)
+        and retried_on_conflict(
+            lambda: local_merge.overwrite_where(df, config, contract, predicate, commit_metadata(table)), table
+        )
+    ):
+        return
     writer = (
         df.write.format("delta")
         .mode("overwrite")
@@ -366,21 +382,22 @@ def merge_rows(
             writer.save(path)
             committed(path)
             return
-        if local_merge.applies(config, contract, update_condition, target_filter, delete_unmatched):
-            local_merge.merge(
-                df,
-                config,
-                contract,
-                keys,
-                metadata=commit_metadata(table, night),
-                update_condition=update_condition,
-                target_filter=target_filter,  # type: ignore[arg-type]  # applies(): text or None
-                delete_flag=delete_flag,
-                delete_unmatched=delete_unmatched,
-                update_columns=update_columns,
-                insert=insert,
-                update=update,
-            )
+        if local_merge.applies(
+            config, contract, update_condition, target_filter, delete_unmatched
+        ) and local_merge.merge(
+            df,
+            config,
+            contract,
+            keys,
+            metadata=commit_metadata(table, night),
+            update_condition=update_condition,
+            target_filter=target_filter,  # type: ignore[arg-type]  # applies(): text or None
+            delete_flag=delete_flag,
+            delete_unmatched=delete_unmatched,
+            update_columns=update_columns,
+            insert=insert,
+            update=update,
+        ):
             return
         ensure_table_properties(spark, path, properties)
         target = DeltaTable.forPath(spark, path)
