@@ -181,9 +181,11 @@ def _commit_files(lake_root: Path) -> set[Path]:
     return set(lake_root.glob("*/*/_delta_log/*.json"))
 
 
-def _added(commits: set[Path]) -> tuple[int, int]:
-    """Files and rows the ``add`` actions of these commit files bring (``numRecords`` of their stats)."""
-    files = rows = 0
+def _added(commits: set[Path]) -> tuple[int, int, int]:
+    """Files and rows the ``add`` actions of these commit files bring (``numRecords`` of their
+    stats), and the target files their delta-rs MERGEs scanned (:mod:`jobs.lake.local_merge`:
+    reads no Spark scan reports)."""
+    files = rows = scanned = 0
     for commit in commits:
         for line in commit.read_text().splitlines():
             action = json.loads(line)
@@ -191,7 +193,10 @@ def _added(commits: set[Path]) -> tuple[int, int]:
                 files += 1
                 stats = action["add"].get("stats")
                 rows += json.loads(stats).get("numRecords", 0) if stats else 0
-    return files, rows
+            elif "commitInfo" in action:
+                metrics = action["commitInfo"].get("operationMetrics") or {}
+                scanned += int(metrics.get("num_target_files_scanned", 0))
+    return files, rows, scanned
 
 
 class StageMeter:
@@ -223,8 +228,9 @@ class StageMeter:
                 context.setLocalProperty("spark.jobGroup.id", None)
         seconds = time.monotonic() - started
         commits = _commit_files(self.lake_root) - before
-        files, rows = _added(commits)
+        files, rows, merge_files_read = _added(commits)
         data_files_read, log_files_read = _files_read(self.spark, last_execution)
+        data_files_read += merge_files_read
         figures = StageFigures(
             name=name,
             seconds=round(seconds, 2),
