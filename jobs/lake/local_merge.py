@@ -1,4 +1,4 @@
-"""A night's MERGE into a Delta table on a local lake, executed by delta-rs instead of Spark.
+"""A night's MERGE (or slice overwrite) of a Delta table on a local lake, executed by delta-rs instead of Spark.
 
 Spark computes the source (the night's rows, a few thousand to a few hundred thousand); Spark's
 MERGE of it then costs 10-25 Spark jobs (materialize the source, scan for matches, write, rebuild
@@ -6,13 +6,14 @@ the snapshot), ~0.1 s each before any row moves. The same MERGE through delta-rs
 from the source collected once as Arrow, measured on the quick bench's lake: 126 k source rows into
 18 days of ``silver.interactions`` (966 k rows), 0.36-0.49 s against 3.8-4.7 s warm.
 
-The statement is the one :func:`jobs.lake.tables.merge_rows` gives Spark: the same clauses in the
-same order, the same condition, the contract version (and night) in the commit's
+The statement is the one :func:`jobs.lake.tables.merge_rows` gives Spark (or the ``replaceWhere``
+predicate of :func:`jobs.lake.tables.replace_dates` and its siblings): the same clauses in the same order, the same condition, the contract version (and night) in the commit's
 ``userMetadata``, the same retry after a lost commit race. Only tables without Delta table
 features beyond Spark's defaults go this way (no change data feed, no deletion vectors: delta-rs
-writes neither), and only conditions in SQL text (a Spark ``Column`` has no text). Elsewhere, on
+writes neither), only conditions in SQL text (a Spark ``Column`` has no text), and only a slice
+of at most :data:`MAX_COLLECTED_ROWS` rows (a history import's stays in Spark). Elsewhere, on
 lakes delta-rs does not write here (``s3a://``), and with ``CXLAKE_MERGE_ENGINE=spark``, Spark
-runs the MERGE.
+runs the write.
 
 delta-rs checkpoints every 100 commits by default, Spark every 10: a table these merges write
 would otherwise make each Spark read replay ever more JSON commits, so a checkpoint is written

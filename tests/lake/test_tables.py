@@ -1,9 +1,11 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 from pathlib import Path
 
 import pyarrow as pa
+import pytest
 from delta.tables import DeltaTable
 
 from jobs.lake.contracts import load_contract
@@ -24,6 +26,13 @@ SCHEMA = "scan_id string, event_date date, seq int"
 TABLE = "silver.tracking_events"  # any table name: the helper reads no contract
 
 
+@pytest.fixture(params=["auto", "spark"])
+def engine_config(request: pytest.FixtureRequest, lake_config):
+    """The test's lake with each MERGE engine: ``auto`` (delta-rs on this local lake,
+    :mod:`jobs.lake.local_merge`) and ``spark``; both must leave the same rows."""
+    return replace(lake_config, merge_engine=request.param)
+
+
 def _last_merge_metrics(spark, path: str) -> dict[str, int]:
     """The newest commit's MERGE row counts, under Spark's names whichever engine wrote it
     (delta-rs, :mod:`jobs.lake.local_merge`, names them ``num_target_rows_updated``...)."""
@@ -35,11 +44,11 @@ def _last_merge_metrics(spark, path: str) -> dict[str, int]:
     }
 
 
-def test_merge_changed_rows_writes_only_the_rows_and_partitions_that_changed(spark, lake_config) -> None:
+def test_merge_changed_rows_writes_only_the_rows_and_partitions_that_changed(spark, engine_config) -> None:
     first = spark.createDataFrame([("S1", D1, 1), ("S2", D2, 2), ("S3", D3, 3)], SCHEMA)
     # First write creates the table from every row, in every partition.
-    assert merge_changed_rows(spark, first, lake_config, TABLE, ("scan_id",), "event_date") == [D1, D2, D3]
-    path = lake_config.table_path(TABLE)
+    assert merge_changed_rows(spark, first, engine_config, TABLE, ("scan_id",), "event_date") == [D1, D2, D3]
+    path = engine_config.table_path(TABLE)
     created = DeltaTable.forPath(spark, path).history().count()
 
     recomputed = spark.createDataFrame(
@@ -51,10 +60,10 @@ def test_merge_changed_rows_writes_only_the_rows_and_partitions_that_changed(spa
         ],
         SCHEMA,
     )
-    dates = merge_changed_rows(spark, recomputed, lake_config, TABLE, ("scan_id",), "event_date", stored_since=D1)
+    dates = merge_changed_rows(spark, recomputed, engine_config, TABLE, ("scan_id",), "event_date", stored_since=D1)
 
     assert dates == [D2, D3]
-    got = sorted(map(tuple, read_table(spark, lake_config, TABLE).collect()))
+    got = sorted(map(tuple, read_table(spark, engine_config, TABLE).collect()))
     assert got == [("S1", D1, 1), ("S2", D2, 5), ("S3", D2, 3), ("S4", D3, 4)]
     metrics = _last_merge_metrics(spark, path)
     assert (metrics["numTargetRowsUpdated"], metrics["numTargetRowsInserted"]) == (2, 1)
@@ -62,20 +71,20 @@ def test_merge_changed_rows_writes_only_the_rows_and_partitions_that_changed(spa
     assert DeltaTable.forPath(spark, path).history().count() == created + 1
 
     # Nothing changed: no commit at all.
-    assert merge_changed_rows(spark, recomputed, lake_config, TABLE, ("scan_id",), "event_date", D1) == []
+    assert merge_changed_rows(spark, recomputed, engine_config, TABLE, ("scan_id",), "event_date", D1) == []
     assert DeltaTable.forPath(spark, path).history().count() == created + 1
 
 
 def test_a_key_range_filter_skips_the_files_outside_the_source_keys_and_matches_the_same_rows(
-    spark, lake_config
+    spark, engine_config
 ) -> None:
     from deltalake import DeltaTable as RustTable
 
     schema = "event_id string, seq int"
     # Three files with disjoint id ranges (E1-E2, E3-E4, E5-E6), as nights write time-ordered ids.
     stored = spark.createDataFrame([(f"E{i}", i) for i in range(1, 7)], schema).repartitionByRange(3, "event_id")
-    merge_rows(spark, stored, lake_config, TABLE, ("event_id",))
-    path = Path(lake_config.table_path(TABLE))
+    merge_rows(spark, stored, engine_config, TABLE, ("event_id",))
+    path = Path(engine_config.table_path(TABLE))
     files = pa.table(RustTable(str(path)).get_add_actions(flatten=True)).to_pylist()
     assert sorted(f["min.event_id"] for f in files) == ["E1", "E3", "E5"]
 
@@ -85,11 +94,11 @@ def test_a_key_range_filter_skips_the_files_outside_the_source_keys_and_matches_
     outside = [path / f["path"] for f in files if f["min.event_id"] != "E3"]
     for file in outside:
         file.rename(file.with_suffix(".away"))
-    merge_rows(spark, source, lake_config, TABLE, ("event_id",), target_filter=range_filter)
+    merge_rows(spark, source, engine_config, TABLE, ("event_id",), target_filter=range_filter)
     for file in outside:
         file.with_suffix(".away").rename(file)
 
-    got = sorted(map(tuple, read_table(spark, lake_config, TABLE).collect()))
+    got = sorted(map(tuple, read_table(spark, engine_config, TABLE).collect()))
     # E3, E4 updated, E45 inserted ("E45" sorts between "E4" and "E5"), the others untouched.
     assert got == [("E1", 1), ("E2", 2), ("E3", 30), ("E4", 40), ("E45", 45), ("E5", 5), ("E6", 6)]
     assert key_range_filter(source.filter("seq > 100"), "event_id") is None  # no keys: no filter
@@ -127,41 +136,41 @@ def test_a_folder_with_files_but_no_delta_log_is_refused_unless_its_first_commit
     timer.join()
 
 
-def test_merge_changed_rows_deletes_the_rows_of_its_scope_that_the_recomputation_lacks(spark, lake_config) -> None:
+def test_merge_changed_rows_deletes_the_rows_of_its_scope_that_the_recomputation_lacks(spark, engine_config) -> None:
     stored = spark.createDataFrame(
         [("S1", D1, 1, "O1"), ("S2", D2, 2, "O1"), ("S3", D2, 1, "O2")], f"{SCHEMA}, order_id string"
     )
-    merge_changed_rows(spark, stored, lake_config, TABLE, ("scan_id",), "event_date")
+    merge_changed_rows(spark, stored, engine_config, TABLE, ("scan_id",), "event_date")
     # Order O1 recomputed: its scan S2 is gone (retracted), S1 unchanged. O2 is out of scope.
     recomputed = spark.createDataFrame([("S1", D1, 1, "O1")], f"{SCHEMA}, order_id string")
     scope = spark.createDataFrame([("O1",)], "order_id string")
-    dates = merge_changed_rows(spark, recomputed, lake_config, TABLE, ("scan_id",), "event_date", scope=scope)
+    dates = merge_changed_rows(spark, recomputed, engine_config, TABLE, ("scan_id",), "event_date", scope=scope)
     assert dates == [D2]
-    got = sorted(map(tuple, read_table(spark, lake_config, TABLE).collect()))
+    got = sorted(map(tuple, read_table(spark, engine_config, TABLE).collect()))
     assert got == [("S1", D1, 1, "O1"), ("S3", D2, 1, "O2")]
 
 
-def test_merge_rows_with_a_delete_flag_deletes_flagged_keys_and_never_inserts_them(spark, lake_config) -> None:
+def test_merge_rows_with_a_delete_flag_deletes_flagged_keys_and_never_inserts_them(spark, engine_config) -> None:
     schema = "scan_id string, event_date date, seq int"
-    merge_rows(spark, spark.createDataFrame([("S1", D1, 1), ("S2", D1, 2)], schema), lake_config, TABLE, ("scan_id",))
+    merge_rows(spark, spark.createDataFrame([("S1", D1, 1), ("S2", D1, 2)], schema), engine_config, TABLE, ("scan_id",))
     source = spark.createDataFrame(
         [("S1", None, None, True), ("S2", D1, 5, False), ("S3", None, None, True), ("S4", D2, 4, False)],
         f"{schema}, _gone boolean",
     )
-    merge_rows(spark, source, lake_config, TABLE, ("scan_id",), delete_flag="_gone")
-    got = read_table(spark, lake_config, TABLE)
+    merge_rows(spark, source, engine_config, TABLE, ("scan_id",), delete_flag="_gone")
+    got = read_table(spark, engine_config, TABLE)
     assert got.columns == ["scan_id", "event_date", "seq"]  # the flag is not a column of the table
     assert sorted(map(tuple, got.collect())) == [("S2", D1, 5), ("S4", D2, 4)]
 
 
-def test_merge_rows_delete_unmatched_deletes_the_slice_rows_the_source_lacks(spark, lake_config) -> None:
+def test_merge_rows_delete_unmatched_deletes_the_slice_rows_the_source_lacks(spark, engine_config) -> None:
     schema = "scan_id string, event_date date, seq int"
     rows = [("S1", D1, 1), ("S2", D2, 2), ("S3", D2, 3)]
-    merge_rows(spark, spark.createDataFrame(rows, schema), lake_config, TABLE, ("scan_id",))
+    merge_rows(spark, spark.createDataFrame(rows, schema), engine_config, TABLE, ("scan_id",))
     # The source is the whole of D2's slice: S3 is gone from it; D1's S1 is outside the slice.
     source = spark.createDataFrame([("S2", D2, 2)], schema)
-    merge_rows(spark, source, lake_config, TABLE, ("scan_id",), delete_unmatched=f"t.event_date = DATE'{D2}'")
-    assert sorted(map(tuple, read_table(spark, lake_config, TABLE).collect())) == [("S1", D1, 1), ("S2", D2, 2)]
+    merge_rows(spark, source, engine_config, TABLE, ("scan_id",), delete_unmatched=f"t.event_date = DATE'{D2}'")
+    assert sorted(map(tuple, read_table(spark, engine_config, TABLE).collect())) == [("S1", D1, 1), ("S2", D2, 2)]
 
 
 JOURNEY = "gold.customer_journey"  # its contract asks for deletion vectors (and the change data feed)
