@@ -42,6 +42,7 @@ def _engines(path: str) -> list[str]:
 def test_a_table_delta_rs_merged_ten_times_has_a_checkpoint_spark_reads_without_the_commits_before_it(
     spark, lake_config
 ) -> None:
+    lake_config = replace(lake_config, merge_engine="auto")
     merge_rows(spark, _funnel(spark, [(D1, "app", 0)]), lake_config, FUNNEL, ("funnel_date", "channel"))
     for n in range(1, 11):  # versions 1..10, each updating the row and adding one
         rows = _funnel(spark, [(D1, "app", n), (D2, f"web{n}", n)])
@@ -74,6 +75,7 @@ def test_replace_dates_replaces_exactly_the_dates_given_in_either_engine(spark, 
 
 
 def test_a_slice_above_the_collect_bound_is_merged_by_spark(spark, lake_config, monkeypatch) -> None:
+    lake_config = replace(lake_config, merge_engine="auto")
     merge_rows(spark, _funnel(spark, [(D1, "app", 1)]), lake_config, FUNNEL, ("funnel_date", "channel"))
     monkeypatch.setattr(local_merge, "MAX_COLLECTED_ROWS", 1)  # a history import's slice, in small
     merge_rows(spark, _funnel(spark, [(D1, "app", 5)]), lake_config, FUNNEL, ("funnel_date", "channel"))
