@@ -72,7 +72,7 @@ def merge(
     contract: Contract,
     keys: tuple[str, ...],
     *,
-    metadata: str,
+    night: str | None = None,
     update_condition: str | None = None,
     target_filter: str | None = None,
     delete_flag: str | None = None,
@@ -88,7 +88,9 @@ def merge(
     (:func:`collected`): Spark merges it then.
     """
     import pyarrow as pa
-    from deltalake import CommitProperties, DeltaTable
+    from deltalake import DeltaTable
+
+    from jobs.lake.small_tables import commit_properties
 
     path = config.table_path(contract.name).removeprefix("file:")
     # Opened before the source is computed, as Spark's MERGE reads its snapshot first: a writer
@@ -116,7 +118,7 @@ def merge(
         target_alias="t",
         # The source is in memory: its partition values bound the target files read.
         streamed_exec=False,
-        commit_properties=CommitProperties(custom_metadata={"userMetadata": metadata}),
+        commit_properties=commit_properties(contract.name, night),
     )
     if delete_flag:
         kept = f"NOT s.{_name(delete_flag)}"
@@ -138,14 +140,16 @@ def merge(
     return True
 
 
-def overwrite_where(df: DataFrame, config: LakeConfig, contract: Contract, predicate: str, metadata: str) -> bool:
+def overwrite_where(df: DataFrame, config: LakeConfig, contract: Contract, predicate: str) -> bool:
     """Replace the stored rows matching ``predicate`` (Spark SQL over the table's columns) with
     ``df``'s, which match it too, as Spark's ``replaceWhere`` overwrite does; one attempt.
 
     Returns False, having written nothing, when the source is too large to collect.
     """
     import pyarrow as pa
-    from deltalake import CommitProperties, DeltaTable, write_deltalake
+    from deltalake import DeltaTable, write_deltalake
+
+    from jobs.lake.small_tables import commit_properties
 
     target = DeltaTable(config.table_path(contract.name).removeprefix("file:"))
     rows = collected(df)
@@ -156,7 +160,7 @@ def overwrite_where(df: DataFrame, config: LakeConfig, contract: Contract, predi
         _in_table_types(rows, pa.schema(target.schema().to_arrow())),
         mode="overwrite",
         predicate=datafusion_sql(predicate),
-        commit_properties=CommitProperties(custom_metadata={"userMetadata": metadata}),
+        commit_properties=commit_properties(contract.name),
     )
     _after_commit(config, contract, target)
     return True

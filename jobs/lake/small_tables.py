@@ -206,11 +206,12 @@ def _path(config: LakeConfig, table: str) -> str:
     return config.table_path(table).removeprefix("file:")
 
 
-def commit_properties(table: str):  # -> deltalake.CommitProperties
-    """A delta-rs commit's properties: ``userMetadata`` names the contract version, as Spark's writes do."""
+def commit_properties(table: str, night: str | None = None):  # -> deltalake.CommitProperties
+    """A delta-rs commit's properties: ``userMetadata`` names the contract version (and the night,
+    :func:`jobs.lake.tables.commit_metadata`), as Spark's writes do."""
     from deltalake import CommitProperties
 
-    return CommitProperties(custom_metadata={"userMetadata": commit_metadata(table)})
+    return CommitProperties(custom_metadata={"userMetadata": commit_metadata(table, night)})
 
 
 def table_opened(config: LakeConfig, table: str) -> bool:

@@ -217,9 +217,7 @@ def _overwrite_where(
         exists
         and contract is not None
         and local_merge.applies(config, contract, predicate)
-        and retried_on_conflict(
-            lambda: local_merge.overwrite_where(df, config, contract, predicate, commit_metadata(table)), table
-        )
+        and retried_on_conflict(lambda: local_merge.overwrite_where(df, config, contract, predicate), table)
     ):
         return
     writer = (
