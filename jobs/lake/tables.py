@@ -387,7 +387,7 @@ def merge_rows(
             config,
             contract,
             keys,
-            metadata=commit_metadata(table, night),
+            night=night,
             update_condition=update_condition,
             target_filter=target_filter,  # type: ignore[arg-type]  # applies(): text or None
             delete_flag=delete_flag,
