@@ -90,9 +90,9 @@ def merge(
     import pyarrow as pa
     from deltalake import DeltaTable
 
-    from jobs.lake.small_tables import commit_properties
+    from jobs.lake.small_tables import _path, commit_properties
 
-    path = config.table_path(contract.name).removeprefix("file:")
+    path = _path(config, contract.name)
     # Opened before the source is computed, as Spark's MERGE reads its snapshot first: a writer
     # committing meanwhile where this one reads makes the commit fail (and the merge rerun).
     target = DeltaTable(path)
@@ -149,9 +149,9 @@ def overwrite_where(df: DataFrame, config: LakeConfig, contract: Contract, predi
     import pyarrow as pa
     from deltalake import DeltaTable, write_deltalake
 
-    from jobs.lake.small_tables import commit_properties
+    from jobs.lake.small_tables import _path, commit_properties
 
-    target = DeltaTable(config.table_path(contract.name).removeprefix("file:"))
+    target = DeltaTable(_path(config, contract.name))
     rows = collected(df)
     if rows is None:
         return False
