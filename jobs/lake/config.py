@@ -25,7 +25,7 @@ come from here.
 | ``CXLAKE_PII_KEY`` | empty | secret key of the PII hashes (production: from a secret store); empty: a random key kept in ``$CXLAKE_HOME/pii.key`` (:func:`jobs.silver.pii.pii_key`) |
 | ``CXLAKE_VACUUM_RETENTION_HOURS`` | ``168`` | VACUUM keeps the files of the table versions this recent (how far back time travel reaches) |
 | ``CXLAKE_LINEAGE`` | ``1`` | OpenLineage events of every night step (the tables it read and wrote), Airflow task and delta-rs write under ``$CXLAKE_HOME/lineage/`` (:mod:`jobs.lake.lineage`); ``spark``: also every Spark job's, from the ``openlineage-spark`` listener (~10 % of a night's time); ``0``: none |
-| ``CXLAKE_MERGE_ENGINE`` | ``auto`` | who runs a night's MERGE: ``auto``: delta-rs on a local lake for a table without the change data feed or deletion vectors (:mod:`jobs.lake.local_merge`), Spark otherwise; ``spark``: always Spark |
+| ``CXLAKE_MERGE_ENGINE`` | ``auto`` | who runs a night's MERGE: ``auto``: delta-rs on a local lake (:mod:`jobs.lake.local_merge`; tables are then created without deletion vectors, which it does not write), Spark otherwise; ``spark``: always Spark (and deletion vectors where a contract asks for them) |
 | ``MLFLOW_TRACKING_URI`` | ``sqlite:///$CXLAKE_HOME/mlflow.db`` | MLflow tracking + registry store |
 """
 

@@ -7,13 +7,16 @@ from the source collected once as Arrow, measured on the quick bench's lake: 126
 18 days of ``silver.interactions`` (966 k rows), 0.36-0.49 s against 3.8-4.7 s warm.
 
 The statement is the one :func:`jobs.lake.tables.merge_rows` gives Spark (or the ``replaceWhere``
-predicate of :func:`jobs.lake.tables.replace_dates` and its siblings): the same clauses in the same order, the same condition, the contract version (and night) in the commit's
-``userMetadata``, the same retry after a lost commit race. Only tables without Delta table
-features beyond Spark's defaults go this way (no change data feed, no deletion vectors: delta-rs
-writes neither), only conditions in SQL text (a Spark ``Column`` has no text), and only a slice
-of at most :data:`MAX_COLLECTED_ROWS` rows (a history import's stays in Spark). Elsewhere, on
-lakes delta-rs does not write here (``s3a://``), and with ``CXLAKE_MERGE_ENGINE=spark``, Spark
-runs the write.
+predicate of :func:`jobs.lake.tables.replace_dates` and its siblings): the same clauses in the same
+order, the same condition, the contract version (and night) in the commit's ``userMetadata``, the
+same retry after a lost commit race. A MERGE of a table with the change data feed records its
+inserted and updated rows there as Spark's does (``_change_data`` files, which Spark's
+``readChangeFeed`` reads: the gold gate validates ``gold.customer_journey``'s from them). delta-rs
+writes no deletion vectors: a table created with them (by Spark, :func:`writes_locally` false) stays
+Spark's to write, and a contract's ``deletion_vectors`` applies only where Spark writes. Only
+conditions in SQL text go this way (a Spark ``Column`` has no text), and only a slice of at most
+:data:`MAX_COLLECTED_ROWS` rows (a history import's stays in Spark). Elsewhere, on lakes delta-rs
+does not write here (``s3a://``), and with ``CXLAKE_MERGE_ENGINE=spark``, Spark runs the write.
 
 delta-rs checkpoints every 100 commits by default, Spark every 10: a table these merges write
 would otherwise make each Spark read replay ever more JSON commits, so a checkpoint is written
@@ -39,18 +42,25 @@ MAX_COLLECTED_ROWS = 2_000_000
 _PLAIN_NAME = re.compile(r"[a-z_][a-z0-9_]*")
 
 
-def applies(config: LakeConfig, contract: Contract, *conditions: object) -> bool:
-    """Whether delta-rs runs this MERGE: ``CXLAKE_MERGE_ENGINE=auto``, a local lake, a table with no
-    Delta feature delta-rs does not write, and every condition SQL text (or absent)."""
+def writes_locally(config: LakeConfig) -> bool:
+    """Whether a night's writes to the tables of this lake go through delta-rs where they can:
+    ``CXLAKE_MERGE_ENGINE=auto`` and a local lake."""
     from jobs.lake.small_tables import is_local_lake
 
-    return (
-        config.merge_engine == "auto"
-        and is_local_lake(config)
-        and not contract.change_data_feed
-        and not contract.deletion_vectors
-        and all(c is None or isinstance(c, str) for c in conditions)
-    )
+    return config.merge_engine == "auto" and is_local_lake(config)
+
+
+def applies(config: LakeConfig, *conditions: object) -> bool:
+    """Whether delta-rs runs this write (:func:`writes_locally`, every condition SQL text or
+    absent); :func:`merge` and :func:`overwrite_where` may still hand a table back to Spark."""
+    return writes_locally(config) and all(c is None or isinstance(c, str) for c in conditions)
+
+
+def _has_deletion_vectors(target) -> bool:  # target: deltalake.DeltaTable
+    """Whether the table's protocol has deletion vectors (a table Spark created with them): delta-rs
+    writes none, and the table is left to Spark rather than mixing the two ways of replacing rows."""
+    protocol = target.protocol()
+    return "deletionVectors" in (protocol.writer_features or [])
 
 
 def datafusion_sql(condition: str) -> str:
@@ -85,7 +95,7 @@ def merge(
     :func:`jobs.lake.tables.merge_rows` documents (same arguments); one attempt, no retry.
 
     Returns False, having written nothing, when the source is too large to collect
-    (:func:`collected`): Spark merges it then.
+    (:func:`collected`) or the table has deletion vectors: Spark merges it then.
     """
     import pyarrow as pa
     from deltalake import DeltaTable
@@ -96,6 +106,8 @@ def merge(
     # Opened before the source is computed, as Spark's MERGE reads its snapshot first: a writer
     # committing meanwhile where this one reads makes the commit fail (and the merge rerun).
     target = DeltaTable(path)
+    if _has_deletion_vectors(target):
+        return False
     table_schema = pa.schema(target.schema().to_arrow())
     rows = collected(df)
     if rows is None:
@@ -144,14 +156,20 @@ def overwrite_where(df: DataFrame, config: LakeConfig, contract: Contract, predi
     """Replace the stored rows matching ``predicate`` (Spark SQL over the table's columns) with
     ``df``'s, which match it too, as Spark's ``replaceWhere`` overwrite does; one attempt.
 
-    Returns False, having written nothing, when the source is too large to collect.
+    Returns False, having written nothing, when the source is too large to collect, the table has
+    deletion vectors, or its contract the change data feed (which delta-rs' predicate overwrite is
+    not relied on to record: no such table is overwritten by slice).
     """
     import pyarrow as pa
     from deltalake import DeltaTable, write_deltalake
 
     from jobs.lake.small_tables import _path, commit_properties
 
+    if contract.change_data_feed:
+        return False
     target = DeltaTable(_path(config, contract.name))
+    if _has_deletion_vectors(target):
+        return False
     rows = collected(df)
     if rows is None:
         return False

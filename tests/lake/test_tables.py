@@ -13,6 +13,7 @@ from jobs.lake.maintenance import maintain_table
 from jobs.lake.tables import (
     CHANGE_DATA_FEED,
     DELETION_VECTORS,
+    changed_rows_of_commit,
     key_range_filter,
     merge_changed_rows,
     merge_rows,
@@ -173,20 +174,44 @@ def test_merge_rows_delete_unmatched_deletes_the_slice_rows_the_source_lacks(spa
     assert sorted(map(tuple, read_table(spark, engine_config, TABLE).collect())) == [("S1", D1, 1), ("S2", D2, 2)]
 
 
-JOURNEY = "gold.customer_journey"  # its contract asks for deletion vectors (and the change data feed)
+JOURNEY = "gold.customer_journey"  # its contract asks for the change data feed and deletion vectors
 JOURNEY_SCHEMA = "touchpoint_id string, touchpoint_date date, v int"  # merge_rows writes the columns given
 JOURNEY_KEYS = ("touchpoint_date", "touchpoint_id")
 
 
-def test_a_table_created_by_merge_rows_has_the_properties_its_contract_asks_for(spark, lake_config) -> None:
-    merge_rows(spark, spark.createDataFrame([("a", D1, 1)], JOURNEY_SCHEMA), lake_config, JOURNEY, JOURNEY_KEYS)
+def test_a_table_created_by_merge_rows_has_the_properties_its_contract_asks_for(spark, engine_config) -> None:
+    merge_rows(spark, spark.createDataFrame([("a", D1, 1)], JOURNEY_SCHEMA), engine_config, JOURNEY, JOURNEY_KEYS)
 
+    path = engine_config.table_path(JOURNEY)
+    # Deletion vectors only where Spark writes the nights: delta-rs (auto, on this local lake)
+    # writes none and leaves a table that has them to Spark.
+    with_deletion_vectors = engine_config.merge_engine == "spark"
+    expected = {CHANGE_DATA_FEED: "true"} | ({DELETION_VECTORS: "true"} if with_deletion_vectors else {})
+    assert table_properties(load_contract(JOURNEY), engine_config) == expected
+    assert table_property(spark, path, CHANGE_DATA_FEED) == "true"
+    assert table_property(spark, path, DELETION_VECTORS) == ("true" if with_deletion_vectors else None)
+
+
+def test_delta_rs_records_a_merge_in_the_change_data_feed_the_gold_gate_reads(spark, lake_config) -> None:
+    stored = spark.createDataFrame([("a", D1, 1), ("b", D1, 2), ("c", D2, 3)], JOURNEY_SCHEMA)
+    merge_rows(spark, stored, lake_config, JOURNEY, JOURNEY_KEYS)  # created by Spark: a first write
     path = lake_config.table_path(JOURNEY)
-    assert table_properties(load_contract(JOURNEY)) == {CHANGE_DATA_FEED: "true", DELETION_VECTORS: "true"}
-    assert (table_property(spark, path, CHANGE_DATA_FEED), table_property(spark, path, DELETION_VECTORS)) == (
-        "true",
-        "true",
-    )
+
+    changes = spark.createDataFrame([("b", D1, 20), ("d", D2, 4)], JOURNEY_SCHEMA)
+    merge_rows(spark, changes, lake_config, JOURNEY, JOURNEY_KEYS, target_filter=f"t.touchpoint_date IN (DATE'{D1}', DATE'{D2}')")
+
+    (commit,) = DeltaTable.forPath(spark, path).history(1).select("version", "engineInfo").collect()
+    assert commit.engineInfo.startswith("delta-rs")
+    # Exactly the rows the MERGE updated (b) and inserted (d), new values: not a and c, which
+    # the rewrite of their files copied.
+    changed = changed_rows_of_commit(spark, path, commit.version)
+    assert sorted(map(tuple, changed.select(*stored.columns).collect())) == [("b", D1, 20), ("d", D2, 4)]
+    assert sorted(map(tuple, read_table(spark, lake_config, JOURNEY).collect())) == [
+        ("a", D1, 1),
+        ("b", D1, 20),
+        ("c", D2, 3),
+        ("d", D2, 4),
+    ]
 
 
 def test_deletion_vectors_mark_the_rows_a_merge_replaces_instead_of_copying_the_rest_of_their_file(
@@ -196,6 +221,7 @@ def test_deletion_vectors_mark_the_rows_a_merge_replaces_instead_of_copying_the_
 
     from jobs.analytics.catalog import arrow_dataset
 
+    spark_config = replace(lake_config, merge_engine="spark")
     path = lake_config.table_path(JOURNEY)
     # Made before its contract asked for deletion vectors: three rows in one file, no property.
     stored = spark.createDataFrame([("a", D1, 1), ("b", D1, 2), ("c", D1, 3)], JOURNEY_SCHEMA)
@@ -203,9 +229,9 @@ def test_deletion_vectors_mark_the_rows_a_merge_replaces_instead_of_copying_the_
     assert table_property(spark, path, DELETION_VECTORS) is None
 
     changes = spark.createDataFrame([("b", D1, 20), ("d", D1, 4)], JOURNEY_SCHEMA)
-    merge_rows(spark, changes, lake_config, JOURNEY, JOURNEY_KEYS)
+    merge_rows(spark, changes, spark_config, JOURNEY, JOURNEY_KEYS)
 
-    # The first MERGE turned them on (one ALTER commit before it).
+    # Spark's first MERGE turned them on (one ALTER commit before it).
     assert table_property(spark, path, DELETION_VECTORS) == "true"
     (merge,) = DeltaTable.forPath(spark, path).history(1).select("operationMetrics").collect()
     metrics = merge.operationMetrics
@@ -215,6 +241,15 @@ def test_deletion_vectors_mark_the_rows_a_merge_replaces_instead_of_copying_the_
     assert metrics["numTargetRowsCopied"] == "0"
     assert metrics["numTargetDeletionVectorsAdded"] == "1"
     expected = [("a", D1, 1), ("b", D1, 20), ("c", D1, 3), ("d", D1, 4)]
+    assert sorted(map(tuple, read_table(spark, lake_config, JOURNEY).collect())) == expected
+
+    # With the default engine too, a table with deletion vectors stays Spark's (delta-rs writes
+    # none): c's update marks its old copy as well.
+    merge_rows(spark, spark.createDataFrame([("c", D1, 30)], JOURNEY_SCHEMA), lake_config, JOURNEY, JOURNEY_KEYS)
+    (merge,) = DeltaTable.forPath(spark, path).history(1).select("engineInfo", "operationMetrics").collect()
+    assert merge.engineInfo.startswith("Apache-Spark")
+    assert merge.operationMetrics["numTargetDeletionVectorsUpdated"] == "1"
+    expected = [("a", D1, 1), ("b", D1, 20), ("c", D1, 30), ("d", D1, 4)]
     assert sorted(map(tuple, read_table(spark, lake_config, JOURNEY).collect())) == expected
     # Without Spark (cxlake sql, the morning report, the tests' lake comparisons) the same rows.
     rows = arrow_dataset(RustTable(path.removeprefix("file:"))).to_table().to_pylist()
