@@ -188,13 +188,19 @@ def collected(df: DataFrame):  # -> pyarrow.Table | None
     """``df``'s rows as Arrow, or None when there are more than :data:`MAX_COLLECTED_ROWS` (a
     history import's or a long backfill's slice: the driver is not to hold it).
 
-    The source is computed once into Spark's memory (a MERGE through Spark materializes it too),
-    then counted and collected from there.
+    The source is computed once into Spark's cache (a MERGE through Spark materializes it too),
+    counted and collected from there, and dropped from the cache at once rather than left for
+    Spark's cleaner (a night writes dozens of slices, a test process hundreds).
     """
-    materialized = df.localCheckpoint()
-    if materialized.count() > MAX_COLLECTED_ROWS:
-        return None
-    return materialized.toArrow()
+    from pyspark import StorageLevel
+
+    materialized = df.persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        if materialized.count() > MAX_COLLECTED_ROWS:
+            return None
+        return materialized.toArrow()
+    finally:
+        materialized.unpersist()
 
 
 def _after_commit(config: LakeConfig, contract: Contract, target) -> None:  # target: deltalake.DeltaTable

@@ -649,10 +649,22 @@ def commit_partitions(spark: SparkSession, config: LakeConfig, table: str, versi
     return {
         "version": version,
         "operation": history["operation"],
-        "metrics": dict(history["operationMetrics"] or {}),
+        "metrics": spark_metric_names(history["operationMetrics"] or {}),
         "partitions_written": sorted(written),
         "partitions_in_table": total,
     }
+
+
+def spark_metric_names(metrics: dict[str, str]) -> dict[str, str]:
+    """A commit's ``operationMetrics`` under Spark's names whichever engine wrote it: delta-rs
+    (:mod:`jobs.lake.local_merge`) spells them ``num_target_rows_updated``, Spark
+    ``numTargetRowsUpdated`` (a name without ``_`` is kept as it is)."""
+
+    def camel(name: str) -> str:
+        first, *rest = name.split("_")
+        return first + "".join(part.capitalize() for part in rest)
+
+    return {camel(name): value for name, value in metrics.items()}
 
 
 def _partition_columns(table: str) -> tuple[str, ...]:

@@ -18,6 +18,7 @@ from jobs.lake.tables import (
     merge_changed_rows,
     merge_rows,
     read_table,
+    spark_metric_names,
     table_properties,
     table_property,
 )
@@ -35,13 +36,12 @@ def engine_config(request: pytest.FixtureRequest, lake_config):
 
 
 def _last_merge_metrics(spark, path: str) -> dict[str, int]:
-    """The newest commit's MERGE row counts, under Spark's names whichever engine wrote it
-    (delta-rs, :mod:`jobs.lake.local_merge`, names them ``num_target_rows_updated``...)."""
+    """The newest commit's MERGE row counts, under Spark's names whichever engine wrote it."""
     (merge,) = DeltaTable.forPath(spark, path).history(1).select("operationMetrics").collect()
     return {
-        "".join(part if i == 0 else part.capitalize() for i, part in enumerate(name.split("_"))): int(value)
-        for name, value in merge.operationMetrics.items()
-        if name.startswith(("num", "Num"))
+        name: int(value)
+        for name, value in spark_metric_names(merge.operationMetrics).items()
+        if name.startswith("num")
     }
 
 
