@@ -15,6 +15,6 @@ def delta_rows(path: str | Path, skip: Collection[str] = (), version: int | None
     from jobs.analytics.catalog import arrow_dataset
 
     table = DeltaTable(str(path).removeprefix("file:"), version=version)
-    # Through the catalog's reader: a table with deletion vectors (the journey) is read too.
+    # Through the catalog's reader: a table with deletion vectors (a journey Spark writes) is read too.
     rows = arrow_dataset(table).to_table().to_pylist()
     return [{k: v for k, v in row.items() if k not in skip} for row in rows]
