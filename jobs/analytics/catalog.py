@@ -138,7 +138,9 @@ def arrow_dataset(delta: DeltaTable, storage_options: dict[str, str] | None = No
     A table with deletion vectors (a MERGE that marks the rows it replaces instead of copying
     the rest of their files) is read too, which delta-rs' own dataset refuses: its files without
     one stay lazy; the few that have one are read now and their deleted rows dropped."""
-    if "deletionVectors" not in (delta.protocol().reader_features or []):
+    from jobs.lake.local_merge import has_deletion_vectors
+
+    if not has_deletion_vectors(delta):
         return delta.to_pyarrow_dataset()
     return _dataset_with_deletion_vectors(delta, storage_options)
 

@@ -56,11 +56,13 @@ def applies(config: LakeConfig, *conditions: object) -> bool:
     return writes_locally(config) and all(c is None or isinstance(c, str) for c in conditions)
 
 
-def _has_deletion_vectors(target) -> bool:  # target: deltalake.DeltaTable
-    """Whether the table's protocol has deletion vectors (a table Spark created with them): delta-rs
-    writes none, and the table is left to Spark rather than mixing the two ways of replacing rows."""
-    protocol = target.protocol()
-    return "deletionVectors" in (protocol.writer_features or [])
+def has_deletion_vectors(delta) -> bool:  # delta: deltalake.DeltaTable
+    """Whether the table's protocol has deletion vectors (a table Spark created with them).
+
+    delta-rs writes none, so such a table is left to Spark here rather than mixing the two ways
+    of replacing rows; delta-rs' own dataset refuses to read it (:func:`jobs.analytics.catalog.arrow_dataset`).
+    """
+    return "deletionVectors" in (delta.protocol().reader_features or [])
 
 
 def datafusion_sql(condition: str) -> str:
@@ -106,7 +108,7 @@ def merge(
     # Opened before the source is computed, as Spark's MERGE reads its snapshot first: a writer
     # committing meanwhile where this one reads makes the commit fail (and the merge rerun).
     target = DeltaTable(path)
-    if _has_deletion_vectors(target):
+    if has_deletion_vectors(target):
         return False
     table_schema = pa.schema(target.schema().to_arrow())
     rows = collected(df)
@@ -168,7 +170,7 @@ def overwrite_where(df: DataFrame, config: LakeConfig, contract: Contract, predi
     if contract.change_data_feed:
         return False
     target = DeltaTable(_path(config, contract.name))
-    if _has_deletion_vectors(target):
+    if has_deletion_vectors(target):
         return False
     rows = collected(df)
     if rows is None:
@@ -192,15 +194,12 @@ def collected(df: DataFrame):  # -> pyarrow.Table | None
     counted and collected from there, and dropped from the cache at once rather than left for
     Spark's cleaner (a night writes dozens of slices, a test process hundreds).
     """
-    from pyspark import StorageLevel
+    from jobs.lake.spark import persisted
 
-    materialized = df.persist(StorageLevel.MEMORY_AND_DISK)
-    try:
+    with persisted(df) as materialized:
         if materialized.count() > MAX_COLLECTED_ROWS:
             return None
         return materialized.toArrow()
-    finally:
-        materialized.unpersist()
 
 
 def _after_commit(config: LakeConfig, contract: Contract, target) -> None:  # target: deltalake.DeltaTable

@@ -560,7 +560,8 @@ def merge_changed_rows(
     are listed to the MERGE).
     """
     import pyspark.sql.functions as F
-    from pyspark import StorageLevel
+
+    from jobs.lake.spark import persisted
 
     path = config.table_path(table)
     if not table_exists(spark, path):
@@ -573,10 +574,7 @@ def merge_changed_rows(
     # Kept once: the comparison and the partitions of the changed keys' stored rows both need
     # them, and each use otherwise read every partition from ``stored_since`` again (large bench:
     # 48 days of ``silver.tracking_events`` for the night's ~40 k scans).
-    stored_of_keys = (
-        stored.join(df.select(*keys), list(keys), "left_semi").select(*df.columns).persist(StorageLevel.MEMORY_AND_DISK)
-    )
-    try:
+    with persisted(stored.join(df.select(*keys), list(keys), "left_semi").select(*df.columns)) as stored_of_keys:
         changed = df.exceptAll(stored_of_keys).withColumn("_deleted", F.lit(False))
         if scope is not None:
             removed = stored.join(scope, scope.columns, "left_semi").join(df.select(*keys), list(keys), "left_anti")
@@ -587,8 +585,6 @@ def merge_changed_rows(
             stored_of_keys.join(changed.select(*keys), list(keys), "left_semi").select(*keys, partition_column)
         )
         dates = sorted(r[0] for r in touched.select(partition_column).distinct().collect())
-    finally:
-        stored_of_keys.unpersist()
     if dates:
         merge_rows(
             spark,

@@ -39,9 +39,7 @@ def _last_merge_metrics(spark, path: str) -> dict[str, int]:
     """The newest commit's MERGE row counts, under Spark's names whichever engine wrote it."""
     (merge,) = DeltaTable.forPath(spark, path).history(1).select("operationMetrics").collect()
     return {
-        name: int(value)
-        for name, value in spark_metric_names(merge.operationMetrics).items()
-        if name.startswith("num")
+        name: int(value) for name, value in spark_metric_names(merge.operationMetrics).items() if name.startswith("num")
     }
 
 
@@ -198,7 +196,14 @@ def test_delta_rs_records_a_merge_in_the_change_data_feed_the_gold_gate_reads(sp
     path = lake_config.table_path(JOURNEY)
 
     changes = spark.createDataFrame([("b", D1, 20), ("d", D2, 4)], JOURNEY_SCHEMA)
-    merge_rows(spark, changes, lake_config, JOURNEY, JOURNEY_KEYS, target_filter=f"t.touchpoint_date IN (DATE'{D1}', DATE'{D2}')")
+    merge_rows(
+        spark,
+        changes,
+        lake_config,
+        JOURNEY,
+        JOURNEY_KEYS,
+        target_filter=f"t.touchpoint_date IN (DATE'{D1}', DATE'{D2}')",
+    )
 
     (commit,) = DeltaTable.forPath(spark, path).history(1).select("version", "engineInfo").collect()
     assert commit.engineInfo.startswith("delta-rs")
