@@ -131,3 +131,26 @@ def test_csv_bad_values_below_the_drift_rule_are_quarantined_row_by_row(spark, l
         *{("few.csv", i + 2, "bad_type:items") for i in range(4)},
         *{("empty.csv", i + 2, "missing_required:customer_id") for i in range(2)},
     }
+
+
+def test_a_drifted_night_commits_nothing_to_tables_that_exist(spark, lake_config) -> None:
+    """The night before lands; the drifted night then fails with both tables at their version."""
+    from deltalake import DeltaTable
+
+    landing = Path(lake_config.landing_root)
+    before = "2026-02-09"
+    folder = landing / "tracking_scans" / before
+    folder.mkdir(parents=True)
+    (folder / "scans.jsonl").write_text(
+        _scan("S0", scan_at="2026-02-09T10:00:00Z") + "\n" + '{"scan_id":' + "\n"
+    )  # one row each table
+    ingest_source(spark, lake_config, "tracking_scans", before)
+    tables = ("bronze.tracking_scans", "quarantine.tracking_scans")
+    versions = {t: DeltaTable(lake_config.table_path(t)).version() for t in tables}
+
+    _write(landing, "tracking_scans", "scans.jsonl", [_scan(f"S{n}", scan_at="yesterday") for n in range(1, 6)])
+    with pytest.raises(SchemaDriftError):
+        ingest_source(spark, lake_config, "tracking_scans", DAY)
+
+    assert {t: DeltaTable(lake_config.table_path(t)).version() for t in tables} == versions
+    assert read_table(spark, lake_config, "bronze.tracking_scans").count() == 1
