@@ -141,9 +141,8 @@ def test_a_drifted_night_commits_nothing_to_tables_that_exist(spark, lake_config
     before = "2026-02-09"
     folder = landing / "tracking_scans" / before
     folder.mkdir(parents=True)
-    (folder / "scans.jsonl").write_text(
-        _scan("S0", scan_at="2026-02-09T10:00:00Z") + "\n" + '{"scan_id":' + "\n"
-    )  # one row each table
+    # A valid scan for bronze and a malformed line for quarantine: both tables then exist.
+    (folder / "scans.jsonl").write_text(_scan("S0", scan_at="2026-02-09T10:00:00Z") + "\n" + '{"scan_id":' + "\n")
     ingest_source(spark, lake_config, "tracking_scans", before)
     tables = ("bronze.tracking_scans", "quarantine.tracking_scans")
     versions = {t: DeltaTable(lake_config.table_path(t)).version() for t in tables}
