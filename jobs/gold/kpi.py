@@ -163,12 +163,15 @@ def _order_facts(history: DataFrame, calendar: DataFrame, days: list[dt.date], h
     # otherwise every order of the last 60 days made up to 60 rows a night (large bench: ~340 k
     # orders exploded, then joined with 4 days).
     transit_from, transit_to = F.greatest("order_date", F.lit(first)), F.least(until, F.lit(last))
+    # (``sequence`` counts down when its start is after its end: no in-transit day then.)
+    has_transit_days = transit_from <= transit_to
+    is_cohort_row = F.col("_day_rank") == 1
     cohort_date = F.date_add("order_date", horizon_days)
     makes_a_fact = (
         F.col("order_date").between(first, last)
         | F.col("_delivered").between(first, last)
-        | (transit_from <= transit_to)
-        | ((F.col("_day_rank") == 1) & cohort_date.between(first, last))
+        | has_transit_days
+        | (is_cohort_row & cohort_date.between(first, last))
     )
     # Kind 0 placed, 1 delivered, 2 in transit, 3 cohort.
     events = F.concat(
@@ -177,16 +180,15 @@ def _order_facts(history: DataFrame, calendar: DataFrame, days: list[dt.date], h
             F.col("_delivered").isNotNull(),
             F.array(F.struct(F.lit(1).alias("kind"), F.col("_delivered").alias("kpi_date"))),
         ).otherwise(F.array()),
-        # (``sequence`` counts down when its start is after its end: no day then.)
         F.when(
-            transit_from <= transit_to,
+            has_transit_days,
             F.transform(
                 F.sequence(transit_from, transit_to),
                 lambda day: F.struct(F.lit(2).alias("kind"), day.alias("kpi_date")),
             ),
         ).otherwise(F.array()),
         F.when(
-            F.col("_day_rank") == 1,
+            is_cohort_row,
             F.array(F.struct(F.lit(3).alias("kind"), cohort_date.alias("kpi_date"))),
         ).otherwise(F.array()),
     )

@@ -15,7 +15,7 @@ import pytest
 from jobs.ingest.bronze import DRIFT_MIN_VALUES, ingest_source
 from jobs.ingest.raw_files import SchemaDriftError
 from jobs.lake.contracts import load_contract
-from jobs.lake.tables import read_table, table_exists
+from jobs.lake.tables import read_table, table_exists, table_version
 
 DAY = "2026-02-10"
 HEADER = ",".join(load_contract("raw.orders").column_names)
@@ -135,8 +135,6 @@ def test_csv_bad_values_below_the_drift_rule_are_quarantined_row_by_row(spark, l
 
 def test_a_drifted_night_commits_nothing_to_tables_that_exist(spark, lake_config) -> None:
     """The night before lands; the drifted night then fails with both tables at their version."""
-    from deltalake import DeltaTable
-
     landing = Path(lake_config.landing_root)
     before = "2026-02-09"
     folder = landing / "tracking_scans" / before
@@ -145,11 +143,11 @@ def test_a_drifted_night_commits_nothing_to_tables_that_exist(spark, lake_config
     (folder / "scans.jsonl").write_text(_scan("S0", scan_at="2026-02-09T10:00:00Z") + "\n" + '{"scan_id":' + "\n")
     ingest_source(spark, lake_config, "tracking_scans", before)
     tables = ("bronze.tracking_scans", "quarantine.tracking_scans")
-    versions = {t: DeltaTable(lake_config.table_path(t)).version() for t in tables}
+    versions = {t: table_version(spark, lake_config, t) for t in tables}
 
     _write(landing, "tracking_scans", "scans.jsonl", [_scan(f"S{n}", scan_at="yesterday") for n in range(1, 6)])
     with pytest.raises(SchemaDriftError):
         ingest_source(spark, lake_config, "tracking_scans", DAY)
 
-    assert {t: DeltaTable(lake_config.table_path(t)).version() for t in tables} == versions
+    assert {t: table_version(spark, lake_config, t) for t in tables} == versions
     assert read_table(spark, lake_config, "bronze.tracking_scans").count() == 1
