@@ -3,7 +3,7 @@
 
 For the run's logical date **D**: wait for the three raw logs that arrived on D, land them in
 bronze (in parallel), gate bronze, merge silver and gate it, then rebuild the gold KPI days D's
-late arrivals can change, the journey rows they changed (+ journey_daily, funnel_daily) and the
+late arrivals can change, the journey rows they changed (+ journey_daily, funnel_daily, its tracking views) and the
 point-in-time features; gate gold and features; retrain ETA and churn when due (MLflow,
 champion/challenger), score tonight's rows with the champions, report ETA accuracy and drift
 (PSI), and write the morning report (`$CXLAKE_HOME/reports/D/index.html`). On Sundays, then
@@ -119,9 +119,8 @@ def cx_nightly():
         bronze_ok >> _step("build_silver", RUN_DATE, None, ALLOW_GAP) >> _step("validate_silver", RUN_DATE, **NO_RETRY)
     )
     kpis = _step("build_gold", RUN_DATE, **_writes("gold.cx_kpi_daily", "gold.cx_kpi_breakdown_daily"))
-    journey = _step(
-        "build_journey", RUN_DATE, **_writes("gold.customer_journey", "gold.journey_daily", "gold.funnel_daily")
-    )
+    journey_tables = ("customer_journey", "journey_daily", "funnel_daily", "journey_tracking_views")
+    journey = _step("build_journey", RUN_DATE, **_writes(*(f"gold.{t}" for t in journey_tables)))
     features = _step("build_features", RUN_DATE)
     # The KPIs read the journey's funnel.
     silver_ok >> [journey, features]

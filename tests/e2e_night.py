@@ -34,7 +34,14 @@ NIGHTLY_TABLES = sorted(
         ),
         *(
             f"gold.{t}"
-            for t in ("cx_kpi_daily", "cx_kpi_breakdown_daily", "customer_journey", "journey_daily", "funnel_daily")
+            for t in (
+                "cx_kpi_daily",
+                "cx_kpi_breakdown_daily",
+                "customer_journey",
+                "journey_daily",
+                "funnel_daily",
+                "journey_tracking_views",
+            )
         ),
         *(f"features.{t}" for t in ("customer_daily", "order_eta", "shipment_scan")),
     }

@@ -87,7 +87,9 @@ def test_gold_writers_declare_their_tables_as_assets(dag) -> None:
 
     assert outlets == {
         "build_gold": assets("gold.cx_kpi_daily", "gold.cx_kpi_breakdown_daily"),
-        "build_journey": assets("gold.customer_journey", "gold.journey_daily", "gold.funnel_daily"),
+        "build_journey": assets(
+            "gold.customer_journey", "gold.journey_daily", "gold.funnel_daily", "gold.journey_tracking_views"
+        ),
         "score_models": assets("gold.eta_predictions", "gold.churn_scores"),
         # ... and the model KPIs of gold.cx_kpi_daily.
         "build_model_reports": assets("gold.eta_accuracy_daily", "gold.model_monitoring", "gold.cx_kpi_daily"),

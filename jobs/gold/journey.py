@@ -52,6 +52,8 @@ from jobs.lake import retractions
 from jobs.lake.config import LakeConfig
 from jobs.lake.contracts import load_contract
 from jobs.lake.retractions import DELETE_FLAG
+from jobs.lake.small_tables import add_new_columns
+from jobs.lake.spark import in_parallel
 from jobs.lake.tables import (
     arrived_between,
     first_arrived,
@@ -66,6 +68,10 @@ from jobs.lake.tables import (
 )
 
 log = logging.getLogger(__name__)
+
+VIEWS_TABLE = "gold.journey_tracking_views"
+# What the journey build writes besides the journey, before merging it (a rerun writes them again).
+DERIVED_TABLES = (*journey_daily.DAILY_TABLES, VIEWS_TABLE)
 
 JOURNEY_LOOKBACK_DAYS = 45
 REPEATED_TRACKING_VIEWS = 3  # the third view of an undelivered order is a pain point
@@ -274,83 +280,100 @@ def build_customer_journey(
     return journey.select(*[F.col(c.name).cast(c.type) for c in contract.columns])
 
 
+def tracking_views(journey_df: DataFrame) -> DataFrame:
+    """Journey rows -> ``gold.journey_tracking_views`` rows: the tracking page views of an order."""
+    contract = load_contract("gold.journey_tracking_views")
+    views = journey_df.filter((F.col("touchpoint_type") == "tracking_page_view") & F.col("order_id").isNotNull())
+    return views.select(*contract.column_names)
+
+
 def journey_context(
-    stored_journey_df: DataFrame,
+    views_df: DataFrame,
+    journey_days_df: DataFrame,
     touched_df: DataFrame,
     lookback_days: int = JOURNEY_LOOKBACK_DAYS,
-    journey_days_df: DataFrame | None = None,
 ) -> DataFrame:
-    """The stored journey rows that recomputing each touched customer from its ``start_date`` needs.
+    """What recomputing each touched customer from its ``start_date`` needs of the days before it.
 
     Every rule looks back at a bounded part of the customer's earlier touchpoints, and the stored
     rows before ``start_date`` are final (tonight's arrivals are all on or after it), so instead
-    of recomputing ``lookback_days`` of history from silver the recomputation starts from:
+    of recomputing ``lookback_days`` of history from silver the recomputation starts from a few
+    rows that stand for them:
 
-    * the customer's last row before ``start_date`` (the gap to the previous touchpoint);
-    * the last customer-initiated row before it, with its ``session_id`` (a session that goes on),
-      when it is on that same last day: an earlier one (or an earlier tracking view, below) is
-      more than a day before ``start_date``, far beyond the session gap, so the first recomputed
-      visit opens a session either way;
-    * the tracking page views of the ``lookback_days`` before it (the repeated-view count).
+    * the customer's last touchpoint before ``start_date`` (the gap to the previous touchpoint),
+      from its last day's ``last_touchpoint_at``;
+    * the last customer-initiated one, with its session (a session that goes on), when it is on
+      that same last day (``last_session_at``, ``last_session_id``): an earlier one is more than
+      a day before ``start_date``, far beyond the session gap, so the first recomputed visit
+      opens a session either way;
+    * the tracking page views of an order of the ``lookback_days`` before it (the repeated-view
+      count), as views outside any session: the row above carries the session.
+
+    The first two are not stored rows (their type is null: no rule but the gap and the session
+    reads them); like the views they come before ``start_date``, and the caller drops them.
 
     Args:
-        stored_journey_df: ``gold.customer_journey`` (pruned to the dates needed by the caller).
+        views_df: ``gold.journey_tracking_views`` (pruned to the dates needed by the caller):
+            6 % of the journey's rows on the large bench, which the whole journey's 45 days
+            (10.7 M rows) cost 5 s to scan for.
+        journey_days_df: ``gold.journey_daily`` (likewise pruned): a row per customer-day.
         touched_df: ``customer_key, start_date`` (:func:`touched_customers`).
-        journey_days_df: ``gold.journey_daily`` (``customer_key, journey_date``: the customer-days
-            with a stored row), where each customer's last day is then looked up: a row per
-            customer-day instead of one per touchpoint (large bench: 2.3 M rows instead of 10.7 M
-            in the window). Without it the stored journey is read twice.
 
     Returns:
         Touchpoint rows (``TOUCHPOINT_COLUMNS`` + ``session_id``) for :func:`build_customer_journey`.
     """
 
-    def before_start(rows: DataFrame) -> DataFrame:
+    def before_start(rows: DataFrame, date_column: str) -> DataFrame:
         # ``touched_df`` is small: broadcast, so the rows are filtered where they are read, not
         # shuffled.
         return rows.join(F.broadcast(touched_df), "customer_key").filter(
-            (F.col("touchpoint_date") < F.col("start_date"))
-            & (F.col("touchpoint_date") >= F.date_sub("start_date", lookback_days))
+            (F.col(date_column) < F.col("start_date")) & (F.col(date_column) >= F.date_sub("start_date", lookback_days))
         )
 
-    before = before_start(stored_journey_df)
-    # Two passes instead of one aggregation of all those rows: the first finds each customer's
-    # last day with a row (a date per customer, from the daily rows when given); the second
-    # keeps only that day's rows and the tracking views before the per-customer aggregation,
-    # which compares whole rows and sorts what it aggregates. Large bench's last night: 2.57 M
-    # stored rows in the window, ~0.4 M kept.
-    days = (
-        before
-        if journey_days_df is None
-        else before_start(journey_days_df.select("customer_key", F.col("journey_date").alias("touchpoint_date")))
+    def touchpoint(
+        rows: DataFrame, touchpoint_id: Column, at: Column, kind: Column, order_id: Column, session_id: Column
+    ) -> DataFrame:
+        return rows.select(
+            "customer_key",
+            touchpoint_id.alias("touchpoint_id"),
+            at.alias("touchpoint_at"),
+            kind.cast("string").alias("touchpoint_type"),
+            F.lit(None).cast("string").alias("channel"),
+            order_id.alias("order_id"),
+            F.lit(None).cast("int").alias("rating"),
+            F.lit(None).cast("string").alias("contact_reason"),
+            # Only the row that carries the session is in one.
+            session_id.isNotNull().alias("is_customer_initiated"),
+            session_id.alias("session_id"),
+        )
+
+    # Structs compare field by field: the customer's latest day.
+    last_day = (
+        before_start(journey_days_df, "journey_date")
+        .groupBy("customer_key")
+        .agg(F.max(F.struct("journey_date", "last_touchpoint_at", "last_session_at", "last_session_id")).alias("d"))
     )
-    last_day = days.groupBy("customer_key").agg(F.max("touchpoint_date").alias("_last_day"))
-    is_view = F.col("touchpoint_type") == "tracking_page_view"
-    on_last_day = F.col("touchpoint_date") == F.col("_last_day")
-    kept_rows = (
-        before.join(F.broadcast(last_day), "customer_key")
-        .filter(is_view | on_last_day)
-        .withColumn("is_customer_initiated", ~F.col("touchpoint_type").startswith(SCAN_TYPE_PREFIX))
+    none = F.lit(None)
+    last = touchpoint(
+        last_day, F.lit("context:last"), F.col("d.last_touchpoint_at"), none, none.cast("string"), none.cast("string")
     )
-    columns = [*TOUCHPOINT_COLUMNS, "session_id"]
-    # Structs compare field by field: (touchpoint_at, touchpoint_id) first is the journey's order.
-    row = F.struct(F.col("touchpoint_at").alias("_at"), F.col("touchpoint_id").alias("_id"), *columns)
-    per_customer = kept_rows.groupBy("customer_key").agg(
-        F.collect_list(F.when(is_view, row)).alias("views"),
-        F.max(F.when(on_last_day, row)).alias("newest"),
-        F.max(F.when(on_last_day & F.col("is_customer_initiated"), row)).alias("newest_initiated"),
+    in_session = touchpoint(
+        last_day.filter(F.col("d.last_session_at").isNotNull()),
+        F.lit("context:session"),
+        F.col("d.last_session_at"),
+        none,
+        none.cast("string"),
+        F.col("d.last_session_id"),
     )
-    # Each kept row once: a view is in ``views`` already, and the newest initiated row may be the newest.
-    newest = F.when(F.col("newest.touchpoint_type") != "tracking_page_view", F.col("newest"))
-    newest_initiated = F.when(
-        (F.col("newest_initiated.touchpoint_type") != "tracking_page_view")
-        & (F.col("newest_initiated._id") != F.col("newest._id")),
-        F.col("newest_initiated"),
+    views = touchpoint(
+        before_start(views_df, "touchpoint_date"),
+        F.col("touchpoint_id"),
+        F.col("touchpoint_at"),
+        F.lit("tracking_page_view"),
+        F.col("order_id"),
+        none.cast("string"),
     )
-    kept = per_customer.select(F.explode(F.concat("views", F.array(newest, newest_initiated))).alias("kept")).filter(
-        F.col("kept").isNotNull()
-    )
-    return kept.select(*[F.col(f"kept.{c}").alias(c) for c in columns])
+    return last.unionByName(in_session).unionByName(views)
 
 
 def touched_customers(
@@ -483,11 +506,51 @@ def journey_after_merge(stored_df: DataFrame, changed_df: DataFrame) -> DataFram
     return stored_df.join(replaced, "touchpoint_id", "left_anti").unionByName(kept.select(*stored_df.columns))
 
 
-def _daily_tables_of_every_day(spark: SparkSession, config: LakeConfig, path: str) -> list[dt.date]:
-    """Build the daily tables from every day of the stored journey at ``path``; return the days."""
+def _derived_tables_of_every_day(spark: SparkSession, config: LakeConfig, path: str) -> list[dt.date]:
+    """Build the daily tables and the tracking views from every day of the stored journey at
+    ``path``; return the days."""
     days = partition_values(spark, path, "touchpoint_date")
     journey_daily.run(spark, config, days)
+    views = load_contract(VIEWS_TABLE)
+    merge_rows(
+        spark,
+        tracking_views(read_table(spark, config, "gold.customer_journey")),
+        config,
+        VIEWS_TABLE,
+        views.keys,
+        partition_by=views.partition_by,
+    )
     return days
+
+
+def _merge_views(
+    spark: SparkSession, config: LakeConfig, changed_df: DataFrame, dates: list[dt.date], night: str
+) -> None:
+    """Merge the journey's changed rows into its tracking views: a view is upserted with its
+    customer (re-attributed, it moves with its id).
+
+    On a night that took rows back (``DELETE_FLAG`` in ``changed_df``: a rerun after a corrected
+    landing file) a deleted row deletes its id's view, and so does a changed row that is no view:
+    the corrected event may have another type. Elsewhere an id's type and order never change
+    (a resent copy of an event is deduplicated in silver, the first arrival wins): only the
+    views are merged."""
+    views = load_contract(VIEWS_TABLE)
+    is_view = (F.col("touchpoint_type") == "tracking_page_view") & F.col("order_id").isNotNull()
+    if DELETE_FLAG in changed_df.columns:
+        rows = changed_df.select(*views.column_names, (F.col(DELETE_FLAG) | ~is_view).alias(DELETE_FLAG))
+    else:
+        rows = changed_df.filter(is_view).select(*views.column_names, F.lit(False).alias(DELETE_FLAG))
+    merge_rows(
+        spark,
+        rows,
+        config,
+        VIEWS_TABLE,
+        views.keys,
+        partition_by=views.partition_by,
+        target_filter=f"t.touchpoint_date IN ({sql_dates(dates)})",
+        night=night,
+        delete_flag=DELETE_FLAG,
+    )
 
 
 class JourneyWrite(NamedTuple):
@@ -520,10 +583,13 @@ def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | N
 
     path = config.table_path(contract.name)
     stored_exists = table_exists(spark, path)
-    if stored_exists and not all(table_exists(spark, config.table_path(t)) for t in journey_daily.DAILY_TABLES):
-        # A first build killed after its journey write: the daily tables are built from it now.
-        days = _daily_tables_of_every_day(spark, config, path)
-        log.info("journey %s: built the daily tables the first build left unwritten (%d days)", run_date, len(days))
+    if stored_exists and not all(table_exists(spark, config.table_path(t)) for t in DERIVED_TABLES):
+        # A first build killed after its journey write, or a lake from before the tracking views
+        # (whose journey_daily lacks the columns the context reads: added, then every day
+        # rebuilt): the tables it derives are built from the journey now.
+        add_new_columns(config, "gold.journey_daily", spark)
+        days = _derived_tables_of_every_day(spark, config, path)
+        log.info("journey %s: built the tables the first build left unwritten (%d days)", run_date, len(days))
 
     relinked_since = oldest_attributable_date(run_date, config.lateness_days)
     arrived_since = oldest_arrival_date(run_date, config.lateness_days)
@@ -568,16 +634,13 @@ def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | N
         )
         if stored_exists:
             stored = read_table(spark, config, contract.name)
-            # The daily rows say each customer's last day: they exist with the stored journey
-            # (built above when a first build was killed before them) and agree with it on every
-            # day before a touched customer's start (written from the same rows, before its merge).
-            journey_days = read_table(spark, config, "gold.journey_daily").filter(
-                F.col("journey_date") >= F.lit(context_start)
-            )
+            # The daily rows and the views exist with the stored journey (built above when a
+            # first build was killed before them) and agree with it on every day before a touched
+            # customer's start (written from the same rows, before its merge).
             context = journey_context(
-                stored.filter(F.col("touchpoint_date") >= F.lit(context_start)),
+                read_table(spark, config, VIEWS_TABLE).filter(F.col("touchpoint_date") >= F.lit(context_start)),
+                read_table(spark, config, "gold.journey_daily").filter(F.col("journey_date") >= F.lit(context_start)),
                 touched,
-                journey_days_df=journey_days,
             )
             touchpoints = touchpoints.withColumn("session_id", F.lit(None).cast("string")).unionByName(context)
         journey = (
@@ -592,7 +655,7 @@ def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | N
             # written (no second pass over the journey, nor a copy of it kept for one). The daily
             # tables follow; a kill between the two is caught up by the next run (above).
             merge_rows(spark, journey, config, contract.name, keys, partition_by=contract.partition_by, night=night)
-            dates = _daily_tables_of_every_day(spark, config, path)
+            dates = _derived_tables_of_every_day(spark, config, path)
         else:
             stored_since_first = stored.filter(F.col("touchpoint_date") >= F.lit(first))
             changed = changed_rows(journey, stored_since_first, touched)
@@ -609,7 +672,14 @@ def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | N
                 # between the two writes, the journey is unmerged, and the rerun finds the same
                 # changes and writes the same daily rows. (Merged first, a rerun found nothing to
                 # change and the daily tables stayed stale for good.)
-                journey_daily.run(spark, config, dates, journey_after_merge(stored, changed))
+                in_parallel(
+                    {
+                        "daily tables": lambda: journey_daily.run(
+                            spark, config, dates, journey_after_merge(stored, changed)
+                        ),
+                        VIEWS_TABLE: lambda: _merge_views(spark, config, changed, dates, night),
+                    }
+                )
                 # The date never changes for an id; the literal list lets Delta prune files.
                 merge_rows(
                     spark,

@@ -35,6 +35,7 @@ def build_journey_daily(journey_df: DataFrame) -> DataFrame:
     contract = load_contract("gold.journey_daily")
     kind = F.col("touchpoint_type")
     last_stage = F.max_by("journey_stage", F.struct("touchpoint_at", "touchpoint_id"))
+    in_session = F.col("session_id").isNotNull()
     daily = journey_df.groupBy("customer_key", F.col("touchpoint_date").alias("journey_date")).agg(
         F.count("*").alias("touchpoints"),
         F.count_distinct("session_id").alias("sessions"),
@@ -50,6 +51,10 @@ def build_journey_daily(journey_df: DataFrame) -> DataFrame:
         F.round(F.avg(F.when(kind == "review", F.col("rating"))), 6).alias("mean_rating"),
         F.sum("pain_points").alias("pain_points"),
         last_stage.alias("last_journey_stage"),
+        F.max("touchpoint_at").alias("last_touchpoint_at"),
+        # A customer-initiated touchpoint is one with a session (a carrier scan has none).
+        F.max_by("session_id", F.when(in_session, F.struct("touchpoint_at", "touchpoint_id"))).alias("last_session_id"),
+        F.max(F.when(in_session, F.col("touchpoint_at"))).alias("last_session_at"),
     )
     return daily.select(*[F.col(c.name).cast(c.type) for c in contract.columns])
 

@@ -17,6 +17,7 @@ from jobs.gold.journey import (
     journey_context,
     removed_rows,
     touched_customers,
+    tracking_views,
 )
 from jobs.gold.journey_daily import build_funnel_daily, build_journey_daily
 from jobs.lake.contracts import load_contract
@@ -224,8 +225,16 @@ def test_journey_daily_of_the_story(spark, story) -> None:
     fifth = daily[5]
     assert (fifth.touchpoints, fifth.sessions, fifth.tracking_views, fifth.failed_delivery_attempts) == (4, 2, 1, 1)
     assert (fifth.support_contacts, fifth.pain_points, fifth.last_journey_stage) == (1, 7, "support")
+    # The 5th ends with the support contact E10 (13:00), which opened a session of its own (4 h after E9).
+    assert (fifth.last_touchpoint_at, fifth.last_session_id, fifth.last_session_at) == (
+        at(5, 13),
+        session("interaction:E10"),
+        at(5, 13),
+    )
     sixth = daily[6]
     assert (sixth.deliveries, sixth.late_deliveries, sixth.sessions, sixth.last_journey_stage) == (1, 1, 0, "delivered")
+    # Only the carrier's delivery scan that day: no session to go on with.
+    assert (sixth.last_touchpoint_at, sixth.last_session_id, sixth.last_session_at) == (at(6, 15), None, None)
     first = daily[1]
     assert (first.touchpoints, first.sessions, first.product_views, first.add_to_carts, first.orders_placed) == (
         8,
@@ -349,13 +358,10 @@ def test_changed_rows_are_new_or_different_rows_only(spark) -> None:
 
 # The 4th: a session goes on across midnight; the 5th: E9 is a repeated view through E7 and E8.
 @pytest.mark.parametrize("start_day", [4, 5])
-@pytest.mark.parametrize("last_day_from", ["journey", "journey_daily"])
-def test_recomputing_from_a_day_with_the_stored_context_gives_the_full_journey(
-    spark, story_inputs, start_day, last_day_from
-) -> None:
-    """A night recomputes a customer from its first changed day with journey_context (stored rows
-    before it) instead of the history: the rows from that day on are the full build's, exactly,
-    whether each customer's last day is found in the journey or in its daily rows."""
+def test_recomputing_from_a_day_with_the_stored_context_gives_the_full_journey(spark, story_inputs, start_day) -> None:
+    """A night recomputes a customer from its first changed day with journey_context (from the
+    stored daily rows and tracking views before it) instead of the history: the rows from that day
+    on are the full build's, exactly."""
     orders, interactions, events, shipments = story_inputs
     # A session across midnight (3rd 23:50 -> 4th 00:10): starting on the 4th must carry it on.
     interactions = interactions.unionByName(
@@ -370,8 +376,7 @@ def test_recomputing_from_a_day_with_the_stored_context_gives_the_full_journey(
     start = dt.date(2026, 3, start_day)
     touched = spark.createDataFrame([(KEY, start)], "customer_key string, start_date date")
 
-    days = build_journey_daily(full) if last_day_from == "journey_daily" else None
-    context = journey_context(full, touched, journey_days_df=days)
+    context = journey_context(tracking_views(full), build_journey_daily(full), touched)
     from_start = touchpoints.filter(F.to_date("touchpoint_at") >= start).withColumn(
         "session_id", F.lit(None).cast("string")
     )
@@ -381,14 +386,29 @@ def test_recomputing_from_a_day_with_the_stored_context_gives_the_full_journey(
     assert_df_equality(
         incremental.filter(F.col("touchpoint_date") >= start), wanted, ignore_row_order=True, ignore_nullable=True
     )
-    # The context is a few rows, not the days before: the last row, the last customer-initiated
-    # row and the tracking views of the 45 days before the start.
-    ids = sorted(r.touchpoint_id for r in context.collect())
+    # The context is a few rows, not the days before: the last touchpoint's time, the last
+    # customer-initiated one's with its session (both from the last day's daily row), and the
+    # tracking views of an order of the 45 days before the start.
+    rows = sorted(
+        (r.touchpoint_id, r.touchpoint_at, r.touchpoint_type, r.session_id is not None) for r in context.collect()
+    )
     expected = {
-        4: ["interaction:E20", "interaction:E7"],  # E20 (last, initiated) opens the session E21 goes on with
-        5: ["interaction:E7", "interaction:E8"],  # E8 last; E7 and E8 make E9 a repeated view
+        # The 3rd ends with E20 (23:50), which opens the session E21 goes on with.
+        4: [
+            ("context:last", at(3, 23, 50), None, False),
+            ("context:session", at(3, 23, 50), None, True),
+            ("interaction:E7", at(3, 20), "tracking_page_view", False),
+        ],
+        # The 4th ends with the view E8 (21:00, its own session: E21 at 00:10 is in E20's); E7
+        # and E8 make E9 a repeated view.
+        5: [
+            ("context:last", at(4, 21), None, False),
+            ("context:session", at(4, 21), None, True),
+            ("interaction:E7", at(3, 20), "tracking_page_view", False),
+            ("interaction:E8", at(4, 21), "tracking_page_view", False),
+        ],
     }
-    assert ids == expected[start_day]
+    assert rows == expected[start_day]
 
 
 def test_touched_customers_start_at_their_earliest_arrival_and_search_only_the_dates_arrivals_can_have(spark) -> None:

@@ -532,24 +532,39 @@ def test_a_table_that_lost_its_delta_log_stops_the_night_loudly_and_no_file_is_l
     assert not (folder / "_delta_log").exists()
 
 
-def test_a_first_journey_build_killed_before_its_daily_tables_converges_on_rerun(spark, lakes, tmp_path) -> None:
-    """A first build killed after its journey write, before any daily table: the rerun builds them
-    and reports the journey merge that was made (the gold gate validates its rows). Crashes after
-    each commit of a later night's journey step are tests/pipeline/test_crash_points.py's."""
-    from jobs.gold.journey_daily import DAILY_TABLES
+@pytest.mark.parametrize("lake_left", ["killed_first_build", "lake_before_tracking_views"])
+def test_a_journey_build_without_its_derived_tables_builds_them_and_converges(
+    spark, lakes, tmp_path, lake_left
+) -> None:
+    """A first build killed after its journey write, before any table derived from it; or a lake
+    from before ``gold.journey_tracking_views``, whose ``journey_daily`` lacks the columns the
+    context reads. The rerun builds them from the journey and reports the journey merge that was
+    made (the gold gate validates its rows). Crashes after each commit of a later night's journey
+    step are tests/pipeline/test_crash_points.py's."""
+    from deltalake import DeltaTable, write_deltalake
+
+    from jobs.gold.journey import DERIVED_TABLES, VIEWS_TABLE
 
     lake = tmp_path / "lake"
     shutil.copytree(lakes.in_order_config.lake_root, lake)
     config = replace(lakes.in_order_config, lake_root=str(lake))
-    for table in DAILY_TABLES:
-        shutil.rmtree(config.table_path(table).removeprefix("file:"))
+    if lake_left == "killed_first_build":
+        for table in DERIVED_TABLES:
+            shutil.rmtree(config.table_path(table).removeprefix("file:"))
+    else:
+        shutil.rmtree(config.table_path(VIEWS_TABLE).removeprefix("file:"))
+        daily = config.table_path("gold.journey_daily").removeprefix("file:")
+        new_columns = ["last_touchpoint_at", "last_session_id", "last_session_at"]
+        old = DeltaTable(daily).to_pyarrow_table().drop_columns(new_columns)
+        write_deltalake(daily, old, mode="overwrite", schema_mode="overwrite", partition_by=["journey_date"])
+        assert not set(new_columns) & {f.name for f in DeltaTable(daily).schema().fields}
     merged = nightly.build_journey(DATES[2], config)
     last_merge = commit_partitions(spark, config, "gold.customer_journey", lakes.journey_versions[1])
     assert merged == {
         "changed_days": sorted(dict(p)["touchpoint_date"] for p in last_merge["partitions_written"]),
         "version": lakes.journey_versions[1],
     }
-    tables = ["gold.customer_journey", *DAILY_TABLES]
+    tables = ["gold.customer_journey", *DERIVED_TABLES]
     rebuilt = _snapshot(config, tables)
     for table in tables:
         assert rebuilt[table] == lakes.reference[table], table
