@@ -280,11 +280,14 @@ def build_customer_journey(
     return journey.select(*[F.col(c.name).cast(c.type) for c in contract.columns])
 
 
+def _is_view_of_an_order() -> Column:
+    """A journey row ``gold.journey_tracking_views`` keeps."""
+    return (F.col("touchpoint_type") == "tracking_page_view") & F.col("order_id").isNotNull()
+
+
 def tracking_views(journey_df: DataFrame) -> DataFrame:
     """Journey rows -> ``gold.journey_tracking_views`` rows: the tracking page views of an order."""
-    contract = load_contract("gold.journey_tracking_views")
-    views = journey_df.filter((F.col("touchpoint_type") == "tracking_page_view") & F.col("order_id").isNotNull())
-    return views.select(*contract.column_names)
+    return journey_df.filter(_is_view_of_an_order()).select(*load_contract(VIEWS_TABLE).column_names)
 
 
 def journey_context(
@@ -528,7 +531,7 @@ def _merge_views(
     (a resent copy of an event is deduplicated in silver, the first arrival wins): only the
     views are merged."""
     views = load_contract(VIEWS_TABLE)
-    is_view = (F.col("touchpoint_type") == "tracking_page_view") & F.col("order_id").isNotNull()
+    is_view = _is_view_of_an_order()
     if DELETE_FLAG in changed_df.columns:
         rows = changed_df.select(*views.column_names, (F.col(DELETE_FLAG) | ~is_view).alias(DELETE_FLAG))
     else:
