@@ -76,7 +76,8 @@ def night(config, tmp_path_factory):
 def test_night_builds_every_table(night) -> None:
     config, _ = night
     empty = [table for table in TABLES if _row_count(config.table_path(table)) == 0]
-    assert empty == []
+    # The day's interactions hold no tracking page view: the journey's views table is written, empty.
+    assert empty == ["gold.journey_tracking_views"]
 
 
 def test_every_task_ran_in_a_process_of_its_own(night) -> None:
