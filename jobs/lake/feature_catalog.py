@@ -31,8 +31,14 @@ class Feature:
 
 
 def feature_tables() -> list[str]:
-    """Every table with a contract under ``schemas/features/``, sorted."""
-    return [name for name in all_contract_names() if name.startswith("features.")]
+    """Every table under ``schemas/features/`` whose contract marks features, sorted (not
+    ``features.lane_stats``: the lane statistics the delivery feature tables copy under their own
+    names)."""
+    return [
+        name
+        for name in all_contract_names()
+        if name.startswith("features.") and any(column.feature for column in load_contract(name).columns)
+    ]
 
 
 def registry() -> list[Feature]:

@@ -3,10 +3,12 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
+import pyspark.sql.functions as F
 from chispa import assert_df_equality
 from frames import contract_frame
 
 from jobs.domain import delivery_days, hours_between
+from jobs.features.delivery_features import STATS_TABLE, stored_lane_stats
 from jobs.features.lane_stats import (
     carrier_transit_stats,
     day_end,
@@ -14,6 +16,7 @@ from jobs.features.lane_stats import (
     lane_all_carriers_transit_stats,
     lane_transit_stats,
 )
+from jobs.lake.tables import read_table
 from jobs.silver.delivery_states import build_delivery_states
 
 D10, D11 = dt.date(2026, 3, 10), dt.date(2026, 3, 11)
@@ -439,3 +442,36 @@ def test_lane_transit_percentiles_equal_sparks_percentile_on_random_deliveries(s
     got = lane_transit_stats(deliveries).select(*keys, "transit_days_p50", "transit_days_p90")
     assert expected.count() == 30
     assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)
+
+
+def test_a_stats_date_is_computed_once_then_read_until_a_night_for_it_runs_again(spark, lake_config) -> None:
+    """features.lane_stats: a night computes and stores the stats dates it lacks, reads the stored
+    ones, and a night run again for a date deletes the stored dates from it on."""
+    orders, states, _ = _history(spark)
+    states.write.format("delta").save(lake_config.table_path("silver.delivery_states"))
+    without_o6 = orders.filter("order_id != 'O6'")  # O6 is the lane's only boxberry delivery
+
+    def carriers(stats, day):
+        return sorted(r.carrier for r in stats.lane_carrier.filter(F.col("stats_date") == day).collect())
+
+    def stored_dates():
+        return [
+            r.stats_date for r in read_table(spark, lake_config, STATS_TABLE).select("stats_date").distinct().collect()
+        ]
+
+    # The night of Mar 11 needs Mar 10: computed (as lane_transit_stats gives it) and stored.
+    first = stored_lane_stats(spark, lake_config, orders, [D10], "2026-03-11", "2026-03-11")
+    computed = lane_transit_stats(deliveries_known(orders, states, spark.createDataFrame([(D10,)], "stats_date date")))
+    assert_df_equality(first.lane_carrier, computed, ignore_row_order=True, ignore_nullable=True)
+    assert stored_dates() == [D10]
+    # The night of Mar 12 reads Mar 10 from the table: O6, gone from the orders it is given,
+    # still counts there (only a night for Mar 10 or before could have changed that date), not
+    # in Mar 11, computed now.
+    second = stored_lane_stats(spark, lake_config, without_o6, [D10, D11], "2026-03-12", "2026-03-12")
+    assert (carriers(second, D10), carriers(second, D11)) == (["boxberry", "cdek", "cdek"], ["cdek", "cdek"])
+    assert sorted(stored_dates()) == [D10, D11]
+    # The night of Mar 10 again (a rerun after a corrected file): Mar 10 and Mar 11 are deleted,
+    # Mar 10 is computed again from what silver holds now; Mar 11 waits for a night that needs it.
+    again = stored_lane_stats(spark, lake_config, without_o6, [D10], "2026-03-10", "2026-03-10")
+    assert carriers(again, D10) == ["cdek", "cdek"]
+    assert stored_dates() == [D10]
