@@ -46,8 +46,8 @@ def _computed_lane_stats(
     return lane_transit_stats(deliveries_known(orders_df, states, dates_df))
 
 
-def _day_before(day: dt.date | str) -> str:
-    return ((dt.date.fromisoformat(day) if isinstance(day, str) else day) - dt.timedelta(days=1)).isoformat()
+def _day_before(day: str) -> str:
+    return (dt.date.fromisoformat(day) - dt.timedelta(days=1)).isoformat()
 
 
 def stored_lane_stats(
@@ -63,12 +63,15 @@ def stored_lane_stats(
     if not dates:
         return None
     contract = load_contract(STATS_TABLE)
-    stale = later_as_of_dates(spark, config, STATS_TABLE, "stats_date", _day_before(run_date), None)
+    # One metadata-sized query lists both the stale dates and the stored ones wanted.
+    held = later_as_of_dates(
+        spark, config, STATS_TABLE, "stats_date", _day_before(min(min(dates).isoformat(), run_date)), None
+    )
+    stale = [d for d in held if d >= run_date]
     if stale:
         delete_where(spark, config, STATS_TABLE, f"stats_date IN ({sql_dates(stale)})")
-    first, final = min(dates), max(dates)
-    span = (final - first).days + 1
-    stored = set(later_as_of_dates(spark, config, STATS_TABLE, "stats_date", _day_before(first), span))
+    wanted = {d.isoformat() for d in dates}
+    stored = {d for d in held if d < run_date and d in wanted}
     missing = [d for d in dates if d.isoformat() not in stored]
     typed = [F.col(c.name).cast(c.type) for c in contract.columns]
     parts = []
