@@ -46,10 +46,6 @@ def _computed_lane_stats(
     return lane_transit_stats(deliveries_known(orders_df, states, dates_df))
 
 
-def _day_before(day: str) -> str:
-    return (dt.date.fromisoformat(day) - dt.timedelta(days=1)).isoformat()
-
-
 def stored_lane_stats(
     spark: SparkSession, config: LakeConfig, orders_df: DataFrame, dates: list[dt.date], run_date: str, last: str
 ) -> LaneStats | None:
@@ -63,39 +59,31 @@ def stored_lane_stats(
     if not dates:
         return None
     contract = load_contract(STATS_TABLE)
+    first_night, last_night = dt.date.fromisoformat(run_date), dt.date.fromisoformat(last)
     # One metadata-sized query lists both the stale dates and the stored ones wanted.
-    held = later_as_of_dates(
-        spark, config, STATS_TABLE, "stats_date", _day_before(min(min(dates).isoformat(), run_date)), None
-    )
-    stale = [d for d in held if d >= run_date]
+    since = min(min(dates), first_night) - dt.timedelta(days=1)
+    held = [
+        dt.date.fromisoformat(d)
+        for d in later_as_of_dates(spark, config, STATS_TABLE, "stats_date", since.isoformat(), None)
+    ]
+    stale = [d for d in held if d >= first_night]
     if stale:
         delete_where(spark, config, STATS_TABLE, f"stats_date IN ({sql_dates(stale)})")
-    wanted = {d.isoformat() for d in dates}
-    stored = {d for d in held if d < run_date and d in wanted}
-    missing = [d for d in dates if d.isoformat() not in stored]
-    typed = [F.col(c.name).cast(c.type) for c in contract.columns]
+    stored = sorted(set(held) & set(dates) - set(stale))
+    missing = [d for d in dates if d not in stored]
     parts = []
     if stored:
-        parts.append(
-            read_table(spark, config, STATS_TABLE).filter(
-                F.col("stats_date").isin(*[d for d in dates if d.isoformat() in stored])
-            )
-        )
+        parts.append(read_table(spark, config, STATS_TABLE).filter(F.col("stats_date").isin(*stored)))
     if missing:
         computed = (
             _computed_lane_stats(spark, orders_df, read_table(spark, config, "silver.delivery_states"), missing)
-            .select(*typed)
+            .select(*[F.col(c.name).cast(c.type) for c in contract.columns])
             .localCheckpoint()
         )
-        final_dates = [d for d in missing if d <= dt.date.fromisoformat(last)]
+        final_dates = [d for d in missing if d <= last_night]
         if final_dates:
-            replace_dates(
-                computed.filter(F.col("stats_date") <= F.lit(dt.date.fromisoformat(last))),
-                config,
-                STATS_TABLE,
-                "stats_date",
-                final_dates,
-            )
+            rows = computed.filter(F.col("stats_date") <= F.lit(last_night))
+            replace_dates(rows, config, STATS_TABLE, "stats_date", final_dates)
         parts.append(computed)
     per_lane = parts[0] if len(parts) == 1 else parts[0].unionByName(parts[1])
     # Read by the three groupings of both tables: one pass over the stored rows.
