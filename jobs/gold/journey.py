@@ -654,6 +654,9 @@ def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | N
             dates = _derived_tables_of_every_day(spark, config, path)
         else:
             stored_since_first = stored.filter(F.col("touchpoint_date") >= F.lit(first))
+            # Computed once: the changes are found in it and the touched customers' daily rows
+            # built from it (a night's recomputation is a few hundred thousand rows).
+            journey = journey.localCheckpoint()
             changed = changed_rows(journey, stored_since_first, touched)
             if any_retracted:
                 # Only then can a stored row lose its touchpoint (a second pass over the recomputation).
@@ -671,7 +674,7 @@ def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | N
                 in_parallel(
                     {
                         "daily tables": lambda: journey_daily.run(
-                            spark, config, dates, journey_after_merge(stored, changed)
+                            spark, config, dates, journey_after_merge(stored, changed), journey, touched
                         ),
                         VIEWS_TABLE: lambda: _merge_views(spark, config, changed, dates, night),
                     }

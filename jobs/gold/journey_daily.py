@@ -100,18 +100,44 @@ DAILY_TABLES = ("gold.journey_daily", "gold.funnel_daily")
 
 
 def run(
-    spark: SparkSession, config: LakeConfig, changed_dates: list[dt.date], journey: DataFrame | None = None
+    spark: SparkSession,
+    config: LakeConfig,
+    changed_dates: list[dt.date],
+    journey: DataFrame | None = None,
+    recomputed: DataFrame | None = None,
+    touched: DataFrame | None = None,
 ) -> None:
     """Replace the journey_daily days in ``changed_dates`` and the funnel days they can affect.
 
-    ``journey``: the journey to aggregate (default: the stored table); :mod:`jobs.gold.journey`
-    passes the journey as its merge will leave it, and writes these tables before that merge.
+    Args:
+        journey: the journey to aggregate (default: the stored table); :mod:`jobs.gold.journey`
+            passes the journey as its merge will leave it, and writes these tables before that merge.
+        recomputed, touched: a night's recomputed journey rows of the customers it touched, each
+            from its ``start_date`` (``touched``: ``customer_key, start_date``, small). Given, a
+            day's ``journey_daily`` rows of those customers from their start are built from
+            ``recomputed`` (every row they have there, and nothing else: a row moved to another
+            customer left theirs) and the day's other rows are kept as stored, instead of
+            aggregating every row of the day (the late arrivals of a night touch a few customers
+            on each of several days: 4.1 s against 0.7 s on the large bench's last night).
     """
     if not changed_dates:
         return
     journey = read_table(spark, config, "gold.customer_journey") if journey is None else journey
     daily = load_contract("gold.journey_daily")
-    days = journey.filter(F.col("touchpoint_date").isin(changed_dates))
+    if recomputed is None or touched is None:
+        daily_rows = build_journey_daily(journey.filter(F.col("touchpoint_date").isin(changed_dates)))
+    else:
+        start = F.broadcast(touched.select("customer_key", "start_date"))
+        kept = (
+            read_table(spark, config, daily.name)
+            .filter(F.col("journey_date").isin(changed_dates))
+            .join(start, "customer_key", "left")
+            .filter(F.col("start_date").isNull() | (F.col("journey_date") < F.col("start_date")))
+            .select(*daily.column_names)
+        )
+        daily_rows = kept.unionByName(
+            build_journey_daily(recomputed.filter(F.col("touchpoint_date").isin(changed_dates)))
+        )
 
     funnel = load_contract("gold.funnel_daily")
     funnel_dates = sorted(set(changed_dates) | {d - dt.timedelta(days=1) for d in changed_dates})
@@ -128,7 +154,7 @@ def run(
     in_parallel(
         {
             daily.name: lambda: replace_dates(
-                build_journey_daily(days), config, daily.name, "journey_date", changed_dates, daily.partition_by
+                daily_rows, config, daily.name, "journey_date", changed_dates, daily.partition_by
             ),
             funnel.name: lambda: replace_dates(
                 rows, config, funnel.name, "funnel_date", funnel_dates, funnel.partition_by
