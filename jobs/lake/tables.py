@@ -517,10 +517,17 @@ def ensure_table_properties(spark: SparkSession, path: str, properties: dict[str
         committed(path)
 
 
-def changed_rows_of_commit(spark: SparkSession, path: str, version: int) -> DataFrame:
+def changed_rows_of_commit(
+    spark: SparkSession,
+    path: str,
+    version: int,
+    change_types: tuple[str, ...] = ("insert", "update_postimage"),
+) -> DataFrame:
     """The rows commit ``version`` inserted or updated (their new values), from the change data feed.
 
     Needs the change data feed on at that version (``change_data_feed: true`` in the contract).
+    ``change_types``: which of the feed's rows; add ``update_preimage`` and ``delete`` for the old
+    values too (e.g. the customer a re-attributed row left).
     """
     import pyspark.sql.functions as F
 
@@ -531,7 +538,7 @@ def changed_rows_of_commit(spark: SparkSession, path: str, version: int) -> Data
         .option("endingVersion", version)
         .load(path)
     )
-    return changes.filter(F.col("_change_type").isin("insert", "update_postimage")).drop(
+    return changes.filter(F.col("_change_type").isin(*change_types)).drop(
         "_change_type", "_commit_version", "_commit_timestamp"
     )
 

@@ -386,24 +386,33 @@ def raise_critical(results: list[GateResult]) -> None:
 def run_checks(checks: list[Check], context: gx.AbstractDataContext | None = None) -> list[GateResult]:
     """Validate every check (no raising): the caller records all results, then :func:`raise_critical`.
 
-    The slices are computed first, at the same time (each a small Spark query whose cost is
-    driver latency, so they overlap), then validated one by one in GX.
+    The slices are computed at the same time (each a small Spark query whose cost is driver
+    latency, so they overlap), and each is validated in GX as soon as it is ready, one at a time
+    (GX's context is not shared between threads): the validations, Python work on pandas, overlap
+    the Spark queries of the slices still computing instead of following the last of them
+    (the large bench's gold gate: ~3 s of validations after ~5 s of slices).
     """
+    import threading
+
     from jobs.lake.spark import in_parallel
 
-    slices = in_parallel({c.suite: functools.partial(validation_data, c.df) for c in checks})
-    results = [
-        validate_dataframe(
-            slices[c.suite],
-            c.suite,
-            c.expectations,
-            context,
-            c.index_columns,
-            raise_on_critical=False,
-            build_docs=False,
-        )
-        for c in checks
-    ]
+    one_at_a_time = threading.Lock()
+
+    def validated(check: Check) -> GateResult:
+        data = validation_data(check.df)
+        with one_at_a_time:
+            return validate_dataframe(
+                data,
+                check.suite,
+                check.expectations,
+                context,
+                check.index_columns,
+                raise_on_critical=False,
+                build_docs=False,
+            )
+
+    by_suite = in_parallel({c.suite: functools.partial(validated, c) for c in checks})
+    results = [by_suite[c.suite] for c in checks]
     if context is not None:
         build_data_docs(context, results)
     return results

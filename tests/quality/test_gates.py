@@ -164,3 +164,43 @@ def test_the_journey_suite_validates_the_rows_the_nights_merge_wrote(spark, lake
     # A journey result without a version (an older run's) falls back to its days' rows.
     (check,) = build_checks([journey_gate], Night(spark, lake_config, D.isoformat(), [earlier.isoformat()]))
     assert sorted(r.touchpoint_id for r in check.df.collect()) == ["T1", "T2"]
+
+
+def test_the_journey_daily_suite_validates_the_customer_days_the_nights_merge_changed(spark, lake_config) -> None:
+    from jobs.lake.tables import merge_rows, table_version
+
+    (daily_gate,) = [g for g in GOLD if g.table == "gold.journey_daily"]
+    table = "gold.customer_journey"
+    keys = ("touchpoint_date", "touchpoint_id")
+    earlier = D - dt.timedelta(days=1)
+    stored = [_touchpoint("T1", earlier), _touchpoint("T2", earlier), {**_touchpoint("T3", D), "customer_key": "K2"}]
+    merge_rows(spark, contract_frame(spark, table, stored), lake_config, table, keys, partition_by=("touchpoint_date",))
+    # Tonight: T2 is re-attributed from K1 to K2 (an older day), T4 arrives for K3.
+    tonight = [{**_touchpoint("T2", earlier), "customer_key": "K2"}, {**_touchpoint("T4", D), "customer_key": "K3"}]
+    merge_rows(
+        spark, contract_frame(spark, table, tonight), lake_config, table, keys, partition_by=("touchpoint_date",)
+    )
+    version = table_version(spark, lake_config, table)
+    _write(
+        spark,
+        lake_config,
+        "gold.journey_daily",
+        [
+            {"customer_key": k, "journey_date": d}
+            for k, d in [("K1", earlier), ("K2", earlier), ("K4", earlier), ("K2", D), ("K3", D)]
+        ],
+    )
+    _write(spark, lake_config, "silver.customers", [{"customer_key": k} for k in ("K1", "K2", "K3", "K4")])
+
+    night = Night(spark, lake_config, D.isoformat(), [earlier.isoformat(), D.isoformat()], version)
+    (check,) = build_checks([daily_gate], night)
+    # K1 lost T2 and K2 gained it on the earlier day; K3 arrived on D. K4's day and K2's day D
+    # have no changed row: as an earlier gate saw them.
+    assert sorted((r.customer_key, r.journey_date) for r in check.df.collect()) == [
+        ("K1", earlier),
+        ("K2", earlier),
+        ("K3", D),
+    ]
+    # A journey result without a version (an older run's) falls back to its days' rows.
+    (check,) = build_checks([daily_gate], Night(spark, lake_config, D.isoformat(), [earlier.isoformat()]))
+    assert sorted(r.customer_key for r in check.df.collect()) == ["K1", "K2", "K4"]
