@@ -335,13 +335,17 @@ def _ratio(numerator: Column, denominator: Column, scale: float = 1.0) -> Column
     return F.round(F.when(denominator > 0, F.lit(scale) * numerator / denominator), 6)
 
 
-def _active_customers(orders: DataFrame, interactions: DataFrame, calendar: DataFrame) -> DataFrame:
+def _active_customers(
+    orders: DataFrame, interactions: DataFrame, calendar: DataFrame, first: dt.date, last: dt.date
+) -> DataFrame:
     """Customers with a touchpoint of their own on the day (an interaction attributed to them or an
     order they placed): a journey session that day, as ``gold.journey_daily`` counts them."""
     touch = interactions.filter(F.col("customer_key").isNotNull()).select(
         "customer_key", F.col("event_date").alias("kpi_date"), "first_ingest_date"
     )
-    ordered = orders.select(
+    # Only the calendar's days (``first`` to ``last``) are counted: the orders of other days are
+    # dropped before their key is hashed and the rows joined (the table holds the whole history).
+    ordered = orders.filter(F.col("order_date").between(first, last)).select(
         customer_key(F.col("customer_id")).alias("customer_key"),
         F.col("order_date").alias("kpi_date"),
         "first_ingest_date",
@@ -522,7 +526,7 @@ def build_kpis_as_of(
     figures = materialize(
         _with_day_figures(
             _aggregated(facts),
-            _active_customers(sources.orders, interactions, calendar),
+            _active_customers(sources.orders, interactions, calendar, first, last),
             _sessions(funnel, calendar),
         )
     )
