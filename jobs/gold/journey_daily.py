@@ -2,7 +2,9 @@
 
 Both are aggregates of ``gold.customer_journey`` over whole days, so a night replaces exactly the
 days whose journey rows it changed (for the funnel also the day before: a session counts on the
-day it started, and one that crossed midnight may have changed).
+day it started, and one that crossed midnight may have changed). A night's journey build passes
+its recomputed customers' rows: their ``journey_daily`` rows of those days are rebuilt from them,
+the other customers' rows are kept as stored (the funnel counts every session of its days).
 """
 
 from __future__ import annotations
