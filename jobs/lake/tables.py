@@ -523,7 +523,8 @@ def changed_rows_of_commit(
     version: int,
     change_types: tuple[str, ...] = ("insert", "update_postimage"),
 ) -> DataFrame:
-    """The rows commit ``version`` inserted or updated (their new values), from the change data feed.
+    """The rows commit ``version`` changed, from the change data feed: by default those it inserted
+    or updated, with their new values.
 
     Needs the change data feed on at that version (``change_data_feed: true`` in the contract).
     ``change_types``: which of the feed's rows; add ``update_preimage`` and ``delete`` for the old

@@ -173,7 +173,8 @@ class OnJourneyCustomerDays:
             night.journey_version,
             ("insert", "update_postimage", "update_preimage", "delete"),
         ).select("customer_key", F.col("touchpoint_date").alias(self.column))
-        return days.join(changed.distinct(), ["customer_key", self.column], "left_semi")
+        # A semi join keeps each row once however many changed rows match it: no distinct first.
+        return days.join(changed, ["customer_key", self.column], "left_semi")
 
 
 FIRST_ARRIVED = OnRunDate("first_ingest_date")
