@@ -190,6 +190,31 @@ def test_a_table_created_by_merge_rows_has_the_properties_its_contract_asks_for(
     assert table_property(spark, path, DELETION_VECTORS) == ("true" if with_deletion_vectors else None)
 
 
+def test_a_partitioned_first_write_leaves_one_file_per_partition_whatever_the_tasks(spark, lake_config) -> None:
+    from deltalake import DeltaTable as RustTable
+
+    from jobs.lake.tables import replace_dates
+
+    # Four Spark partitions, each holding rows of both days: a plain partitioned write leaves a
+    # file per (task, day), 8 here; the optimized write shuffles each day's rows to one writer.
+    rows = spark.createDataFrame([(f"S{i}", (D1, D2)[i % 2], i) for i in range(16)], SCHEMA).repartition(4)
+    assert rows.rdd.getNumPartitions() == 4
+    merge_rows(spark, rows, lake_config, TABLE, ("scan_id",), partition_by=("event_date",))
+    replace_dates(
+        rows.filter("event_date = DATE'2026-03-01'"),
+        lake_config,
+        "silver.session_starts",
+        "event_date",
+        [D1],
+        ("event_date",),
+    )
+
+    for table, days in ((TABLE, 2), ("silver.session_starts", 1)):
+        files = pa.table(RustTable(lake_config.table_path(table)).get_add_actions(flatten=True)).to_pylist()
+        assert len(files) == days, table
+    assert read_table(spark, lake_config, TABLE).count() == 16
+
+
 def test_delta_rs_records_a_merge_in_the_change_data_feed_the_gold_gate_reads(spark, lake_config) -> None:
     stored = spark.createDataFrame([("a", D1, 1), ("b", D1, 2), ("c", D2, 3)], JOURNEY_SCHEMA)
     merge_rows(spark, stored, lake_config, JOURNEY, JOURNEY_KEYS)  # created by Spark: a first write
