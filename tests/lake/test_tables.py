@@ -196,7 +196,9 @@ def test_a_partitioned_first_write_leaves_one_file_per_partition_whatever_the_ta
     from jobs.lake.tables import replace_dates
 
     # Four Spark partitions, each holding rows of both days: a plain partitioned write leaves a
-    # file per (task, day), 8 here; the optimized write shuffles each day's rows to one writer.
+    # file per (task, day), up to 8 here (7 measured without the option); the optimized write
+    # shuffles each day's rows to one writer. Both Spark paths: a MERGE's first write, and a slice
+    # overwrite creating its table (another table name; the helpers read no contract columns).
     rows = spark.createDataFrame([(f"S{i}", (D1, D2)[i % 2], i) for i in range(16)], SCHEMA).repartition(4)
     assert rows.rdd.getNumPartitions() == 4
     merge_rows(spark, rows, lake_config, TABLE, ("scan_id",), partition_by=("event_date",))
