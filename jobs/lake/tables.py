@@ -17,18 +17,25 @@ from jobs.lake.config import LakeConfig
 if TYPE_CHECKING:
     import datetime as dt
 
-    from pyspark.sql import Column, DataFrame, SparkSession
+    from pyspark.sql import Column, DataFrame, DataFrameWriter, SparkSession
 
     from jobs.lake.contracts import Contract
 
 _USER_METADATA_CONF = "spark.databricks.delta.commitInfo.userMetadata"
 
-# Delta's optimized write: the rows are shuffled by partition before a partitioned write, so each
-# partition gets a few files of a useful size instead of one per writing task (a history import of
-# 60 days into silver.interactions, partitioned by day: ~4 files per partition otherwise). Every
-# later scan pays per file (the large bench's last night read 1,055 files in its feature stage).
-# Spark's MERGE repartitions by partition before writing already.
-OPTIMIZE_WRITE = "optimizeWrite"
+
+def _partitioned(writer: DataFrameWriter, partition_by: tuple[str, ...]) -> DataFrameWriter:
+    """``writer`` partitioned by ``partition_by`` (none: unchanged), through Delta's optimized write.
+
+    The rows are shuffled by partition before the write, so each partition gets a few files of a
+    useful size instead of one per writing task (a history import of 60 days into
+    silver.interactions, partitioned by day: ~4 files per partition otherwise). Every later scan
+    pays per file (the large bench's last night read 1,055 files in its feature stage). Spark's
+    MERGE repartitions by partition before writing already.
+    """
+    if not partition_by:
+        return writer
+    return writer.partitionBy(*partition_by).option("optimizeWrite", "true")
 
 
 def arrived_between(column: Column, run_date: str, through: str | None = None) -> Column:
@@ -233,8 +240,7 @@ def _overwrite_where(
         .option("replaceWhere", predicate)
         .option("userMetadata", commit_metadata(table))
     )
-    if partition_by:
-        writer = writer.partitionBy(*partition_by).option(OPTIMIZE_WRITE, "true")
+    writer = _partitioned(writer, partition_by)
     retried_on_conflict(lambda: writer.save(config.table_path(table)), table)
     committed(config.table_path(table))
 
@@ -382,9 +388,7 @@ def merge_rows(
             )
             for name, value in properties.items():
                 writer = writer.option(name, value)
-            if partition_by:
-                writer = writer.partitionBy(*partition_by).option(OPTIMIZE_WRITE, "true")
-            writer.save(path)
+            _partitioned(writer, partition_by).save(path)
             committed(path)
             return
         if local_merge.applies(config, update_condition, target_filter, delete_unmatched) and local_merge.merge(
