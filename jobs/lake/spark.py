@@ -69,16 +69,6 @@ def spark_settings(config: LakeConfig) -> dict[str, str]:
         # last-night journey replayed on one snapshot: 38.0, 33.6 s with G1; 34.8, 29.0 and
         # 34.0, 29.6 s with it. A cluster's executors keep their own JVM options.
         settings["spark.driver.extraJavaOptions"] += " -XX:+UseParallelGC"
-        # A night joins its slice (the touched customers, their recomputed rows: up to a few
-        # hundred thousand rows) with stored history (millions): broadcast, the slice is a hash
-        # table in this one JVM and the history side is read without a shuffle and sort. Spark's
-        # 10 MB default left such joins sort-merge on the large bench's last night. Measured as the
-        # bench does, in one process (night 1 on an empty lake, then the last night on the large
-        # lake restored to before it, each after a warm-up), twice each way: the last night's data
-        # stages 112.1, 110.6 s -> 96.8, 98.8 s (silver 30.8, 29.1 -> 23.9, 22.8 s); night 1
-        # unchanged within the noise.
-        # A cluster's executors keep Spark's default (set it in CXLAKE_SPARK_CONF to match).
-        settings["spark.sql.autoBroadcastJoinThreshold"] = "64m"
     settings.update(config.extra_spark_conf)
     # OpenLineage (jobs.lake.lineage): the listener's jar is always on the class path, so that a
     # session without the listener maps the same JVM class archive; it runs with CXLAKE_LINEAGE=spark.
