@@ -56,6 +56,7 @@ from jobs.lake.small_tables import add_new_columns
 from jobs.lake.spark import in_parallel
 from jobs.lake.tables import (
     arrived_between,
+    broadcast_if_one_night,
     first_arrived,
     merge_rows,
     night_commit,
@@ -399,7 +400,9 @@ def touched_customers(
     """
 
     owners = orders_df.select("order_id", customer_key(F.col("customer_id")).alias("customer_key"))
-    linked_tonight = device_links_df.filter(arrived_between(F.col("link_ingest_date"), run_date, through))
+    linked_tonight = broadcast_if_one_night(
+        device_links_df.filter(arrived_between(F.col("link_ingest_date"), run_date, through)), through
+    )
     relinked = linked_tonight.select("device_id")
     if retracted_df is not None:
         relinked = relinked.unionByName(

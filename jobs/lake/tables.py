@@ -46,6 +46,22 @@ def arrived_between(column: Column, run_date: str, through: str | None = None) -
     return column == first if through is None else column.between(first, F.lit(through).cast("date"))
 
 
+def broadcast_if_one_night(df: DataFrame, through: str | None) -> DataFrame:
+    """``df`` hinted for a broadcast join when it is one night's slice (``through`` None): the
+    night's touched customers or re-linked devices, a few thousand rows that select from tables
+    of millions.
+
+    Spark cannot see that they are small: a local checkpoint keeps the size estimate of the scans
+    it was computed from, and a filtered table is estimated at its full size, so without the hint
+    both sides of such a join are shuffled and sorted (the large bench's last night: the touched
+    customers' orders, 339 k, shuffled for 38 k customers). A history import's slices are the
+    whole history: those are left to Spark.
+    """
+    import pyspark.sql.functions as F
+
+    return F.broadcast(df) if through is None else df
+
+
 def first_arrived(
     df: DataFrame,
     run_date: str,

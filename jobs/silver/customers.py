@@ -25,7 +25,15 @@ from jobs.domain import customer_key, oldest_arrival_date, oldest_attributable_d
 from jobs.lake import retractions
 from jobs.lake.config import LakeConfig
 from jobs.lake.contracts import load_contract
-from jobs.lake.tables import arrived_between, first_arrived, merge_rows, read_table, read_table_or_empty, table_exists
+from jobs.lake.tables import (
+    arrived_between,
+    broadcast_if_one_night,
+    first_arrived,
+    merge_rows,
+    read_table,
+    read_table_or_empty,
+    table_exists,
+)
 
 # On equal times the order's contact details beat an interaction's (a checkout form is the
 # stronger evidence), then the greater record id: a total order, so the pick is deterministic.
@@ -221,7 +229,7 @@ def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | N
     # the rest of the window are not read (as in jobs.gold.journey.touched_customers).
     relinked_evidence = attributable.filter(
         ~F.col("is_identified") | (F.col("event_date") >= F.lit(oldest_arrival))
-    ).join(relinked_devices.unionByName(retracted_devices), "device_id", "left_semi")
+    ).join(broadcast_if_one_night(relinked_devices.unionByName(retracted_devices), through), "device_id", "left_semi")
     touched = (
         first_arrived(keyed_orders, run_date, through)
         .select("customer_key")
@@ -234,6 +242,7 @@ def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | N
         # per join (each pass reads the arrivals' partitions of silver.interactions again).
         .localCheckpoint()
     )
+    touched = broadcast_if_one_night(touched, through)
     # Read by three aggregations (the evidence, every order, the home region): one scan of the
     # orders table instead of three.
     touched_orders = keyed_orders.join(touched, "customer_key", "left_semi").localCheckpoint()

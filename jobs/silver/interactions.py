@@ -26,6 +26,7 @@ from jobs.lake.config import LakeConfig
 from jobs.lake.contracts import load_contract
 from jobs.lake.tables import (
     arrived_between,
+    broadcast_if_one_night,
     first_arrived,
     key_range_filter,
     merge_rows,
@@ -105,7 +106,7 @@ def re_resolve(
         read_table(spark, config, "silver.interactions")
         # Anonymous is ``NOT is_identified`` (no customer_id): a partition of its own, read alone.
         .filter((F.col("event_date") >= F.lit(oldest)) & ~F.col("is_identified"))
-        .join(changed, "device_id", "left_semi")
+        .join(broadcast_if_one_night(changed, through), "device_id", "left_semi")
         .select(
             "event_id", "event_at", "event_date", "device_id", "customer_id", F.col("customer_key").alias("_stored_key")
         )

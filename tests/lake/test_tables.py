@@ -13,6 +13,7 @@ from jobs.lake.maintenance import maintain_table
 from jobs.lake.tables import (
     CHANGE_DATA_FEED,
     DELETION_VECTORS,
+    broadcast_if_one_night,
     changed_rows_of_commit,
     key_range_filter,
     merge_changed_rows,
@@ -215,6 +216,27 @@ def test_a_partitioned_first_write_leaves_one_file_per_partition_whatever_the_ta
         files = pa.table(RustTable(lake_config.table_path(table)).get_add_actions(flatten=True)).to_pylist()
         assert len(files) == days, table
     assert read_table(spark, lake_config, TABLE).count() == 16
+
+
+def test_one_nights_slice_is_broadcast_to_its_join_and_a_history_imports_is_left_to_spark(spark) -> None:
+    # 200 rows of 50 customers (n % 50), 4 each; the night touched C1 and C2: 8 rows, n = 1, 51,
+    # 101, 151 and 2, 52, 102, 152, whichever join Spark picks.
+    rows = spark.createDataFrame([(f"C{n % 50}", n) for n in range(200)], "customer_key string, n int")
+    touched = spark.createDataFrame([("C1",), ("C2",)], "customer_key string")
+    threshold = spark.conf.get("spark.sql.autoBroadcastJoinThreshold")
+    # Spark's own size rule off (these frames are tiny): only the hint can make a broadcast join.
+    spark.conf.set("spark.sql.autoBroadcastJoinThreshold", "-1")
+    try:
+        plans, found = {}, {}
+        for through in (None, "2026-03-02"):
+            joined = rows.join(broadcast_if_one_night(touched, through), "customer_key", "left_semi")
+            plans[through] = joined._jdf.queryExecution().executedPlan().toString()
+            found[through] = sorted(row.n for row in joined.collect())
+    finally:
+        spark.conf.set("spark.sql.autoBroadcastJoinThreshold", threshold)
+    assert "BroadcastHashJoin" in plans[None] and "SortMergeJoin" not in plans[None]
+    assert "SortMergeJoin" in plans["2026-03-02"] and "BroadcastHashJoin" not in plans["2026-03-02"]
+    assert found[None] == found["2026-03-02"] == [1, 2, 51, 52, 101, 102, 151, 152]
 
 
 def test_delta_rs_records_a_merge_in_the_change_data_feed_the_gold_gate_reads(spark, lake_config) -> None:
