@@ -27,7 +27,14 @@ from jobs.domain import SESSION_GAP_MINUTES, customer_key, oldest_arrival_date
 from jobs.lake import retractions
 from jobs.lake.config import LakeConfig
 from jobs.lake.contracts import load_contract
-from jobs.lake.tables import first_arrived, merge_changed_rows, merge_rows, read_table, table_exists
+from jobs.lake.tables import (
+    broadcast_if_one_night,
+    first_arrived,
+    merge_changed_rows,
+    merge_rows,
+    read_table,
+    table_exists,
+)
 
 CONTRACT = "silver.session_starts"
 SESSION_CHANNELS = ("app", "web")
@@ -132,7 +139,7 @@ def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | N
     context = F.lit(since - dt.timedelta(days=1))
     recomputed = build_session_starts(
         visits.filter(F.col("event_date") >= context).join(
-            F.broadcast(touched.select(F.col("customer_key").alias("_key"))),
+            broadcast_if_one_night(touched.select(F.col("customer_key").alias("_key")), through),
             customer_key(F.col("customer_id")) == F.col("_key"),
             "left_semi",
         )
@@ -145,5 +152,5 @@ def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | N
         contract.keys,
         "event_date",
         stored_since=since,
-        scope=F.broadcast(touched.select("customer_key")),
+        scope=broadcast_if_one_night(touched.select("customer_key"), through),
     )
