@@ -10,16 +10,14 @@ the other customers' rows are kept as stored (the funnel counts every session of
 from __future__ import annotations
 
 import datetime as dt
-from functools import partial
 
 import pyspark.sql.functions as F
 from pyspark.sql import DataFrame, SparkSession
 
 from jobs.lake.config import LakeConfig
 from jobs.lake.contracts import load_contract
-from jobs.lake.retractions import DELETE_FLAG
 from jobs.lake.spark import in_parallel
-from jobs.lake.tables import merge_rows, read_table, replace_dates, sql_dates
+from jobs.lake.tables import read_table, replace_dates
 
 FUNNEL_STEPS = {
     "product_view_sessions": ["product_view"],
@@ -103,41 +101,6 @@ def build_funnel_daily(journey_df: DataFrame) -> DataFrame:
 DAILY_TABLES = ("gold.journey_daily", "gold.funnel_daily")
 
 
-def _merge_recomputed_days(
-    spark: SparkSession, config: LakeConfig, changed_dates: list[dt.date], recomputed: DataFrame, touched: DataFrame
-) -> None:
-    """Upsert the ``journey_daily`` rows of the recomputed customers on ``changed_dates`` (each from
-    its ``start_date``) and delete theirs that the recomputation no longer gives (a customer whose
-    rows of a day moved to another); every other row is left as stored.
-
-    A MERGE of the changed customer-days instead of a rewrite of the whole days: the late arrivals
-    of a night touch a few customers on each of several days (the large bench's last night: 47 k
-    of the 8 days' 335 k rows), and the whole days went through Spark and the driver to be
-    written again.
-    """
-    daily = load_contract("gold.journey_daily")
-    keys = ["customer_key", "journey_date"]
-    rows = build_journey_daily(recomputed.filter(F.col("touchpoint_date").isin(changed_dates)))
-    in_scope = (
-        read_table(spark, config, daily.name)
-        .filter(F.col("journey_date").isin(changed_dates))
-        .join(F.broadcast(touched.select("customer_key", "start_date")), "customer_key")
-        .filter(F.col("journey_date") >= F.col("start_date"))
-        .select(*daily.column_names)
-    )
-    gone = in_scope.join(rows.select(*keys), keys, "left_anti")
-    merge_rows(
-        spark,
-        rows.withColumn(DELETE_FLAG, F.lit(False)).unionByName(gone.withColumn(DELETE_FLAG, F.lit(True))),
-        config,
-        daily.name,
-        (*daily.partition_by, *[k for k in daily.keys if k not in daily.partition_by]),
-        partition_by=daily.partition_by,
-        target_filter=f"t.journey_date IN ({sql_dates(changed_dates)})",
-        delete_flag=DELETE_FLAG,
-    )
-
-
 def run(
     spark: SparkSession,
     config: LakeConfig,
@@ -165,11 +128,18 @@ def run(
     daily = load_contract("gold.journey_daily")
     if recomputed is None or touched is None:
         daily_rows = build_journey_daily(journey.filter(F.col("touchpoint_date").isin(changed_dates)))
-        write_daily = partial(
-            replace_dates, daily_rows, config, daily.name, "journey_date", changed_dates, daily.partition_by
-        )
     else:
-        write_daily = partial(_merge_recomputed_days, spark, config, changed_dates, recomputed, touched)
+        start = F.broadcast(touched.select("customer_key", "start_date"))
+        kept = (
+            read_table(spark, config, daily.name)
+            .filter(F.col("journey_date").isin(changed_dates))
+            .join(start, "customer_key", "left")
+            .filter(F.col("start_date").isNull() | (F.col("journey_date") < F.col("start_date")))
+            .select(*daily.column_names)
+        )
+        daily_rows = kept.unionByName(
+            build_journey_daily(recomputed.filter(F.col("touchpoint_date").isin(changed_dates)))
+        )
 
     funnel = load_contract("gold.funnel_daily")
     funnel_dates = sorted(set(changed_dates) | {d - dt.timedelta(days=1) for d in changed_dates})
@@ -185,7 +155,9 @@ def run(
     # single-core jobs on a night's slice; in order they queued for the same two cores).
     in_parallel(
         {
-            daily.name: write_daily,
+            daily.name: lambda: replace_dates(
+                daily_rows, config, daily.name, "journey_date", changed_dates, daily.partition_by
+            ),
             funnel.name: lambda: replace_dates(
                 rows, config, funnel.name, "funnel_date", funnel_dates, funnel.partition_by
             ),
