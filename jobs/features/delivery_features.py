@@ -98,12 +98,14 @@ def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | N
     targets = in_parallel(
         {
             "orders": lambda: order_eta.target_orders(orders, run_date, through).localCheckpoint(),
-            "scans": lambda: shipment_scan.target_scans(
+            # The target scans with their orders' other scans: one pass over the scans for both.
+            "order_scans": lambda: shipment_scan.target_order_scans(
                 orders, events, run_date, config.lateness_days
             ).localCheckpoint(),
         }
     )
-    wanted = order_eta.stats_dates(targets["orders"]).unionByName(shipment_scan.stats_dates(targets["scans"], orders))
+    target_scans = shipment_scan.targets_of(targets["order_scans"])
+    wanted = order_eta.stats_dates(targets["orders"]).unionByName(shipment_scan.stats_dates(target_scans, orders))
     dates = sorted(row.stats_date for row in wanted.distinct().collect())
     stats = stored_lane_stats(spark, config, orders, dates, run_date, through or run_date)
     return run_concurrently(
@@ -117,8 +119,9 @@ def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | N
                 config=config,
                 run_date=run_date,
                 through=through,
-                targets=targets["scans"],
+                targets=target_scans,
                 lane_stats_df=None if stats is None else stats.lane_carrier,
+                history=targets["order_scans"].drop("_is_target"),
             ),
         },
     )

@@ -6,7 +6,7 @@ from decimal import Decimal
 from chispa import assert_df_equality
 from frames import contract_frame
 
-from jobs.features.shipment_scan import build_shipment_scan_features, target_scans
+from jobs.features.shipment_scan import build_shipment_scan_features, target_order_scans, target_scans
 from jobs.silver.delivery_states import build_delivery_states
 
 
@@ -234,8 +234,16 @@ def test_target_scans_are_tonights_and_later_arrivals_and_the_scans_of_orders_ar
             # Impossible in a lake (bronze quarantines a line dated more than the bound before its
             # night): it shows that the arrivals are read from the bound's partitions only.
             scan("TOO_OLD", "HA", t(5), d(12)),
+            scan("ELSEWHERE", "OTHER", t(11), d(11)),  # another order's, which has no target: not read
         ],
     )
     got = target_scans(orders, scans, "2026-03-12", lateness_days=3).select("scan_id")
     expected = spark.createDataFrame([("TONIGHT",), ("LATER",), ("ORPHAN",)], "scan_id string")
     assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)
+    # In the same pass, the targets' orders' other scans: the history their rows are built from.
+    with_history = target_order_scans(orders, scans, "2026-03-12", lateness_days=3).select("scan_id", "_is_target")
+    expected_history = spark.createDataFrame(
+        [("TONIGHT", True), ("LATER", True), ("ORPHAN", True), ("BEFORE", False), ("TOO_OLD", False)],
+        "scan_id string, _is_target boolean",
+    )
+    assert_df_equality(with_history, expected_history, ignore_row_order=True, ignore_nullable=True)
