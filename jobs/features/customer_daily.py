@@ -9,10 +9,7 @@ arrives, possibly later, and would leak.
 Many as-of dates are built in one pass (a history import asks for months of them): each fact is
 paired with the as-of dates it counts for (a range join against the small, broadcast list of
 dates), then aggregated per customer and date. The cost grows with facts x the dates each one is
-visible in, not with dates x the whole history. Every kind of fact (a customer's day of orders, a
-delivery, a failed attempt, a support contact, a review, a session start) is a row of one frame,
-aggregated once: one shuffle of the facts, where an aggregation per kind joined on the customer
-shuffled them again (and read the known orders three times).
+visible in, not with dates x the whole history.
 
 Deliveries are read from ``silver.delivery_states`` (a few rows per delivered order: what the lake
 knew of it from each day on), not from the scans; of the scans only the failed attempts are read,
@@ -69,28 +66,33 @@ def _known_as_of(
     return facts.join(F.broadcast(as_of_dates), condition)
 
 
-# The kinds of facts :func:`_facts` puts in one frame (``_kind``), each dated by ``_date``.
-_ORDER, _DELIVERY, _FAILED, _CONTACT, _REVIEW, _SESSION = "order", "delivery", "failed", "contact", "review", "session"
+def _order_features(known_orders: DataFrame) -> DataFrame:
+    def count_in(days: int) -> Column:
+        return F.count(F.when(_within("order_date", days), 1)).cast("int")
+
+    def amount_in(days: int) -> Column:
+        return F.round(F.coalesce(F.sum(F.when(_within("order_date", days), F.col("amount"))), F.lit(0)), 2)
+
+    return (
+        known_orders.groupBy("customer_key", "as_of_date")
+        .agg(
+            F.max("order_date").alias("_last"),
+            F.min("order_date").alias("_first"),
+            F.countDistinct("order_date").cast("int").alias("purchase_days_total"),
+            *[count_in(d).alias(f"orders_{d}d") for d in (30, 90, 365)],
+            *[amount_in(d).cast("double").alias(f"amount_{d}d") for d in (30, 90, 365)],
+        )
+        .filter(F.col("_last") > F.date_sub(_as_of(), ACTIVE_DAYS))
+        .withColumn("days_since_last_order", F.datediff(_as_of(), "_last"))
+        .withColumn("tenure_days", F.datediff(_as_of(), "_first"))
+        .drop("_last", "_first")
+    )
 
 
-def _is(kind: str, condition: Column | None = None) -> Column:
-    is_kind = F.col("_kind") == kind
-    return is_kind if condition is None else is_kind & condition
-
-
-def _order_facts(known_orders: DataFrame) -> DataFrame:
-    """Per customer, as-of date and order date: the orders and their amount. One row per day, so
-    that the days with an order are counted as rows, not as distinct dates (a distinct count beside
-    the other aggregates would expand every fact into two rows)."""
-    return known_orders.groupBy(
-        "customer_key", "as_of_date", F.col("order_date").alias("_date"), F.lit(_ORDER).alias("_kind")
-    ).agg(F.count("*").alias("_orders"), F.sum("amount").alias("amount"))
-
-
-def _delivery_facts(
+def _delivery_features(
     known_orders: DataFrame, failed_scans: DataFrame, delivery_states: DataFrame, as_of_dates: DataFrame
 ) -> DataFrame:
-    """Deliveries and failed attempts of the 90 days as of each date, with their order's customer."""
+    owners = known_orders.select("order_id", "as_of_date", "customer_key", "promised_delivery_date")
     # A delivery counts on D from its state known on D (silver.delivery_states: the first *known*
     # delivered scan, so a resent or late-arriving earlier delivered scan moves nothing before it
     # is known): the state's delivered_date is that of the first delivered scan known by D.
@@ -99,80 +101,60 @@ def _delivery_facts(
         & (F.col("known_until").isNull() | (F.col("known_until") > _as_of()))
         & _within("delivered_date", DELIVERY_DAYS)
     )
-    delivered = delivery_states.join(F.broadcast(as_of_dates), delivered_in_window).select(
-        "order_id", "as_of_date", F.lit(_DELIVERY).alias("_kind"), F.col("delivered_date").alias("_date")
-    )
-    failed = _known_as_of(
-        failed_scans.withColumn("_scan_date", F.to_date("scan_at")), as_of_dates, "scan_at", "_scan_date", DELIVERY_DAYS
-    ).select("order_id", "as_of_date", F.lit(_FAILED).alias("_kind"), F.col("_scan_date").alias("_date"))
-    # Both kinds meet their orders in one join (one read of the known orders for both).
-    owners = known_orders.select("order_id", "as_of_date", "customer_key", "promised_delivery_date")
-    return (
-        delivered.unionByName(failed)
+    delivered = (
+        delivery_states.select("order_id", "known_from", "known_until", "delivered_date")
+        .join(F.broadcast(as_of_dates), delivered_in_window)
         .join(owners, ["order_id", "as_of_date"])
-        .withColumn("_days_late", F.when(_is(_DELIVERY), days_late(F.col("_date"), F.col("promised_delivery_date"))))
-        .withColumn("_is_late", F.when(_is(_DELIVERY), is_late(F.col("_date"), F.col("promised_delivery_date"))))
-        .drop("order_id", "promised_delivery_date")
+        .withColumn("_days_late", days_late(F.col("delivered_date"), F.col("promised_delivery_date")))
+        .groupBy("customer_key", "as_of_date")
+        .agg(
+            F.count("*").cast("int").alias("deliveries_90d"),
+            F.count(F.when(is_late(F.col("delivered_date"), F.col("promised_delivery_date")), 1))
+            .cast("int")
+            .alias("late_deliveries_90d"),
+            F.round(F.avg("_days_late"), 6).alias("mean_days_late_90d"),
+        )
     )
+    failed = (
+        _known_as_of(
+            failed_scans.withColumn("_scan_date", F.to_date("scan_at")),
+            as_of_dates,
+            "scan_at",
+            "_scan_date",
+            DELIVERY_DAYS,
+        )
+        .join(owners, ["order_id", "as_of_date"])
+        .groupBy("customer_key", "as_of_date")
+        .agg(F.count("*").cast("int").alias("failed_attempts_90d"))
+    )
+    return delivered.join(failed, ["customer_key", "as_of_date"], "full")
 
 
-def _interaction_facts(interactions: DataFrame, session_starts: DataFrame, as_of_dates: DataFrame) -> DataFrame:
-    """Support contacts and reviews of the 365 days, and session starts of the 35, as of each date."""
+def _interaction_features(interactions: DataFrame, session_starts: DataFrame, as_of_dates: DataFrame) -> DataFrame:
     kind = F.col("event")
-    feedback = _known_as_of(
-        interactions.filter(kind.isin("support_contact", "review")), as_of_dates, "event_at", "event_date", 365
-    ).select(
-        "customer_key",
-        "as_of_date",
-        F.when(kind == "review", F.lit(_REVIEW)).otherwise(F.lit(_CONTACT)).alias("_kind"),
-        F.col("event_date").alias("_date"),
-        "rating",
+    counted = (
+        _known_as_of(
+            interactions.filter(kind.isin("support_contact", "review")), as_of_dates, "event_at", "event_date", 365
+        )
+        .groupBy("customer_key", "as_of_date")
+        .agg(
+            F.count(F.when((kind == "support_contact") & _within("event_date", 90), 1))
+            .cast("int")
+            .alias("support_contacts_90d"),
+            F.count(F.when(kind == "review", 1)).cast("int").alias("reviews_365d"),
+            F.round(F.avg(F.when(kind == "review", F.col("rating"))), 6).alias("mean_review_rating_365d"),
+        )
     )
     # A visit opens a session as of D from its arrival until an earlier visit within the gap
     # arrives (silver.session_starts' blocked_from).
-    starts = (
-        _known_as_of(session_starts, as_of_dates, "event_at", "event_date", SESSION_WINDOW_DAYS)
-        .filter(F.col("blocked_from").isNull() | (F.col("blocked_from") > _as_of()))
-        .select("customer_key", "as_of_date", F.lit(_SESSION).alias("_kind"), F.col("event_date").alias("_date"))
+    starts = _known_as_of(session_starts, as_of_dates, "event_at", "event_date", SESSION_WINDOW_DAYS).filter(
+        F.col("blocked_from").isNull() | (F.col("blocked_from") > _as_of())
     )
-    return feedback.unionByName(starts, allowMissingColumns=True)
-
-
-def _aggregated(facts: DataFrame) -> DataFrame:
-    """Every feature of a (customer, as-of date) from its facts, in one aggregation."""
-
-    def count_of(kind: str, condition: Column | None = None) -> Column:
-        return F.count(F.when(_is(kind, condition), 1)).cast("int")
-
-    def sum_in(days: int, column: str) -> Column:
-        return F.coalesce(F.sum(F.when(_is(_ORDER, _within("_date", days)), F.col(column))), F.lit(0))
-
-    order_date = F.when(_is(_ORDER), F.col("_date"))
-    return (
-        facts.groupBy("customer_key", "as_of_date")
-        .agg(
-            F.max(order_date).alias("_last"),
-            F.min(order_date).alias("_first"),
-            # An order fact is a customer's day of orders (:func:`_order_facts`).
-            count_of(_ORDER).alias("purchase_days_total"),
-            *[sum_in(d, "_orders").cast("int").alias(f"orders_{d}d") for d in (30, 90, 365)],
-            *[F.round(sum_in(d, "amount"), 2).cast("double").alias(f"amount_{d}d") for d in (30, 90, 365)],
-            count_of(_DELIVERY).alias("deliveries_90d"),
-            count_of(_DELIVERY, F.col("_is_late")).alias("late_deliveries_90d"),
-            F.round(F.avg("_days_late"), 6).alias("mean_days_late_90d"),
-            count_of(_FAILED).alias("failed_attempts_90d"),
-            count_of(_CONTACT, _within("_date", 90)).alias("support_contacts_90d"),
-            count_of(_REVIEW).alias("reviews_365d"),
-            F.round(F.avg(F.when(_is(_REVIEW), F.col("rating"))), 6).alias("mean_review_rating_365d"),
-            count_of(_SESSION, _within("_date", 7)).alias("sessions_7d"),
-            count_of(_SESSION, _within("_date", 28, F.date_sub(_as_of(), 7))).alias("sessions_prev_28d"),
-        )
-        # A customer with no order known, or none in a year, is not described (gone, not churning).
-        .filter(F.col("_last") > F.date_sub(_as_of(), ACTIVE_DAYS))
-        .withColumn("days_since_last_order", F.datediff(_as_of(), "_last"))
-        .withColumn("tenure_days", F.datediff(_as_of(), "_first"))
-        .drop("_last", "_first")
+    sessions = starts.groupBy("customer_key", "as_of_date").agg(
+        F.count(F.when(_within("event_date", 7), 1)).cast("int").alias("sessions_7d"),
+        F.count(F.when(_within("event_date", 28, F.date_sub(_as_of(), 7)), 1)).cast("int").alias("sessions_prev_28d"),
     )
+    return counted.join(sessions, ["customer_key", "as_of_date"], "full")
 
 
 def build_customer_daily(
@@ -224,16 +206,21 @@ def build_customer_daily(
         & (F.col("event_date") <= F.lit(last))
         & (F.col("first_ingest_date") <= F.lit(last))
     )
-    # Every fact of every kind in one frame, aggregated once per customer and date: the separate
-    # aggregations of orders, deliveries and interactions were joined on the customer after three
-    # shuffles, and read the known orders three times.
-    facts = (
-        _order_facts(known_orders)
-        .unionByName(_delivery_facts(known_orders, failed_scans, states, dates), allowMissingColumns=True)
-        .unionByName(_interaction_facts(interactions, session_starts, dates), allowMissingColumns=True)
-    )
+    zero_if_none = [
+        "deliveries_90d",
+        "late_deliveries_90d",
+        "failed_attempts_90d",
+        "support_contacts_90d",
+        "reviews_365d",
+        "sessions_7d",
+        "sessions_prev_28d",
+    ]
+    keys = ["customer_key", "as_of_date"]
     features = (
-        _aggregated(facts)
+        _order_features(known_orders)
+        .join(_delivery_features(known_orders, failed_scans, states, dates), keys, "left")
+        .join(_interaction_features(interactions, session_starts, dates), keys, "left")
+        .fillna(0, zero_if_none)
         .withColumn(
             "contact_rate_90d",
             F.round(F.when(F.col("orders_90d") > 0, F.col("support_contacts_90d") / F.col("orders_90d")), 6),
