@@ -100,7 +100,7 @@ def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | N
             "orders": lambda: order_eta.target_orders(orders, run_date, through).localCheckpoint(),
             # The target scans with their orders' other scans: one pass over the scans for both.
             "order_scans": lambda: shipment_scan.target_order_scans(
-                orders, events, run_date, config.lateness_days
+                orders, events, run_date, config.lateness_days, through
             ).localCheckpoint(),
         }
     )

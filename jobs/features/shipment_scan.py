@@ -37,7 +37,7 @@ from jobs.features.lane_stats import DECIMALS, day_end, deliveries_known, lane_t
 from jobs.features.order_eta import replace_feature_slice, with_placement_features
 from jobs.lake.config import LakeConfig
 from jobs.lake.contracts import load_contract
-from jobs.lake.tables import delete_where, read_table, table_exists
+from jobs.lake.tables import broadcast_if_one_night, delete_where, read_table, table_exists
 
 # Leg delay feature -> (leg start, leg end, lane+carrier mean statistic). ``placed_at`` is the
 # order's; the other ends are the first known scan of each milestone at this scan.
@@ -197,15 +197,20 @@ def build_shipment_scan_features(
 
 
 def target_order_scans(
-    orders_df: DataFrame, tracking_events_df: DataFrame, run_date: str, lateness_days: int
+    orders_df: DataFrame,
+    tracking_events_df: DataFrame,
+    run_date: str,
+    lateness_days: int,
+    through: str | None = None,
 ) -> DataFrame:
     """Every scan of the orders that have a :func:`target_scans` scan, with ``_is_target``: the
     targets and, in the same rows, the history :func:`build_shipment_scan_features` reads of them.
 
-    One pass over the scans finds both: the targets' orders are few (tonight's scans' and the
-    arrived orders'), so they are broadcast to the scans. Before, the arrived orders' scans and
-    the targets' history were two joins over every scan of the lake, each read whole (the large
-    bench's last night: 2.3 M scans twice, for ~38 k targets)."""
+    One pass over the scans finds both: on a night the targets' orders are few (tonight's scans'
+    and the arrived orders'), so they are broadcast to the scans (:func:`broadcast_if_one_night`;
+    with ``through``, a history import's, they are most orders and left to Spark). Before, the
+    arrived orders' scans and the targets' history were two joins over every scan of the lake,
+    each read whole (the large bench's last night: 2.3 M scans twice, for ~38 k targets)."""
     day = F.lit(run_date).cast("date")
     arrived_orders = orders_df.filter(F.col("first_ingest_date") >= day).select(
         "order_id", F.lit(True).alias("_order_arrived")
@@ -216,8 +221,8 @@ def target_order_scans(
     arrived = (F.col("event_date") >= arrived_since) & (F.col("first_ingest_date") >= day)
     orders = tracking_events_df.filter(arrived).select("order_id").unionByName(arrived_orders.select("order_id"))
     return (
-        tracking_events_df.join(F.broadcast(orders.distinct()), "order_id", "left_semi")
-        .join(F.broadcast(arrived_orders), "order_id", "left")
+        tracking_events_df.join(broadcast_if_one_night(orders.distinct(), through), "order_id", "left_semi")
+        .join(broadcast_if_one_night(arrived_orders, through), "order_id", "left")
         .withColumn("_is_target", arrived | F.col("_order_arrived").isNotNull())
         .drop("_order_arrived")
     )
@@ -246,7 +251,7 @@ def run(
     spark: SparkSession,
     config: LakeConfig,
     run_date: str,
-    through: str | None = None,  # noqa: ARG001
+    through: str | None = None,
     targets: DataFrame | None = None,
     lane_stats_df: DataFrame | None = None,
     history: DataFrame | None = None,
@@ -262,7 +267,7 @@ def run(
     orders = read_table(spark, config, "silver.orders")
     events = read_table(spark, config, "silver.tracking_events")
     if targets is None:
-        order_scans = target_order_scans(orders, events, run_date, config.lateness_days).localCheckpoint()
+        order_scans = target_order_scans(orders, events, run_date, config.lateness_days, through).localCheckpoint()
         targets, history = targets_of(order_scans), order_scans.drop("_is_target")
     rows = targets.count()
     if rows:
