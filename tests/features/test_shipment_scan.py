@@ -234,7 +234,7 @@ def test_target_scans_are_tonights_and_later_arrivals_and_the_scans_of_orders_ar
             # Impossible in a lake (bronze quarantines a line dated more than the bound before its
             # night): it shows that the arrivals are read from the bound's partitions only.
             scan("TOO_OLD", "HA", t(5), d(12)),
-            scan("ELSEWHERE", "OTHER", t(11), d(11)),  # another order's, which has no target: not read
+            scan("ELSEWHERE", "OTHER", t(11), d(11)),  # an order with no target: in neither result
         ],
     )
     got = target_scans(orders, scans, "2026-03-12", lateness_days=3).select("scan_id")
