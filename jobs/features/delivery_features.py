@@ -119,9 +119,8 @@ def run(spark: SparkSession, config: LakeConfig, run_date: str, through: str | N
                 config=config,
                 run_date=run_date,
                 through=through,
-                targets=target_scans,
+                order_scans=targets["order_scans"],
                 lane_stats_df=None if stats is None else stats.lane_carrier,
-                history=targets["order_scans"].drop("_is_target"),
             ),
         },
     )

@@ -252,28 +252,27 @@ def run(
     config: LakeConfig,
     run_date: str,
     through: str | None = None,
-    targets: DataFrame | None = None,
+    order_scans: DataFrame | None = None,
     lane_stats_df: DataFrame | None = None,
-    history: DataFrame | None = None,
 ) -> int:
     """Merge the ``features.shipment_scan`` rows of :func:`target_scans`; return the rows merged.
 
-    ``targets`` (computed once, e.g. a local checkpoint) and ``lane_stats_df`` (covering their
+    ``order_scans`` (:func:`target_order_scans`, computed once, e.g. a local checkpoint: the
+    targets and their orders' history) and ``lane_stats_df`` (covering the targets'
     :func:`stats_dates`) are passed by :mod:`jobs.features.delivery_features`, which shares the
-    lane statistics with ``features.order_eta``; alone, both are computed here. ``history``: the
-    scans of the targets' orders (:func:`target_order_scans`), or None to look them up in every scan.
+    lane statistics with ``features.order_eta``; alone, both are computed here.
     """
     contract = load_contract("features.shipment_scan")
     orders = read_table(spark, config, "silver.orders")
-    events = read_table(spark, config, "silver.tracking_events")
-    if targets is None:
+    if order_scans is None:
+        events = read_table(spark, config, "silver.tracking_events")
         order_scans = target_order_scans(orders, events, run_date, config.lateness_days, through).localCheckpoint()
-        targets, history = targets_of(order_scans), order_scans.drop("_is_target")
+    targets = targets_of(order_scans)
     rows = targets.count()
     if rows:
         states = read_table(spark, config, "silver.delivery_states") if lane_stats_df is None else None
-        known = events if history is None else history
-        features = build_shipment_scan_features(targets, known, orders, states, lane_stats_df)
+        history = order_scans.drop("_is_target")
+        features = build_shipment_scan_features(targets, history, orders, states, lane_stats_df)
         # Every target's as_of_date is run_date or later, and every stored row from run_date on
         # is a target's (one no target gives is a scan a corrected file retracted): the slice is
         # replaced whole. A MERGE with a not-matched-by-source delete rewrote every partition
