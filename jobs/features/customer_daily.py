@@ -53,14 +53,17 @@ def _within(date_col: Column | str, days: int, as_of: Column | None = None) -> C
     return (col > F.date_sub(as_of, days)) & (col <= as_of)
 
 
+def _is_known(time_col: str) -> Column:
+    """The fact at ``time_col`` is known as of the paired as-of date D: it happened by the end of
+    D and arrived in the lake by D (``first_ingest_date``)."""
+    return (F.col("first_ingest_date") <= _as_of()) & (F.col(time_col) < F.to_timestamp(F.date_add(_as_of(), 1)))
+
+
 def _known_as_of(
     facts: DataFrame, as_of_dates: DataFrame, time_col: str, date_col: str, days: int | None = None
 ) -> DataFrame:
-    """Each fact paired with every as-of date it was known on (and, with ``days``, falls in the window).
-
-    Known on D: happened by the end of D and arrived in the lake by D.
-    """
-    condition = (F.col("first_ingest_date") <= _as_of()) & (F.col(time_col) < F.to_timestamp(F.date_add(_as_of(), 1)))
+    """Each fact paired with every as-of date it was known on (and, with ``days``, falls in the window)."""
+    condition = _is_known(time_col)
     if days is not None:
         condition &= F.col(date_col) > F.date_sub(_as_of(), days)
     return facts.join(F.broadcast(as_of_dates), condition)
@@ -90,9 +93,23 @@ def _order_features(known_orders: DataFrame) -> DataFrame:
 
 
 def _delivery_features(
-    known_orders: DataFrame, failed_scans: DataFrame, delivery_states: DataFrame, as_of_dates: DataFrame
+    orders: DataFrame, failed_scans: DataFrame, delivery_states: DataFrame, as_of_dates: DataFrame
 ) -> DataFrame:
-    owners = known_orders.select("order_id", "as_of_date", "customer_key", "promised_delivery_date")
+    # A delivery or a failed attempt counts for its order's customer on the dates the order is
+    # known: its (order, as-of date) rows are joined to the orders by id, then filtered. Joined
+    # to the orders already paired with every as-of date (the range join of _order_features,
+    # evaluated again for each), 30 as-of dates of the large bench took 67 s against 56 s.
+    owners = orders.select(
+        "order_id",
+        customer_key(F.col("customer_id")).alias("customer_key"),
+        "promised_delivery_date",
+        "first_ingest_date",
+        "placed_at",
+    )
+
+    def with_owner(facts: DataFrame) -> DataFrame:
+        return facts.join(owners, "order_id").filter(_is_known("placed_at"))
+
     # A delivery counts on D from its state known on D (silver.delivery_states: the first *known*
     # delivered scan, so a resent or late-arriving earlier delivered scan moves nothing before it
     # is known): the state's delivered_date is that of the first delivered scan known by D.
@@ -104,7 +121,7 @@ def _delivery_features(
     delivered = (
         delivery_states.select("order_id", "known_from", "known_until", "delivered_date")
         .join(F.broadcast(as_of_dates), delivered_in_window)
-        .join(owners, ["order_id", "as_of_date"])
+        .transform(with_owner)
         .withColumn("_days_late", days_late(F.col("delivered_date"), F.col("promised_delivery_date")))
         .groupBy("customer_key", "as_of_date")
         .agg(
@@ -123,7 +140,8 @@ def _delivery_features(
             "_scan_date",
             DELIVERY_DAYS,
         )
-        .join(owners, ["order_id", "as_of_date"])
+        .drop("first_ingest_date")
+        .transform(with_owner)
         .groupBy("customer_key", "as_of_date")
         .agg(F.count("*").cast("int").alias("failed_attempts_90d"))
     )
@@ -183,9 +201,10 @@ def build_customer_daily(
         raise ValueError("build_customer_daily: no as-of date")
     first, last = days[0], days[-1]
     dates = orders_df.sparkSession.createDataFrame([(d,) for d in days], "as_of_date date")
-    known_orders = _known_as_of(
-        orders_df.filter(F.col("first_ingest_date") <= F.lit(last)), dates, "placed_at", "order_date"
-    ).withColumn("customer_key", customer_key(F.col("customer_id")))
+    orders = orders_df.filter(F.col("first_ingest_date") <= F.lit(last))
+    known_orders = _known_as_of(orders, dates, "placed_at", "order_date").withColumn(
+        "customer_key", customer_key(F.col("customer_id"))
+    )
     # Literal bounds prune the scans' and the states' date partitions.
     failed_scans = tracking_events_df.filter(
         (F.col("event") == DELIVERY_FAILED)
@@ -218,7 +237,7 @@ def build_customer_daily(
     keys = ["customer_key", "as_of_date"]
     features = (
         _order_features(known_orders)
-        .join(_delivery_features(known_orders, failed_scans, states, dates), keys, "left")
+        .join(_delivery_features(orders, failed_scans, states, dates), keys, "left")
         .join(_interaction_features(interactions, session_starts, dates), keys, "left")
         .fillna(0, zero_if_none)
         .withColumn(

@@ -216,9 +216,10 @@ def build_customer_journey(
     )
 
     # Sessions over customer-initiated touchpoints only (a carrier scan is not the customer's
-    # visit): the same customer ordering, within (customer, initiated or not). Both windows need
-    # the rows clustered by customer, so one shuffle serves them (a separate frame of sessions
-    # joined back by touchpoint_id read the touchpoints twice and shuffled them twice more).
+    # visit): the same customer ordering, within (customer, initiated or not). Every window here
+    # partitions by the customer and more, so rows clustered by the customer alone serve them all
+    # with one shuffle (below); left to itself Spark clustered by (customer, initiated) for the
+    # sessions, then shuffled every row again by customer for the other windows.
     by_initiated = Window.partitionBy("customer_key", "is_customer_initiated").orderBy("touchpoint_at", "touchpoint_id")
     previous_initiated_at = F.lag("touchpoint_at").over(by_initiated)
     starts_session = is_new_session(previous_initiated_at, F.col("touchpoint_at"), session_gap_minutes)
@@ -239,7 +240,8 @@ def build_customer_journey(
     earlier_views = F.count(F.when(is_view, 1)).over(by_order_time)
 
     journey = (
-        touchpoints_df.withColumn("_session", F.coalesce(stored_session, F.when(starts_session, new_session_id)))
+        touchpoints_df.repartition("customer_key")
+        .withColumn("_session", F.coalesce(stored_session, F.when(starts_session, new_session_id)))
         .withColumn("session_id", session_id)
         .drop("_session")
         .join(promises, "order_id", "left")
