@@ -81,7 +81,9 @@ def _order_features(known_orders: DataFrame) -> DataFrame:
         .agg(
             F.max("order_date").alias("_last"),
             F.min("order_date").alias("_first"),
-            F.countDistinct("order_date").cast("int").alias("purchase_days_total"),
+            # The set's size, not countDistinct: a distinct aggregate expands every row and
+            # shuffles it once more.
+            F.size(F.collect_set("order_date")).cast("int").alias("purchase_days_total"),
             *[count_in(d).alias(f"orders_{d}d") for d in (30, 90, 365)],
             *[amount_in(d).cast("double").alias(f"amount_{d}d") for d in (30, 90, 365)],
         )
@@ -94,7 +96,8 @@ def _order_features(known_orders: DataFrame) -> DataFrame:
 
 def _delivery_features(
     orders: DataFrame, failed_scans: DataFrame, delivery_states: DataFrame, as_of_dates: DataFrame
-) -> DataFrame:
+) -> tuple[DataFrame, DataFrame]:
+    """The deliveries' and the failed attempts' features per ``customer_key, as_of_date``."""
     # A delivery or a failed attempt counts for its order's customer on the dates the order is
     # known: its (order, as-of date) rows are joined to the orders by id, then filtered. Joined
     # to the orders already paired with every as-of date (the range join of _order_features,
@@ -145,10 +148,13 @@ def _delivery_features(
         .groupBy("customer_key", "as_of_date")
         .agg(F.count("*").cast("int").alias("failed_attempts_90d"))
     )
-    return delivered.join(failed, ["customer_key", "as_of_date"], "full")
+    return delivered, failed
 
 
-def _interaction_features(interactions: DataFrame, session_starts: DataFrame, as_of_dates: DataFrame) -> DataFrame:
+def _interaction_features(
+    interactions: DataFrame, session_starts: DataFrame, as_of_dates: DataFrame
+) -> tuple[DataFrame, DataFrame]:
+    """The support contacts' and reviews' features, and the sessions', per ``customer_key, as_of_date``."""
     kind = F.col("event")
     counted = (
         _known_as_of(
@@ -172,7 +178,7 @@ def _interaction_features(interactions: DataFrame, session_starts: DataFrame, as
         F.count(F.when(_within("event_date", 7), 1)).cast("int").alias("sessions_7d"),
         F.count(F.when(_within("event_date", 28, F.date_sub(_as_of(), 7)), 1)).cast("int").alias("sessions_prev_28d"),
     )
-    return counted.join(sessions, ["customer_key", "as_of_date"], "full")
+    return counted, sessions
 
 
 def build_customer_daily(
@@ -235,10 +241,17 @@ def build_customer_daily(
         "sessions_prev_28d",
     ]
     keys = ["customer_key", "as_of_date"]
+    delivered, failed = _delivery_features(orders, failed_scans, states, dates)
+    counted, sessions = _interaction_features(interactions, session_starts, dates)
+    # Each joined to the customers' order rows on its own, all clustered by the same keys: a
+    # full join of two of them first lost that clustering (its keys are either side's), and
+    # shuffled its result once more.
     features = (
         _order_features(known_orders)
-        .join(_delivery_features(orders, failed_scans, states, dates), keys, "left")
-        .join(_interaction_features(interactions, session_starts, dates), keys, "left")
+        .join(delivered, keys, "left")
+        .join(failed, keys, "left")
+        .join(counted, keys, "left")
+        .join(sessions, keys, "left")
         .fillna(0, zero_if_none)
         .withColumn(
             "contact_rate_90d",
