@@ -81,9 +81,7 @@ def _order_features(known_orders: DataFrame) -> DataFrame:
         .agg(
             F.max("order_date").alias("_last"),
             F.min("order_date").alias("_first"),
-            # The set's size, not countDistinct: a distinct aggregate expands every row and
-            # shuffles it once more.
-            F.size(F.collect_set("order_date")).cast("int").alias("purchase_days_total"),
+            F.countDistinct("order_date").cast("int").alias("purchase_days_total"),
             *[count_in(d).alias(f"orders_{d}d") for d in (30, 90, 365)],
             *[amount_in(d).cast("double").alias(f"amount_{d}d") for d in (30, 90, 365)],
         )
