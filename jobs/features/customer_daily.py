@@ -141,6 +141,7 @@ def _delivery_features(
             "_scan_date",
             DELIVERY_DAYS,
         )
+        # The scan's arrival was checked; the order's is checked against the same as-of date next.
         .drop("first_ingest_date")
         .transform(with_owner)
         .groupBy("customer_key", "as_of_date")
