@@ -456,10 +456,10 @@ class _BatchBuilder:
             summary.values[i] += result.values[i]
         fields = self.schema
         arrays = [
-            pa.array([source_file] * count, pa.string()),
+            pa.repeat(pa.scalar(source_file, pa.string()), count),
             pc.add(result.positions, first_number),
             raws.take(result.positions),
-            pa.array([arrival_day] * count, pa.date32()),
+            pa.repeat(pa.scalar(arrival_day, pa.date32()), count),
             *[result.typed[i].cast(fields.field(4 + i).type) for i in range(self.width)],
             pa.nulls(count, fields.field(4 + self.width).type),
             result.reasons,
