@@ -16,6 +16,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
+from jobs.ingest import columnar
 from jobs.ingest.columnar import ColumnarJsonTyper
 from jobs.ingest.parse import REASON, LineTyper, _BatchBuilder
 from jobs.ingest.raw_files import decode_lines, plan_chunks, read_chunk_arrow, split_lines
@@ -108,6 +109,35 @@ def test_edge_lines_classify_the_same_both_ways(tmp_path: Path) -> None:
     slow, slow_summary = _classify("interactions", path, use_columnar=False, batch_lines=7)
     assert fast.to_pylist() == slow.to_pylist()
     assert fast_summary == slow_summary
+
+
+def test_batches_read_in_several_pieces_classify_the_same_both_ways(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Production reads 8,192 lines at a time from batches of 65,536; here 3 at a time from
+    # batches of 40, so that one batch spans pieces whose reads fail (a string rating), pieces
+    # with an extra field and pieces without (typed together as one table), and a last short piece.
+    monkeypatch.setattr(columnar, "_READ_LINES", 3)
+    path = tmp_path / "edges.jsonl"
+    path.write_bytes(("\n".join(_edge_lines()) + "\n").encode())
+    fast, fast_summary = _classify("interactions", path, use_columnar=True, batch_lines=40)
+    slow, slow_summary = _classify("interactions", path, use_columnar=False, batch_lines=40)
+    assert fast.num_rows == len(_edge_lines())
+    assert fast.to_pylist() == slow.to_pylist()
+    assert fast_summary == slow_summary
+
+
+def test_null_where_not_nulls_without_copying_and_keeps_existing_nulls() -> None:
+    values = pa.array(["a", None, "c", "d"])
+    keep = pa.array([True, True, False, True])
+    nulled = columnar._null_where_not(values, keep)
+    nulled.validate(full=True)
+    # "c" is refused; the existing null stays null.
+    assert nulled.to_pylist() == ["a", None, None, "d"]
+    assert nulled.buffers()[2].address == values.buffers()[2].address  # the same string data
+    # A slice (an offset) falls back to if_else, with the same result.
+    assert columnar._null_where_not(values.slice(1), keep.slice(1)).to_pylist() == [None, None, "d"]
+    assert columnar._null_where_not(pa.array([1, 2], pa.int32()), pa.array([False, True])).to_pylist() == [None, 2]
 
 
 def test_plain_lines_are_typed_column_wise_and_the_rest_is_handed_back() -> None:
