@@ -219,8 +219,8 @@ class ColumnarJsonTyper:
         extras = sorted({name for _, table in done for name in table.column_names if name not in self.names})
         positions = pa.array(np.concatenate([candidates[first : first + t.num_rows] for first, t in done]), pa.int64())
         table = pa.concat_tables([t.select(list(self.names)) for _, t in done])
-        kept, typed, reasons, to_slow, values = self._type_table(positions, table, texts, arrival_day, extras)
-        return ColumnarResult(kept, typed, reasons, values, sorted(slow + to_slow))
+        kept, typed, reasons, typed_slow, values = self._type_table(positions, table, texts, arrival_day, extras)
+        return ColumnarResult(kept, typed, reasons, values, sorted(slow + typed_slow))
 
     def _type_table(
         self, positions: pa.Array, table: pa.Table, texts: pa.Array, arrival_day: int | None, extras: list[str]
