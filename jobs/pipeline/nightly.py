@@ -171,13 +171,12 @@ def _gate(
     Raises:
         DataQualityError: naming every failed critical expectation of every suite.
     """
-    config = config or load_config()
-    # Great Expectations (imported by jobs.quality) loads while the JVM starts.
-    spark = _session(config, importing=("jobs.quality.gate", "jobs.quality.gates"))
     from jobs.pipeline.ops import record_findings
     from jobs.quality.gate import format_failure, locked_quality_context, raise_critical, run_checks
     from jobs.quality.gates import GATES, Night, build_checks
 
+    config = config or load_config()
+    spark = _session(config, importing=("jobs.quality.gate", "jobs.quality.gates"))
     landing_now = None
     if layer == "bronze":
         from jobs.ingest.bronze import landing_snapshot
