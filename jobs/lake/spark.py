@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import importlib
 import logging
 import os
 import shutil
 import sys
-import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -284,28 +282,6 @@ T = TypeVar("T")
 MAX_CONCURRENT_STEPS = 4
 
 
-def import_in_background(modules: tuple[str, ...]) -> threading.Thread:
-    """Start importing ``modules`` in a daemon thread and return it (joined or not, a later
-    ``import`` of one of them waits for it: each module has its import lock).
-
-    For a process about to wait on something outside Python (a JVM starting): the imports use
-    the interpreter meanwhile. A module that fails to import here is left to the caller's own
-    ``import``, which raises the error where it belongs.
-    """
-
-    def load() -> None:
-        for name in modules:
-            try:
-                importlib.import_module(name)
-            except Exception:  # noqa: BLE001 - the caller's own import raises it
-                log.debug("background import of %s failed; left to the caller", name, exc_info=True)
-                return
-
-    thread = threading.Thread(target=load, name="import-in-background", daemon=True)
-    thread.start()
-    return thread
-
-
 def in_parallel(steps: Mapping[str, Callable[[], T]], max_workers: int | None = None) -> dict[str, T]:
     """Run independent Spark steps at the same time, in threads that inherit the caller's Spark
     local properties (job group: a benchmark's meter still counts their jobs).
@@ -325,6 +301,8 @@ def in_parallel(steps: Mapping[str, Callable[[], T]], max_workers: int | None = 
     Returns:
         Each step's result by name, in ``steps`` order.
     """
+    import threading
+
     from pyspark import InheritableThread
 
     workers = MAX_CONCURRENT_STEPS if max_workers is None else max_workers

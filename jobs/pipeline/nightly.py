@@ -47,21 +47,9 @@ def record_task_end(context: Any) -> None:
     record(context)
 
 
-def _session(config: LakeConfig, importing: tuple[str, ...] = ()):
-    """The Spark session; in a process that has none yet, ``importing`` (the modules the step
-    needs next) are imported in a background thread while the JVM starts.
+def _session(config: LakeConfig):
+    from jobs.lake.spark import get_spark
 
-    A task process under the real scheduler starts its own JVM (4-5 s, mostly in the JVM's
-    process, while this one waits on it), and a quality gate then imports Great Expectations
-    (3-3.5 s of Python): side by side, 7.4-8.1 s became 5.2-6.4 s in fresh processes
-    (``/tmp/s72/ov.py``, three of each, 2026-12-07).
-    """
-    from pyspark.sql import SparkSession
-
-    from jobs.lake.spark import get_spark, import_in_background
-
-    if importing and SparkSession.getActiveSession() is None:
-        import_in_background(importing)
     started = time.monotonic()
     spark = get_spark(config)
     log.info("SparkSession ready in %.1f s", time.monotonic() - started)
@@ -176,7 +164,7 @@ def _gate(
     from jobs.quality.gates import GATES, Night, build_checks
 
     config = config or load_config()
-    spark = _session(config, importing=("jobs.quality.gate", "jobs.quality.gates"))
+    spark = _session(config)
     landing_now = None
     if layer == "bronze":
         from jobs.ingest.bronze import landing_snapshot

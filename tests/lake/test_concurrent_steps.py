@@ -1,14 +1,12 @@
-"""Independent Spark steps run at the same time (jobs.lake.spark.in_parallel / run_concurrently), and
-modules are imported beside a JVM start (import_in_background)."""
+"""Independent Spark steps run at the same time (jobs.lake.spark.in_parallel / run_concurrently)."""
 
 from __future__ import annotations
 
-import sys
 import threading
 
 import pytest
 
-from jobs.lake.spark import import_in_background, in_parallel, run_concurrently
+from jobs.lake.spark import in_parallel, run_concurrently
 
 
 def test_steps_overlap_and_results_keep_the_steps_order() -> None:
@@ -85,33 +83,3 @@ def test_each_writing_step_has_its_own_session_settings_and_the_callers_job_grou
     assert results == {"orders": ("orders", "caller-group"), "shipments": ("shipments", "caller-group")}
     # The caller's own session is untouched.
     assert spark.conf.get("spark.databricks.delta.commitInfo.userMetadata", None) is None
-
-
-def test_modules_imported_in_the_background_are_imported_in_their_own_thread(tmp_path, monkeypatch) -> None:
-    # Written now, so that nothing imported them before: the thread is the one that does.
-    (tmp_path / "cx_probe_first.py").write_text("import threading\nIMPORTED_IN = threading.current_thread().name\n")
-    (tmp_path / "cx_probe_second.py").write_text("import threading\nIMPORTED_IN = threading.current_thread().name\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    for name in ("cx_probe_first", "cx_probe_second"):
-        monkeypatch.delitem(sys.modules, name, raising=False)
-
-    import_in_background(("cx_probe_first", "cx_probe_second")).join(timeout=30)
-
-    import cx_probe_first
-    import cx_probe_second
-
-    assert cx_probe_first.IMPORTED_IN == cx_probe_second.IMPORTED_IN == "import-in-background"
-
-
-def test_a_module_that_fails_in_the_background_raises_its_error_at_the_callers_import(tmp_path, monkeypatch) -> None:
-    (tmp_path / "cx_probe_broken.py").write_text("RATIO = 1 / 0\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.delitem(sys.modules, "cx_probe_broken", raising=False)
-
-    thread = import_in_background(("cx_probe_broken",))
-    thread.join(timeout=30)
-
-    assert not thread.is_alive()  # the thread ended quietly: nothing raised where nobody looks
-    assert "cx_probe_broken" not in sys.modules
-    with pytest.raises(ZeroDivisionError):
-        import cx_probe_broken  # noqa: F401
