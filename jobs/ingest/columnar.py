@@ -98,6 +98,11 @@ class ColumnarResult:
     values: list[int]
     slow_positions: list[int]
 
+    @classmethod
+    def all_slow(cls, width: int, slow_positions: list[int]) -> ColumnarResult:
+        """Nothing classified here: every line of ``slow_positions`` is the line path's."""
+        return cls(pa.array([], pa.int64()), [], pa.array([], pa.string()), [0] * width, slow_positions)
+
 
 class ColumnarJsonTyper:
     """Classifies the plain JSON lines of a contract column-wise (see the module docstring).
@@ -196,9 +201,7 @@ class ColumnarJsonTyper:
         """Classify what can be proven here; return the rest's positions for the line path."""
         width = len(self.columns)
         if not self.supported or not len(texts):
-            return ColumnarResult(
-                pa.array([], pa.int64()), [], pa.array([], pa.string()), [0] * width, list(range(len(texts)))
-            )
+            return ColumnarResult.all_slow(width, list(range(len(texts))))
         plain = pc.and_(pc.starts_with(texts, "{"), pc.ends_with(texts, "}"))
         # The per-line searches run only when the batch's bytes hold the pattern at all.
         text_bytes = _bytes_of(texts)
@@ -212,7 +215,7 @@ class ColumnarJsonTyper:
         done, refused = self._parse(texts.filter(plain))
         slow += candidates[refused].tolist()
         if not done:
-            return ColumnarResult(pa.array([], pa.int64()), [], pa.array([], pa.string()), [0] * width, sorted(slow))
+            return ColumnarResult.all_slow(width, sorted(slow))
         # The pieces typed as one table (the per-call cost of some forty kernels, once a batch):
         # the declared columns have the same types in every piece; the fields the contract does
         # not name are looked for in every line of the batch.
@@ -226,7 +229,7 @@ class ColumnarJsonTyper:
         self, positions: pa.Array, table: pa.Table, texts: pa.Array, arrival_day: int | None, extras: list[str]
     ) -> tuple[pa.Array, list[pa.Array], pa.Array, list[int], list[int]]:
         count = table.num_rows
-        to_slow = pa.array([False] * count)
+        to_slow = pa.repeat(pa.scalar(False), count)
         if extras:
             # An extra field goes to ``_extra`` with its JSON text, and null and absent differ
             # there: lines that may hold one are the line path's.
@@ -272,7 +275,7 @@ class ColumnarJsonTyper:
             reason = pc.if_else(pc.fill_null(late, False), "too_late", reason)
         for column in reversed(self.columns):
             if column.low is not None or column.high is not None:
-                outside = pa.array([False] * count)
+                outside = pa.repeat(pa.scalar(False), count)
                 if column.low is not None:
                     outside = pc.or_(outside, pc.less(typed[column.index], column.low))
                 if column.high is not None:
