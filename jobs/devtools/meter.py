@@ -6,9 +6,11 @@ Delta commits it made and the files and rows those commits added (read from the 
 ``_delta_log`` entries: each ``add`` action carries ``numRecords``), the files its Spark scans
 read once partitions and file statistics had pruned them (Spark's own "number of files read" of
 each scan, data files and Delta log files apart: what shows whether a night reads the slice it
-needs or the whole history), and the peak resident memory of the Python driver and of the Spark
-JVM, sampled apart (a JVM started by PySpark is a child process that ``getrusage`` of the driver
-cannot see). Local lakes only (the log is read from disk).
+needs or the whole history), the CPU seconds the Python driver and the Spark JVM used (user +
+system time of each process, every thread included: the work a stage did, which an hour of slow
+or shared cores inflates far less than its wall seconds), and the peak resident memory of the
+Python driver and of the Spark JVM, sampled apart (a JVM started by PySpark is a child process
+that ``getrusage`` of the driver cannot see). Local lakes only (the log is read from disk).
 
 Measured, never asserted: benchmarks print these figures, tests do not time anything.
 """
@@ -52,6 +54,13 @@ class StageFigures:
     log_files_read: int = 0
     driver_peak_rss_mb: float = 0.0
     jvm_peak_rss_mb: float = 0.0
+    driver_cpu_seconds: float = 0.0
+    jvm_cpu_seconds: float = 0.0
+
+    @property
+    def cpu_seconds(self) -> float:
+        """CPU seconds of the driver and the JVM together."""
+        return self.driver_cpu_seconds + self.jvm_cpu_seconds
 
     @property
     def rows_per_second(self) -> float | None:
@@ -59,7 +68,7 @@ class StageFigures:
         return rows / self.seconds if self.seconds > 0 and rows else None
 
     def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "rows_per_second": self.rows_per_second}
+        return {**asdict(self), "rows_per_second": self.rows_per_second, "cpu_seconds": round(self.cpu_seconds, 2)}
 
 
 def _jvms(driver: psutil.Process) -> list[psutil.Process]:
@@ -67,6 +76,34 @@ def _jvms(driver: psutil.Process) -> list[psutil.Process]:
         return [p for p in driver.children(recursive=True) if p.name().startswith("java")]
     except psutil.Error:
         return []
+
+
+def _cpu_seconds(proc: psutil.Process) -> float:
+    """User + system CPU seconds ``proc`` has used so far (all its threads; 0 once it exited)."""
+    try:
+        times = proc.cpu_times()
+    except psutil.Error:
+        return 0.0
+    return times.user + times.system
+
+
+class _CpuClock:
+    """CPU seconds of the driver and of its JVMs between start and :meth:`stop`. A JVM started
+    meanwhile counts from zero; a JVM that exited meanwhile is counted up to its last reading."""
+
+    def __init__(self) -> None:
+        self._driver = psutil.Process(os.getpid())
+        self._driver_start = _cpu_seconds(self._driver)
+        self._jvm_start = {p.pid: (p, _cpu_seconds(p)) for p in _jvms(self._driver)}
+
+    def stop(self) -> tuple[float, float]:
+        """(driver, JVM) CPU seconds since start."""
+        driver = _cpu_seconds(self._driver) - self._driver_start
+        jvm = 0.0
+        now = {p.pid: p for p in _jvms(self._driver)}
+        for pid, proc in now.items():
+            jvm += _cpu_seconds(proc) - (self._jvm_start[pid][1] if pid in self._jvm_start else 0.0)
+        return driver, jvm
 
 
 class _PeakSampler:
@@ -221,12 +258,14 @@ class StageMeter:
         if self.progress:
             print(f"  {name} ...", end="", flush=True)
         started = time.monotonic()
+        cpu = _CpuClock()
         with _PeakSampler() as sampler:
             try:
                 yield
             finally:
                 context.setLocalProperty("spark.jobGroup.id", None)
         seconds = time.monotonic() - started
+        driver_cpu, jvm_cpu = cpu.stop()
         commits = _commit_files(self.lake_root) - before
         files, rows, merge_files_read = _added(commits)
         data_files_read, log_files_read = _files_read(self.spark, last_execution)
@@ -243,11 +282,14 @@ class StageMeter:
             log_files_read=log_files_read,
             driver_peak_rss_mb=round(sampler.driver_peak / _MIB, 1),
             jvm_peak_rss_mb=round(sampler.jvm_peak / _MIB, 1),
+            driver_cpu_seconds=round(driver_cpu, 2),
+            jvm_cpu_seconds=round(jvm_cpu, 2),
         )
         self.stages.append(figures)
         if self.progress:
             print(
-                f" {figures.seconds:.1f} s, {figures.spark_jobs} Spark jobs, {figures.delta_commits} commits, "
+                f" {figures.seconds:.1f} s (CPU: driver {figures.driver_cpu_seconds:.1f} s, JVM "
+                f"{figures.jvm_cpu_seconds:.1f} s), {figures.spark_jobs} Spark jobs, {figures.delta_commits} commits, "
                 f"{figures.rows_written} rows written, {figures.files_read} data files read",
                 flush=True,
             )
@@ -255,18 +297,20 @@ class StageMeter:
     def table(self) -> str:
         """The stages as an aligned text table (what ``cxlake bench`` prints)."""
         head = (
-            f"{'stage':28s} {'seconds':>8s} {'rows in':>10s} {'rows out':>10s} {'rows/s':>9s} "
+            f"{'stage':28s} {'seconds':>8s} {'CPU s':>7s} {'rows in':>10s} {'rows out':>10s} {'rows/s':>9s} "
             f"{'jobs':>5s} {'commits':>7s} {'files':>6s} {'read':>6s} {'log read':>8s} {'driver MB':>9s} {'JVM MB':>7s}"
         )
         lines = [head, "-" * len(head)]
         for s in self.stages:
             rate = s.rows_per_second
             lines.append(
-                f"{s.name:28s} {s.seconds:8.1f} {'' if s.rows_in is None else s.rows_in:>10} {s.rows_written:>10d} "
+                f"{s.name:28s} {s.seconds:8.1f} {s.cpu_seconds:7.1f} {'' if s.rows_in is None else s.rows_in:>10} "
+                f"{s.rows_written:>10d} "
                 f"{'' if rate is None else f'{rate:,.0f}':>9s} {s.spark_jobs:5d} {s.delta_commits:7d} "
                 f"{s.files_written:6d} {s.files_read:6d} {s.log_files_read:8d} "
                 f"{s.driver_peak_rss_mb:9.0f} {s.jvm_peak_rss_mb:7.0f}"
             )
         total = sum(s.seconds for s in self.stages)
-        lines.append(f"{'total':28s} {total:8.1f}")
+        cpu = sum(s.cpu_seconds for s in self.stages)
+        lines.append(f"{'total':28s} {total:8.1f} {cpu:7.1f}")
         return "\n".join(lines)

@@ -1,7 +1,8 @@
-"""StageMeter's files read: what each stage's Spark scans read after partition pruning."""
+"""StageMeter: the files each stage's Spark scans read after partition pruning, and the CPU each process spent."""
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import pyspark.sql.functions as F
@@ -34,3 +35,26 @@ def test_files_read_counts_the_data_files_a_stage_scans_after_partition_pruning(
     assert no_spark.log_files_read == 0
     assert meter.stages[0].as_dict()["files_read"] == 2
     assert "log read" in meter.table()
+
+
+def test_cpu_seconds_are_those_of_the_process_that_did_the_work(spark, tmp_path: Path) -> None:
+    meter = StageMeter(spark, tmp_path / "lake", progress=False)
+
+    with meter.stage("Spark works"):
+        # A hash per row keeps the JVM's task threads busy; the Python driver only waits.
+        spark.range(2_000_000).selectExpr("count_if(sha2(cast(id as string), 256) > 'a')").collect()
+    with meter.stage("Python works"):
+        # Hashing in the driver: no Spark job at all.
+        digest = b""
+        for i in range(200_000):
+            digest = hashlib.sha256(digest + str(i).encode()).digest()
+    with meter.stage("nothing"):
+        pass
+
+    spark_works, python_works, nothing = meter.stages
+    # Each stage's CPU lands on the process that did the work, and an empty stage has next to
+    # none (the JVM's own threads, e.g. heartbeats, may tick while it runs).
+    assert spark_works.jvm_cpu_seconds > max(spark_works.driver_cpu_seconds, nothing.jvm_cpu_seconds)
+    assert python_works.driver_cpu_seconds > max(python_works.jvm_cpu_seconds, nothing.driver_cpu_seconds)
+    assert spark_works.as_dict()["cpu_seconds"] == round(spark_works.cpu_seconds, 2)
+    assert "CPU s" in meter.table()
