@@ -89,20 +89,17 @@ def _cpu_seconds(proc: psutil.Process) -> float:
 
 class _CpuClock:
     """CPU seconds of the driver and of its JVMs between start and :meth:`stop`. A JVM started
-    meanwhile counts from zero; a JVM that exited meanwhile is counted up to its last reading."""
+    meanwhile counts from zero; one that exited meanwhile is not counted (its time is gone with it)."""
 
     def __init__(self) -> None:
         self._driver = psutil.Process(os.getpid())
         self._driver_start = _cpu_seconds(self._driver)
-        self._jvm_start = {p.pid: (p, _cpu_seconds(p)) for p in _jvms(self._driver)}
+        self._jvm_start = {p.pid: _cpu_seconds(p) for p in _jvms(self._driver)}
 
     def stop(self) -> tuple[float, float]:
         """(driver, JVM) CPU seconds since start."""
         driver = _cpu_seconds(self._driver) - self._driver_start
-        jvm = 0.0
-        now = {p.pid: p for p in _jvms(self._driver)}
-        for pid, proc in now.items():
-            jvm += _cpu_seconds(proc) - (self._jvm_start[pid][1] if pid in self._jvm_start else 0.0)
+        jvm = sum(max(_cpu_seconds(p) - self._jvm_start.get(p.pid, 0.0), 0.0) for p in _jvms(self._driver))
         return driver, jvm
 
 
