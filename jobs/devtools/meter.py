@@ -87,29 +87,17 @@ def _cpu_seconds(proc: psutil.Process) -> float:
     return times.user + times.system
 
 
-class _CpuClock:
-    """CPU seconds of the driver and of its JVMs between start and :meth:`stop`. A JVM started
-    meanwhile counts from zero; one that exited meanwhile is not counted (its time is gone with it)."""
-
-    def __init__(self) -> None:
-        self._driver = psutil.Process(os.getpid())
-        self._driver_start = _cpu_seconds(self._driver)
-        self._jvm_start = {p.pid: _cpu_seconds(p) for p in _jvms(self._driver)}
-
-    def stop(self) -> tuple[float, float]:
-        """(driver, JVM) CPU seconds since start."""
-        driver = _cpu_seconds(self._driver) - self._driver_start
-        jvm = sum(max(_cpu_seconds(p) - self._jvm_start.get(p.pid, 0.0), 0.0) for p in _jvms(self._driver))
-        return driver, jvm
-
-
-class _PeakSampler:
-    """Samples the driver's and the JVM's RSS every 0.1 s in a daemon thread; keeps the peaks."""
+class _ProcessSampler:
+    """Samples the driver's and the JVM's RSS every 0.1 s in a daemon thread and keeps the peaks;
+    reads their CPU seconds on entry and on exit (``driver_cpu``, ``jvm_cpu``: the time between).
+    A JVM started meanwhile counts from zero; one that exited meanwhile is not counted."""
 
     def __init__(self) -> None:
         self._driver = psutil.Process(os.getpid())
         self.driver_peak = 0
         self.jvm_peak = 0
+        self.driver_cpu = 0.0
+        self.jvm_cpu = 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
 
@@ -130,7 +118,9 @@ class _PeakSampler:
         while not self._stop.wait(_SAMPLE_SECONDS):
             self._sample()
 
-    def __enter__(self) -> _PeakSampler:
+    def __enter__(self) -> _ProcessSampler:
+        self._driver_cpu_start = _cpu_seconds(self._driver)
+        self._jvm_cpu_start = {p.pid: _cpu_seconds(p) for p in _jvms(self._driver)}
         self._sample()
         self._thread.start()
         return self
@@ -138,6 +128,8 @@ class _PeakSampler:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
+        self.driver_cpu = _cpu_seconds(self._driver) - self._driver_cpu_start
+        self.jvm_cpu = sum(max(_cpu_seconds(p) - self._jvm_cpu_start.get(p.pid, 0.0), 0.0) for p in _jvms(self._driver))
         self._sample()
 
 
@@ -255,14 +247,12 @@ class StageMeter:
         if self.progress:
             print(f"  {name} ...", end="", flush=True)
         started = time.monotonic()
-        cpu = _CpuClock()
-        with _PeakSampler() as sampler:
+        with _ProcessSampler() as sampler:
             try:
                 yield
             finally:
                 context.setLocalProperty("spark.jobGroup.id", None)
         seconds = time.monotonic() - started
-        driver_cpu, jvm_cpu = cpu.stop()
         commits = _commit_files(self.lake_root) - before
         files, rows, merge_files_read = _added(commits)
         data_files_read, log_files_read = _files_read(self.spark, last_execution)
@@ -279,8 +269,8 @@ class StageMeter:
             log_files_read=log_files_read,
             driver_peak_rss_mb=round(sampler.driver_peak / _MIB, 1),
             jvm_peak_rss_mb=round(sampler.jvm_peak / _MIB, 1),
-            driver_cpu_seconds=round(driver_cpu, 2),
-            jvm_cpu_seconds=round(jvm_cpu, 2),
+            driver_cpu_seconds=round(sampler.driver_cpu, 2),
+            jvm_cpu_seconds=round(sampler.jvm_cpu, 2),
         )
         self.stages.append(figures)
         if self.progress:
